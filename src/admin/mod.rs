@@ -1,0 +1,72 @@
+//! The admin listener: its own port, never a traffic port. Health of the
+//! process for a layer-4 balancer in front (`/healthz`).
+
+use crate::gateway::Gateway;
+use crate::listener::ListenerHandle;
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use std::convert::Infallible;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// Starts the admin accept loop.
+pub fn spawn(listener: TcpListener, gw: Arc<Gateway>) -> std::io::Result<ListenerHandle> {
+    let local_addr = listener.local_addr()?;
+    let (stop, mut stopped) = watch::channel(false);
+    let task = tokio::spawn(async move {
+        loop {
+            let (stream, _) = tokio::select! {
+                r = listener.accept() => match r {
+                    Ok(s) => s,
+                    Err(_) => continue,
+                },
+                _ = stopped.wait_for(|s| *s) => break,
+            };
+            let gw = gw.clone();
+            tokio::spawn(async move {
+                let svc = service_fn(move |req| {
+                    let gw = gw.clone();
+                    async move { Ok::<_, Infallible>(route(&gw, req).await) }
+                });
+                let _ = auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    Ok(ListenerHandle {
+        name: "admin".into(),
+        local_addr,
+        stop,
+        task,
+    })
+}
+
+async fn route(gw: &Gateway, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    match (req.method().as_str(), req.uri().path()) {
+        ("GET", "/healthz") => {
+            if gw.is_shutting_down() {
+                text(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n")
+            } else {
+                text(StatusCode::OK, "ok\n")
+            }
+        }
+        _ => text(StatusCode::NOT_FOUND, "not found\n"),
+    }
+}
+
+fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}

@@ -1,0 +1,282 @@
+//! Turns the parsed YAML ([`super::raw`]) into a validated runtime
+//! [`Snapshot`]. Every problem is collected with its key path, so one
+//! `farmgate check` lists them all.
+
+use super::error::Problems;
+use super::raw::*;
+use super::snapshot::*;
+use crate::farm::{selection, server::parse_address, Farm, Server, ServerKey, StateRegistry};
+use crate::rules::RuleSet;
+use ipnet::IpNet;
+use std::collections::HashSet;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+/// Builds a snapshot, reusing long-lived server state from `registry`.
+pub fn build(raw: RawConfig, file: &str, registry: &StateRegistry) -> Result<Snapshot, Problems> {
+    let mut p = Problems::default();
+
+    let listeners = build_listeners(&raw.listeners, &mut p);
+    let admin = build_admin(&raw.admin, &mut p);
+    if admin.enabled && listeners.iter().any(|l| l.bind == admin.bind) {
+        p.add("admin.bind", "the admin listener must not share a traffic listener's address");
+    }
+    let proxy = build_proxy(&raw.proxy, &mut p);
+    let log = LogSpec {
+        access: raw.log.access,
+        access_file: raw.log.access_file.clone(),
+        level: raw.log.level.clone().unwrap_or_else(|| "info".into()),
+    };
+    if !["trace", "debug", "info", "warn", "error"].contains(&log.level.as_str()) {
+        p.add(
+            "log.level",
+            format!("unknown level {:?}; expected trace, debug, info, warn or error", log.level),
+        );
+    }
+    if raw.runtime.worker_threads == Some(0) {
+        p.add("runtime.worker_threads", "must be at least 1");
+    }
+    let runtime = RuntimeSpec {
+        worker_threads: raw.runtime.worker_threads,
+        shutdown_timeout: raw
+            .runtime
+            .shutdown_timeout
+            .map_or(Duration::from_secs(30), |d| d.0),
+    };
+
+    let farms = build_farms(&raw.farms, registry, &mut p);
+    let default_farm = match &raw.default_farm {
+        Some(name) => {
+            let idx = farms.iter().position(|f| &*f.name == name.as_str());
+            if idx.is_none() {
+                p.add("default_farm", format!("unknown farm {name:?}"));
+            }
+            idx
+        }
+        None if farms.len() == 1 => Some(0),
+        None => None,
+    };
+    if !raw.rules.is_empty() {
+        p.add("rules", "URL rewrite rules are not available in this build");
+    }
+
+    if p.is_empty() {
+        Ok(Snapshot {
+            file: file.to_string(),
+            listeners,
+            admin,
+            proxy,
+            log,
+            runtime,
+            farms,
+            default_farm,
+            rules: RuleSet::default(),
+        })
+    } else {
+        Err(p)
+    }
+}
+
+fn parse_bind(text: &str) -> Result<SocketAddr, String> {
+    text.parse().map_err(|_| {
+        format!("{text:?} is not an IP address and port (e.g. \"127.0.0.1:8080\" or \"[::]:443\")")
+    })
+}
+
+fn build_listeners(raw: &[RawListener], p: &mut Problems) -> Vec<ListenerSpec> {
+    if raw.is_empty() {
+        p.add("listeners", "at least one listener is needed (e.g. bind: \"127.0.0.1:8080\")");
+    }
+    let mut seen_binds = HashSet::new();
+    let mut seen_names = HashSet::new();
+    let mut out = Vec::new();
+    for (i, l) in raw.iter().enumerate() {
+        let name = l.name.clone().unwrap_or_else(|| l.bind.clone());
+        if !seen_names.insert(name.clone()) {
+            p.add(format!("listeners[{i}].name"), format!("duplicate listener name {name:?}"));
+        }
+        if l.tls.is_some() {
+            p.add(format!("listeners[{i}].tls"), "TLS is not available in this build");
+        }
+        match parse_bind(&l.bind) {
+            Ok(bind) => {
+                if bind.port() != 0 && !seen_binds.insert(bind) {
+                    p.add(
+                        format!("listeners[{i}].bind"),
+                        format!("another listener already binds {bind}"),
+                    );
+                }
+                out.push(ListenerSpec {
+                    name: name.into(),
+                    bind,
+                });
+            }
+            Err(e) => p.add(format!("listeners[{i}].bind"), e),
+        }
+    }
+    out
+}
+
+fn build_admin(raw: &RawAdmin, p: &mut Problems) -> AdminSpec {
+    let bind = parse_bind(&raw.bind).unwrap_or_else(|e| {
+        p.add("admin.bind", e);
+        SocketAddr::from(([127, 0, 0, 1], 9090))
+    });
+    let token = match (&raw.token, &raw.token_file) {
+        (Some(_), Some(_)) => {
+            p.add("admin.token_file", "give either token or token_file, not both");
+            None
+        }
+        (Some(t), None) => Some(t.clone()),
+        (None, Some(path)) => match std::fs::read_to_string(path) {
+            Ok(t) => Some(t.trim().to_string()),
+            Err(e) => {
+                p.add("admin.token_file", format!("cannot read {}: {e}", path.display()));
+                None
+            }
+        },
+        (None, None) => None,
+    };
+    if token.as_deref() == Some("") {
+        p.add("admin.token", "the admin token must not be empty");
+    }
+    let enabled = raw.enabled.unwrap_or(true);
+    if enabled && token.is_none() && !bind.ip().is_loopback() {
+        p.add(
+            "admin.bind",
+            format!(
+                "the admin listener binds {bind}, which is not loopback, without a token; \
+                 set admin.token or admin.token_file, or bind 127.0.0.1"
+            ),
+        );
+    }
+    AdminSpec {
+        enabled,
+        bind,
+        token,
+    }
+}
+
+fn build_proxy(raw: &RawProxy, p: &mut Problems) -> ProxySpec {
+    let mut trusted = Vec::new();
+    for (i, t) in raw.trusted_proxies.iter().enumerate() {
+        match t.parse::<IpNet>() {
+            Ok(net) => trusted.push(net),
+            Err(_) => match t.parse::<IpAddr>() {
+                Ok(ip) => trusted.push(IpNet::from(ip)),
+                Err(_) => p.add(
+                    format!("proxy.trusted_proxies[{i}]"),
+                    format!("{t:?} is not an IP address or CIDR (e.g. \"10.0.0.0/8\")"),
+                ),
+            },
+        }
+    }
+    let connect_timeout = raw.connect_timeout.map_or(Duration::from_secs(3), |d| d.0);
+    if connect_timeout.is_zero() {
+        p.add("proxy.connect_timeout", "must be greater than 0");
+    }
+    let response_timeout = raw.response_timeout.map_or(Duration::from_secs(60), |d| d.0);
+    if response_timeout.is_zero() {
+        p.add("proxy.response_timeout", "must be greater than 0");
+    }
+    if raw.header_timeout.is_some() || raw.max_header_size.is_some() {
+        p.add("proxy", "header_timeout and max_header_size are not available in this build");
+    }
+    ProxySpec {
+        forwarded_for: raw.forwarded_for,
+        trusted_proxies: trusted,
+        preserve_host: raw.preserve_host.unwrap_or(true),
+        connect_timeout,
+        response_timeout,
+        idle_timeout: raw.idle_timeout.map_or(Duration::from_secs(90), |d| d.0),
+        retries: raw.retries.unwrap_or(2),
+        max_request_body: raw.max_request_body.map_or(100 << 20, |s| s.0),
+    }
+}
+
+fn build_farms(raw: &[RawFarm], registry: &StateRegistry, p: &mut Problems) -> Vec<Farm> {
+    if raw.is_empty() {
+        p.add("farms", "at least one farm with servers is needed");
+    }
+    let mut names = HashSet::new();
+    let mut out = Vec::new();
+    for (fi, f) in raw.iter().enumerate() {
+        let at = format!("farms[{fi}]");
+        if f.name.trim().is_empty() {
+            p.add(format!("{at}.name"), "a farm needs a name");
+        } else if !names.insert(f.name.as_str()) {
+            p.add(format!("{at}.name"), format!("duplicate farm name {:?}", f.name));
+        }
+        for (key, present) in [
+            ("affinity", f.affinity.is_some()),
+            ("health_check", f.health_check.is_some()),
+            ("live_traffic", f.live_traffic.is_some()),
+            ("min_servers", f.min_servers.is_some()),
+            ("slow_start", f.slow_start.is_some()),
+            ("cache", f.cache.is_some()),
+            ("tls", f.tls.is_some()),
+            ("hash_key", f.hash_key.is_some()),
+        ] {
+            if present {
+                p.add(format!("{at}.{key}"), format!("{key} is not available in this build"));
+            }
+        }
+        let servers = build_servers(f, &at, registry, p);
+        let algorithm = f
+            .algorithm
+            .clone()
+            .unwrap_or_else(|| selection::DEFAULT_ALGORITHM.to_string());
+        match selection::build(&algorithm, &servers) {
+            Ok(policy) => out.push(Farm {
+                name: f.name.as_str().into(),
+                algorithm,
+                servers,
+                policy,
+            }),
+            Err(e) => p.add(format!("{at}.algorithm"), e),
+        }
+    }
+    out
+}
+
+fn build_servers(f: &RawFarm, at: &str, registry: &StateRegistry, p: &mut Problems) -> Vec<Server> {
+    if f.servers.is_empty() {
+        p.add(format!("{at}.servers"), format!("farm {:?} has no servers", f.name));
+    }
+    let mut names = HashSet::new();
+    let mut out = Vec::new();
+    for (si, s) in f.servers.iter().enumerate() {
+        let sat = format!("{at}.servers[{si}]");
+        let name = s.name.clone().unwrap_or_else(|| s.address.clone());
+        if !names.insert(name.clone()) {
+            p.add(
+                format!("{sat}.{}", if s.name.is_some() { "name" } else { "address" }),
+                format!("duplicate server {name:?} in farm {:?}", f.name),
+            );
+        }
+        match parse_address(&s.address) {
+            Ok((scheme, authority)) => {
+                if scheme == http::uri::Scheme::HTTPS {
+                    p.add(format!("{sat}.address"), "https:// backends are not available in this build");
+                }
+                let key = ServerKey {
+                    farm: f.name.clone(),
+                    server: name.clone(),
+                };
+                let host_header = http::HeaderValue::from_str(authority.as_str())
+                    .unwrap_or_else(|_| http::HeaderValue::from_static("localhost"));
+                out.push(Server {
+                    name: name.as_str().into(),
+                    address: s.address.as_str().into(),
+                    scheme,
+                    authority,
+                    host_header,
+                    weight: s.weight.unwrap_or(1),
+                    state: registry.get_or_create(&key),
+                });
+            }
+            Err(e) => p.add(format!("{sat}.address"), e),
+        }
+    }
+    out
+}

@@ -1,0 +1,100 @@
+//! The compiled, immutable runtime snapshot. Built once per load or reload
+//! by `config::build`, then shared behind one `ArcSwap`; a request loads it
+//! once and uses it to the end, so a reload never changes a request midway.
+
+use crate::farm::Farm;
+use crate::rules::RuleSet;
+use ipnet::IpNet;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use super::raw::{AccessFormat, ForwardedFor};
+
+#[derive(Debug)]
+pub struct Snapshot {
+    /// The file this was read from, for messages.
+    pub file: String,
+    pub listeners: Vec<ListenerSpec>,
+    pub admin: AdminSpec,
+    pub proxy: ProxySpec,
+    pub log: LogSpec,
+    pub runtime: RuntimeSpec,
+    pub farms: Vec<Farm>,
+    pub default_farm: Option<usize>,
+    pub rules: RuleSet,
+}
+
+impl Snapshot {
+    pub fn farm_index(&self, name: &str) -> Option<usize> {
+        self.farms.iter().position(|f| &*f.name == name)
+    }
+
+    /// A one-line summary for `farmgate check` and the start-up log.
+    pub fn summary(&self) -> String {
+        let servers: usize = self.farms.iter().map(|f| f.servers.len()).sum();
+        format!(
+            "{} listener(s), {} farm(s), {} server(s), {} rule(s)",
+            self.listeners.len(),
+            self.farms.len(),
+            servers,
+            self.rules.len()
+        )
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ListenerSpec {
+    pub name: Arc<str>,
+    pub bind: SocketAddr,
+}
+
+#[derive(Debug, Clone)]
+pub struct AdminSpec {
+    pub enabled: bool,
+    pub bind: SocketAddr,
+    pub token: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ProxySpec {
+    pub forwarded_for: ForwardedFor,
+    pub trusted_proxies: Vec<IpNet>,
+    pub preserve_host: bool,
+    pub connect_timeout: Duration,
+    pub response_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub retries: u32,
+    pub max_request_body: u64,
+}
+
+impl ProxySpec {
+    #[inline]
+    pub fn is_trusted(&self, ip: IpAddr) -> bool {
+        let ip = canonical_ip(ip);
+        self.trusted_proxies.iter().any(|net| net.contains(&ip))
+    }
+}
+
+/// IPv4-mapped IPv6 addresses (from dual-stack sockets) as plain IPv4.
+#[inline]
+pub fn canonical_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+        v4 => v4,
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct LogSpec {
+    pub access: AccessFormat,
+    pub access_file: Option<PathBuf>,
+    pub level: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct RuntimeSpec {
+    pub worker_threads: Option<usize>,
+    pub shutdown_timeout: Duration,
+}

@@ -1,0 +1,116 @@
+//! `farmgate demo`: three small backends in-process and a proxy in front of
+//! them, from the embedded `config/demo.yaml`, so a newcomer sees a working
+//! farm with one command. The demo backends are also used by examples.
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+/// The demo config, as shipped in config/demo.yaml.
+pub const DEMO_CONFIG: &str = include_str!("../config/demo.yaml");
+
+/// Where the demo backends listen (must match config/demo.yaml).
+pub const DEMO_BACKENDS: [(&str, &str); 3] = [
+    ("demo-1", "127.0.0.1:9101"),
+    ("demo-2", "127.0.0.1:9102"),
+    ("demo-3", "127.0.0.1:9103"),
+];
+
+/// Starts one demo backend named `name` on `listener`. It answers:
+/// `/health` with `OK`, `/slow?ms=N` after N ms (default 2000), and every
+/// other path with a line naming itself, the path and X-Forwarded-For.
+pub fn spawn_backend(name: &str, listener: TcpListener) -> tokio::task::JoinHandle<()> {
+    let name: Arc<str> = name.into();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let name = name.clone();
+            tokio::spawn(async move {
+                let svc = service_fn(move |req| {
+                    let name = name.clone();
+                    async move { Ok::<_, Infallible>(answer(&name, req).await) }
+                });
+                let _ = auto::Builder::new(TokioExecutor::new())
+                    .serve_connection_with_upgrades(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    })
+}
+
+async fn answer(name: &str, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let path = req.uri().path();
+    let body = match path {
+        "/health" => "OK\n".to_string(),
+        "/slow" => {
+            let ms = req
+                .uri()
+                .query()
+                .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("ms=")))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(2000u64)
+                .min(60_000);
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            format!("{name}: slow answer after {ms} ms\n")
+        }
+        _ => {
+            let xff = req
+                .headers()
+                .get("x-forwarded-for")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("-");
+            format!("Hello from {name}: you asked for {path} (X-Forwarded-For: {xff})\n")
+        }
+    };
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    *resp.status_mut() = StatusCode::OK;
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    if let Ok(v) = http::HeaderValue::from_str(name) {
+        resp.headers_mut().insert("x-served-by", v);
+    }
+    resp
+}
+
+/// Binds and starts the three demo backends.
+pub async fn start_backends() -> std::io::Result<Vec<SocketAddr>> {
+    let mut addrs = Vec::new();
+    for (name, addr) in DEMO_BACKENDS {
+        let l = TcpListener::bind(addr).await.map_err(|e| {
+            std::io::Error::new(e.kind(), format!("demo backend {name} cannot listen on {addr}: {e}"))
+        })?;
+        addrs.push(l.local_addr()?);
+        spawn_backend(name, l);
+    }
+    Ok(addrs)
+}
+
+/// What to try, printed when the demo starts.
+pub fn banner(proxy: SocketAddr, admin: Option<SocketAddr>) -> String {
+    let mut s = format!(
+        "\nfarmgate demo is running: a farm of three backends behind http://{proxy}\n\n\
+         Try:\n  \
+         curl http://{proxy}/                 # round robin: demo-1, demo-2, demo-3, ...\n  \
+         for i in 1 2 3 4 5 6; do curl -s http://{proxy}/; done\n  \
+         curl http://{proxy}/slow?ms=500      # a slow request, streamed back\n  \
+         curl -H 'X-Forwarded-For: 203.0.113.7' http://{proxy}/   # X-Forwarded-For is appended\n"
+    );
+    if let Some(a) = admin {
+        s.push_str(&format!("  curl http://{a}/healthz              # the admin listener\n"));
+    }
+    s.push_str("\nThe config is config/demo.yaml. Press Ctrl-C to stop.\n");
+    s
+}

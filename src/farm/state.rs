@@ -1,0 +1,146 @@
+//! Long-lived per-server state: health, admin state and live counters.
+//!
+//! It is keyed by server identity (farm name + server name) in a
+//! [`StateRegistry`], so a config reload that keeps a server keeps its state.
+//! The request path reads and writes it through atomics only.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// Identity of a server across reloads: its farm and its name.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ServerKey {
+    pub farm: String,
+    pub server: String,
+}
+
+/// What the operator asked for (admin API), independent of health.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum AdminState {
+    Enabled = 0,
+    /// No new requests or sessions; affinity-bound clients still reach it.
+    Draining = 1,
+    Disabled = 2,
+}
+
+impl AdminState {
+    fn from_u8(v: u8) -> Self {
+        match v {
+            1 => AdminState::Draining,
+            2 => AdminState::Disabled,
+            _ => AdminState::Enabled,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AdminState::Enabled => "enabled",
+            AdminState::Draining => "draining",
+            AdminState::Disabled => "disabled",
+        }
+    }
+}
+
+/// State shared by every snapshot that contains this server.
+#[derive(Debug)]
+pub struct ServerState {
+    pub key: ServerKey,
+    healthy: AtomicBool,
+    admin: AtomicU8,
+    /// Set by the farm's minimum-servers floor: serve even though unhealthy.
+    forced: AtomicBool,
+    /// Requests sent to this server whose response has not finished.
+    pub in_flight: AtomicU64,
+    /// Requests sent, finished or not.
+    pub requests: AtomicU64,
+    /// Failed attempts (connect errors, timeouts, resets, failure statuses).
+    pub failures: AtomicU64,
+    pub bytes_sent: AtomicU64,
+    pub bytes_received: AtomicU64,
+    /// Sum of response-header latency in microseconds, for the average.
+    pub latency_us_total: AtomicU64,
+    pub created: Instant,
+}
+
+impl ServerState {
+    pub fn new(key: ServerKey) -> Self {
+        ServerState {
+            key,
+            healthy: AtomicBool::new(true),
+            admin: AtomicU8::new(AdminState::Enabled as u8),
+            forced: AtomicBool::new(false),
+            in_flight: AtomicU64::new(0),
+            requests: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+            bytes_sent: AtomicU64::new(0),
+            bytes_received: AtomicU64::new(0),
+            latency_us_total: AtomicU64::new(0),
+            created: Instant::now(),
+        }
+    }
+
+    /// May this server take a new request that is not bound to it by affinity?
+    #[inline]
+    pub fn in_rotation(&self) -> bool {
+        self.admin() == AdminState::Enabled && (self.is_healthy() || self.is_forced())
+    }
+
+    /// May this server take a request from a client bound to it by affinity?
+    #[inline]
+    pub fn accepts_affine(&self) -> bool {
+        self.admin() != AdminState::Disabled && (self.is_healthy() || self.is_forced())
+    }
+
+    #[inline]
+    pub fn is_healthy(&self) -> bool {
+        self.healthy.load(Ordering::Relaxed)
+    }
+    /// Sets health; returns true when it changed.
+    pub fn set_healthy(&self, healthy: bool) -> bool {
+        self.healthy.swap(healthy, Ordering::Relaxed) != healthy
+    }
+    #[inline]
+    pub fn is_forced(&self) -> bool {
+        self.forced.load(Ordering::Relaxed)
+    }
+    pub fn set_forced(&self, forced: bool) {
+        self.forced.store(forced, Ordering::Relaxed);
+    }
+    #[inline]
+    pub fn admin(&self) -> AdminState {
+        AdminState::from_u8(self.admin.load(Ordering::Relaxed))
+    }
+    pub fn set_admin(&self, state: AdminState) {
+        self.admin.store(state as u8, Ordering::Relaxed);
+    }
+    #[inline]
+    pub fn in_flight(&self) -> u64 {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+}
+
+/// All server states ever built, by identity. Only touched when a snapshot is
+/// built (start-up, reload), never per request.
+#[derive(Default, Debug)]
+pub struct StateRegistry {
+    map: Mutex<HashMap<ServerKey, Arc<ServerState>>>,
+}
+
+impl StateRegistry {
+    /// The state for `key`, created fresh for a server seen the first time.
+    pub fn get_or_create(&self, key: &ServerKey) -> Arc<ServerState> {
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(key.clone())
+            .or_insert_with(|| Arc::new(ServerState::new(key.clone())))
+            .clone()
+    }
+
+    /// Forgets servers that no snapshot references any more (only the
+    /// registry holds them).
+    pub fn prune(&self) {
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        map.retain(|_, s| Arc::strong_count(s) > 1);
+    }
+}

@@ -1,0 +1,17 @@
+//! farmgate: the front door for a web farm.
+//!
+//! A request flows `listener -> rules (pick a farm) -> cache -> farm (pick a
+//! server) -> proxy (forward)`, with `health`, `metrics`, `admin` and
+//! `config` beside it. `gateway` ties the running pieces together.
+
+pub mod admin;
+pub mod config;
+pub mod demo;
+pub mod farm;
+pub mod gateway;
+pub mod listener;
+pub mod log;
+pub mod proxy;
+pub mod rules;
+
+pub use gateway::{Gateway, Running};

@@ -1,0 +1,190 @@
+//! The `farmgate` command: `run`, `check` and `demo`.
+
+use clap::{Parser, Subcommand};
+use farmgate::config::{self, ConfigErrors, Snapshot};
+use farmgate::farm::StateRegistry;
+use farmgate::Running;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[derive(Parser)]
+#[command(
+    name = "farmgate",
+    version,
+    about = "The front door for a web farm: a reverse-proxy load balancer",
+    long_about = "farmgate terminates client connections, picks a server of a farm and \
+                  forwards the request, streaming bodies both ways.\n\n\
+                  Start with `farmgate demo` to see a farm of three backends, then write \
+                  your own config (see examples/) and run `farmgate check` on it."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve traffic with a config file until SIGINT or SIGTERM.
+    Run {
+        /// The YAML config file.
+        #[arg(short, long, default_value = "config/farmgate.yaml")]
+        config: PathBuf,
+    },
+    /// Validate a config file without serving (exit 1 listing every problem).
+    Check {
+        /// The YAML config file.
+        #[arg(short, long, default_value = "config/farmgate.yaml")]
+        config: PathBuf,
+    },
+    /// Run the built-in demo: three backends and a proxy in front of them.
+    Demo {
+        /// Where the proxy listens.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// Where the admin listener listens.
+        #[arg(long, default_value = "127.0.0.1:9090")]
+        admin: SocketAddr,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Check { config } => check(&config),
+        Command::Run { config } => {
+            let registry = Arc::new(StateRegistry::default());
+            match config::load_file(&config, &registry) {
+                Ok(snapshot) => serve(snapshot, registry, None),
+                Err(errors) => report(&errors),
+            }
+        }
+        Command::Demo { listen, admin } => {
+            let registry = Arc::new(StateRegistry::default());
+            match demo_snapshot(listen, admin, &registry) {
+                Ok(snapshot) => serve(snapshot, registry, Some(())),
+                Err(errors) => report(&errors),
+            }
+        }
+    }
+}
+
+fn report(errors: &ConfigErrors) -> ExitCode {
+    eprintln!("{errors}");
+    eprintln!(
+        "farmgate: {} problem(s); the configuration was not loaded",
+        errors.0.len()
+    );
+    ExitCode::from(1)
+}
+
+fn check(path: &Path) -> ExitCode {
+    match config::load_file(path, &StateRegistry::default()) {
+        Ok(s) => {
+            println!("{}: ok: {}", path.display(), s.summary());
+            ExitCode::SUCCESS
+        }
+        Err(errors) => report(&errors),
+    }
+}
+
+fn demo_snapshot(
+    listen: SocketAddr,
+    admin: SocketAddr,
+    registry: &StateRegistry,
+) -> Result<Snapshot, ConfigErrors> {
+    let file = "config/demo.yaml (built in)";
+    let mut raw = config::parse_raw(farmgate::demo::DEMO_CONFIG, file)?;
+    if let Some(l) = raw.listeners.first_mut() {
+        l.bind = listen.to_string();
+    }
+    raw.admin.bind = admin.to_string();
+    config::build::build(raw, file, registry).map_err(|p| {
+        ConfigErrors(
+            p.0.into_iter()
+                .map(|(path, message)| config::ConfigError {
+                    file: file.into(),
+                    line: 1,
+                    column: 1,
+                    path,
+                    message,
+                })
+                .collect(),
+        )
+    })
+}
+
+fn serve(snapshot: Snapshot, registry: Arc<StateRegistry>, demo: Option<()>) -> ExitCode {
+    farmgate::log::init(&snapshot.log.level);
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    rt.enable_all().thread_name("farmgate-worker");
+    if let Some(n) = snapshot.runtime.worker_threads {
+        rt.worker_threads(n);
+    }
+    let rt = match rt.build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("farmgate: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    rt.block_on(async move {
+        if demo.is_some() {
+            if let Err(e) = farmgate::demo::start_backends().await {
+                eprintln!("farmgate: {e}");
+                return ExitCode::from(1);
+            }
+        }
+        let summary = snapshot.summary();
+        let file = snapshot.file.clone();
+        let shutdown_timeout = snapshot.runtime.shutdown_timeout;
+        let running = match Running::start(snapshot, registry).await {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("farmgate: {e}");
+                return ExitCode::from(1);
+            }
+        };
+        for l in &running.listeners {
+            tracing::info!(listener = %l.name, "listening on http://{}", l.local_addr);
+        }
+        if let Some(a) = running.admin_addr() {
+            tracing::info!("admin listening on http://{a}");
+        }
+        tracing::info!("serving {file}: {summary}");
+        if demo.is_some() {
+            println!("{}", farmgate::demo::banner(running.first_addr(), running.admin_addr()));
+        }
+        wait_for_signal().await;
+        tracing::info!("shutting down: no new connections; waiting up to {shutdown_timeout:?} for requests in flight");
+        let left = running.shutdown(shutdown_timeout).await;
+        if left > 0 {
+            tracing::warn!("{left} connection(s) still open at the shutdown timeout");
+        }
+        tracing::info!("stopped");
+        ExitCode::SUCCESS
+    })
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = match signal(SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

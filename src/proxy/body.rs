@@ -1,0 +1,241 @@
+//! Body types of the forwarding path, streamed frame by frame, never
+//! buffered whole.
+//!
+//! [`ProxyBody`] is what clients receive: a backend's streaming body, a small
+//! local body, or a boxed body from another module. It carries the request's
+//! [`Exchange`] and finishes it when the last frame is sent or the client
+//! goes away, so "in flight" lasts until the response really ends.
+//! [`UpstreamBody`] is what backends receive: the client's body with the
+//! `max_request_body` limit applied, and a way to get the body back for a
+//! retry when the backend was never reached.
+
+use super::exchange::Exchange;
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{ready, Context, Poll};
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub type BoxBody = http_body_util::combinators::UnsyncBoxBody<Bytes, BoxError>;
+
+/// The response body sent to clients.
+pub struct ProxyBody {
+    inner: Inner,
+    exchange: Option<Exchange>,
+}
+
+enum Inner {
+    Empty,
+    Full(Option<Bytes>),
+    Upstream(Incoming),
+    Boxed(BoxBody),
+}
+
+impl ProxyBody {
+    pub fn empty() -> Self {
+        ProxyBody {
+            inner: Inner::Empty,
+            exchange: None,
+        }
+    }
+    pub fn full(bytes: Bytes) -> Self {
+        ProxyBody {
+            inner: Inner::Full(Some(bytes)),
+            exchange: None,
+        }
+    }
+    pub fn upstream(body: Incoming) -> Self {
+        ProxyBody {
+            inner: Inner::Upstream(body),
+            exchange: None,
+        }
+    }
+    pub fn boxed(body: BoxBody) -> Self {
+        ProxyBody {
+            inner: Inner::Boxed(body),
+            exchange: None,
+        }
+    }
+    /// Attaches the exchange that is finished when this body ends.
+    pub fn set_exchange(&mut self, exchange: Exchange) {
+        self.exchange = Some(exchange);
+    }
+    fn finish(&mut self, ok: bool) {
+        if let Some(mut ex) = self.exchange.take() {
+            if !ok {
+                ex.mark_aborted();
+            }
+        }
+    }
+}
+
+impl Body for ProxyBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        let polled = match &mut this.inner {
+            Inner::Empty => Poll::Ready(None),
+            Inner::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
+            Inner::Upstream(b) => Pin::new(b)
+                .poll_frame(cx)
+                .map(|o| o.map(|r| r.map_err(BoxError::from))),
+            Inner::Boxed(b) => Pin::new(b).poll_frame(cx),
+        };
+        match ready!(polled) {
+            Some(Ok(frame)) => {
+                if let (Some(ex), Some(data)) = (this.exchange.as_mut(), frame.data_ref()) {
+                    ex.add_response_bytes(data.len() as u64);
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Some(Err(e)) => {
+                this.finish(false);
+                Poll::Ready(Some(Err(e)))
+            }
+            None => {
+                this.finish(true);
+                Poll::Ready(None)
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.inner {
+            Inner::Empty => true,
+            Inner::Full(b) => b.is_none(),
+            Inner::Upstream(b) => b.is_end_stream(),
+            Inner::Boxed(b) => b.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.inner {
+            Inner::Empty => SizeHint::with_exact(0),
+            Inner::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
+            Inner::Upstream(b) => b.size_hint(),
+            Inner::Boxed(b) => b.size_hint(),
+        }
+    }
+}
+
+impl Drop for ProxyBody {
+    fn drop(&mut self) {
+        // Dropped before the end: the client went away mid-response.
+        if !self.is_end_stream() {
+            self.finish(false);
+        }
+    }
+}
+
+/// The request body grew past `max_request_body` while streaming.
+#[derive(Debug, thiserror::Error)]
+#[error("request body exceeds max_request_body")]
+pub struct BodyTooLarge;
+
+/// Where an unsent body goes back for a retry.
+pub type ReturnSlot = Arc<Mutex<Option<Incoming>>>;
+
+/// The body sent to a backend.
+pub struct UpstreamBody {
+    inner: Option<Incoming>,
+    polled: bool,
+    limit: u64,
+    seen: u64,
+    giveback: Option<ReturnSlot>,
+    sent: Option<Arc<crate::farm::ServerState>>,
+}
+
+impl UpstreamBody {
+    /// An empty body (nothing to stream).
+    pub fn empty() -> Self {
+        UpstreamBody {
+            inner: None,
+            polled: false,
+            limit: u64::MAX,
+            seen: 0,
+            giveback: None,
+            sent: None,
+        }
+    }
+
+    /// Streams `body`, failing with [`BodyTooLarge`] past `limit` bytes. If
+    /// `giveback` is set and the body is dropped before its first poll (the
+    /// backend was never reached), the body is put there for a retry.
+    pub fn new(body: Incoming, limit: u64, giveback: Option<ReturnSlot>) -> Self {
+        UpstreamBody {
+            inner: Some(body),
+            polled: false,
+            limit,
+            seen: 0,
+            giveback,
+            sent: None,
+        }
+    }
+
+    /// Counts bytes sent into this server's state.
+    pub fn count_into(&mut self, state: Arc<crate::farm::ServerState>) {
+        self.sent = Some(state);
+    }
+}
+
+impl Body for UpstreamBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        let Some(inner) = this.inner.as_mut() else {
+            return Poll::Ready(None);
+        };
+        this.polled = true;
+        match ready!(Pin::new(inner).poll_frame(cx)) {
+            Some(Ok(frame)) => {
+                if let Some(data) = frame.data_ref() {
+                    this.seen += data.len() as u64;
+                    if this.seen > this.limit {
+                        return Poll::Ready(Some(Err(Box::new(BodyTooLarge))));
+                    }
+                    if let Some(s) = &this.sent {
+                        s.bytes_sent
+                            .fetch_add(data.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Some(Err(e)) => Poll::Ready(Some(Err(Box::new(e)))),
+            None => Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.as_ref().is_none_or(|b| b.is_end_stream())
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner
+            .as_ref()
+            .map_or(SizeHint::with_exact(0), |b| b.size_hint())
+    }
+}
+
+impl Drop for UpstreamBody {
+    fn drop(&mut self) {
+        if self.polled {
+            return;
+        }
+        if let (Some(slot), Some(body)) = (self.giveback.take(), self.inner.take()) {
+            let mut guard = slot.lock().unwrap_or_else(|p| p.into_inner());
+            *guard = Some(body);
+        }
+    }
+}

@@ -1,0 +1,91 @@
+//! One request/response exchange as the proxy accounts for it: which server
+//! it holds a slot on, when it started, how many bytes went out. Dropping it
+//! (when the response body ends or the client goes away) releases the
+//! server's in-flight slot and writes the access-log line.
+
+use crate::farm::ServerState;
+use crate::log::access::{AccessLog, AccessRecord};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub struct Exchange {
+    started: Instant,
+    server: Option<Arc<ServerState>>,
+    bytes: u64,
+    aborted: bool,
+    log: Option<(Arc<AccessLog>, Box<AccessRecord>)>,
+}
+
+impl Exchange {
+    pub fn new(started: Instant) -> Self {
+        Exchange {
+            started,
+            server: None,
+            bytes: 0,
+            aborted: false,
+            log: None,
+        }
+    }
+
+    /// Takes an in-flight slot on `server` until this exchange ends.
+    pub fn hold(&mut self, server: Arc<ServerState>) {
+        server.in_flight.fetch_add(1, Ordering::Relaxed);
+        server.requests.fetch_add(1, Ordering::Relaxed);
+        if let Some(old) = self.server.replace(server) {
+            old.in_flight.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Releases the in-flight slot early (a failed attempt before a retry).
+    pub fn release(&mut self) {
+        if let Some(s) = self.server.take() {
+            s.in_flight.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    pub fn log_with(&mut self, log: Arc<AccessLog>, record: AccessRecord) {
+        self.log = Some((log, Box::new(record)));
+    }
+
+    pub fn record(&mut self) -> Option<&mut AccessRecord> {
+        self.log.as_mut().map(|(_, r)| &mut **r)
+    }
+
+    pub fn set_upstream_time(&mut self, upstream: Duration) {
+        if let Some(s) = &self.server {
+            s.latency_us_total
+                .fetch_add(upstream.as_micros() as u64, Ordering::Relaxed);
+        }
+        if let Some(r) = self.record() {
+            r.upstream = Some(upstream);
+        }
+    }
+
+    pub fn add_response_bytes(&mut self, n: u64) {
+        self.bytes += n;
+    }
+
+    pub fn mark_aborted(&mut self) {
+        self.aborted = true;
+    }
+
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+}
+
+impl Drop for Exchange {
+    fn drop(&mut self) {
+        if let Some(s) = self.server.take() {
+            s.in_flight.fetch_sub(1, Ordering::Relaxed);
+            s.bytes_received.fetch_add(self.bytes, Ordering::Relaxed);
+        }
+        if let Some((log, mut record)) = self.log.take() {
+            record.bytes = self.bytes;
+            record.total = self.started.elapsed();
+            record.aborted = self.aborted;
+            log.write(&record);
+        }
+    }
+}

@@ -1,0 +1,219 @@
+//! Sends one request to a server of the chosen farm and returns its
+//! response head, streaming both bodies. Owns retries: a request that never
+//! reached a backend (connect refused, reset, timeout while connecting) goes
+//! to another server when it is idempotent and its body was not sent.
+
+use super::body::{BodyTooLarge, ProxyBody, ReturnSlot, UpstreamBody};
+use super::connector::ConnectTimeout;
+use super::error::ProxyError;
+use super::exchange::Exchange;
+use super::headers::{self, ClientSide};
+use super::upgrade;
+use crate::farm::{Farm, Server};
+use crate::gateway::Gateway;
+use crate::config::Snapshot;
+use http::header::{self, HeaderValue};
+use http::{Method, Request, Response, StatusCode, Uri, Version};
+use hyper::body::{Body as _, Incoming};
+use hyper::upgrade::OnUpgrade;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// At most this many servers are tried for one request.
+const MAX_ATTEMPTS: usize = 16;
+
+/// The request as it will be sent, minus the per-attempt URI and body.
+pub struct Outgoing {
+    pub parts: http::request::Parts,
+    pub body: Incoming,
+}
+
+fn is_idempotent(m: &Method) -> bool {
+    matches!(
+        *m,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
+    )
+}
+
+fn content_length(h: &http::HeaderMap) -> Option<u64> {
+    h.get(header::CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
+}
+
+/// Rewrites the client's request head for the backend: hop-by-hop headers
+/// out, X-Forwarded-* in, Host kept (or set from the authority for HTTP/2).
+/// Returns the client's upgrade handle when this is an upgrade request.
+pub fn prepare(
+    parts: &mut http::request::Parts,
+    snap: &Snapshot,
+    client: &ClientSide<'_>,
+) -> Option<(OnUpgrade, HeaderValue)> {
+    let upgrade = headers::upgrade_protocol(&parts.headers)
+        .filter(|_| parts.version == Version::HTTP_11)
+        .and_then(|proto| Some((parts.extensions.remove::<OnUpgrade>()?, proto)));
+    headers::strip_hop_by_hop(&mut parts.headers);
+    if !parts.headers.contains_key(header::HOST) {
+        if let Some(auth) = parts.uri.authority() {
+            if let Ok(v) = HeaderValue::from_str(auth.as_str()) {
+                parts.headers.insert(header::HOST, v);
+            }
+        }
+    }
+    let host = parts.headers.get(header::HOST).cloned();
+    headers::apply_forwarded(&mut parts.headers, &snap.proxy, client, host.as_ref());
+    if let Some((_, proto)) = &upgrade {
+        parts
+            .headers
+            .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        parts.headers.insert(header::UPGRADE, proto.clone());
+    }
+    upgrade
+}
+
+/// Forwards to `farm`, retrying on another server where that is safe.
+pub async fn forward(
+    gw: &Gateway,
+    snap: &Snapshot,
+    farm: &Farm,
+    out: Outgoing,
+    client_upgrade: Option<OnUpgrade>,
+    ex: &mut Exchange,
+) -> Result<Response<ProxyBody>, ProxyError> {
+    let Outgoing { mut parts, body } = out;
+    let proxy = &snap.proxy;
+    if content_length(&parts.headers).is_some_and(|n| n > proxy.max_request_body) {
+        return Err(ProxyError::BodyTooLarge);
+    }
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .cloned()
+        .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
+
+    let body_empty = body.is_end_stream();
+    let retryable = client_upgrade.is_none() && is_idempotent(&parts.method);
+    let max_attempts = if retryable {
+        (proxy.retries as usize + 1).min(MAX_ATTEMPTS)
+    } else {
+        1
+    };
+    let slot: Option<ReturnSlot> =
+        (max_attempts > 1 && !body_empty).then(|| Arc::new(Mutex::new(None)));
+    let mut body = Some(body);
+    let mut tried = [usize::MAX; MAX_ATTEMPTS];
+    let mut last_err = ProxyError::NoServer;
+    let mut client_upgrade = client_upgrade;
+
+    for attempt in 0..max_attempts {
+        let Some(idx) = farm.pick(&tried[..attempt]) else {
+            return Err(last_err);
+        };
+        tried[attempt] = idx;
+        let server = &farm.servers[idx];
+        let last = attempt + 1 == max_attempts;
+        if let Some(r) = ex.record() {
+            r.server = Some(server.name.clone());
+        }
+
+        let mut upstream_body = if body_empty {
+            UpstreamBody::empty()
+        } else {
+            let taken = body.take().or_else(|| {
+                slot.as_ref()
+                    .and_then(|s| s.lock().unwrap_or_else(|p| p.into_inner()).take())
+            });
+            match taken {
+                Some(b) => UpstreamBody::new(b, proxy.max_request_body, slot.clone()),
+                // The body went out with the failed attempt: cannot retry.
+                None => return Err(last_err),
+            }
+        };
+        upstream_body.count_into(server.state.clone());
+
+        let req = build_request(&mut parts, server, path_and_query.clone(), proxy.preserve_host, last, upstream_body);
+        ex.hold(server.state.clone());
+        let sent_at = Instant::now();
+        match tokio::time::timeout(proxy.response_timeout, gw.client.request(req)).await {
+            Ok(Ok(resp)) => {
+                ex.set_upstream_time(sent_at.elapsed());
+                return Ok(respond(resp, &mut client_upgrade));
+            }
+            Ok(Err(e)) => {
+                let err = classify(&e);
+                server.state.failures.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(farm = %farm.name, server = %server.name, "backend error: {e:?}");
+                ex.release();
+                if err == ProxyError::BodyTooLarge || !err.is_retryable() {
+                    return Err(err);
+                }
+                last_err = err;
+            }
+            Err(_) => {
+                server.state.failures.fetch_add(1, Ordering::Relaxed);
+                return Err(ProxyError::Timeout);
+            }
+        }
+    }
+    Err(last_err)
+}
+
+fn build_request(
+    parts: &mut http::request::Parts,
+    server: &Server,
+    path_and_query: http::uri::PathAndQuery,
+    preserve_host: bool,
+    last: bool,
+    body: UpstreamBody,
+) -> Request<UpstreamBody> {
+    let mut uri = http::uri::Parts::default();
+    uri.scheme = Some(server.scheme.clone());
+    uri.authority = Some(server.authority.clone());
+    uri.path_and_query = Some(path_and_query);
+    let mut req = Request::new(body);
+    *req.method_mut() = parts.method.clone();
+    *req.uri_mut() = Uri::from_parts(uri).unwrap_or_default();
+    *req.version_mut() = Version::HTTP_11;
+    // Keep the head for another attempt unless this is the last one.
+    *req.headers_mut() = if last {
+        std::mem::take(&mut parts.headers)
+    } else {
+        parts.headers.clone()
+    };
+    if !preserve_host {
+        req.headers_mut()
+            .insert(header::HOST, server.host_header.clone());
+    }
+    req
+}
+
+fn respond(resp: Response<Incoming>, client_upgrade: &mut Option<OnUpgrade>) -> Response<ProxyBody> {
+    let (mut parts, body) = resp.into_parts();
+    if parts.status == StatusCode::SWITCHING_PROTOCOLS {
+        if let (Some(client), Some(backend)) =
+            (client_upgrade.take(), parts.extensions.remove::<OnUpgrade>())
+        {
+            upgrade::tunnel(client, backend);
+            return Response::from_parts(parts, ProxyBody::empty());
+        }
+    }
+    headers::strip_hop_by_hop(&mut parts.headers);
+    Response::from_parts(parts, ProxyBody::upstream(body))
+}
+
+fn classify(e: &hyper_util::client::legacy::Error) -> ProxyError {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if s.is::<BodyTooLarge>() {
+            return ProxyError::BodyTooLarge;
+        }
+        if s.is::<ConnectTimeout>() {
+            return ProxyError::Connect;
+        }
+        source = s.source();
+    }
+    if e.is_connect() {
+        ProxyError::Connect
+    } else {
+        ProxyError::Backend
+    }
+}

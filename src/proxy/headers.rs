@@ -1,0 +1,219 @@
+//! Request and response header rewriting for forwarding: hop-by-hop removal
+//! (RFC 9110 §7.6.1) and the X-Forwarded-* family.
+
+use crate::config::snapshot::{ForwardedFor, ProxySpec};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+
+pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+pub static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+pub static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+
+/// Removes hop-by-hop headers: Connection and every header it names, plus
+/// the fixed list. Works for requests and responses alike.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // Connection may name other headers ("Connection: close, X-Foo").
+    let named: Option<Vec<HeaderName>> = if headers.contains_key(header::CONNECTION) {
+        let mut v = Vec::new();
+        for value in headers.get_all(header::CONNECTION) {
+            if let Ok(s) = value.to_str() {
+                for token in s.split(',') {
+                    let token = token.trim();
+                    if let Ok(name) = HeaderName::from_bytes(token.as_bytes()) {
+                        v.push(name);
+                    }
+                }
+            }
+        }
+        Some(v)
+    } else {
+        None
+    };
+    if let Some(named) = named {
+        for name in named {
+            headers.remove(&name);
+        }
+        headers.remove(header::CONNECTION);
+    }
+    headers.remove(&KEEP_ALIVE);
+    headers.remove(&PROXY_CONNECTION);
+    headers.remove(header::TE);
+    headers.remove(header::TRAILER);
+    headers.remove(header::TRANSFER_ENCODING);
+    headers.remove(header::UPGRADE);
+}
+
+/// Is this an HTTP/1.1 upgrade request (WebSocket and friends)? Must be
+/// asked before `strip_hop_by_hop`.
+pub fn upgrade_protocol(headers: &HeaderMap) -> Option<HeaderValue> {
+    let upgrade = headers.get(header::UPGRADE)?;
+    let connection_names_upgrade = headers.get_all(header::CONNECTION).iter().any(|v| {
+        v.to_str()
+            .map(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case("upgrade")))
+            .unwrap_or(false)
+    });
+    connection_names_upgrade.then(|| upgrade.clone())
+}
+
+/// What the proxy knows about the client side of a request.
+pub struct ClientSide<'a> {
+    /// The client's IP, pre-rendered once per connection.
+    pub ip: &'a HeaderValue,
+    /// The peer is in `trusted_proxies`: its X-Forwarded-* are kept.
+    pub trusted: bool,
+    /// `http` or `https`.
+    pub proto: &'static str,
+}
+
+/// Sets X-Forwarded-For, -Proto and -Host according to `proxy.forwarded_for`.
+/// `host` is the Host the client asked for (or the :authority of HTTP/2).
+pub fn apply_forwarded(
+    headers: &mut HeaderMap,
+    spec: &ProxySpec,
+    client: &ClientSide<'_>,
+    host: Option<&HeaderValue>,
+) {
+    if spec.forwarded_for == ForwardedFor::Off {
+        return;
+    }
+    if !client.trusted {
+        if spec.forwarded_for == ForwardedFor::Replace {
+            headers.remove(&X_FORWARDED_FOR);
+        }
+        headers.remove(&X_FORWARDED_PROTO);
+        headers.remove(&X_FORWARDED_HOST);
+    }
+    append_forwarded_for(headers, client.ip);
+    if !headers.contains_key(&X_FORWARDED_PROTO) {
+        headers.insert(
+            X_FORWARDED_PROTO.clone(),
+            HeaderValue::from_static(client.proto),
+        );
+    }
+    if !headers.contains_key(&X_FORWARDED_HOST) {
+        if let Some(h) = host {
+            headers.insert(X_FORWARDED_HOST.clone(), h.clone());
+        }
+    }
+}
+
+/// Appends `ip` to X-Forwarded-For, folding several incoming fields into one.
+fn append_forwarded_for(headers: &mut HeaderMap, ip: &HeaderValue) {
+    let mut existing = headers.get_all(&X_FORWARDED_FOR).iter();
+    let Some(first) = existing.next() else {
+        headers.insert(X_FORWARDED_FOR.clone(), ip.clone());
+        return;
+    };
+    let mut joined = Vec::with_capacity(first.len() + ip.len() + 16);
+    joined.extend_from_slice(first.as_bytes());
+    for v in existing {
+        joined.extend_from_slice(b", ");
+        joined.extend_from_slice(v.as_bytes());
+    }
+    joined.extend_from_slice(b", ");
+    joined.extend_from_slice(ip.as_bytes());
+    match HeaderValue::from_bytes(&joined) {
+        Ok(v) => {
+            headers.insert(X_FORWARDED_FOR.clone(), v);
+        }
+        Err(_) => {
+            headers.insert(X_FORWARDED_FOR.clone(), ip.clone());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn spec(mode: ForwardedFor) -> ProxySpec {
+        ProxySpec {
+            forwarded_for: mode,
+            trusted_proxies: vec![],
+            preserve_host: true,
+            connect_timeout: Duration::from_secs(1),
+            response_timeout: Duration::from_secs(1),
+            idle_timeout: Duration::from_secs(1),
+            retries: 0,
+            max_request_body: 0,
+        }
+    }
+
+    fn map(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut m = HeaderMap::new();
+        for (k, v) in pairs {
+            m.append(
+                HeaderName::from_bytes(k.as_bytes()).expect("name"),
+                HeaderValue::from_str(v).expect("value"),
+            );
+        }
+        m
+    }
+
+    #[test]
+    fn strips_connection_named_and_fixed_headers() {
+        let mut h = map(&[
+            ("connection", "close, x-secret"),
+            ("x-secret", "1"),
+            ("keep-alive", "timeout=5"),
+            ("te", "trailers"),
+            ("trailer", "x-t"),
+            ("transfer-encoding", "chunked"),
+            ("upgrade", "websocket"),
+            ("proxy-connection", "keep-alive"),
+            ("x-kept", "yes"),
+        ]);
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1, "{h:?}");
+        assert_eq!(h["x-kept"], "yes");
+    }
+
+    #[test]
+    fn detects_upgrade() {
+        let h = map(&[("connection", "keep-alive, Upgrade"), ("upgrade", "websocket")]);
+        assert_eq!(upgrade_protocol(&h).expect("upgrade"), "websocket");
+        assert!(upgrade_protocol(&map(&[("upgrade", "websocket")])).is_none());
+    }
+
+    #[test]
+    fn append_and_replace() {
+        let ip = HeaderValue::from_static("10.1.1.1");
+        let client = ClientSide {
+            ip: &ip,
+            trusted: false,
+            proto: "http",
+        };
+        let host = HeaderValue::from_static("example.com");
+        let mut h = map(&[("x-forwarded-for", "1.2.3.4"), ("x-forwarded-for", "5.6.7.8")]);
+        apply_forwarded(&mut h, &spec(ForwardedFor::Append), &client, Some(&host));
+        assert_eq!(h["x-forwarded-for"], "1.2.3.4, 5.6.7.8, 10.1.1.1");
+        assert_eq!(h["x-forwarded-proto"], "http");
+        assert_eq!(h["x-forwarded-host"], "example.com");
+
+        let mut h = map(&[("x-forwarded-for", "1.2.3.4"), ("x-forwarded-proto", "https")]);
+        apply_forwarded(&mut h, &spec(ForwardedFor::Replace), &client, Some(&host));
+        assert_eq!(h["x-forwarded-for"], "10.1.1.1");
+        assert_eq!(h["x-forwarded-proto"], "http");
+
+        let mut h = map(&[("x-forwarded-for", "1.2.3.4")]);
+        apply_forwarded(&mut h, &spec(ForwardedFor::Off), &client, Some(&host));
+        assert_eq!(h["x-forwarded-for"], "1.2.3.4");
+        assert!(!h.contains_key("x-forwarded-proto"));
+    }
+
+    #[test]
+    fn trusted_peer_keeps_its_forwarded_headers() {
+        let ip = HeaderValue::from_static("10.0.0.2");
+        let client = ClientSide {
+            ip: &ip,
+            trusted: true,
+            proto: "http",
+        };
+        let mut h = map(&[("x-forwarded-for", "203.0.113.9"), ("x-forwarded-proto", "https")]);
+        apply_forwarded(&mut h, &spec(ForwardedFor::Replace), &client, None);
+        assert_eq!(h["x-forwarded-for"], "203.0.113.9, 10.0.0.2");
+        assert_eq!(h["x-forwarded-proto"], "https");
+    }
+}

@@ -1,0 +1,107 @@
+//! Forwarding: the request path from a parsed request to a streamed
+//! response. `handle` is the entry point the listeners call; it routes the
+//! request to a farm, then `forward` sends it to a server of that farm.
+
+pub mod body;
+pub mod connector;
+pub mod error;
+pub mod exchange;
+pub mod forward;
+pub mod headers;
+pub mod upgrade;
+
+use crate::gateway::Gateway;
+use crate::log::access::AccessRecord;
+use body::ProxyBody;
+use error::ProxyError;
+use exchange::Exchange;
+use headers::ClientSide;
+use http::{HeaderValue, Request, Response};
+use hyper::body::Incoming;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+/// What is known about a client connection, computed once per connection.
+#[derive(Debug)]
+pub struct ConnInfo {
+    pub peer: SocketAddr,
+    pub local: SocketAddr,
+    pub listener: Arc<str>,
+    pub tls: bool,
+    /// The client IP, rendered once for X-Forwarded-For.
+    pub client_ip: HeaderValue,
+}
+
+impl ConnInfo {
+    pub fn new(peer: SocketAddr, local: SocketAddr, listener: Arc<str>, tls: bool) -> Self {
+        let ip = crate::config::snapshot::canonical_ip(peer.ip());
+        let client_ip = HeaderValue::from_str(&ip.to_string())
+            .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
+        ConnInfo {
+            peer,
+            local,
+            listener,
+            tls,
+            client_ip,
+        }
+    }
+}
+
+/// Serves one request from a client connection.
+pub async fn handle(
+    gw: Arc<Gateway>,
+    conn: Arc<ConnInfo>,
+    req: Request<Incoming>,
+) -> Result<Response<ProxyBody>, Infallible> {
+    let started = Instant::now();
+    let snap = gw.snapshot();
+    let mut ex = Exchange::new(started);
+    if let Some(log) = gw.access_log() {
+        ex.log_with(
+            log,
+            AccessRecord {
+                time: SystemTime::now(),
+                client: crate::config::snapshot::canonical_ip(conn.peer.ip()),
+                listener: conn.listener.clone(),
+                method: req.method().clone(),
+                uri: req.uri().clone(),
+                status: 0,
+                farm: None,
+                server: None,
+                upstream: None,
+                total: Default::default(),
+                bytes: 0,
+                aborted: false,
+            },
+        );
+    }
+
+    let (mut parts, body) = req.into_parts();
+    let result = match snap.default_farm {
+        None => Err(ProxyError::NoRoute),
+        Some(fi) => {
+            let farm = &snap.farms[fi];
+            if let Some(r) = ex.record() {
+                r.farm = Some(farm.name.clone());
+            }
+            let client = ClientSide {
+                ip: &conn.client_ip,
+                trusted: !snap.proxy.trusted_proxies.is_empty()
+                    && snap.proxy.is_trusted(conn.peer.ip()),
+                proto: if conn.tls { "https" } else { "http" },
+            };
+            let upgrade = forward::prepare(&mut parts, &snap, &client);
+            let upgrade = upgrade.map(|(on, _)| on);
+            forward::forward(&gw, &snap, farm, forward::Outgoing { parts, body }, upgrade, &mut ex)
+                .await
+        }
+    };
+    let mut resp = result.unwrap_or_else(ProxyError::into_response);
+    if let Some(r) = ex.record() {
+        r.status = resp.status().as_u16();
+    }
+    resp.body_mut().set_exchange(ex);
+    Ok(resp)
+}
