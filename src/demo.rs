@@ -90,7 +90,10 @@ pub async fn start_backends() -> std::io::Result<Vec<SocketAddr>> {
     let mut addrs = Vec::new();
     for (name, addr) in DEMO_BACKENDS {
         let l = TcpListener::bind(addr).await.map_err(|e| {
-            std::io::Error::new(e.kind(), format!("demo backend {name} cannot listen on {addr}: {e}"))
+            std::io::Error::new(
+                e.kind(),
+                format!("demo backend {name} cannot listen on {addr}: {e}"),
+            )
         })?;
         addrs.push(l.local_addr()?);
         spawn_backend(name, l);
@@ -109,7 +112,9 @@ pub fn banner(proxy: SocketAddr, admin: Option<SocketAddr>) -> String {
          curl -H 'X-Forwarded-For: 203.0.113.7' http://{proxy}/   # X-Forwarded-For is appended\n"
     );
     if let Some(a) = admin {
-        s.push_str(&format!("  curl http://{a}/healthz              # the admin listener\n"));
+        s.push_str(&format!(
+            "  curl http://{a}/healthz              # the admin listener\n"
+        ));
     }
     s.push_str("\nThe config is config/demo.yaml. Press Ctrl-C to stop.\n");
     s

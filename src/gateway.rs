@@ -36,7 +36,8 @@ impl Gateway {
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_timer(TokioTimer::new())
             .build(connector.clone());
-        let access_log = AccessLog::start(snapshot.log.access, snapshot.log.access_file.as_deref())?;
+        let access_log =
+            AccessLog::start(snapshot.log.access, snapshot.log.access_file.as_deref())?;
         Ok(Arc::new(Gateway {
             snapshot: ArcSwap::from_pointee(snapshot),
             registry,
@@ -80,20 +81,29 @@ pub struct Running {
 
 impl Running {
     /// Binds every listener of the snapshot and starts serving.
-    pub async fn start(snapshot: Snapshot, registry: Arc<StateRegistry>) -> std::io::Result<Running> {
+    pub async fn start(
+        snapshot: Snapshot,
+        registry: Arc<StateRegistry>,
+    ) -> std::io::Result<Running> {
         let specs = snapshot.listeners.clone();
         let admin_spec = snapshot.admin.clone();
         let gateway = Gateway::new(snapshot, registry)?;
         let mut listeners = Vec::new();
         for spec in &specs {
             let tcp = listener::bind(spec.bind).map_err(|e| {
-                std::io::Error::new(e.kind(), format!("cannot listen on {} ({}): {e}", spec.bind, spec.name))
+                std::io::Error::new(
+                    e.kind(),
+                    format!("cannot listen on {} ({}): {e}", spec.bind, spec.name),
+                )
             })?;
             listeners.push(listener::spawn(tcp, spec.name.clone(), gateway.clone())?);
         }
         let admin = if admin_spec.enabled {
             let tcp = listener::bind(admin_spec.bind).map_err(|e| {
-                std::io::Error::new(e.kind(), format!("cannot listen on {} (admin): {e}", admin_spec.bind))
+                std::io::Error::new(
+                    e.kind(),
+                    format!("cannot listen on {} (admin): {e}", admin_spec.bind),
+                )
             })?;
             Some(crate::admin::spawn(tcp, gateway.clone())?)
         } else {

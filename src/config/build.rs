@@ -19,7 +19,10 @@ pub fn build(raw: RawConfig, file: &str, registry: &StateRegistry) -> Result<Sna
     let listeners = build_listeners(&raw.listeners, &mut p);
     let admin = build_admin(&raw.admin, &mut p);
     if admin.enabled && listeners.iter().any(|l| l.bind == admin.bind) {
-        p.add("admin.bind", "the admin listener must not share a traffic listener's address");
+        p.add(
+            "admin.bind",
+            "the admin listener must not share a traffic listener's address",
+        );
     }
     let proxy = build_proxy(&raw.proxy, &mut p);
     let log = LogSpec {
@@ -30,7 +33,10 @@ pub fn build(raw: RawConfig, file: &str, registry: &StateRegistry) -> Result<Sna
     if !["trace", "debug", "info", "warn", "error"].contains(&log.level.as_str()) {
         p.add(
             "log.level",
-            format!("unknown level {:?}; expected trace, debug, info, warn or error", log.level),
+            format!(
+                "unknown level {:?}; expected trace, debug, info, warn or error",
+                log.level
+            ),
         );
     }
     if raw.runtime.worker_threads == Some(0) {
@@ -85,7 +91,10 @@ fn parse_bind(text: &str) -> Result<SocketAddr, String> {
 
 fn build_listeners(raw: &[RawListener], p: &mut Problems) -> Vec<ListenerSpec> {
     if raw.is_empty() {
-        p.add("listeners", "at least one listener is needed (e.g. bind: \"127.0.0.1:8080\")");
+        p.add(
+            "listeners",
+            "at least one listener is needed (e.g. bind: \"127.0.0.1:8080\")",
+        );
     }
     let mut seen_binds = HashSet::new();
     let mut seen_names = HashSet::new();
@@ -93,10 +102,16 @@ fn build_listeners(raw: &[RawListener], p: &mut Problems) -> Vec<ListenerSpec> {
     for (i, l) in raw.iter().enumerate() {
         let name = l.name.clone().unwrap_or_else(|| l.bind.clone());
         if !seen_names.insert(name.clone()) {
-            p.add(format!("listeners[{i}].name"), format!("duplicate listener name {name:?}"));
+            p.add(
+                format!("listeners[{i}].name"),
+                format!("duplicate listener name {name:?}"),
+            );
         }
         if l.tls.is_some() {
-            p.add(format!("listeners[{i}].tls"), "TLS is not available in this build");
+            p.add(
+                format!("listeners[{i}].tls"),
+                "TLS is not available in this build",
+            );
         }
         match parse_bind(&l.bind) {
             Ok(bind) => {
@@ -124,14 +139,20 @@ fn build_admin(raw: &RawAdmin, p: &mut Problems) -> AdminSpec {
     });
     let token = match (&raw.token, &raw.token_file) {
         (Some(_), Some(_)) => {
-            p.add("admin.token_file", "give either token or token_file, not both");
+            p.add(
+                "admin.token_file",
+                "give either token or token_file, not both",
+            );
             None
         }
         (Some(t), None) => Some(t.clone()),
         (None, Some(path)) => match std::fs::read_to_string(path) {
             Ok(t) => Some(t.trim().to_string()),
             Err(e) => {
-                p.add("admin.token_file", format!("cannot read {}: {e}", path.display()));
+                p.add(
+                    "admin.token_file",
+                    format!("cannot read {}: {e}", path.display()),
+                );
                 None
             }
         },
@@ -175,12 +196,17 @@ fn build_proxy(raw: &RawProxy, p: &mut Problems) -> ProxySpec {
     if connect_timeout.is_zero() {
         p.add("proxy.connect_timeout", "must be greater than 0");
     }
-    let response_timeout = raw.response_timeout.map_or(Duration::from_secs(60), |d| d.0);
+    let response_timeout = raw
+        .response_timeout
+        .map_or(Duration::from_secs(60), |d| d.0);
     if response_timeout.is_zero() {
         p.add("proxy.response_timeout", "must be greater than 0");
     }
     if raw.header_timeout.is_some() || raw.max_header_size.is_some() {
-        p.add("proxy", "header_timeout and max_header_size are not available in this build");
+        p.add(
+            "proxy",
+            "header_timeout and max_header_size are not available in this build",
+        );
     }
     ProxySpec {
         forwarded_for: raw.forwarded_for,
@@ -205,7 +231,10 @@ fn build_farms(raw: &[RawFarm], registry: &StateRegistry, p: &mut Problems) -> V
         if f.name.trim().is_empty() {
             p.add(format!("{at}.name"), "a farm needs a name");
         } else if !names.insert(f.name.as_str()) {
-            p.add(format!("{at}.name"), format!("duplicate farm name {:?}", f.name));
+            p.add(
+                format!("{at}.name"),
+                format!("duplicate farm name {:?}", f.name),
+            );
         }
         for (key, present) in [
             ("affinity", f.affinity.is_some()),
@@ -218,7 +247,10 @@ fn build_farms(raw: &[RawFarm], registry: &StateRegistry, p: &mut Problems) -> V
             ("hash_key", f.hash_key.is_some()),
         ] {
             if present {
-                p.add(format!("{at}.{key}"), format!("{key} is not available in this build"));
+                p.add(
+                    format!("{at}.{key}"),
+                    format!("{key} is not available in this build"),
+                );
             }
         }
         let servers = build_servers(f, &at, registry, p);
@@ -241,7 +273,10 @@ fn build_farms(raw: &[RawFarm], registry: &StateRegistry, p: &mut Problems) -> V
 
 fn build_servers(f: &RawFarm, at: &str, registry: &StateRegistry, p: &mut Problems) -> Vec<Server> {
     if f.servers.is_empty() {
-        p.add(format!("{at}.servers"), format!("farm {:?} has no servers", f.name));
+        p.add(
+            format!("{at}.servers"),
+            format!("farm {:?} has no servers", f.name),
+        );
     }
     let mut names = HashSet::new();
     let mut out = Vec::new();
@@ -250,14 +285,20 @@ fn build_servers(f: &RawFarm, at: &str, registry: &StateRegistry, p: &mut Proble
         let name = s.name.clone().unwrap_or_else(|| s.address.clone());
         if !names.insert(name.clone()) {
             p.add(
-                format!("{sat}.{}", if s.name.is_some() { "name" } else { "address" }),
+                format!(
+                    "{sat}.{}",
+                    if s.name.is_some() { "name" } else { "address" }
+                ),
                 format!("duplicate server {name:?} in farm {:?}", f.name),
             );
         }
         match parse_address(&s.address) {
             Ok((scheme, authority)) => {
                 if scheme == http::uri::Scheme::HTTPS {
-                    p.add(format!("{sat}.address"), "https:// backends are not available in this build");
+                    p.add(
+                        format!("{sat}.address"),
+                        "https:// backends are not available in this build",
+                    );
                 }
                 let key = ServerKey {
                     farm: f.name.clone(),

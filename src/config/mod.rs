@@ -29,7 +29,11 @@ pub fn load_file(path: &Path, registry: &StateRegistry) -> Result<Snapshot, Conf
 }
 
 /// Validates config text; `file` names it in messages.
-pub fn load_str(text: &str, file: &str, registry: &StateRegistry) -> Result<Snapshot, ConfigErrors> {
+pub fn load_str(
+    text: &str,
+    file: &str,
+    registry: &StateRegistry,
+) -> Result<Snapshot, ConfigErrors> {
     let raw = parse_raw(text, file)?;
     build::build(raw, file, registry).map_err(|problems| {
         ConfigErrors(
@@ -106,7 +110,10 @@ farms:
         let s = load_str(GOOD, "f.yaml", &StateRegistry::default()).expect("valid");
         assert_eq!(s.farms[0].servers.len(), 2);
         assert_eq!(s.default_farm, Some(0));
-        assert_eq!(s.summary(), "1 listener(s), 1 farm(s), 2 server(s), 0 rule(s)");
+        assert_eq!(
+            s.summary(),
+            "1 listener(s), 1 farm(s), 2 server(s), 0 rule(s)"
+        );
     }
 
     #[test]
@@ -135,11 +142,35 @@ default_farm: nowhere
 ";
         let errs = errors(bad);
         assert!(errs.contains(&"farmgate.yaml:3:11: listeners[1].bind: another listener already binds 127.0.0.1:8080".to_string()), "{errs:#?}");
-        assert!(errs.iter().any(|e| e.starts_with("farmgate.yaml:6:16: farms[0].algorithm: unknown algorithm \"fastest\"")), "{errs:#?}");
-        assert!(errs.iter().any(|e| e.starts_with("farmgate.yaml:8:18: farms[0].servers[0].address:")), "{errs:#?}");
-        assert!(errs.contains(&"farmgate.yaml:9:11: farms[1].name: duplicate farm name \"web\"".to_string()), "{errs:#?}");
-        assert!(errs.contains(&"farmgate.yaml:10:14: farms[1].servers: farm \"web\" has no servers".to_string()), "{errs:#?}");
-        assert!(errs.contains(&"farmgate.yaml:11:15: default_farm: unknown farm \"nowhere\"".to_string()), "{errs:#?}");
+        assert!(
+            errs.iter().any(|e| e.starts_with(
+                "farmgate.yaml:6:16: farms[0].algorithm: unknown algorithm \"fastest\""
+            )),
+            "{errs:#?}"
+        );
+        assert!(
+            errs.iter()
+                .any(|e| e.starts_with("farmgate.yaml:8:18: farms[0].servers[0].address:")),
+            "{errs:#?}"
+        );
+        assert!(
+            errs.contains(
+                &"farmgate.yaml:9:11: farms[1].name: duplicate farm name \"web\"".to_string()
+            ),
+            "{errs:#?}"
+        );
+        assert!(
+            errs.contains(
+                &"farmgate.yaml:10:14: farms[1].servers: farm \"web\" has no servers".to_string()
+            ),
+            "{errs:#?}"
+        );
+        assert!(
+            errs.contains(
+                &"farmgate.yaml:11:15: default_farm: unknown farm \"nowhere\"".to_string()
+            ),
+            "{errs:#?}"
+        );
     }
 
     #[test]
@@ -147,7 +178,10 @@ default_farm: nowhere
         let bad = GOOD.replace("algorithm:", "algoritm:");
         let errs = errors(&bad);
         assert_eq!(errs.len(), 1);
-        assert!(errs[0].starts_with("farmgate.yaml:5:5: farms[0]: unknown field `algoritm`"), "{errs:?}");
+        assert!(
+            errs[0].starts_with("farmgate.yaml:5:5: farms[0]: unknown field `algoritm`"),
+            "{errs:?}"
+        );
     }
 
     #[test]

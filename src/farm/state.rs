@@ -43,6 +43,15 @@ impl AdminState {
     }
 }
 
+/// How one attempt to a server ended, as the forwarder reports it.
+#[derive(Debug, Clone, Copy)]
+pub enum Attempt {
+    /// Response headers arrived with this status after this long.
+    Response { status: u16, latency: std::time::Duration },
+    /// No usable response: `reason` is connect, timeout or reset.
+    Failed { reason: &'static str },
+}
+
 /// State shared by every snapshot that contains this server.
 #[derive(Debug)]
 pub struct ServerState {
@@ -115,6 +124,20 @@ impl ServerState {
     pub fn set_admin(&self, state: AdminState) {
         self.admin.store(state as u8, Ordering::Relaxed);
     }
+    /// Accounts for one attempt: the single place where live traffic feeds
+    /// counters, latency and (later) passive health.
+    pub fn record_attempt(&self, attempt: Attempt) {
+        match attempt {
+            Attempt::Response { latency, .. } => {
+                self.latency_us_total
+                    .fetch_add(latency.as_micros() as u64, Ordering::Relaxed);
+            }
+            Attempt::Failed { .. } => {
+                self.failures.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
     #[inline]
     pub fn in_flight(&self) -> u64 {
         self.in_flight.load(Ordering::Relaxed)

@@ -112,7 +112,11 @@ pub fn http_builder(gw: &Gateway) -> auto::Builder<TokioExecutor> {
 }
 
 /// Starts the accept loop for `listener`.
-pub fn spawn(listener: TcpListener, name: Arc<str>, gw: Arc<Gateway>) -> std::io::Result<ListenerHandle> {
+pub fn spawn(
+    listener: TcpListener,
+    name: Arc<str>,
+    gw: Arc<Gateway>,
+) -> std::io::Result<ListenerHandle> {
     let local_addr = listener.local_addr()?;
     let (stop, mut stopped) = watch::channel(false);
     let task_name = name.clone();
@@ -146,8 +150,12 @@ pub fn spawn(listener: TcpListener, name: Arc<str>, gw: Arc<Gateway>) -> std::io
 }
 
 /// Serves one client connection until it closes or shutdown drains it.
-pub fn serve_connection<I>(io: I, info: Arc<ConnInfo>, gw: Arc<Gateway>, builder: auto::Builder<TokioExecutor>)
-where
+pub fn serve_connection<I>(
+    io: I,
+    info: Arc<ConnInfo>,
+    gw: Arc<Gateway>,
+    builder: auto::Builder<TokioExecutor>,
+) where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
     let guard = gw.connections.enter();

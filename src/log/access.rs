@@ -115,7 +115,8 @@ pub fn text_line(r: &AccessRecord) -> String {
         r.status,
         r.farm.as_deref().unwrap_or("-"),
         r.server.as_deref().unwrap_or("-"),
-        r.upstream.map_or("-".to_string(), |u| format!("{:.3}", ms(u))),
+        r.upstream
+            .map_or("-".to_string(), |u| format!("{:.3}", ms(u))),
         ms(r.total),
         r.bytes,
     );

@@ -53,10 +53,6 @@ impl Exchange {
     }
 
     pub fn set_upstream_time(&mut self, upstream: Duration) {
-        if let Some(s) = &self.server {
-            s.latency_us_total
-                .fetch_add(upstream.as_micros() as u64, Ordering::Relaxed);
-        }
         if let Some(r) = self.record() {
             r.upstream = Some(upstream);
         }

@@ -9,14 +9,14 @@ use super::error::ProxyError;
 use super::exchange::Exchange;
 use super::headers::{self, ClientSide};
 use super::upgrade;
+use crate::config::Snapshot;
+use crate::farm::state::Attempt;
 use crate::farm::{Farm, Server};
 use crate::gateway::Gateway;
-use crate::config::Snapshot;
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use hyper::body::{Body as _, Incoming};
 use hyper::upgrade::OnUpgrade;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -130,17 +130,33 @@ pub async fn forward(
         };
         upstream_body.count_into(server.state.clone());
 
-        let req = build_request(&mut parts, server, path_and_query.clone(), proxy.preserve_host, last, upstream_body);
+        let req = build_request(
+            &mut parts,
+            server,
+            path_and_query.clone(),
+            proxy.preserve_host,
+            last,
+            upstream_body,
+        );
         ex.hold(server.state.clone());
         let sent_at = Instant::now();
         match tokio::time::timeout(proxy.response_timeout, gw.client.request(req)).await {
             Ok(Ok(resp)) => {
-                ex.set_upstream_time(sent_at.elapsed());
+                let latency = sent_at.elapsed();
+                server.state.record_attempt(Attempt::Response {
+                    status: resp.status().as_u16(),
+                    latency,
+                });
+                ex.set_upstream_time(latency);
                 return Ok(respond(resp, &mut client_upgrade));
             }
             Ok(Err(e)) => {
                 let err = classify(&e);
-                server.state.failures.fetch_add(1, Ordering::Relaxed);
+                if err != ProxyError::BodyTooLarge {
+                    server.state.record_attempt(Attempt::Failed {
+                        reason: err.reason(),
+                    });
+                }
                 tracing::debug!(farm = %farm.name, server = %server.name, "backend error: {e:?}");
                 ex.release();
                 if err == ProxyError::BodyTooLarge || !err.is_retryable() {
@@ -149,7 +165,7 @@ pub async fn forward(
                 last_err = err;
             }
             Err(_) => {
-                server.state.failures.fetch_add(1, Ordering::Relaxed);
+                server.state.record_attempt(Attempt::Failed { reason: "timeout" });
                 return Err(ProxyError::Timeout);
             }
         }
@@ -186,12 +202,16 @@ fn build_request(
     req
 }
 
-fn respond(resp: Response<Incoming>, client_upgrade: &mut Option<OnUpgrade>) -> Response<ProxyBody> {
+fn respond(
+    resp: Response<Incoming>,
+    client_upgrade: &mut Option<OnUpgrade>,
+) -> Response<ProxyBody> {
     let (mut parts, body) = resp.into_parts();
     if parts.status == StatusCode::SWITCHING_PROTOCOLS {
-        if let (Some(client), Some(backend)) =
-            (client_upgrade.take(), parts.extensions.remove::<OnUpgrade>())
-        {
+        if let (Some(client), Some(backend)) = (
+            client_upgrade.take(),
+            parts.extensions.remove::<OnUpgrade>(),
+        ) {
             upgrade::tunnel(client, backend);
             return Response::from_parts(parts, ProxyBody::empty());
         }

@@ -50,7 +50,10 @@ pub fn upgrade_protocol(headers: &HeaderMap) -> Option<HeaderValue> {
     let upgrade = headers.get(header::UPGRADE)?;
     let connection_names_upgrade = headers.get_all(header::CONNECTION).iter().any(|v| {
         v.to_str()
-            .map(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case("upgrade")))
+            .map(|s| {
+                s.split(',')
+                    .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+            })
             .unwrap_or(false)
     });
     connection_names_upgrade.then(|| upgrade.clone())
@@ -172,7 +175,10 @@ mod tests {
 
     #[test]
     fn detects_upgrade() {
-        let h = map(&[("connection", "keep-alive, Upgrade"), ("upgrade", "websocket")]);
+        let h = map(&[
+            ("connection", "keep-alive, Upgrade"),
+            ("upgrade", "websocket"),
+        ]);
         assert_eq!(upgrade_protocol(&h).expect("upgrade"), "websocket");
         assert!(upgrade_protocol(&map(&[("upgrade", "websocket")])).is_none());
     }
@@ -186,13 +192,19 @@ mod tests {
             proto: "http",
         };
         let host = HeaderValue::from_static("example.com");
-        let mut h = map(&[("x-forwarded-for", "1.2.3.4"), ("x-forwarded-for", "5.6.7.8")]);
+        let mut h = map(&[
+            ("x-forwarded-for", "1.2.3.4"),
+            ("x-forwarded-for", "5.6.7.8"),
+        ]);
         apply_forwarded(&mut h, &spec(ForwardedFor::Append), &client, Some(&host));
         assert_eq!(h["x-forwarded-for"], "1.2.3.4, 5.6.7.8, 10.1.1.1");
         assert_eq!(h["x-forwarded-proto"], "http");
         assert_eq!(h["x-forwarded-host"], "example.com");
 
-        let mut h = map(&[("x-forwarded-for", "1.2.3.4"), ("x-forwarded-proto", "https")]);
+        let mut h = map(&[
+            ("x-forwarded-for", "1.2.3.4"),
+            ("x-forwarded-proto", "https"),
+        ]);
         apply_forwarded(&mut h, &spec(ForwardedFor::Replace), &client, Some(&host));
         assert_eq!(h["x-forwarded-for"], "10.1.1.1");
         assert_eq!(h["x-forwarded-proto"], "http");
@@ -211,7 +223,10 @@ mod tests {
             trusted: true,
             proto: "http",
         };
-        let mut h = map(&[("x-forwarded-for", "203.0.113.9"), ("x-forwarded-proto", "https")]);
+        let mut h = map(&[
+            ("x-forwarded-for", "203.0.113.9"),
+            ("x-forwarded-proto", "https"),
+        ]);
         apply_forwarded(&mut h, &spec(ForwardedFor::Replace), &client, None);
         assert_eq!(h["x-forwarded-for"], "203.0.113.9, 10.0.0.2");
         assert_eq!(h["x-forwarded-proto"], "https");

@@ -94,8 +94,15 @@ pub async fn handle(
             };
             let upgrade = forward::prepare(&mut parts, &snap, &client);
             let upgrade = upgrade.map(|(on, _)| on);
-            forward::forward(&gw, &snap, farm, forward::Outgoing { parts, body }, upgrade, &mut ex)
-                .await
+            forward::forward(
+                &gw,
+                &snap,
+                farm,
+                forward::Outgoing { parts, body },
+                upgrade,
+                &mut ex,
+            )
+            .await
         }
     };
     let mut resp = result.unwrap_or_else(ProxyError::into_response);

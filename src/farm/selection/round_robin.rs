@@ -15,7 +15,9 @@ impl Policy for RoundRobin {
             return None;
         }
         let start = self.next.fetch_add(1, Ordering::Relaxed) % n;
-        (0..n).map(|k| (start + k) % n).find(|&i| ctx.is_candidate(i))
+        (0..n)
+            .map(|k| (start + k) % n)
+            .find(|&i| ctx.is_candidate(i))
     }
 }
 

@@ -1,0 +1,204 @@
+//! End to end through real sockets: forwarding, headers, errors, retries.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+use bytes::Bytes;
+use common::*;
+use http::{Request, StatusCode};
+use http_body_util::Full;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[tokio::test]
+async fn round_robin_across_three_servers() {
+    let (a, b, c) = (
+        Backend::named("a").await,
+        Backend::named("b").await,
+        Backend::named("c").await,
+    );
+    let fg = start(&farm_config("round_robin", &[&a, &b, &c], "", "")).await;
+    let http = client();
+    let mut seq = Vec::new();
+    for _ in 0..6 {
+        let (status, _, body) = get(&http, &format!("http://{}/", fg.first_addr())).await;
+        assert_eq!(status, StatusCode::OK);
+        seq.push(body);
+    }
+    assert_eq!(seq, ["a", "b", "c", "a", "b", "c"]);
+}
+
+#[tokio::test]
+async fn no_server_available_is_503_with_retry_after() {
+    let a = Backend::named("a").await;
+    let fg = start(&farm_config("round_robin", &[&a], "", "")).await;
+    fg.gateway.snapshot().farms[0].servers[0]
+        .state
+        .set_admin(farmgate::farm::AdminState::Disabled);
+    let (status, headers, _) = get(&client(), &format!("http://{}/", fg.first_addr())).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(headers.contains_key("retry-after"));
+}
+
+#[tokio::test]
+async fn refused_backend_is_502_and_get_is_retried_elsewhere() {
+    let good = Backend::named("good").await;
+    let mut dead = Backend::named("dead").await;
+    dead.stop();
+    // Wait until the dead port really refuses.
+    let dead_addr = dead.addr;
+    wait_until(Duration::from_secs(5), "dead port closed", || async move {
+        tokio::net::TcpStream::connect(dead_addr).await.is_err()
+    })
+    .await;
+    let fg = start(&farm_config("round_robin", &[&dead, &good], "", "")).await;
+    let http = client();
+    for _ in 0..6 {
+        let (status, _, body) = get(&http, &format!("http://{}/", fg.first_addr())).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body, "good");
+    }
+    // POST is not retried: half of them hit the dead server and get 502.
+    let mut codes = Vec::new();
+    for _ in 0..4 {
+        let req = Request::post(format!("http://{}/", fg.first_addr()))
+            .body(Full::new(Bytes::from_static(b"payload")))
+            .unwrap();
+        codes.push(send(&http, req).await.0);
+    }
+    assert!(codes.contains(&StatusCode::BAD_GATEWAY), "{codes:?}");
+    assert!(codes.contains(&StatusCode::OK), "{codes:?}");
+}
+
+#[tokio::test]
+async fn only_dead_backends_give_502() {
+    let mut dead = Backend::named("dead").await;
+    dead.stop();
+    let fg = start(&farm_config("round_robin", &[&dead], "", "")).await;
+    let (status, _, body) = get(&client(), &format!("http://{}/", fg.first_addr())).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY);
+    assert!(
+        !body.contains("127.0.0.1"),
+        "error body leaks the address: {body}"
+    );
+}
+
+#[tokio::test]
+async fn slow_backend_gives_504_at_response_timeout() {
+    let slow = Backend::with_handler(
+        "slow",
+        Arc::new(|_req| {
+            Box::pin(async {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                text_response(200, "late")
+            })
+        }),
+    )
+    .await;
+    let cfg = farm_config(
+        "round_robin",
+        &[&slow],
+        "",
+        "proxy:\n  response_timeout: 300ms\n",
+    );
+    let fg = start(&cfg).await;
+    let (status, _, _) = get(&client(), &format!("http://{}/", fg.first_addr())).await;
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT);
+}
+
+#[tokio::test]
+async fn hop_by_hop_headers_are_stripped_both_ways() {
+    let echo = Backend::with_handler(
+        "echo",
+        Arc::new(|_req| {
+            Box::pin(async {
+                let mut r = text_response(200, "ok");
+                let h = r.headers_mut();
+                h.insert("connection", "x-backend-private".parse().unwrap());
+                h.insert("x-backend-private", "secret".parse().unwrap());
+                h.insert("keep-alive", "timeout=5".parse().unwrap());
+                h.insert("x-backend-public", "yes".parse().unwrap());
+                r
+            })
+        }),
+    )
+    .await;
+    let fg = start(&farm_config("round_robin", &[&echo], "", "")).await;
+    let req = Request::get(format!("http://{}/", fg.first_addr()))
+        .header("connection", "x-client-private")
+        .header("x-client-private", "secret")
+        .header("keep-alive", "timeout=5")
+        .header("proxy-connection", "keep-alive")
+        .header("te", "trailers")
+        .header("x-client-public", "yes")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let (status, headers, _) = send(&client(), req).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(!headers.contains_key("x-backend-private"));
+    assert!(!headers.contains_key("keep-alive"));
+    assert_eq!(headers["x-backend-public"], "yes");
+    let seen = echo.last_seen();
+    for h in ["x-client-private", "keep-alive", "proxy-connection", "te"] {
+        assert!(!seen.headers.contains_key(h), "{h} reached the backend");
+    }
+    assert_eq!(seen.headers["x-client-public"], "yes");
+}
+
+#[tokio::test]
+async fn forwarded_headers_append_and_replace() {
+    let a = Backend::named("a").await;
+    let http = client();
+    let req = |addr| {
+        Request::get(format!("http://{addr}/p"))
+            .header("host", "shop.example")
+            .header("x-forwarded-for", "203.0.113.9")
+            .body(Full::new(Bytes::new()))
+            .unwrap()
+    };
+
+    let fg = start(&farm_config("round_robin", &[&a], "", "")).await;
+    send(&http, req(fg.first_addr())).await;
+    let seen = a.last_seen();
+    assert_eq!(seen.headers["x-forwarded-for"], "203.0.113.9, 127.0.0.1");
+    assert_eq!(seen.headers["x-forwarded-proto"], "http");
+    assert_eq!(seen.headers["x-forwarded-host"], "shop.example");
+    assert_eq!(seen.headers["host"], "shop.example");
+
+    let fg2 = start(&farm_config(
+        "round_robin",
+        &[&a],
+        "",
+        "proxy:\n  forwarded_for: replace\n  preserve_host: false\n",
+    ))
+    .await;
+    send(&http, req(fg2.first_addr())).await;
+    let seen = a.last_seen();
+    assert_eq!(seen.headers["x-forwarded-for"], "127.0.0.1");
+    assert_eq!(seen.headers["host"], a.addr.to_string().as_str());
+}
+
+#[tokio::test]
+async fn http2_prior_knowledge_client_is_served() {
+    let a = Backend::named("a").await;
+    let fg = start(&farm_config("round_robin", &[&a], "", "")).await;
+    let h2: TestClient =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .http2_only(true)
+            .build_http();
+    let resp = h2
+        .request(
+            Request::get(format!("http://{}/", fg.first_addr()))
+                .body(Full::new(Bytes::new()))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp.version(), http::Version::HTTP_2);
+    assert_eq!(resp.status(), StatusCode::OK);
+    let seen = a.last_seen();
+    assert_eq!(seen.version, http::Version::HTTP_11);
+    assert!(
+        seen.headers.contains_key("host"),
+        "h2 :authority must become Host"
+    );
+}
