@@ -47,7 +47,10 @@ impl AdminState {
 #[derive(Debug, Clone, Copy)]
 pub enum Attempt {
     /// Response headers arrived with this status after this long.
-    Response { status: u16, latency: std::time::Duration },
+    Response {
+        status: u16,
+        latency: std::time::Duration,
+    },
     /// No usable response: `reason` is connect, timeout or reset.
     Failed { reason: &'static str },
 }

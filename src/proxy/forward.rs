@@ -165,7 +165,9 @@ pub async fn forward(
                 last_err = err;
             }
             Err(_) => {
-                server.state.record_attempt(Attempt::Failed { reason: "timeout" });
+                server
+                    .state
+                    .record_attempt(Attempt::Failed { reason: "timeout" });
                 return Err(ProxyError::Timeout);
             }
         }

@@ -1,0 +1,42 @@
+//! The embedded demo config (config/demo.yaml) must always be valid: it is
+//! what a newcomer runs first.
+#![allow(clippy::unwrap_used)]
+
+use farmgate::config;
+use farmgate::farm::StateRegistry;
+
+#[test]
+fn demo_config_builds() {
+    let snap = config::load_str(
+        farmgate::demo::DEMO_CONFIG,
+        "config/demo.yaml",
+        &StateRegistry::default(),
+    )
+    .unwrap_or_else(|e| panic!("config/demo.yaml is invalid:\n{e}"));
+    assert!(!snap.farms.is_empty());
+    // The demo backends the binary starts must be the servers the config names.
+    let addresses: Vec<String> = snap
+        .farms
+        .iter()
+        .flat_map(|f| f.servers.iter().map(|s| s.address.to_string()))
+        .collect();
+    for (_, addr) in farmgate::demo::DEMO_BACKENDS {
+        assert!(
+            addresses.iter().any(|a| a == addr),
+            "{addr} not in demo.yaml"
+        );
+    }
+}
+
+#[test]
+fn shipped_example_configs_build() {
+    for entry in std::fs::read_dir("examples").unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "yaml")
+            && !path.to_string_lossy().contains("prometheus")
+        {
+            config::load_file(&path, &StateRegistry::default())
+                .unwrap_or_else(|e| panic!("{} is invalid:\n{e}", path.display()));
+        }
+    }
+}
