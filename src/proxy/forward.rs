@@ -51,7 +51,13 @@ pub fn prepare(
     let upgrade = headers::upgrade_protocol(&parts.headers)
         .filter(|_| parts.version == Version::HTTP_11)
         .and_then(|proto| Some((parts.extensions.remove::<OnUpgrade>()?, proto)));
+    let trailers = headers::accepts_trailers(&parts.headers);
     headers::strip_hop_by_hop(&mut parts.headers);
+    if trailers {
+        parts
+            .headers
+            .insert(header::TE, HeaderValue::from_static("trailers"));
+    }
     if !parts.headers.contains_key(header::HOST) {
         if let Some(auth) = parts.uri.authority() {
             if let Ok(v) = HeaderValue::from_str(auth.as_str()) {

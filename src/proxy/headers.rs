@@ -11,7 +11,9 @@ static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
 /// Removes hop-by-hop headers: Connection and every header it names, plus
-/// the fixed list. Works for requests and responses alike.
+/// the fixed list. Works for requests and responses alike. `Trailer` is not
+/// hop-by-hop (RFC 9110 §6.6.2): it announces the trailers that follow the
+/// body, which are forwarded.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     // Connection may name other headers ("Connection: close, X-Foo").
     let named: Option<Vec<HeaderName>> = if headers.contains_key(header::CONNECTION) {
@@ -39,9 +41,25 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     headers.remove(&KEEP_ALIVE);
     headers.remove(&PROXY_CONNECTION);
     headers.remove(header::TE);
-    headers.remove(header::TRAILER);
     headers.remove(header::TRANSFER_ENCODING);
     headers.remove(header::UPGRADE);
+}
+
+/// Does the client accept trailers (`TE: trailers`, as gRPC clients and
+/// most HTTP/2 stacks send)? Asked before `strip_hop_by_hop`, so the
+/// backend can be told too: the proxy forwards trailers.
+pub fn accepts_trailers(headers: &HeaderMap) -> bool {
+    headers.get_all(header::TE).iter().any(|v| {
+        v.to_str().is_ok_and(|s| {
+            s.split(',').any(|t| {
+                t.split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .eq_ignore_ascii_case("trailers")
+            })
+        })
+    })
 }
 
 /// Is this an HTTP/1.1 upgrade request (WebSocket and friends)? Must be
@@ -162,7 +180,6 @@ mod tests {
             ("x-secret", "1"),
             ("keep-alive", "timeout=5"),
             ("te", "trailers"),
-            ("trailer", "x-t"),
             ("transfer-encoding", "chunked"),
             ("upgrade", "websocket"),
             ("proxy-connection", "keep-alive"),
@@ -171,6 +188,18 @@ mod tests {
         strip_hop_by_hop(&mut h);
         assert_eq!(h.len(), 1, "{h:?}");
         assert_eq!(h["x-kept"], "yes");
+        // Trailer announces end-to-end trailers: kept.
+        let mut h = map(&[("trailer", "grpc-status")]);
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h["trailer"], "grpc-status");
+    }
+
+    #[test]
+    fn te_trailers_is_recognised() {
+        assert!(accepts_trailers(&map(&[("te", "trailers")])));
+        assert!(accepts_trailers(&map(&[("te", "gzip, Trailers;q=1")])));
+        assert!(!accepts_trailers(&map(&[("te", "gzip")])));
+        assert!(!accepts_trailers(&map(&[])));
     }
 
     #[test]
