@@ -364,3 +364,77 @@ impl CertSet {
         self.certs.get(*pick).map(|c| c.key.clone())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tls::devcerts::{write_file, DevCa};
+
+    fn set(names: &[&[&str]]) -> (CertSet, PathBuf) {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let d = std::env::temp_dir().join(format!("farmgate-certs-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&d).expect("dir");
+        let ca = DevCa::generate("test CA").expect("ca");
+        let mut paths = Vec::new();
+        for (i, n) in names.iter().enumerate() {
+            let issued = ca.issue(n, 10).expect("issue");
+            let p = CertPaths {
+                cert: d.join(format!("{i}.crt")),
+                key: d.join(format!("{i}.key")),
+            };
+            write_file(&p.cert, &issued.cert_pem, false).expect("write");
+            write_file(&p.key, &issued.key_pem, true).expect("write");
+            paths.push(p);
+        }
+        (load_set(&paths).expect("loads"), d)
+    }
+
+    #[test]
+    fn names_pick_certificates_exact_before_wildcard() {
+        let (s, d) = set(&[
+            &["a.test", "127.0.0.1"],
+            &["*.b.test", "B.test."],
+            &["x.b.test"],
+        ]);
+        assert_eq!(s.certs()[0].dns_names, ["a.test"]);
+        assert_eq!(
+            s.certs()[0].ip_names,
+            ["127.0.0.1".parse::<std::net::IpAddr>().expect("ip")]
+        );
+        assert_eq!(
+            s.certs()[1].dns_names,
+            ["*.b.test", "b.test"],
+            "lowercased, no trailing dot"
+        );
+        assert_eq!(s.candidates(Some("a.test")), [0]);
+        assert_eq!(s.candidates(Some("b.test")), [1]);
+        assert_eq!(s.candidates(Some("y.b.test")), [1]);
+        assert_eq!(
+            s.candidates(Some("x.b.test")),
+            [2],
+            "an exact name beats a wildcard"
+        );
+        assert_eq!(
+            s.candidates(Some("z.y.b.test")),
+            [0],
+            "a wildcard covers one label"
+        );
+        assert_eq!(s.candidates(Some("c.test")), [0]);
+        assert_eq!(s.candidates(None), [0]);
+        let _ = std::fs::remove_dir_all(d);
+    }
+
+    #[test]
+    fn a_key_of_another_certificate_is_a_mismatch() {
+        let (s, d) = set(&[&["one.test"], &["two.test"]]);
+        let paths = CertPaths {
+            cert: s.certs()[0].paths.cert.clone(),
+            key: s.certs()[1].paths.key.clone(),
+        };
+        let e = load_cert(&paths, &crate::tls::provider(), unix_now()).expect_err("mismatch");
+        assert!(matches!(e, CertError::Mismatch { .. }), "{e}");
+        assert_eq!(e.file(), paths.key);
+        let _ = std::fs::remove_dir_all(d);
+    }
+}
