@@ -128,9 +128,11 @@ pub fn banner(proxy: SocketAddr, tls: Option<SocketAddr>, admin: Option<SocketAd
     );
     if let Some(t) = tls {
         let port = t.port();
+        let ca = resolve_demo_path(std::path::Path::new("certs-dev/ca.crt"));
+        let ca = ca.display();
         s.push_str(&format!(
-            "  curl --cacert certs-dev/ca.crt https://localhost:{port}/          # TLS, HTTP/2 by ALPN\n  \
-             curl --cacert certs-dev/ca.crt --http1.1 https://localhost:{port}/  # TLS, HTTP/1.1\n"
+            "  curl --cacert {ca} https://localhost:{port}/           # TLS, HTTP/2 by ALPN\n  \
+             curl --cacert {ca} --http1.1 https://localhost:{port}/   # TLS, HTTP/1.1\n"
         ));
     }
     if let Some(a) = admin {

@@ -28,7 +28,7 @@ pub struct Gateway {
     access_log: ArcSwapOption<AccessLog>,
     shutting_down: AtomicBool,
     pub connections: Arc<ConnTracker>,
-    /// Handshake and certificate counters of every TLS listener.
+    /// Every running TLS listener: its settings, certificates and counters.
     pub tls: TlsRegistry,
 }
 

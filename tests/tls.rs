@@ -362,3 +362,38 @@ fn gen_certs_writes_a_ca_and_a_localhost_certificate_that_load() {
     assert_eq!(roots.len(), 1);
     std::fs::remove_dir_all(&out_dir).unwrap();
 }
+
+#[tokio::test]
+async fn new_settings_apply_to_a_running_listener() {
+    // What a config reload does: build the listener's new TLS spec (here
+    // another certificate and HTTP/1.1 only) and apply it.
+    let certs = CertDir::new();
+    let first = certs.issue("first", &["site.test"]);
+    let second = certs.issue("second", &["site.test", "new.site.test"]);
+    let backend = Backend::named("app").await;
+    let fg = start(&config(
+        &tls_listener_yaml("secure", &[first], ""),
+        &[&backend],
+    ))
+    .await;
+    let addr = fg.first_addr();
+    let client = certs.client(&["h2", "http/1.1"]);
+    let before = connect(addr, "site.test", client.clone()).await.unwrap();
+    assert_eq!(alpn(&before).as_deref(), Some("h2"));
+    let mut open = Sender::new(before).await;
+
+    let yaml = config(
+        &tls_listener_yaml("secure", &[second], "      alpn: [http/1.1]\n"),
+        &[&backend],
+    );
+    let snap = farmgate::config::load_str(&yaml, "reload.yaml", &fg.gateway.registry).unwrap();
+    let spec = snap.listeners[0].tls.clone().unwrap();
+    fg.gateway.tls.get("secure").unwrap().apply(spec).unwrap();
+
+    let after = connect(addr, "site.test", client).await.unwrap();
+    assert_eq!(alpn(&after).as_deref(), Some("http/1.1"));
+    assert_eq!(peer_names(&after), ["site.test", "new.site.test"]);
+    assert_eq!(Sender::new(after).await.get("site.test", "/").await.0, 200);
+    // The h2 connection from before the change is still served.
+    assert_eq!(open.get("site.test", "/").await.0, 200);
+}
