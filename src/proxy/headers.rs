@@ -159,6 +159,7 @@ mod tests {
             idle_timeout: Duration::from_secs(1),
             retries: 0,
             max_request_body: 0,
+            limits: Default::default(),
         }
     }
 
