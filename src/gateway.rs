@@ -27,6 +27,8 @@ pub struct Gateway {
     access_log: ArcSwapOption<AccessLog>,
     shutting_down: AtomicBool,
     pub connections: Arc<ConnTracker>,
+    /// Wakes the health task (a new snapshot, a changed server).
+    pub(crate) health_wake: Arc<tokio::sync::Notify>,
 }
 
 impl Gateway {
@@ -46,6 +48,7 @@ impl Gateway {
             access_log: ArcSwapOption::new(access_log),
             shutting_down: AtomicBool::new(false),
             connections: Arc::new(ConnTracker::default()),
+            health_wake: Arc::new(tokio::sync::Notify::new()),
         }))
     }
 
@@ -60,6 +63,7 @@ impl Gateway {
         self.connector.set_timeout(snapshot.proxy.connect_timeout);
         self.snapshot.store(Arc::new(snapshot));
         self.registry.prune();
+        self.health_wake.notify_one();
     }
 
     #[inline]
@@ -77,6 +81,8 @@ pub struct Running {
     pub gateway: Arc<Gateway>,
     pub listeners: Vec<ListenerHandle>,
     pub admin: Option<ListenerHandle>,
+    /// The background health task (probes, probation, minimum servers).
+    pub health: crate::health::HealthHandle,
 }
 
 impl Running {
@@ -88,6 +94,7 @@ impl Running {
         let specs = snapshot.listeners.clone();
         let admin_spec = snapshot.admin.clone();
         let gateway = Gateway::new(snapshot, registry)?;
+        let health = crate::health::supervisor::spawn(&gateway);
         let mut listeners = Vec::new();
         for spec in &specs {
             let tcp = listener::bind(spec.bind).map_err(|e| {
@@ -113,6 +120,7 @@ impl Running {
             gateway,
             listeners,
             admin,
+            health,
         })
     }
 
@@ -141,6 +149,7 @@ impl Running {
             l.stop();
         }
         let left = self.gateway.connections.drain(timeout).await;
+        self.health.stop();
         if let Some(a) = &self.admin {
             a.stop();
         }

@@ -9,6 +9,7 @@ pub mod config;
 pub mod demo;
 pub mod farm;
 pub mod gateway;
+pub mod health;
 pub mod listener;
 pub mod log;
 pub mod proxy;

@@ -1,5 +1,8 @@
 //! The admin listener: its own port, never a traffic port. Health of the
-//! process for a layer-4 balancer in front (`/healthz`).
+//! process for a layer-4 balancer in front (`/healthz`); operator actions on
+//! servers (`actions.rs`).
+
+pub mod actions;
 
 use crate::gateway::Gateway;
 use crate::listener::ListenerHandle;
@@ -57,6 +60,7 @@ async fn route(gw: &Gateway, req: Request<Incoming>) -> Response<Full<Bytes>> {
                 text(StatusCode::OK, "ok\n")
             }
         }
+        (_, p) if p.starts_with(actions::PREFIX) => actions::route(gw, &req).await,
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     }
 }

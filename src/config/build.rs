@@ -238,10 +238,6 @@ fn build_farms(raw: &[RawFarm], registry: &StateRegistry, p: &mut Problems) -> V
         }
         for (key, present) in [
             ("affinity", f.affinity.is_some()),
-            ("health_check", f.health_check.is_some()),
-            ("live_traffic", f.live_traffic.is_some()),
-            ("min_servers", f.min_servers.is_some()),
-            ("slow_start", f.slow_start.is_some()),
             ("cache", f.cache.is_some()),
             ("tls", f.tls.is_some()),
             ("hash_key", f.hash_key.is_some()),
@@ -254,6 +250,7 @@ fn build_farms(raw: &[RawFarm], registry: &StateRegistry, p: &mut Problems) -> V
             }
         }
         let servers = build_servers(f, &at, registry, p);
+        let health = crate::health::spec::compile(f, &at, p);
         let algorithm = f
             .algorithm
             .clone()
@@ -262,6 +259,7 @@ fn build_farms(raw: &[RawFarm], registry: &StateRegistry, p: &mut Problems) -> V
             Ok(policy) => out.push(Farm {
                 name: f.name.as_str().into(),
                 algorithm,
+                health: crate::health::FarmHealth::new(f.name.as_str().into(), health, &servers),
                 servers,
                 policy,
             }),

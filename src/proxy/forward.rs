@@ -1,7 +1,9 @@
 //! Sends one request to a server of the chosen farm and returns its
-//! response head, streaming both bodies. Owns retries: a request that never
-//! reached a backend (connect refused, reset, timeout while connecting) goes
-//! to another server when it is idempotent and its body was not sent.
+//! response head, streaming both bodies. Owns retries: a request whose
+//! connection failed before any response byte (connect refused, connect
+//! timeout, reset, also on a reused pooled connection) goes to another
+//! server when it is idempotent and its body was not sent. Once response
+//! headers arrived nothing is retried.
 
 use super::body::{BodyTooLarge, ProxyBody, ReturnSlot, UpstreamBody};
 use super::connector::ConnectTimeout;
@@ -143,19 +145,20 @@ pub async fn forward(
         match tokio::time::timeout(proxy.response_timeout, gw.client.request(req)).await {
             Ok(Ok(resp)) => {
                 let latency = sent_at.elapsed();
-                server.state.record_attempt(Attempt::Response {
-                    status: resp.status().as_u16(),
-                    latency,
-                });
+                let status = resp.status().as_u16();
+                server
+                    .state
+                    .record_attempt(Attempt::Response { status, latency }, &farm.health);
                 ex.set_upstream_time(latency);
                 return Ok(respond(resp, &mut client_upgrade));
             }
             Ok(Err(e)) => {
                 let err = classify(&e);
                 if err != ProxyError::BodyTooLarge {
-                    server.state.record_attempt(Attempt::Failed {
-                        reason: err.reason(),
-                    });
+                    let reason = err.reason();
+                    server
+                        .state
+                        .record_attempt(Attempt::Failed { reason }, &farm.health);
                 }
                 tracing::debug!(farm = %farm.name, server = %server.name, "backend error: {e:?}");
                 ex.release();
@@ -165,9 +168,8 @@ pub async fn forward(
                 last_err = err;
             }
             Err(_) => {
-                server
-                    .state
-                    .record_attempt(Attempt::Failed { reason: "timeout" });
+                let timeout = Attempt::Failed { reason: "timeout" };
+                server.state.record_attempt(timeout, &farm.health);
                 return Err(ProxyError::Timeout);
             }
         }
