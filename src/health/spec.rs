@@ -119,17 +119,11 @@ fn compile_check(h: &RawHealthCheck, at: &str, p: &mut Problems) -> Option<Healt
     if interval.is_zero() {
         p.add(format!("{at}.interval"), "must be greater than 0");
     }
-    let timeout = h.timeout.map_or(DEFAULT_TIMEOUT.min(interval), |d| d.0);
+    // A timeout longer than the interval is allowed: the supervisor never
+    // runs two probes of one server at once.
+    let timeout = h.timeout.map_or(DEFAULT_TIMEOUT, |d| d.0);
     if timeout.is_zero() {
         p.add(format!("{at}.timeout"), "must be greater than 0");
-    } else if timeout > interval && !interval.is_zero() {
-        p.add(
-            format!("{at}.timeout"),
-            format!(
-                "timeout {timeout:?} is longer than interval {interval:?}; \
-                 a probe must end before the next one is due"
-            ),
-        );
     }
     let acceptable = h
         .acceptable_status
