@@ -60,15 +60,21 @@ async fn drain_lets_in_flight_requests_finish_while_new_ones_go_elsewhere() {
     let gate = Arc::new(Semaphore::new(0));
     let a = gated("a", gate.clone()).await;
     let b = Backend::named("b").await;
-    let fg = start(&with_admin(farm_config("round_robin", &[&a, &b], "", ""), "")).await;
+    let fg = start(&with_admin(
+        farm_config("round_robin", &[&a, &b], "", ""),
+        "",
+    ))
+    .await;
     let url = format!("http://{}", fg.first_addr());
 
     // Round robin's first pick is a: a slow request holds it.
     let slow_url = format!("{url}/slow");
     let slow = tokio::spawn(async move { get(&client(), &slow_url).await });
-    wait_until(Duration::from_secs(5), "slow request in flight on a", || async {
-        admin(&fg, "GET", "/api/farms/web/servers/a", None).await.1["in_flight"] == 1
-    })
+    wait_until(
+        Duration::from_secs(5),
+        "slow request in flight on a",
+        || async { admin(&fg, "GET", "/api/farms/web/servers/a", None).await.1["in_flight"] == 1 },
+    )
     .await;
 
     let (status, view) = admin(&fg, "POST", "/api/farms/web/servers/a/drain", None).await;
@@ -95,12 +101,19 @@ async fn drain_lets_in_flight_requests_finish_while_new_ones_go_elsewhere() {
 #[tokio::test]
 async fn disable_and_enable() {
     let (a, b) = (Backend::named("a").await, Backend::named("b").await);
-    let fg = start(&with_admin(farm_config("round_robin", &[&a, &b], "", ""), "")).await;
+    let fg = start(&with_admin(
+        farm_config("round_robin", &[&a, &b], "", ""),
+        "",
+    ))
+    .await;
     let url = format!("http://{}/", fg.first_addr());
     let http = client();
 
     let (status, view) = admin(&fg, "POST", "/api/farms/web/servers/b/disable", None).await;
-    assert_eq!((status, view["admin"].as_str()), (StatusCode::OK, Some("disabled")));
+    assert_eq!(
+        (status, view["admin"].as_str()),
+        (StatusCode::OK, Some("disabled"))
+    );
     for _ in 0..6 {
         assert_eq!(get(&http, &url).await.2, "a");
     }
@@ -180,7 +193,10 @@ async fn verify_without_a_health_check_is_a_conflict() {
 #[tokio::test]
 async fn a_configured_token_is_required() {
     let a = Backend::named("a").await;
-    let cfg = with_admin(farm_config("round_robin", &[&a], "", ""), "  token: s3cret\n");
+    let cfg = with_admin(
+        farm_config("round_robin", &[&a], "", ""),
+        "  token: s3cret\n",
+    );
     let fg = start(&cfg).await;
     let path = "/api/farms/web/servers/a/drain";
     let (status, _) = admin(&fg, "POST", path, None).await;
@@ -201,7 +217,11 @@ async fn admin_state_survives_a_reload() {
         Backend::named("b").await,
         Backend::named("c").await,
     );
-    let fg = start(&with_admin(farm_config("round_robin", &[&a, &b], "", ""), "")).await;
+    let fg = start(&with_admin(
+        farm_config("round_robin", &[&a, &b], "", ""),
+        "",
+    ))
+    .await;
     admin(&fg, "POST", "/api/farms/web/servers/b/disable", None).await;
     // Reload with c added.
     let cfg = with_admin(farm_config("round_robin", &[&a, &b, &c], "", ""), "");
@@ -211,6 +231,9 @@ async fn admin_state_survives_a_reload() {
     assert_eq!(v["admin"], "disabled");
     let http = client();
     for _ in 0..6 {
-        assert_ne!(get(&http, &format!("http://{}/", fg.first_addr())).await.2, "b");
+        assert_ne!(
+            get(&http, &format!("http://{}/", fg.first_addr())).await.2,
+            "b"
+        );
     }
 }

@@ -72,10 +72,11 @@ async fn stream_while_killing(
                     Request::get(&url).body(Full::new(Bytes::new()))
                 };
                 // A hung request fails the test here.
-                let resp = tokio::time::timeout(Duration::from_secs(10), http.request(req.unwrap()))
-                    .await
-                    .expect("a request hung")
-                    .expect("the proxy closed the connection instead of answering");
+                let resp =
+                    tokio::time::timeout(Duration::from_secs(10), http.request(req.unwrap()))
+                        .await
+                        .expect("a request hung")
+                        .expect("the proxy closed the connection instead of answering");
                 let status = resp.status().as_u16();
                 let body = resp.into_body().collect().await.unwrap().to_bytes();
                 let body = String::from_utf8_lossy(&body).into_owned();

@@ -87,14 +87,21 @@ async fn killed_backend_leaves_rotation_within_interval_plus_timeout() {
     let stopped = Instant::now();
     // interval (100ms, +5% jitter) + timeout (1s); the rest is slack for a
     // loaded machine.
-    wait_until(Duration::from_millis(1100 + 1000), "b out of rotation", || {
-        let sb = sb.clone();
-        async move { !sb.in_rotation() }
-    })
+    wait_until(
+        Duration::from_millis(1100 + 1000),
+        "b out of rotation",
+        || {
+            let sb = sb.clone();
+            async move { !sb.in_rotation() }
+        },
+    )
     .await;
     let view = sb.health_view();
     assert_eq!(view.reason.as_deref(), Some("refused"), "{view:?}");
-    eprintln!("b left rotation {:?} after it was stopped", stopped.elapsed());
+    eprintln!(
+        "b left rotation {:?} after it was stopped",
+        stopped.elapsed()
+    );
 
     // From now on clients see no errors and never b.
     let http = client();
@@ -108,12 +115,11 @@ async fn killed_backend_leaves_rotation_within_interval_plus_timeout() {
 
 #[tokio::test]
 async fn restarted_backend_returns_after_healthy_threshold_passes() {
-    let a = Backend::named("a").await;
-    let b = switchable("b").await;
+    let (a, b) = (switchable("a").await, switchable("b").await);
     let mut bb = b.backend;
     let cfg = farm_config(
         "round_robin",
-        &[&a, &bb],
+        &[&a.backend, &bb],
         &check("      healthy_threshold: 3\n"),
         "",
     );
@@ -154,9 +160,8 @@ async fn restarted_backend_returns_after_healthy_threshold_passes() {
 
 #[tokio::test]
 async fn bad_status_and_body_mismatch_mark_unhealthy() {
-    let a = Backend::named("a").await;
-    let b = switchable("b").await;
-    let cfg = farm_config("round_robin", &[&a, &b.backend], &check(""), "");
+    let (a, b) = (switchable("a").await, switchable("b").await);
+    let cfg = farm_config("round_robin", &[&a.backend, &b.backend], &check(""), "");
     let fg = start(&cfg).await;
     let sb = state(&fg, "b");
     let reason_is = |want: &'static str| {
@@ -168,18 +173,33 @@ async fn bad_status_and_body_mismatch_mark_unhealthy() {
     };
 
     b.mode.store(STATUS_503, Ordering::SeqCst);
-    wait_until(Duration::from_secs(5), "down for status 503", reason_is("status 503")).await;
+    wait_until(
+        Duration::from_secs(5),
+        "down for status 503",
+        reason_is("status 503"),
+    )
+    .await;
     assert!(!sb.in_rotation());
     let last = sb.health_view().last_check.unwrap();
     assert_eq!(last.status, Some(503));
     assert_eq!(last.result, "status");
 
     b.mode.store(OK, Ordering::SeqCst);
-    wait_until(Duration::from_secs(5), "back", reason_is("health check passed")).await;
+    wait_until(
+        Duration::from_secs(5),
+        "back",
+        reason_is("health check passed"),
+    )
+    .await;
     assert!(sb.in_rotation());
 
     b.mode.store(DEGRADED, Ordering::SeqCst);
-    wait_until(Duration::from_secs(5), "down for body", reason_is("body mismatch")).await;
+    wait_until(
+        Duration::from_secs(5),
+        "down for body",
+        reason_is("body mismatch"),
+    )
+    .await;
     assert!(!sb.in_rotation());
     assert_eq!(sb.health_view().last_check.unwrap().body_match, Some(false));
 
@@ -196,11 +216,10 @@ async fn bad_status_and_body_mismatch_mark_unhealthy() {
 
 #[tokio::test]
 async fn unhealthy_threshold_needs_failures_in_a_row() {
-    let a = Backend::named("a").await;
-    let b = switchable("b").await;
+    let (a, b) = (switchable("a").await, switchable("b").await);
     let cfg = farm_config(
         "round_robin",
-        &[&a, &b.backend],
+        &[&a.backend, &b.backend],
         &check("      unhealthy_threshold: 3\n"),
         "",
     );
@@ -266,4 +285,41 @@ async fn min_servers_holds_every_server_in_rotation() {
     assert!(sa.in_rotation() && sc.in_rotation());
     assert!(!sb.in_rotation());
     assert!(!sb.health_view().forced);
+}
+
+#[tokio::test]
+async fn a_returning_server_ramps_up_with_slow_start() {
+    let (a, b) = (switchable("a").await, switchable("b").await);
+    let farm = format!("{}    slow_start: 10s\n", check(""));
+    let fg = start(&farm_config(
+        "round_robin",
+        &[&a.backend, &b.backend],
+        &farm,
+        "",
+    ))
+    .await;
+    let sb = state(&fg, "b");
+    b.mode.store(STATUS_503, Ordering::SeqCst);
+    wait_until(Duration::from_secs(5), "b down", || {
+        let sb = sb.clone();
+        async move { !sb.is_healthy() }
+    })
+    .await;
+    b.mode.store(OK, Ordering::SeqCst);
+    wait_until(Duration::from_secs(5), "b back", || {
+        let sb = sb.clone();
+        async move { sb.is_healthy() }
+    })
+    .await;
+    let factor = sb.health_view().slow_start_factor;
+    assert!(factor < 0.5, "factor {factor} right after return");
+    // Round robin would give b half; early in a 10s ramp it gets far less.
+    let http = client();
+    let mut to_b = 0;
+    for _ in 0..40 {
+        let (status, _, body) = get(&http, &format!("http://{}/", fg.first_addr())).await;
+        assert_eq!(status, 200);
+        to_b += usize::from(body == "b");
+    }
+    assert!(to_b < 10, "b got {to_b} of 40 requests early in its ramp");
 }

@@ -50,7 +50,10 @@ async fn drive(fg: &farmgate::Running, what: &str, cond: impl Fn() -> bool) -> V
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut statuses = Vec::new();
     while !cond() {
-        assert!(Instant::now() < deadline, "timed out driving traffic until {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out driving traffic until {what}"
+        );
         let (status, _, _) = get(&http, &format!("http://{}/", fg.first_addr())).await;
         statuses.push(status.as_u16());
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -70,14 +73,22 @@ async fn five_hundreds_eject_and_probation_brings_the_server_back() {
 
     let statuses = drive(&fg, "bad ejected", || !sb.is_healthy()).await;
     // More than max_failures (2) failures: the third 500 ejects.
-    assert_eq!(statuses.iter().filter(|s| **s == 500).count(), 3, "{statuses:?}");
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 500).count(),
+        3,
+        "{statuses:?}"
+    );
     let view = sb.health_view();
     assert_eq!(view.reason_code, Some("live_traffic"), "{view:?}");
     assert_eq!(view.probation, "waiting");
     let ejected = Instant::now();
     // While out, nothing reaches it.
     let hits = bad.hits();
-    for s in drive(&fg, "400ms passed", || ejected.elapsed() > Duration::from_millis(400)).await {
+    for s in drive(&fg, "400ms passed", || {
+        ejected.elapsed() > Duration::from_millis(400)
+    })
+    .await
+    {
         assert_eq!(s, 200);
     }
     assert_eq!(bad.hits(), hits);
@@ -89,8 +100,15 @@ async fn five_hundreds_eject_and_probation_brings_the_server_back() {
     .await;
     let trial_failed = Instant::now();
     // (Both marks are taken a little after the event; allow for that.)
-    assert!(ejected.elapsed() >= Duration::from_millis(550), "probation before the period");
-    assert_eq!(statuses.iter().filter(|s| **s == 500).count(), 1, "one trial: {statuses:?}");
+    assert!(
+        ejected.elapsed() >= Duration::from_millis(550),
+        "probation before the period"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 500).count(),
+        1,
+        "one trial: {statuses:?}"
+    );
     assert_eq!(bad.hits(), hits + 1);
 
     // Fixed: the next probation (after 1.2s) brings it back.
@@ -128,7 +146,11 @@ async fn with_a_health_check_the_next_passing_probe_brings_it_back() {
     let sb = state(&fg, "bad");
     drive(&fg, "bad ejected", || !sb.is_healthy()).await;
     let probes_at_ejection = probes.load(Ordering::SeqCst);
-    assert_eq!(sb.health_view().probation, "off", "no probation with a check");
+    assert_eq!(
+        sb.health_view().probation,
+        "off",
+        "no probation with a check"
+    );
     failing.store(false, Ordering::SeqCst);
     wait_until(Duration::from_secs(5), "bad back", || {
         let sb = sb.clone();
@@ -137,7 +159,10 @@ async fn with_a_health_check_the_next_passing_probe_brings_it_back() {
     .await;
     let used = probes.load(Ordering::SeqCst) - probes_at_ejection;
     assert!((1..=2).contains(&used), "came back after {used} probes");
-    assert_eq!(sb.health_view().reason.as_deref(), Some("health check passed"));
+    assert_eq!(
+        sb.health_view().reason.as_deref(),
+        Some("health check passed")
+    );
 }
 
 #[tokio::test]

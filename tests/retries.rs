@@ -113,5 +113,9 @@ async fn a_reset_on_a_reused_pooled_connection_is_retried() {
     // The resetter again, on the pooled connection: reset, retried on good.
     let (status, _, body) = get(&http, &url).await;
     assert_eq!((status, body.as_str()), (StatusCode::OK, "good"));
-    assert_eq!(conns.load(Ordering::SeqCst), 1, "the pooled connection was reused");
+    assert_eq!(
+        conns.load(Ordering::SeqCst),
+        1,
+        "the pooled connection was reused"
+    );
 }

@@ -140,7 +140,10 @@ fn server_view<'a>(farm: &'a Farm, server: &'a Server) -> ServerView<'a> {
 }
 
 /// Returns the refusal when a token is configured and the request lacks it.
-pub fn check_token(token: Option<&str>, headers: &http::HeaderMap) -> Option<Response<Full<Bytes>>> {
+pub fn check_token(
+    token: Option<&str>,
+    headers: &http::HeaderMap,
+) -> Option<Response<Full<Bytes>>> {
     let token = token?;
     let given = headers
         .get(header::AUTHORIZATION)
@@ -234,7 +237,10 @@ mod tests {
         assert!(!constant_time_eq(b"", b"x"));
         let mut h = http::HeaderMap::new();
         assert!(check_token(Some("t0k"), &h).is_some());
-        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer t0k"));
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer t0k"),
+        );
         assert!(check_token(Some("t0k"), &h).is_none());
         assert!(check_token(None, &http::HeaderMap::new()).is_none());
     }

@@ -160,8 +160,8 @@ impl ServerState {
     pub(crate) fn tick_probation(&self, now: u64, stuck_after: Duration) -> Option<u64> {
         match self.health.probation.load(Ordering::Relaxed) {
             PROBATION_TRIAL => {
-                let due = self.health.trial_ms.load(Ordering::Relaxed)
-                    + stuck_after.as_millis() as u64;
+                let due =
+                    self.health.trial_ms.load(Ordering::Relaxed) + stuck_after.as_millis() as u64;
                 if now >= due {
                     let _ = self.health.probation.compare_exchange(
                         PROBATION_TRIAL,

@@ -64,7 +64,10 @@ impl Drop for AbortOnDrop {
 
 type Failure = (Option<u16>, Reason);
 
-async fn exchange(check: &HealthCheck, authority: &Authority) -> Result<(u16, Option<bool>), Failure> {
+async fn exchange(
+    check: &HealthCheck,
+    authority: &Authority,
+) -> Result<(u16, Option<bool>), Failure> {
     let stream = TcpStream::connect(authority.as_str())
         .await
         .map_err(|e| match e.kind() {
@@ -81,7 +84,9 @@ async fn exchange(check: &HealthCheck, authority: &Authority) -> Result<(u16, Op
 
     let host = match &check.host {
         Some(h) => h.clone(),
-        None => HeaderValue::from_str(authority.as_str()).map_err(|_| (None, Reason::Unreachable))?,
+        None => {
+            HeaderValue::from_str(authority.as_str()).map_err(|_| (None, Reason::Unreachable))?
+        }
     };
     let mut req = Request::new(Empty::<Bytes>::new());
     *req.method_mut() = check.method.clone();

@@ -42,8 +42,8 @@ pub fn admit(
     let mut buf = [usize::MAX; MAX_EXCLUDE + 1];
     buf[..exclude.len()].copy_from_slice(exclude);
     buf[exclude.len()] = first;
-    let second = pick(&buf[..=exclude.len()])
-        .filter(|&i| servers[i].state.admission() != Admission::Taken);
+    let second =
+        pick(&buf[..=exclude.len()]).filter(|&i| servers[i].state.admission() != Admission::Taken);
     match (second, verdict) {
         (Some(i), _) => Some(i),
         (None, Admission::Skip) => Some(first),
@@ -75,9 +75,7 @@ impl ServerState {
         self.health
             .ramp_len_ms
             .store(len.as_millis() as u64, Ordering::Relaxed);
-        self.health
-            .ramp_start_ms
-            .store(now_ms(), Ordering::Relaxed);
+        self.health.ramp_start_ms.store(now_ms(), Ordering::Relaxed);
     }
 
     pub fn cancel_ramp(&self) {

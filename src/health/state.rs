@@ -117,7 +117,8 @@ pub struct CheckView {
 }
 
 pub(crate) fn unix_ms(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 // === impl ServerState: health transitions ===
@@ -128,12 +129,17 @@ impl ServerState {
     /// Takes the server out of rotation. Call with its record locked.
     pub(crate) fn go_down(&self, rec: &mut HealthRecord, reason: Reason) {
         self.set_healthy(false);
-        self.health.probation.store(PROBATION_OFF, Ordering::Relaxed);
+        self.health
+            .probation
+            .store(PROBATION_OFF, Ordering::Relaxed);
         self.cancel_ramp();
         rec.passes = 0;
         rec.changed_at = Some(SystemTime::now());
         rec.changed_ms = now_ms();
-        self.health.counters.went_down.fetch_add(1, Ordering::Relaxed);
+        self.health
+            .counters
+            .went_down
+            .fetch_add(1, Ordering::Relaxed);
         tracing::warn!(
             farm = %self.key.farm,
             server = %self.key.server,
@@ -146,7 +152,9 @@ impl ServerState {
     /// Puts the server back in rotation. Call with its record locked.
     pub(crate) fn go_up(&self, rec: &mut HealthRecord, reason: Reason, slow_start: Duration) {
         self.set_healthy(true);
-        self.health.probation.store(PROBATION_OFF, Ordering::Relaxed);
+        self.health
+            .probation
+            .store(PROBATION_OFF, Ordering::Relaxed);
         self.health.window.reset();
         rec.down_by_live = false;
         rec.backoff = Duration::ZERO;
@@ -154,7 +162,10 @@ impl ServerState {
         rec.fails = 0;
         rec.changed_at = Some(SystemTime::now());
         rec.changed_ms = now_ms();
-        self.health.counters.came_back.fetch_add(1, Ordering::Relaxed);
+        self.health
+            .counters
+            .came_back
+            .fetch_add(1, Ordering::Relaxed);
         self.begin_ramp(slow_start);
         if slow_start.is_zero() {
             tracing::info!(farm = %self.key.farm, server = %self.key.server, reason = %reason,

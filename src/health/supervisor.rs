@@ -82,9 +82,7 @@ fn round(snap: &Arc<Snapshot>, wake: &Arc<Notify>) -> Duration {
             reconcile(&server.state, farm);
             let due = match &farm.health.check {
                 Some(check) => schedule(snap, fi, si, check, now, wake),
-                None if farm.health.live.is_some() => {
-                    server.state.tick_probation(now, stuck_after)
-                }
+                None if farm.health.live.is_some() => server.state.tick_probation(now, stuck_after),
                 None => None,
             };
             if let Some(due) = due {
@@ -112,7 +110,11 @@ fn reconcile(state: &ServerState, farm: &Farm) {
         if fh.live.is_none() && fh.check.is_none() {
             state.go_up(&mut rec, Reason::LiveTrafficOff, fh.slow_start);
         }
-    } else if fh.check.is_none() && rec.reason.as_ref().is_some_and(|r| r.probe_index().is_some())
+    } else if fh.check.is_none()
+        && rec
+            .reason
+            .as_ref()
+            .is_some_and(|r| r.probe_index().is_some())
     {
         state.go_up(&mut rec, Reason::CheckRemoved, fh.slow_start);
     }
