@@ -181,3 +181,45 @@ async fn connection_failures_always_count() {
     }
     assert_eq!(sd.health_view().reason_code, Some("live_traffic"));
 }
+
+#[tokio::test]
+async fn a_client_abandoning_its_upload_is_not_the_servers_failure() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let sink = Backend::with_handler(
+        "sink",
+        Arc::new(|req| {
+            Box::pin(async move {
+                use http_body_util::BodyExt;
+                match req.into_body().collect().await {
+                    Ok(_) => text_response(200, "stored"),
+                    Err(_) => text_response(400, "incomplete"),
+                }
+            })
+        }),
+    )
+    .await;
+    // The first failure would take the server out.
+    let live = "    live_traffic:\n      failure_codes: \"500-599\"\n      max_failures: 0\n";
+    let fg = start(&farm_config("round_robin", &[&sink], live, "")).await;
+    let mut s = tokio::net::TcpStream::connect(fg.first_addr())
+        .await
+        .unwrap();
+    s.write_all(b"PUT /upload HTTP/1.1\r\nhost: x\r\ncontent-length: 1000\r\n\r\nonly a part")
+        .await
+        .unwrap();
+    wait_until(
+        Duration::from_secs(5),
+        "the upload reached the server",
+        || async { sink.hits() == 1 },
+    )
+    .await;
+    s.shutdown().await.unwrap(); // the client gives up mid-body
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(!answer.contains(" 502 "), "blamed on the backend: {answer}");
+    // The attempt is accounted before the answer is written: no wait needed.
+    let st = state(&fg, "sink");
+    assert!(st.is_healthy(), "{:?}", st.health_view());
+    assert_eq!(st.failures.load(Ordering::Relaxed), 0);
+}

@@ -97,13 +97,6 @@ impl ServerState {
         }
         elapsed as f64 / len as f64
     }
-
-    /// The configured weight scaled by slow start, for policies that want
-    /// to weigh a ramping server themselves.
-    #[inline]
-    pub fn effective_weight(&self, weight: u32) -> f64 {
-        f64::from(weight) * self.slow_start_factor()
-    }
 }
 
 #[cfg(test)]
@@ -123,19 +116,23 @@ mod tests {
     #[test]
     fn a_ramping_server_gets_a_growing_share() {
         let s = servers(&[1, 1, 1]);
-        s[0].state.begin_ramp(Duration::from_secs(3600));
-        // Pretend 25% of the ramp has passed.
-        let now = now_ms();
-        s[0].state
-            .health
-            .ramp_start_ms
-            .store(now.saturating_sub(900_000).max(1), Ordering::Relaxed);
-        let f = s[0].state.slow_start_factor();
+        // A ramp a quarter through: it started at stamp 1 and lasts four
+        // times as long as the clock has run (at least 200 ms, so the picks
+        // below barely move it).
+        while now_ms() < 200 {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let len = (now_ms() - 1) * 4;
+        s[0].state.health.ramp_len_ms.store(len, Ordering::Relaxed);
+        s[0].state.health.ramp_start_ms.store(1, Ordering::Relaxed);
+        let f0 = s[0].state.slow_start_factor();
         let pick = round_robin(3);
         let mut hits = [0u32; 3];
         for _ in 0..30_000 {
             hits[admit(&s, &[], &pick).expect("pick")] += 1;
         }
+        let f = (f0 + s[0].state.slow_start_factor()) / 2.0;
+        assert!((0.2..0.35).contains(&f), "factor {f}");
         let share = f64::from(hits[0]) / 30_000.0;
         let expected = f / 3.0;
         assert!(

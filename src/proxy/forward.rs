@@ -5,9 +5,9 @@
 //! server when it is idempotent and its body was not sent. Once response
 //! headers arrived nothing is retried.
 
-use super::body::{BodyTooLarge, ProxyBody, ReturnSlot, UpstreamBody};
+use super::body::{BodyTooLarge, ClientBodyError, ProxyBody, ReturnSlot, UpstreamBody};
 use super::connector::ConnectTimeout;
-use super::error::ProxyError;
+use super::error::{Origin, ProxyError};
 use super::exchange::Exchange;
 use super::headers::{self, ClientSide};
 use super::upgrade;
@@ -161,7 +161,8 @@ pub async fn forward(
             }
             Ok(Err(e)) => {
                 let err = classify(&e);
-                if err != ProxyError::BodyTooLarge {
+                // A client's broken or oversized body is not the server's failure.
+                if err.origin() == Origin::Backend {
                     let reason = err.reason();
                     server
                         .state
@@ -169,7 +170,7 @@ pub async fn forward(
                 }
                 tracing::debug!(farm = %farm.name, server = %server.name, "backend error: {e:?}");
                 ex.release();
-                if err == ProxyError::BodyTooLarge || !err.is_retryable() {
+                if !err.is_retryable() {
                     return Err(err);
                 }
                 last_err = err;
@@ -236,6 +237,9 @@ fn classify(e: &hyper_util::client::legacy::Error) -> ProxyError {
     while let Some(s) = source {
         if s.is::<BodyTooLarge>() {
             return ProxyError::BodyTooLarge;
+        }
+        if s.is::<ClientBodyError>() {
+            return ProxyError::BadRequest;
         }
         if s.is::<ConnectTimeout>() {
             return ProxyError::Connect;
