@@ -22,10 +22,22 @@ const WORKERS: usize = 4;
 const KILL_AFTER: usize = 100;
 
 /// A backend that is a separate process: a farmgate child in front of an
-/// in-process backend named `name`. Killing the child kills the server the
-/// proxy under test talks to, exactly as a crashed application would.
+/// in-process backend named `name` that takes 5 ms per answer, so requests
+/// are in flight when it dies. Killing the child kills the server the proxy
+/// under test talks to, exactly as a crashed application would.
 async fn process_backend(name: &str) -> (Proc, Backend, std::net::SocketAddr) {
-    let inner = Backend::named(name).await;
+    let n = name.to_string();
+    let inner = Backend::with_handler(
+        name,
+        Arc::new(move |_req| {
+            let n = n.clone();
+            Box::pin(async move {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                text_response(200, n)
+            })
+        }),
+    )
+    .await;
     let addr = free_port();
     let cfg = format!(
         "listeners:\n  - bind: \"{addr}\"\nadmin:\n  enabled: false\nlog:\n  access: off\n\
