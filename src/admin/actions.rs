@@ -55,7 +55,7 @@ pub async fn route<B>(gw: &Gateway, req: &Request<B>) -> Response<Full<Bytes>> {
         (Some("drain"), &Method::POST) => set_admin(farm, server, AdminState::Draining),
         (Some("disable"), &Method::POST) => set_admin(farm, server, AdminState::Disabled),
         (Some("enable"), &Method::POST) => set_admin(farm, server, AdminState::Enabled),
-        (Some("verify"), &Method::POST) => verify(farm, server).await,
+        (Some("verify"), &Method::POST) => verify(gw, farm, server).await,
         (Some("drain" | "disable" | "enable" | "verify"), _) => not_allowed("POST"),
         (Some(other), _) => error(
             StatusCode::NOT_FOUND,
@@ -79,7 +79,7 @@ fn set_admin(farm: &Farm, server: &Server, to: AdminState) -> Response<Full<Byte
     json_response(StatusCode::OK, &server_view(farm, server))
 }
 
-async fn verify(farm: &Farm, server: &Server) -> Response<Full<Bytes>> {
+async fn verify(gw: &Gateway, farm: &Farm, server: &Server) -> Response<Full<Bytes>> {
     let Some(check) = &farm.health.check else {
         return error(
             StatusCode::CONFLICT,
@@ -89,7 +89,7 @@ async fn verify(farm: &Farm, server: &Server) -> Response<Full<Bytes>> {
             ),
         );
     };
-    let report = probe::probe(check, &server.authority).await;
+    let report = probe::probe(check, gw.connector(), server).await;
     let body = json!({
         "farm": &*farm.name,
         "server": &*server.name,

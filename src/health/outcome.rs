@@ -24,6 +24,9 @@ pub enum Reason {
     Reset,
     /// The server answered something that is not HTTP/1.1.
     BadResponse,
+    /// The TLS handshake with an `https://` server failed (certificate,
+    /// protocol).
+    Tls,
     /// More than `max_failures` failures of client traffic within the period.
     LiveTraffic { failures: u32, period: Duration },
     /// The one request allowed on probation failed.
@@ -37,7 +40,7 @@ pub enum Reason {
 }
 
 /// Labels of probe results, in counter order (`farmgate_health_checks_total{result}`).
-pub const PROBE_RESULTS: [&str; 8] = [
+pub const PROBE_RESULTS: [&str; 9] = [
     "pass",
     "status",
     "body_mismatch",
@@ -46,6 +49,7 @@ pub const PROBE_RESULTS: [&str; 8] = [
     "unreachable",
     "reset",
     "bad_response",
+    "tls",
 ];
 
 impl Reason {
@@ -60,6 +64,7 @@ impl Reason {
             Reason::Unreachable => 5,
             Reason::Reset => 6,
             Reason::BadResponse => 7,
+            Reason::Tls => 8,
             _ => return None,
         })
     }
@@ -90,6 +95,7 @@ impl fmt::Display for Reason {
             Reason::Unreachable => f.write_str("unreachable"),
             Reason::Reset => f.write_str("connection reset"),
             Reason::BadResponse => f.write_str("invalid HTTP response"),
+            Reason::Tls => f.write_str("TLS handshake failed"),
             Reason::LiveTraffic { failures, period } => write!(
                 f,
                 "live traffic: {failures} failures within {}",

@@ -1,26 +1,28 @@
-//! One explicit health probe: a fresh connection to one server, one request,
-//! a verdict, all bounded by the check's `timeout`. Probes never use the
-//! client connection pool and never touch a server's traffic counters.
+//! One explicit health probe: a fresh connection to one server (plain or
+//! TLS, through the gateway's connector with the current settings), one
+//! request, a verdict, all bounded by the check's `timeout`. Probes never
+//! use the client connection pool and never touch a server's traffic
+//! counters.
 
 use super::outcome::{ProbeReport, Reason};
 use super::spec::HealthCheck;
+use crate::farm::Server;
+use crate::proxy::connector::{ConnectTimeout, Connector};
 use bytes::{Bytes, BytesMut};
-use http::uri::Authority;
 use http::{header, HeaderValue, Request};
 use http_body_util::{BodyExt, Empty};
-use hyper_util::rt::TokioIo;
 use std::time::Instant;
-use tokio::net::TcpStream;
+use tower::Service;
 
 /// At most this much of a body is searched for `response_match`.
 pub const MAX_MATCH_BODY: usize = 64 * 1024;
 
 const USER_AGENT: &str = concat!("farmgate-health-check/", env!("CARGO_PKG_VERSION"));
 
-/// Runs `check` against the server at `authority`.
-pub async fn probe(check: &HealthCheck, authority: &Authority) -> ProbeReport {
+/// Runs `check` against `server`, connecting with `connector`.
+pub async fn probe(check: &HealthCheck, connector: &Connector, server: &Server) -> ProbeReport {
     let started = Instant::now();
-    let outcome = tokio::time::timeout(check.timeout, exchange(check, authority)).await;
+    let outcome = tokio::time::timeout(check.timeout, exchange(check, connector, server)).await;
     let latency = started.elapsed();
     match outcome {
         Ok(Ok((status, body_match))) => {
@@ -66,16 +68,22 @@ type Failure = (Option<u16>, Reason);
 
 async fn exchange(
     check: &HealthCheck,
-    authority: &Authority,
+    connector: &Connector,
+    server: &Server,
 ) -> Result<(u16, Option<bool>), Failure> {
-    let stream = TcpStream::connect(authority.as_str())
+    let authority = &server.authority;
+    let uri = http::Uri::builder()
+        .scheme(server.scheme.clone())
+        .authority(authority.clone())
+        .path_and_query("/")
+        .build()
+        .map_err(|_| (None, Reason::Unreachable))?;
+    let stream = connector
+        .clone()
+        .call(uri)
         .await
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::ConnectionRefused => (None, Reason::Refused),
-            _ => (None, Reason::Unreachable),
-        })?;
-    let _ = stream.set_nodelay(true);
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .map_err(|e| (None, connect_failure(e.as_ref())))?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(stream)
         .await
         .map_err(|_| (None, Reason::Reset))?;
     let _conn = AbortOnDrop(tokio::spawn(async move {
@@ -129,6 +137,32 @@ async fn exchange(
         }
     }
     Ok((status, Some(contains(&seen, needle))))
+}
+
+/// Names why a connection could not be made.
+fn connect_failure(e: &(dyn std::error::Error + 'static)) -> Reason {
+    let mut source = Some(e);
+    while let Some(s) = source {
+        if s.is::<ConnectTimeout>() {
+            return Reason::Timeout;
+        }
+        if s.is::<rustls::Error>() {
+            return Reason::Tls;
+        }
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::ConnectionRefused {
+                return Reason::Refused;
+            }
+            if io
+                .get_ref()
+                .is_some_and(|inner| inner.is::<rustls::Error>())
+            {
+                return Reason::Tls;
+            }
+        }
+        source = s.source();
+    }
+    Reason::Unreachable
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {

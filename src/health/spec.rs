@@ -179,7 +179,8 @@ fn compile_check(h: &RawHealthCheck, at: &str, p: &mut Problems) -> Option<Healt
     })
 }
 
-/// `/health` or `http://app.example/health` (the host becomes `Host`).
+/// `/health` or `http://app.example/health` (the host becomes `Host`; the
+/// probe still connects to each server's address with the server's scheme).
 fn parse_url(url: &str) -> Result<(PathAndQuery, Option<HeaderValue>), String> {
     if url.starts_with('/') {
         let path = url
@@ -187,15 +188,9 @@ fn parse_url(url: &str) -> Result<(PathAndQuery, Option<HeaderValue>), String> {
             .map_err(|_| format!("{url:?} is not a valid path"))?;
         return Ok((path, None));
     }
-    if url.starts_with("https://") {
+    if !url.starts_with("http://") && !url.starts_with("https://") {
         return Err(format!(
-            "{url:?}: https health check URLs are not available in this build; \
-             give a path such as \"/health\" (the probe uses the server's address)"
-        ));
-    }
-    if !url.starts_with("http://") {
-        return Err(format!(
-            "{url:?} is neither a path (\"/health\") nor an http:// URL"
+            "{url:?} is neither a path (\"/health\") nor an http(s):// URL"
         ));
     }
     let uri = url
@@ -358,7 +353,9 @@ mod tests {
         assert_eq!(p.as_str(), "/ping");
         assert_eq!(h.expect("host"), "shop.example:8080");
         assert!(parse_url("health").is_err());
-        assert!(parse_url("https://x/health").is_err());
+        let (_, h) = parse_url("https://x.example/health").expect("https");
+        assert_eq!(h.expect("host"), "x.example");
+        assert!(parse_url("ftp://x/health").is_err());
         assert!(parse_url("/bad path").is_err());
     }
 }

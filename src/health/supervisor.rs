@@ -16,6 +16,7 @@ use super::spec::HealthCheck;
 use crate::config::Snapshot;
 use crate::farm::{Farm, ServerState};
 use crate::gateway::Gateway;
+use crate::proxy::connector::Connector;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -53,7 +54,7 @@ pub fn spawn(gw: &Arc<Gateway>) -> HealthHandle {
     let task = tokio::spawn(async move {
         loop {
             let pause = match weak.upgrade() {
-                Some(gw) => round(&gw.snapshot(), &wake),
+                Some(gw) => round(&gw.snapshot(), gw.connector(), &wake),
                 None => break,
             };
             tokio::select! {
@@ -71,7 +72,7 @@ pub fn spawn(gw: &Arc<Gateway>) -> HealthHandle {
 }
 
 /// One pass over every server of every farm; returns how long to sleep.
-fn round(snap: &Arc<Snapshot>, wake: &Arc<Notify>) -> Duration {
+fn round(snap: &Arc<Snapshot>, connector: &Connector, wake: &Arc<Notify>) -> Duration {
     let now = now_ms();
     let mut next = now + MAX_IDLE_MS;
     // A trial request that never reported back (its client left) is
@@ -81,7 +82,7 @@ fn round(snap: &Arc<Snapshot>, wake: &Arc<Notify>) -> Duration {
         for (si, server) in farm.servers.iter().enumerate() {
             reconcile(&server.state, farm);
             let due = match &farm.health.check {
-                Some(check) => schedule(snap, fi, si, check, now, wake),
+                Some(check) => schedule(snap, fi, si, check, now, connector, wake),
                 None if farm.health.live.is_some() => server.state.tick_probation(now, stuck_after),
                 None => None,
             };
@@ -128,6 +129,7 @@ fn schedule(
     si: usize,
     check: &Arc<HealthCheck>,
     now: u64,
+    connector: &Connector,
     wake: &Arc<Notify>,
 ) -> Option<u64> {
     let state = &snap.farms[fi].servers[si].state;
@@ -152,11 +154,12 @@ fn schedule(
         return Some(next); // the previous probe is still running
     }
     let (snap, check, wake) = (snap.clone(), check.clone(), wake.clone());
+    let connector = connector.clone();
     tokio::spawn(async move {
         let farm = &snap.farms[fi];
         let server = &farm.servers[si];
         let started = now_ms();
-        let report = probe::probe(&check, &server.authority).await;
+        let report = probe::probe(&check, &connector, server).await;
         if server
             .state
             .apply_probe(&check, &report, started, farm.health.slow_start)
