@@ -15,6 +15,7 @@ pub mod framing;
 mod io;
 pub mod limit;
 mod service;
+pub mod set;
 mod tls;
 
 use crate::config::snapshot::ClientLimits;
@@ -173,12 +174,18 @@ pub fn spawn(
     let task_tls = tls;
     let conns = gw.connections.listener(&name);
     let task = tokio::spawn(async move {
-        let builder = http_builder(&gw);
+        let mut generation = gw.generation();
+        let mut builder = http_builder(&gw);
         loop {
             let accepted = tokio::select! {
                 r = listener.accept() => r,
                 _ = stopped.wait_for(|s| *s) => break,
             };
+            if gw.generation() != generation {
+                // A reload may have changed timeouts: new connections get them.
+                generation = gw.generation();
+                builder = http_builder(&gw);
+            }
             match accepted {
                 Ok((stream, peer)) => {
                     let (limits, idle_timeout, max) = conn_settings(&gw, &task_name);
