@@ -238,8 +238,15 @@ impl Framing {
     }
 
     fn fail(&mut self, v: Violation) {
+        // A finding in a body belongs to the request whose head came last.
+        let in_body = !matches!(self.state, State::Idle | State::IdleLf) && !self.in_head();
+        let index = if in_body {
+            self.heads.saturating_sub(1)
+        } else {
+            self.heads
+        };
         if self.finding.is_none() {
-            self.finding = Some((self.heads, v));
+            self.finding = Some((index, v));
         }
         self.state = State::Off;
     }
