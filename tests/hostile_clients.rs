@@ -48,7 +48,9 @@ async fn slow_request_head_is_cut_at_header_timeout_but_idle_keep_alive_is_not()
     // A head that never completes: closed at header_timeout, no response.
     let t = Instant::now();
     let mut slow = TcpStream::connect(addr).await.unwrap();
-    slow.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n").await.unwrap();
+    slow.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n")
+        .await
+        .unwrap();
     // A connection that sends nothing at all is cut the same way.
     let mut mute = TcpStream::connect(addr).await.unwrap();
     normal_client_served(addr, Duration::from_secs(2)).await;
@@ -56,7 +58,11 @@ async fn slow_request_head_is_cut_at_header_timeout_but_idle_keep_alive_is_not()
     assert!(r.closed, "slow head not cut");
     assert!(t.elapsed() >= Duration::from_millis(250), "cut too early");
     assert_eq!(r.text, "");
-    assert!(read_until_close(&mut mute, Duration::from_secs(5)).await.closed);
+    assert!(
+        read_until_close(&mut mute, Duration::from_secs(5))
+            .await
+            .closed
+    );
 
     // A head trickled byte by byte is cut too, although bytes keep coming.
     let mut trickle = TcpStream::connect(addr).await.unwrap();
@@ -69,15 +75,22 @@ async fn slow_request_head_is_cut_at_header_timeout_but_idle_keep_alive_is_not()
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert!(cut && t.elapsed() < Duration::from_secs(5), "trickled head not cut");
+    assert!(
+        cut && t.elapsed() < Duration::from_secs(5),
+        "trickled head not cut"
+    );
 
     // A keep-alive connection idle for longer than header_timeout (but less
     // than idle_timeout) still serves its next request.
     let mut ka = TcpStream::connect(addr).await.unwrap();
-    ka.write_all(b"GET /1 HTTP/1.1\r\nHost: t\r\n\r\n").await.unwrap();
+    ka.write_all(b"GET /1 HTTP/1.1\r\nHost: t\r\n\r\n")
+        .await
+        .unwrap();
     assert_eq!(read_response(&mut ka).await.0, 200);
     tokio::time::sleep(Duration::from_millis(900)).await;
-    ka.write_all(b"GET /2 HTTP/1.1\r\nHost: t\r\n\r\n").await.unwrap();
+    ka.write_all(b"GET /2 HTTP/1.1\r\nHost: t\r\n\r\n")
+        .await
+        .unwrap();
     assert_eq!(read_response(&mut ka).await.0, 200);
     assert_eq!(b.hits(), 3);
 }
@@ -152,7 +165,9 @@ async fn at_max_connections_idle_and_slow_connections_make_room() {
     let fg2 = start(&config(&slow, "    max_connections: 2\n", "")).await;
     let addr2 = fg2.first_addr();
     let mut busy = TcpStream::connect(addr2).await.unwrap();
-    busy.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n").await.unwrap();
+    busy.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        .await
+        .unwrap();
     let flood = slowloris(addr2, 20).await;
     assert_eq!(read_response(&mut busy).await, (200, "slow".to_string()));
     drop(flood);
@@ -161,7 +176,12 @@ async fn at_max_connections_idle_and_slow_connections_make_room() {
 #[tokio::test]
 async fn oversized_heads_get_431_and_too_many_fields_get_431() {
     let b = Backend::named("b1").await;
-    let fg = start(&config(&b, "", "  max_header_size: 4KiB\n  max_headers: 20\n")).await;
+    let fg = start(&config(
+        &b,
+        "",
+        "  max_header_size: 4KiB\n  max_headers: 20\n",
+    ))
+    .await;
     let addr = fg.first_addr();
     let wait = Duration::from_secs(5);
 
@@ -218,7 +238,12 @@ async fn malformed_request_lines_and_headers_get_400_and_close() {
         b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03",
     ] {
         let r = exchange(addr, bad, Duration::from_secs(5)).await;
-        assert_eq!(r.status(), 400, "{:?} -> {r:?}", String::from_utf8_lossy(bad));
+        assert_eq!(
+            r.status(),
+            400,
+            "{:?} -> {r:?}",
+            String::from_utf8_lossy(bad)
+        );
         assert!(r.closed, "{:?} left open", String::from_utf8_lossy(bad));
     }
     assert_eq!(b.hits(), 0);

@@ -157,7 +157,12 @@ async fn ambiguous_framing_is_refused_and_never_forwarded() {
     for (what, req) in CASES {
         let r = exchange(addr, req.as_bytes(), Duration::from_secs(5)).await;
         if r.status() != 400 || !r.closed {
-            failures.push(format!("{what}: status {} closed {} {:?}", r.status(), r.closed, r.text));
+            failures.push(format!(
+                "{what}: status {} closed {} {:?}",
+                r.status(),
+                r.closed,
+                r.text
+            ));
         }
     }
     assert!(failures.is_empty(), "not refused:\n{}", failures.join("\n"));
@@ -192,7 +197,10 @@ async fn a_smuggled_second_request_in_a_pipeline_is_refused() {
     assert!(r.closed);
     let seen = backend.received_text();
     assert!(seen.contains("/first"), "{seen:?}");
-    assert!(!seen.contains("/second") && !seen.contains("/third"), "{seen:?}");
+    assert!(
+        !seen.contains("/second") && !seen.contains("/third"),
+        "{seen:?}"
+    );
 }
 
 #[tokio::test]
@@ -216,19 +224,27 @@ async fn a_body_that_turns_bad_midway_is_400_and_not_the_backends_fault() {
     let yaml = common::farm_config("round_robin", &[&b], "", "");
     let fg = common::start(&yaml).await;
     use tokio::io::AsyncWriteExt;
-    let mut s = tokio::net::TcpStream::connect(fg.first_addr()).await.unwrap();
+    let mut s = tokio::net::TcpStream::connect(fg.first_addr())
+        .await
+        .unwrap();
     s.write_all(b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
         .await
         .unwrap();
-    common::wait_until(Duration::from_secs(5), "forwarded", || async { b.hits() == 1 }).await;
+    common::wait_until(Duration::from_secs(5), "forwarded", || async {
+        b.hits() == 1
+    })
+    .await;
     s.write_all(b"zz\r\nbroken\r\n0\r\n\r\n").await.unwrap();
     let r = read_until_close(&mut s, Duration::from_secs(5)).await;
     assert_eq!(r.status(), 400, "{r:?}");
     assert!(r.closed);
-    let state = fg.gateway.registry.get_or_create(&farmgate::farm::ServerKey {
-        farm: "web".into(),
-        server: "b1".into(),
-    });
+    let state = fg
+        .gateway
+        .registry
+        .get_or_create(&farmgate::farm::ServerKey {
+            farm: "web".into(),
+            server: "b1".into(),
+        });
     assert_eq!(
         state.failures.load(std::sync::atomic::Ordering::Relaxed),
         0,

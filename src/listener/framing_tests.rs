@@ -53,7 +53,10 @@ fn pipelined_requests_are_counted() {
 fn body_findings_belong_to_their_request() {
     let req = b"GET / HTTP/1.1\r\n\r\nPOST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5 \r\nhello\r\n0\r\n\r\n";
     assert_eq!(scan(req), Some((1, Violation::BadChunk)));
-    assert_eq!(scan(b"GET / HTTP/1.1\r\n\r\n\n"), Some((1, Violation::BareLf)));
+    assert_eq!(
+        scan(b"GET / HTTP/1.1\r\n\r\n\n"),
+        Some((1, Violation::BareLf))
+    );
 }
 
 #[test]

@@ -72,7 +72,12 @@ pub async fn read_response(s: &mut TcpStream) -> (u16, String) {
             .await
             .expect("response head in time")
             .unwrap();
-        assert_eq!(n, 1, "connection closed mid-head: {:?}", String::from_utf8_lossy(&buf));
+        assert_eq!(
+            n,
+            1,
+            "connection closed mid-head: {:?}",
+            String::from_utf8_lossy(&buf)
+        );
         buf.push(byte[0]);
     }
     let head = String::from_utf8_lossy(&buf).into_owned();
@@ -94,7 +99,9 @@ pub async fn read_response(s: &mut TcpStream) -> (u16, String) {
 pub async fn timed_get(addr: SocketAddr) -> (u16, Duration) {
     let t = Instant::now();
     let mut s = TcpStream::connect(addr).await.unwrap();
-    s.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n").await.unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        .await
+        .unwrap();
     let (status, _) = read_response(&mut s).await;
     (status, t.elapsed())
 }
@@ -166,11 +173,13 @@ impl RawBackend {
                             }
                             tokio::time::sleep(every).await;
                         },
-                        Script::Silent => while let Ok(n) = s.read(&mut buf).await {
-                            if n == 0 {
-                                break;
+                        Script::Silent => {
+                            while let Ok(n) = s.read(&mut buf).await {
+                                if n == 0 {
+                                    break;
+                                }
                             }
-                        },
+                        }
                     }
                 });
             }
