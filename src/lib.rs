@@ -5,6 +5,7 @@
 //! `config` beside it. `gateway` ties the running pieces together.
 
 pub mod admin;
+pub mod cache;
 pub mod config;
 pub mod demo;
 pub mod farm;

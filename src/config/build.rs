@@ -242,7 +242,6 @@ fn build_farms(raw: &[RawFarm], registry: &StateRegistry, p: &mut Problems) -> V
             ("live_traffic", f.live_traffic.is_some()),
             ("min_servers", f.min_servers.is_some()),
             ("slow_start", f.slow_start.is_some()),
-            ("cache", f.cache.is_some()),
             ("tls", f.tls.is_some()),
             ("hash_key", f.hash_key.is_some()),
         ] {
@@ -264,11 +263,23 @@ fn build_farms(raw: &[RawFarm], registry: &StateRegistry, p: &mut Problems) -> V
                 algorithm,
                 servers,
                 policy,
+                cache: build_cache(f, &at, registry, p),
             }),
             Err(e) => p.add(format!("{at}.algorithm"), e),
         }
     }
     out
+}
+
+fn build_cache(
+    f: &RawFarm,
+    at: &str,
+    registry: &StateRegistry,
+    p: &mut Problems,
+) -> Option<crate::cache::FarmCache> {
+    let spec = crate::cache::config::build(f.cache.as_ref()?, &format!("{at}.cache"), p)?;
+    let store = registry.caches.get_or_create(&f.name, &spec);
+    Some(crate::cache::FarmCache { spec, store })
 }
 
 fn build_servers(f: &RawFarm, at: &str, registry: &StateRegistry, p: &mut Problems) -> Vec<Server> {

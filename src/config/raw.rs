@@ -163,7 +163,7 @@ pub struct RawFarm {
     pub slow_start: Option<Dur>,
     // cache: owned by the cache feature
     #[serde(default)]
-    pub cache: Option<yaml_serde::Value>,
+    pub cache: Option<crate::cache::RawCache>,
     // tls: owned by the TLS feature (re-encryption to backends)
     #[serde(default)]
     pub tls: Option<yaml_serde::Value>,

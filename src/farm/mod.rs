@@ -18,6 +18,8 @@ pub struct Farm {
     pub algorithm: String,
     pub servers: Vec<Server>,
     pub policy: Box<dyn Policy>,
+    /// The response cache, when `cache` is configured and enabled.
+    pub cache: Option<crate::cache::FarmCache>,
 }
 
 impl Farm {
