@@ -1,6 +1,8 @@
 //! The admin listener: its own port, never a traffic port. Health of the
 //! process for a layer-4 balancer in front (`/healthz`).
 
+mod cache_purge;
+
 use crate::gateway::Gateway;
 use crate::listener::ListenerHandle;
 use bytes::Bytes;
@@ -57,6 +59,7 @@ async fn route(gw: &Gateway, req: Request<Incoming>) -> Response<Full<Bytes>> {
                 text(StatusCode::OK, "ok\n")
             }
         }
+        ("POST", "/api/cache/purge") => cache_purge::purge(gw, req).await,
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     }
 }
