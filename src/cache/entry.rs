@@ -48,6 +48,7 @@ pub struct Received<'a> {
 impl Entry {
     pub fn new(head: Received<'_>, body: Bytes, spec: &CacheSpec) -> Arc<Entry> {
         let mut headers = shareable_head(head.headers);
+        headers.remove(header::AGE);
         headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
         Entry::assemble(
             head.status,
@@ -134,11 +135,10 @@ impl Entry {
     }
 }
 
-/// A backend's response head as other clients may see it: no Set-Cookie
-/// (one user's cookie never reaches another) and no Age (recomputed).
+/// A backend's response head as other clients may see it: no Set-Cookie,
+/// so one user's cookie never reaches another.
 pub fn shareable_head(headers: &HeaderMap) -> HeaderMap {
     let mut h = headers.clone();
     h.remove(header::SET_COOKIE);
-    h.remove(header::AGE);
     h
 }

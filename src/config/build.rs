@@ -18,7 +18,8 @@ pub fn build(raw: RawConfig, file: &str, registry: &StateRegistry) -> Result<Sna
 
     let listeners = build_listeners(&raw.listeners, &mut p);
     let admin = build_admin(&raw.admin, &mut p);
-    if admin.enabled && listeners.iter().any(|l| l.bind == admin.bind) {
+    // Port 0 picks a free port at bind time, so two port-0 binds never clash.
+    if admin.enabled && admin.bind.port() != 0 && listeners.iter().any(|l| l.bind == admin.bind) {
         p.add(
             "admin.bind",
             "the admin listener must not share a traffic listener's address",
