@@ -8,6 +8,7 @@ use bytes::Bytes;
 use common::*;
 use http::{Request, StatusCode};
 use http_body_util::Full;
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -481,4 +482,28 @@ async fn only_if_cached_is_504_without_a_stored_response() {
     get(&client(), &url(&fg, "/o")).await;
     let (status, _, _) = get_with(&fg, "/o", &[("cache-control", "only-if-cached")]).await;
     assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn the_demo_keeps_round_robin_and_caches_static() {
+    let mut yaml = farmgate::demo::DEMO_CONFIG
+        .replace("127.0.0.1:8080", "127.0.0.1:0")
+        .replace("127.0.0.1:9090", "127.0.0.1:0");
+    for (name, fixed) in farmgate::demo::DEMO_BACKENDS {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        yaml = yaml.replace(fixed, &l.local_addr().unwrap().to_string());
+        farmgate::demo::spawn_backend(name, l);
+    }
+    assert!(!yaml.contains(":91"), "a demo port left in:\n{yaml}");
+    let fg = start(&yaml).await;
+    let mut names = HashSet::new();
+    for _ in 0..3 {
+        let (_, h, _) = get(&client(), &url(&fg, "/")).await;
+        assert_eq!(x_cache(&h), "MISS");
+        names.insert(h["x-served-by"].to_str().unwrap().to_string());
+    }
+    assert_eq!(names.len(), 3, "round robin hidden by the cache");
+    let (_, _, first) = get(&client(), &url(&fg, "/static/logo.png")).await;
+    let (_, h, again) = get(&client(), &url(&fg, "/static/logo.png")).await;
+    assert_eq!((x_cache(&h), again), ("HIT", first));
 }

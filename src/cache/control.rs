@@ -116,10 +116,13 @@ fn trim(mut s: &[u8]) -> &[u8] {
     s
 }
 
+/// A directive's name, its value if any, and the input after it.
+type Directive<'a> = (&'a [u8], Option<&'a [u8]>, &'a [u8]);
+
 /// Splits the next `name[=value]` off a directive list; the value is
 /// unquoted (escapes kept as written, which is enough for our directives).
 /// Returns `None` at the end of the input.
-fn next_directive(s: &[u8]) -> Option<(&[u8], Option<&[u8]>, &[u8])> {
+fn next_directive(s: &[u8]) -> Option<Directive<'_>> {
     let mut i = 0;
     loop {
         while i < s.len() && (s[i] == b',' || is_ws(s[i])) {

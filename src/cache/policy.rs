@@ -265,7 +265,8 @@ mod tests {
 
     #[test]
     fn what_is_never_stored() {
-        let cases: [(u16, &[(&str, &str)], NotStorable); 7] = [
+        type Case = (u16, &'static [(&'static str, &'static str)], NotStorable);
+        let cases: [Case; 7] = [
             (
                 200,
                 &[("cache-control", "private, max-age=60")],

@@ -393,7 +393,7 @@ impl Ctx<'_> {
                     mine == sh.vary_values
                 };
                 if same_variant {
-                    if let Some(resp) = self.from_shared(&sh, candidate) {
+                    if let Some(resp) = self.shared_answer(&sh, candidate) {
                         return resp;
                     }
                 }
@@ -414,7 +414,7 @@ impl Ctx<'_> {
 
     /// The leader's response as this follower gets it, or `None` when its
     /// start is gone (the follower then fetches for itself).
-    fn from_shared(&self, sh: &Shared, candidate: Option<&Arc<Entry>>) -> Option<Answer> {
+    fn shared_answer(&self, sh: &Shared, candidate: Option<&Arc<Entry>>) -> Option<Answer> {
         if sh.status.is_server_error() {
             if let Some(e) = candidate.filter(|e| e.usable_on_error(&self.cache.spec)) {
                 let resp = respond::from_entry(e, false, &self.cond);
