@@ -320,7 +320,7 @@ async fn stored_responses_survive_a_reload_unless_the_key_changes() {
 async fn purge_by_prefix_or_everything() {
     let b = slow(Duration::ZERO, 200, "max-age=60").await;
     let yaml = format!(
-        "listeners:\n  - bind: \"127.0.0.1:0\"\nadmin:\n  bind: \"127.0.0.1:0\"\nlog:\n  access: off\n\
+        "listeners:\n  - bind: \"127.0.0.1:0\"\nadmin:\n  bind: \"127.0.0.1:0\"\n  token: s3cret\nlog:\n  access: off\n\
          farms:\n  - name: web\n    servers:\n      - address: \"{}\"\n{}",
         b.addr,
         cache_section("")
@@ -331,6 +331,7 @@ async fn purge_by_prefix_or_everything() {
     let http = client();
     let purge = |body: &'static str| {
         let r = Request::post(&admin)
+            .header("authorization", "Bearer s3cret")
             .body(Full::new(Bytes::from(body)))
             .unwrap();
         send(&http, r)
@@ -360,4 +361,6 @@ async fn purge_by_prefix_or_everything() {
         StatusCode::BAD_REQUEST
     );
     assert_eq!(purge("not json").await.0, StatusCode::BAD_REQUEST);
+    let anonymous = Request::post(&admin).body(Full::new(Bytes::new())).unwrap();
+    assert_eq!(send(&http, anonymous).await.0, StatusCode::UNAUTHORIZED);
 }

@@ -2,6 +2,8 @@
 //! farm and a path prefix, both optional: `{"farm": "web", "prefix":
 //! "/static/"}` purges that farm's `/static/...` responses; an empty body
 //! or `{}` purges every farm's cache. Answers `{"purged": N, "farms": [...]}`.
+//! With `admin.token` set it needs `Authorization: Bearer <token>`, like
+//! every state-changing admin route.
 
 use crate::gateway::Gateway;
 use bytes::Bytes;
@@ -24,6 +26,10 @@ struct PurgeRequest {
 
 /// Handles one purge request.
 pub async fn purge(gw: &Gateway, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let snap = gw.snapshot();
+    if let Some(denied) = super::actions::check_token(snap.admin.token.as_deref(), req.headers()) {
+        return denied;
+    }
     let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
         Ok(b) => b.to_bytes(),
         Err(_) => {
@@ -56,7 +62,6 @@ pub async fn purge(gw: &Gateway, req: Request<Incoming>) -> Response<Full<Bytes>
             );
         }
     }
-    let snap = gw.snapshot();
     let farms: Vec<_> = match &ask.farm {
         Some(name) => match snap.farms.iter().find(|f| &*f.name == name.as_str()) {
             None => {

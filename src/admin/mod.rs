@@ -1,5 +1,8 @@
 //! The admin listener: its own port, never a traffic port. Health of the
-//! process for a layer-4 balancer in front (`/healthz`).
+//! process for a layer-4 balancer in front (`/healthz`); operator actions on
+//! servers (`actions.rs`).
+
+pub mod actions;
 
 mod cache_purge;
 
@@ -60,6 +63,7 @@ async fn route(gw: &Gateway, req: Request<Incoming>) -> Response<Full<Bytes>> {
             }
         }
         ("POST", "/api/cache/purge") => cache_purge::purge(gw, req).await,
+        (_, p) if p.starts_with(actions::PREFIX) => actions::route(gw, &req).await,
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     }
 }
