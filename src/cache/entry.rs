@@ -92,7 +92,10 @@ impl Entry {
             body,
             freshness,
             received,
-            evict_at: received + fresh_left.saturating_add(keep),
+            // Saturates rather than panics on absurd lifetimes.
+            evict_at: received
+                .checked_add(fresh_left.saturating_add(keep))
+                .unwrap_or(received + Duration::from_secs(super::control::DELTA_MAX)),
             vary,
             weight,
         })

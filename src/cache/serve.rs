@@ -57,6 +57,7 @@ pub async fn serve(
         head_only: out.parts.method == Method::HEAD,
         req: RequestPolicy::default(),
         cond: Conditions::default(),
+        passing: false,
     };
     if upgrade.is_some() || !cacheable_request(&out) {
         return c.bypass(out, upgrade, ex).await;
@@ -93,6 +94,8 @@ struct Ctx<'a> {
     head_only: bool,
     req: RequestPolicy,
     cond: Conditions,
+    /// The URL is marked as not shareable (no need to mark it again).
+    passing: bool,
 }
 
 impl Ctx<'_> {
@@ -202,6 +205,7 @@ impl Ctx<'_> {
             let r = self.forward(out, None, ex).await;
             return self.after_plain(candidate.as_ref(), CacheResult::Miss, r);
         }
+        self.passing = pass;
         if pass || !self.cache.spec.request_consolidation {
             return self.lead(out, &lookup, candidate.as_ref(), None, ex).await;
         }
@@ -344,7 +348,7 @@ impl Ctx<'_> {
                 None => ProxyBody::empty(),
             }
         } else {
-            if !status.is_server_error() {
+            if !status.is_server_error() && !self.passing {
                 // Let the next requests for this URL go straight through.
                 self.cache.store.mark_pass(&lookup.primary);
             } else if let Some(key) = &lookup.variant {
