@@ -460,17 +460,40 @@ async fn memory_stays_under_max_memory_by_evicting() {
 }
 
 #[tokio::test]
-async fn a_successful_post_invalidates_the_stored_get() {
-    let b = fixed(&[("cache-control", "max-age=60")]).await;
+async fn a_successful_post_invalidates_the_stored_get_and_its_location() {
+    let b = origin(|p, n| {
+        let mut r = answer(&[("cache-control", "max-age=60")], n);
+        if p.method == http::Method::POST {
+            r.headers_mut()
+                .insert("location", "/item/7".parse().unwrap());
+            r.headers_mut().insert(
+                "content-location",
+                format!("http://{}/item/8", p.headers["host"].to_str().unwrap())
+                    .parse()
+                    .unwrap(),
+            );
+        }
+        r
+    })
+    .await;
     let fg = cached(&b, "").await;
-    get(&client(), &url(&fg, "/item")).await;
+    for p in ["/item", "/item/7", "/item/8", "/other"] {
+        get(&client(), &url(&fg, p)).await;
+    }
     let post = Request::post(url(&fg, "/item"))
         .body(Full::new(Bytes::from("x")))
         .unwrap();
     let (_, h, _) = send(&client(), post).await;
     assert_eq!(x_cache(&h), "BYPASS");
-    let (_, h, body) = get(&client(), &url(&fg, "/item")).await;
-    assert_eq!((x_cache(&h), body.as_str()), ("MISS", "v3"));
+    for (p, x) in [
+        ("/item", "MISS"),
+        ("/item/7", "MISS"),
+        ("/item/8", "MISS"),
+        ("/other", "HIT"),
+    ] {
+        let (_, h, _) = get(&client(), &url(&fg, p)).await;
+        assert_eq!(x_cache(&h), x, "{p}");
+    }
 }
 
 #[tokio::test]

@@ -18,6 +18,7 @@
 //! | `fill.rs` | the task that reads a backend body and stores it |
 //! | `revalidate.rs` | conditional requests for stale entries, 304 refresh |
 //! | `conditional.rs` | client If-None-Match / If-Modified-Since |
+//! | `invalidate.rs` | invalidation after successful unsafe requests |
 //! | `respond.rs` | responses from the cache, 304s, X-Cache |
 //! | `serve.rs` | the request path through all of the above |
 
@@ -28,6 +29,7 @@ pub mod consolidate;
 pub mod control;
 pub mod entry;
 pub mod fill;
+pub mod invalidate;
 pub mod key;
 pub mod policy;
 pub mod registry;

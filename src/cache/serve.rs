@@ -13,6 +13,7 @@ use super::consolidate::{self, Leader, Outcome, Role, Shared};
 use super::control::CacheControl;
 use super::entry::{self, Entry};
 use super::fill::{self, Fill};
+use super::invalidate;
 use super::key;
 use super::policy::{self, RequestPolicy, Timing};
 use super::respond::{self, XCache};
@@ -141,40 +142,9 @@ impl Ctx<'_> {
         let primary = unsafe_method.then(|| key::primary(&out.parts, self.cache.spec.query_string));
         let resp = self.forward(out, upgrade, ex).await?;
         if let Some(primary) = primary {
-            self.invalidate_after_unsafe(&primary, &resp);
+            invalidate::after_unsafe(self.cache, &primary, &resp);
         }
         self.done(CacheResult::Bypass, XCache::Bypass, resp)
-    }
-
-    /// RFC 9111 §4.4: a successful unsafe request invalidates its URL and
-    /// the same-host URLs in Location and Content-Location.
-    fn invalidate_after_unsafe(&self, primary: &[u8], resp: &Response<ProxyBody>) {
-        let s = resp.status();
-        if !(s.is_success() || s.is_redirection()) {
-            return;
-        }
-        let store = &self.cache.store;
-        store.invalidate(primary);
-        let host = key::host_of(primary);
-        for name in [header::LOCATION, header::CONTENT_LOCATION] {
-            let Some(v) = resp.headers().get(name).and_then(|v| v.to_str().ok()) else {
-                continue;
-            };
-            if v.starts_with('/') {
-                store.invalidate(&key::primary_for(host, v, self.cache.spec.query_string));
-            } else if let Ok(uri) = v.parse::<http::Uri>() {
-                let same_host = uri
-                    .authority()
-                    .is_some_and(|a| a.as_str().as_bytes().eq_ignore_ascii_case(host));
-                if let (true, Some(pq)) = (same_host, uri.path_and_query()) {
-                    store.invalidate(&key::primary_for(
-                        host,
-                        pq.as_str(),
-                        self.cache.spec.query_string,
-                    ));
-                }
-            }
-        }
     }
 
     async fn cached(mut self, out: Outgoing, ex: &mut Exchange) -> Answer {
