@@ -53,7 +53,7 @@ pub fn spawn(listener: TcpListener, gw: Arc<Gateway>) -> std::io::Result<Listene
     })
 }
 
-async fn route(gw: &Gateway, req: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn route(gw: &Arc<Gateway>, req: Request<Incoming>) -> Response<Full<Bytes>> {
     match (req.method().as_str(), req.uri().path()) {
         ("GET", "/healthz") => {
             if gw.is_shutting_down() {
@@ -64,8 +64,33 @@ async fn route(gw: &Gateway, req: Request<Incoming>) -> Response<Full<Bytes>> {
         }
         ("POST", "/api/cache/purge") => cache_purge::purge(gw, req).await,
         (_, p) if p.starts_with(actions::PREFIX) => actions::route(gw, &req).await,
+        ("POST", "/api/reload") => reload(gw, &req).await,
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     }
+}
+
+/// `POST /api/reload`: re-reads the config file now; 200 with the summary,
+/// or 422 with every problem (the running config stays).
+async fn reload(gw: &Arc<Gateway>, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+    if let Some(refused) = actions::check_token(gw.snapshot().admin.token.as_deref(), req.headers())
+    {
+        return refused;
+    }
+    let event = crate::reload::reload(gw, "admin").await;
+    let status = if event.ok {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    let mut body = serde_json::to_vec_pretty(&event).unwrap_or_default();
+    body.push(b'\n');
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    r
 }
 
 fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
