@@ -5,6 +5,7 @@
 //! `config` beside it; `tls` terminates and re-encrypts TLS. `gateway` ties the running pieces together.
 
 pub mod admin;
+pub mod cache;
 pub mod config;
 pub mod demo;
 pub mod farm;

@@ -4,6 +4,8 @@
 
 pub mod actions;
 
+mod cache_purge;
+
 use crate::gateway::Gateway;
 use crate::listener::ListenerHandle;
 use bytes::Bytes;
@@ -60,6 +62,7 @@ async fn route(gw: &Arc<Gateway>, req: Request<Incoming>) -> Response<Full<Bytes
                 text(StatusCode::OK, "ok\n")
             }
         }
+        ("POST", "/api/cache/purge") => cache_purge::purge(gw, req).await,
         (_, p) if p.starts_with(actions::PREFIX) => actions::route(gw, &req).await,
         ("POST", "/api/reload") => reload(gw, &req).await,
         _ => text(StatusCode::NOT_FOUND, "not found\n"),

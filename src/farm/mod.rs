@@ -20,6 +20,8 @@ pub struct Farm {
     pub policy: Box<dyn Policy>,
     /// Health checks, live traffic, minimum servers, slow start.
     pub health: crate::health::FarmHealth,
+    /// The response cache, when `cache` is configured and enabled.
+    pub cache: Option<crate::cache::FarmCache>,
 }
 
 impl Farm {

@@ -164,6 +164,8 @@ impl ServerState {
 #[derive(Default, Debug)]
 pub struct StateRegistry {
     map: Mutex<HashMap<ServerKey, Arc<ServerState>>>,
+    /// Response cache stores by farm name; they outlive snapshots too.
+    pub caches: crate::cache::CacheRegistry,
 }
 
 impl StateRegistry {
@@ -180,5 +182,6 @@ impl StateRegistry {
     pub fn prune(&self) {
         let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
         map.retain(|_, s| Arc::strong_count(s) > 1);
+        self.caches.prune();
     }
 }

@@ -94,7 +94,7 @@ pub async fn handle(
             };
             let upgrade = forward::prepare(&mut parts, &snap, &client);
             let upgrade = upgrade.map(|(on, _)| on);
-            forward::forward(
+            crate::cache::serve(
                 &gw,
                 &snap,
                 farm,
