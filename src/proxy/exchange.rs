@@ -3,6 +3,8 @@
 //! (when the response body ends or the client goes away) releases the
 //! server's in-flight slot and writes the access-log line.
 
+use crate::config::Snapshot;
+use crate::farm::state::Attempt;
 use crate::farm::ServerState;
 use crate::log::access::{AccessLog, AccessRecord};
 use std::sync::atomic::Ordering;
@@ -12,6 +14,9 @@ use std::time::{Duration, Instant};
 pub struct Exchange {
     started: Instant,
     server: Option<Arc<ServerState>>,
+    /// The snapshot and farm the request went to, to account a failure
+    /// that happens after the response head (a backend closing mid-body).
+    farm: Option<(Arc<Snapshot>, usize)>,
     bytes: u64,
     aborted: bool,
     log: Option<(Arc<AccessLog>, Box<AccessRecord>)>,
@@ -22,6 +27,7 @@ impl Exchange {
         Exchange {
             started,
             server: None,
+            farm: None,
             bytes: 0,
             aborted: false,
             log: None,
@@ -34,6 +40,21 @@ impl Exchange {
         server.requests.fetch_add(1, Ordering::Relaxed);
         if let Some(old) = self.server.replace(server) {
             old.in_flight.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Names the farm (index in `snap`) whose server this exchange holds.
+    pub fn set_farm(&mut self, snap: Arc<Snapshot>, farm: usize) {
+        self.farm = Some((snap, farm));
+    }
+
+    /// The server failed after its response head (closed or broke the
+    /// body): a failed attempt for its counters and live-traffic checks.
+    pub fn backend_failed(&mut self, reason: &'static str) {
+        if let (Some(server), Some((snap, fi))) = (&self.server, &self.farm) {
+            if let Some(farm) = snap.farms.get(*fi) {
+                server.record_attempt(Attempt::Failed { reason }, &farm.health);
+            }
         }
     }
 

@@ -12,13 +12,21 @@ static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection"
 
 /// Removes hop-by-hop headers: Connection and every header it names, plus
 /// Keep-Alive, Proxy-Connection, TE, Transfer-Encoding and Upgrade (RFC 9110
-/// §7.6.1). Works for requests and responses alike.
+/// §7.6.1). Works for requests and responses alike. A Content-Length
+/// that came with a Transfer-Encoding goes too.
 ///
 /// `Trailer` is kept: RFC 9110 §6.6.2 makes it end-to-end, and HTTP/1.1
 /// peers only receive the trailer fields it declares. A request's
 /// `TE: trailers` is re-sent by us (we accept trailers), see
 /// [`wants_trailers`].
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // RFC 9112 §6.3: Transfer-Encoding overrides Content-Length, and a
+    // message with both must lose its Content-Length before it is
+    // forwarded. hyper decoded the chunked body; the message is re-framed
+    // on the other side. Kept, a stale Content-Length would cut the body.
+    if headers.contains_key(header::TRANSFER_ENCODING) {
+        headers.remove(header::CONTENT_LENGTH);
+    }
     // Connection may name other headers ("Connection: close, X-Foo").
     let named: Option<Vec<HeaderName>> = if headers.contains_key(header::CONNECTION) {
         let mut v = Vec::new();
@@ -191,6 +199,16 @@ mod tests {
         assert_eq!(h.len(), 1, "{h:?}");
         assert_eq!(h["x-kept"], "yes");
         assert!(!wants_trailers(&h));
+    }
+
+    #[test]
+    fn content_length_beside_transfer_encoding_is_dropped() {
+        let mut h = map(&[("transfer-encoding", "chunked"), ("content-length", "3")]);
+        strip_hop_by_hop(&mut h);
+        assert!(h.is_empty(), "{h:?}");
+        let mut h = map(&[("content-length", "3")]);
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h["content-length"], "3");
     }
 
     #[test]

@@ -83,6 +83,7 @@ pub async fn handle(
         None => Err(ProxyError::NoRoute),
         Some(fi) => {
             let farm = &snap.farms[fi];
+            ex.set_farm(snap.clone(), fi);
             if let Some(r) = ex.record() {
                 r.farm = Some(farm.name.clone());
             }

@@ -122,8 +122,13 @@ pub enum Script {
     Reply(Vec<u8>),
     /// Read a request head, write these bytes, keep the socket open (idle).
     ReplyAndHang(Vec<u8>),
-    /// Read a request head, then write `chunk` every `every`, forever.
-    Trickle { chunk: Vec<u8>, every: Duration },
+    /// Read a request head, write `first`, then `chunk` every `every`,
+    /// forever.
+    Trickle {
+        first: Vec<u8>,
+        chunk: Vec<u8>,
+        every: Duration,
+    },
     /// Only read; never answer.
     Silent,
 }
@@ -167,12 +172,19 @@ impl RawBackend {
                                 }
                             }
                         }
-                        Script::Trickle { chunk, every } => loop {
-                            if s.write_all(&chunk).await.is_err() {
-                                return;
+                        Script::Trickle {
+                            first,
+                            chunk,
+                            every,
+                        } => {
+                            let _ = s.write_all(&first).await;
+                            loop {
+                                if s.write_all(&chunk).await.is_err() {
+                                    return;
+                                }
+                                tokio::time::sleep(every).await;
                             }
-                            tokio::time::sleep(every).await;
-                        },
+                        }
                         Script::Silent => {
                             while let Ok(n) = s.read(&mut buf).await {
                                 if n == 0 {
