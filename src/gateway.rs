@@ -6,6 +6,7 @@ use crate::config::Snapshot;
 use crate::farm::StateRegistry;
 use crate::listener::{self, ConnTracker, ListenerHandle};
 use crate::log::access::AccessLog;
+use crate::metrics::Metrics;
 use crate::proxy::body::UpstreamBody;
 use crate::proxy::connector::Connector;
 use arc_swap::{ArcSwap, ArcSwapOption};
@@ -27,6 +28,8 @@ pub struct Gateway {
     access_log: ArcSwapOption<AccessLog>,
     shutting_down: AtomicBool,
     pub connections: Arc<ConnTracker>,
+    /// Listener and reload statistics and the Prometheus registry.
+    pub metrics: Metrics,
 }
 
 impl Gateway {
@@ -38,7 +41,7 @@ impl Gateway {
             .build(connector.clone());
         let access_log =
             AccessLog::start(snapshot.log.access, snapshot.log.access_file.as_deref())?;
-        Ok(Arc::new(Gateway {
+        Ok(Arc::new_cyclic(|me| Gateway {
             snapshot: ArcSwap::from_pointee(snapshot),
             registry,
             client,
@@ -46,6 +49,7 @@ impl Gateway {
             access_log: ArcSwapOption::new(access_log),
             shutting_down: AtomicBool::new(false),
             connections: Arc::new(ConnTracker::default()),
+            metrics: Metrics::new(me.clone()),
         }))
     }
 

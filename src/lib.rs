@@ -11,6 +11,7 @@ pub mod farm;
 pub mod gateway;
 pub mod listener;
 pub mod log;
+pub mod metrics;
 pub mod proxy;
 pub mod rules;
 

@@ -18,7 +18,7 @@ pub fn build(raw: RawConfig, file: &str, registry: &StateRegistry) -> Result<Sna
 
     let listeners = build_listeners(&raw.listeners, &mut p);
     let admin = build_admin(&raw.admin, &mut p);
-    if admin.enabled && listeners.iter().any(|l| l.bind == admin.bind) {
+    if admin.enabled && admin.bind.port() != 0 && listeners.iter().any(|l| l.bind == admin.bind) {
         p.add(
             "admin.bind",
             "the admin listener must not share a traffic listener's address",
@@ -264,6 +264,7 @@ fn build_farms(raw: &[RawFarm], registry: &StateRegistry, p: &mut Problems) -> V
                 algorithm,
                 servers,
                 policy,
+                stats: registry.farm_stats(&f.name),
             }),
             Err(e) => p.add(format!("{at}.algorithm"), e),
         }

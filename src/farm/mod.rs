@@ -18,6 +18,8 @@ pub struct Farm {
     pub algorithm: String,
     pub servers: Vec<Server>,
     pub policy: Box<dyn Policy>,
+    /// Long-lived per-farm statistics (cache counters), kept across reloads.
+    pub stats: Arc<crate::metrics::FarmStats>,
 }
 
 impl Farm {

@@ -4,6 +4,7 @@
 //! [`StateRegistry`], so a config reload that keeps a server keeps its state.
 //! The request path reads and writes it through atomics only.
 
+use crate::metrics::{FailureReason, FarmStats, ServerStats};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
@@ -74,6 +75,9 @@ pub struct ServerState {
     /// Sum of response-header latency in microseconds, for the average.
     pub latency_us_total: AtomicU64,
     pub created: Instant,
+    /// Status codes, failures by reason, latency histogram, health checks
+    /// and the last state change: what metrics and /api/status report.
+    pub stats: ServerStats,
 }
 
 impl ServerState {
@@ -90,6 +94,7 @@ impl ServerState {
             bytes_received: AtomicU64::new(0),
             latency_us_total: AtomicU64::new(0),
             created: Instant::now(),
+            stats: ServerStats::default(),
         }
     }
 
@@ -127,16 +132,30 @@ impl ServerState {
     pub fn set_admin(&self, state: AdminState) {
         self.admin.store(state as u8, Ordering::Relaxed);
     }
+    /// The state operators see: `disabled` or `draining` when the admin
+    /// says so, else `healthy` or `unhealthy` (one of `metrics::names::STATES`).
+    pub fn state_name(&self) -> &'static str {
+        match self.admin() {
+            AdminState::Disabled => "disabled",
+            AdminState::Draining => "draining",
+            AdminState::Enabled if self.is_healthy() => "healthy",
+            AdminState::Enabled => "unhealthy",
+        }
+    }
     /// Accounts for one attempt: the single place where live traffic feeds
     /// counters, latency and (later) passive health.
     pub fn record_attempt(&self, attempt: Attempt) {
         match attempt {
-            Attempt::Response { latency, .. } => {
+            Attempt::Response { status, latency } => {
                 self.latency_us_total
                     .fetch_add(latency.as_micros() as u64, Ordering::Relaxed);
+                if self.stats.record_response(status, latency) {
+                    self.failures.fetch_add(1, Ordering::Relaxed);
+                }
             }
-            Attempt::Failed { .. } => {
+            Attempt::Failed { reason } => {
                 self.failures.fetch_add(1, Ordering::Relaxed);
+                self.stats.record_failure(FailureReason::from_label(reason));
             }
         }
     }
@@ -152,6 +171,8 @@ impl ServerState {
 #[derive(Default, Debug)]
 pub struct StateRegistry {
     map: Mutex<HashMap<ServerKey, Arc<ServerState>>>,
+    /// Per-farm statistics (cache counters), by farm name.
+    farms: Mutex<HashMap<String, Arc<FarmStats>>>,
 }
 
 impl StateRegistry {
@@ -163,10 +184,18 @@ impl StateRegistry {
             .clone()
     }
 
-    /// Forgets servers that no snapshot references any more (only the
-    /// registry holds them).
+    /// The statistics of the farm named `farm`, created the first time.
+    pub fn farm_stats(&self, farm: &str) -> Arc<FarmStats> {
+        let mut map = self.farms.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(farm.to_string()).or_default().clone()
+    }
+
+    /// Forgets servers and farms that no snapshot references any more
+    /// (only the registry holds them).
     pub fn prune(&self) {
         let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
         map.retain(|_, s| Arc::strong_count(s) > 1);
+        let mut farms = self.farms.lock().unwrap_or_else(|p| p.into_inner());
+        farms.retain(|_, s| Arc::strong_count(s) > 1);
     }
 }

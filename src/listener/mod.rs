@@ -120,6 +120,7 @@ pub fn spawn(
     let local_addr = listener.local_addr()?;
     let (stop, mut stopped) = watch::channel(false);
     let task_name = name.clone();
+    let stats = gw.metrics.listener(&name);
     let task = tokio::spawn(async move {
         let builder = http_builder(&gw);
         loop {
@@ -130,7 +131,7 @@ pub fn spawn(
             match accepted {
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
-                    let info = Arc::new(ConnInfo::new(peer, local_addr, task_name.clone(), false));
+                    let info = Arc::new(ConnInfo::new(peer, local_addr, stats.clone(), false));
                     serve_connection(TokioIo::new(stream), info, gw.clone(), builder.clone());
                 }
                 Err(e) => {
@@ -159,9 +160,10 @@ pub fn serve_connection<I>(
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
     let guard = gw.connections.enter();
+    let counted = info.stats.connection();
     let mut shutdown = gw.connections.subscribe();
     tokio::spawn(async move {
-        let _guard = guard;
+        let _guard = (guard, counted);
         let svc_gw = gw.clone();
         let service = service_fn(move |req| proxy::handle(svc_gw.clone(), info.clone(), req));
         let conn = builder.serve_connection_with_upgrades(io, service);
