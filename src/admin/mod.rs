@@ -1,12 +1,17 @@
-//! The admin listener: its own port, never a traffic port. Health of the
-//! process for a layer-4 balancer in front (`/healthz`).
+//! The admin listener: its own port, never a traffic port. Prometheus
+//! metrics, process health for a layer-4 balancer in front (`/healthz`), the
+//! JSON status API, the status page, and the server actions.
+//!
+//! `router` maps requests to endpoints (one line each), `auth` guards every
+//! state-changing request, `status` builds the JSON, `page` serves the HTML.
+
+pub mod auth;
+pub mod page;
+pub mod router;
+pub mod status;
 
 use crate::gateway::Gateway;
 use crate::listener::ListenerHandle;
-use bytes::Bytes;
-use http::{Request, Response, StatusCode};
-use http_body_util::Full;
-use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
@@ -32,7 +37,7 @@ pub fn spawn(listener: TcpListener, gw: Arc<Gateway>) -> std::io::Result<Listene
             tokio::spawn(async move {
                 let svc = service_fn(move |req| {
                     let gw = gw.clone();
-                    async move { Ok::<_, Infallible>(route(&gw, req).await) }
+                    async move { Ok::<_, Infallible>(router::route(&gw, req).await) }
                 });
                 let _ = auto::Builder::new(TokioExecutor::new())
                     .serve_connection(TokioIo::new(stream), svc)
@@ -46,27 +51,4 @@ pub fn spawn(listener: TcpListener, gw: Arc<Gateway>) -> std::io::Result<Listene
         stop,
         task,
     })
-}
-
-async fn route(gw: &Gateway, req: Request<Incoming>) -> Response<Full<Bytes>> {
-    match (req.method().as_str(), req.uri().path()) {
-        ("GET", "/healthz") => {
-            if gw.is_shutting_down() {
-                text(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n")
-            } else {
-                text(StatusCode::OK, "ok\n")
-            }
-        }
-        _ => text(StatusCode::NOT_FOUND, "not found\n"),
-    }
-}
-
-fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
-    *r.status_mut() = status;
-    r.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    r
 }

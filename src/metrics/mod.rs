@@ -25,6 +25,7 @@ pub use server::{FailureReason, ServerStats};
 use crate::gateway::Gateway;
 use prometheus_client::registry::Registry;
 use std::sync::{Arc, Mutex, Weak};
+use std::time::{Instant, SystemTime};
 
 /// The `Content-Type` of the exposition `/metrics` serves.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -39,6 +40,9 @@ pub struct Metrics {
     /// counters survive a reload that keeps it.
     listeners: Mutex<Vec<Arc<ListenerStats>>>,
     registry: Registry,
+    /// When this gateway started serving.
+    pub started_at: SystemTime,
+    started: Instant,
 }
 
 impl Metrics {
@@ -54,7 +58,13 @@ impl Metrics {
             reloads: ReloadStats::default(),
             listeners: Mutex::new(Vec::new()),
             registry,
+            started_at: SystemTime::now(),
+            started: Instant::now(),
         }
+    }
+
+    pub fn uptime(&self) -> std::time::Duration {
+        self.started.elapsed()
     }
 
     /// The statistics of the listener named `name`, created the first time.
