@@ -308,9 +308,19 @@ async fn bodies_over_max_request_body_get_413() {
 async fn idle_keep_alive_connection_is_closed_after_idle_timeout() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let a = Backend::named("a").await;
-    let fg = start(&farm_config("round_robin", &[&a], "", "proxy:\n  idle_timeout: 300ms\n")).await;
-    let mut s = tokio::net::TcpStream::connect(fg.first_addr()).await.unwrap();
-    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    let fg = start(&farm_config(
+        "round_robin",
+        &[&a],
+        "",
+        "proxy:\n  idle_timeout: 300ms\n",
+    ))
+    .await;
+    let mut s = tokio::net::TcpStream::connect(fg.first_addr())
+        .await
+        .unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
     let started = std::time::Instant::now();
     let mut buf = vec![0u8; 4096];
     let mut seen = Vec::new();
@@ -327,5 +337,8 @@ async fn idle_keep_alive_connection_is_closed_after_idle_timeout() {
     .await;
     assert!(closed.is_ok(), "idle connection was not closed");
     assert!(String::from_utf8_lossy(&seen).starts_with("HTTP/1.1 200"));
-    assert!(started.elapsed() >= Duration::from_millis(250), "closed too early");
+    assert!(
+        started.elapsed() >= Duration::from_millis(250),
+        "closed too early"
+    );
 }
