@@ -113,9 +113,31 @@ pub fn banner(proxy: SocketAddr, admin: Option<SocketAddr>) -> String {
     );
     if let Some(a) = admin {
         s.push_str(&format!(
-            "  curl http://{a}/healthz              # the admin listener\n"
+            "\nWatch and steer the farm on the admin listener:\n  \
+             open http://{a}/                    # the status page: states, req/s, errors, drain/enable buttons\n  \
+             curl http://{a}/metrics             # Prometheus metrics\n  \
+             curl http://{a}/api/status          # the farm as JSON\n  \
+             curl -X POST http://{a}/api/farms/web/servers/demo-2/drain   # drain demo-2, watch the page\n  \
+             curl http://{a}/healthz             # 200 while serving, 503 once shutting down\n"
         ));
     }
     s.push_str("\nThe config is config/demo.yaml. Press Ctrl-C to stop.\n");
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn banner_points_at_the_status_page_and_metrics() {
+        let b = banner(
+            "127.0.0.1:8080".parse().expect("addr"),
+            Some("127.0.0.1:9090".parse().expect("addr")),
+        );
+        assert!(b.contains("open http://127.0.0.1:9090/ "));
+        assert!(b.contains("curl http://127.0.0.1:9090/metrics"));
+        assert!(b.contains("/api/farms/web/servers/demo-2/drain"));
+        assert!(!banner("127.0.0.1:8080".parse().expect("addr"), None).contains("9090"));
+    }
 }
