@@ -8,7 +8,7 @@ use common::*;
 use farmgate::farm::AdminState;
 use http::{Request, StatusCode};
 use http_body_util::Full;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,7 +23,7 @@ fn temp_log(tag: &str) -> PathBuf {
     ))
 }
 
-fn logging_config(backend: &Backend, format: &str, file: &PathBuf) -> String {
+fn logging_config(backend: &Backend, format: &str, file: &Path) -> String {
     farm_config("round_robin", &[backend], "", "").replace(
         "log:\n  access: off\n",
         &format!(
@@ -33,7 +33,7 @@ fn logging_config(backend: &Backend, format: &str, file: &PathBuf) -> String {
     )
 }
 
-async fn lines(file: &PathBuf, n: usize) -> Vec<String> {
+async fn lines(file: &Path, n: usize) -> Vec<String> {
     wait_until(
         Duration::from_secs(5),
         &format!("{n} access-log lines"),
