@@ -101,8 +101,23 @@ pub async fn start_backends() -> std::io::Result<Vec<SocketAddr>> {
     Ok(addrs)
 }
 
+/// The demo config names its certificates relative to the repository root
+/// (`certs-dev/...`). Run from elsewhere, the copies in the source tree the
+/// binary was built from are used when they exist.
+pub fn resolve_demo_path(path: &std::path::Path) -> std::path::PathBuf {
+    if path.is_absolute() || path.exists() {
+        return path.to_path_buf();
+    }
+    let in_tree = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
+    if in_tree.exists() {
+        in_tree
+    } else {
+        path.to_path_buf()
+    }
+}
+
 /// What to try, printed when the demo starts.
-pub fn banner(proxy: SocketAddr, admin: Option<SocketAddr>) -> String {
+pub fn banner(proxy: SocketAddr, tls: Option<SocketAddr>, admin: Option<SocketAddr>) -> String {
     let mut s = format!(
         "\nfarmgate demo is running: a farm of three backends behind http://{proxy}\n\n\
          Try:\n  \
@@ -111,13 +126,24 @@ pub fn banner(proxy: SocketAddr, admin: Option<SocketAddr>) -> String {
          curl http://{proxy}/slow?ms=500      # a slow request, streamed back\n  \
          curl -H 'X-Forwarded-For: 203.0.113.7' http://{proxy}/   # X-Forwarded-For is appended\n"
     );
+    if let Some(t) = tls {
+        let port = t.port();
+        let ca = resolve_demo_path(std::path::Path::new("certs-dev/ca.crt"));
+        let ca = ca.display();
+        s.push_str(&format!(
+            "  curl --cacert {ca} https://localhost:{port}/           # TLS, HTTP/2 by ALPN\n  \
+             curl --cacert {ca} --http1.1 https://localhost:{port}/   # TLS, HTTP/1.1\n"
+        ));
+    }
     if let Some(a) = admin {
         s.push_str(&format!(
             "\nWatch and steer the farm on the admin listener:\n  \
              open http://{a}/                    # the status page: states, req/s, errors, drain/enable buttons\n  \
              curl http://{a}/metrics             # Prometheus metrics\n  \
              curl http://{a}/api/status          # the farm as JSON\n  \
-             curl -X POST http://{a}/api/farms/web/servers/demo-2/drain   # drain demo-2, watch the page\n  \
+             curl -X POST http://{a}/api/farms/web/servers/demo-2/drain    # no new requests for demo-2: watch the page\n  \
+             curl -X POST http://{a}/api/farms/web/servers/demo-2/enable   # back in rotation\n  \
+             curl -X POST http://{a}/api/farms/web/servers/demo-3/verify   # run its health check now\n  \
              curl http://{a}/healthz             # 200 while serving, 503 once shutting down\n"
         ));
     }
@@ -133,11 +159,12 @@ mod tests {
     fn banner_points_at_the_status_page_and_metrics() {
         let b = banner(
             "127.0.0.1:8080".parse().expect("addr"),
+            None,
             Some("127.0.0.1:9090".parse().expect("addr")),
         );
         assert!(b.contains("open http://127.0.0.1:9090/ "));
         assert!(b.contains("curl http://127.0.0.1:9090/metrics"));
         assert!(b.contains("/api/farms/web/servers/demo-2/drain"));
-        assert!(!banner("127.0.0.1:8080".parse().expect("addr"), None).contains("9090"));
+        assert!(!banner("127.0.0.1:8080".parse().expect("addr"), None, None).contains("9090"));
     }
 }

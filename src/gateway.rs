@@ -9,6 +9,7 @@ use crate::log::access::AccessLog;
 use crate::metrics::Metrics;
 use crate::proxy::body::UpstreamBody;
 use crate::proxy::connector::Connector;
+use crate::tls::{TlsListener, TlsRegistry};
 use arc_swap::{ArcSwap, ArcSwapOption};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
@@ -30,11 +31,17 @@ pub struct Gateway {
     pub connections: Arc<ConnTracker>,
     /// Listener and reload statistics and the Prometheus registry.
     pub metrics: Metrics,
+    /// Wakes the health task (a new snapshot, a changed server).
+    pub(crate) health_wake: Arc<tokio::sync::Notify>,
+    /// Every running TLS listener: its settings, certificates and counters.
+    pub tls: TlsRegistry,
 }
 
 impl Gateway {
     pub fn new(snapshot: Snapshot, registry: Arc<StateRegistry>) -> std::io::Result<Arc<Self>> {
-        let connector = Connector::new(snapshot.proxy.connect_timeout);
+        let connector =
+            Connector::new(snapshot.proxy.connect_timeout, snapshot.backend_tls.clone());
+        snapshot.backend_tls.warn_insecure();
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_timer(TokioTimer::new())
@@ -50,6 +57,8 @@ impl Gateway {
             shutting_down: AtomicBool::new(false),
             connections: Arc::new(ConnTracker::default()),
             metrics: Metrics::new(me.clone()),
+            health_wake: Arc::new(tokio::sync::Notify::new()),
+            tls: TlsRegistry::default(),
         }))
     }
 
@@ -62,8 +71,17 @@ impl Gateway {
     /// Installs a new snapshot; requests in flight keep the one they loaded.
     pub fn install(&self, snapshot: Snapshot) {
         self.connector.set_timeout(snapshot.proxy.connect_timeout);
+        self.connector.set_tls(snapshot.backend_tls.clone());
+        snapshot.backend_tls.warn_insecure();
         self.snapshot.store(Arc::new(snapshot));
         self.registry.prune();
+        self.health_wake.notify_one();
+    }
+
+    /// How backends are reached (plain or TLS, current settings); health
+    /// probes open their own connections with it, outside the pool.
+    pub fn connector(&self) -> &Connector {
+        &self.connector
     }
 
     #[inline]
@@ -81,6 +99,8 @@ pub struct Running {
     pub gateway: Arc<Gateway>,
     pub listeners: Vec<ListenerHandle>,
     pub admin: Option<ListenerHandle>,
+    /// The background health task (probes, probation, minimum servers).
+    pub health: crate::health::HealthHandle,
 }
 
 impl Running {
@@ -92,6 +112,7 @@ impl Running {
         let specs = snapshot.listeners.clone();
         let admin_spec = snapshot.admin.clone();
         let gateway = Gateway::new(snapshot, registry)?;
+        let health = crate::health::supervisor::spawn(&gateway);
         let mut listeners = Vec::new();
         for spec in &specs {
             let tcp = listener::bind(spec.bind).map_err(|e| {
@@ -100,7 +121,23 @@ impl Running {
                     format!("cannot listen on {} ({}): {e}", spec.bind, spec.name),
                 )
             })?;
-            listeners.push(listener::spawn(tcp, spec.name.clone(), gateway.clone())?);
+            let tls = match &spec.tls {
+                None => None,
+                Some(t) => {
+                    let tls = TlsListener::new(spec.name.clone(), t.clone()).map_err(|e| {
+                        std::io::Error::other(format!("TLS listener {}: {e}", spec.name))
+                    })?;
+                    gateway.tls.register(tls.clone());
+                    tls.log_certificates();
+                    Some(tls)
+                }
+            };
+            listeners.push(listener::spawn(
+                tcp,
+                spec.name.clone(),
+                gateway.clone(),
+                tls,
+            )?);
         }
         let admin = if admin_spec.enabled {
             let tcp = listener::bind(admin_spec.bind).map_err(|e| {
@@ -117,6 +154,7 @@ impl Running {
             gateway,
             listeners,
             admin,
+            health,
         })
     }
 
@@ -145,6 +183,7 @@ impl Running {
             l.stop();
         }
         let left = self.gateway.connections.drain(timeout).await;
+        self.health.stop();
         if let Some(a) = &self.admin {
             a.stop();
         }

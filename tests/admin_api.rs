@@ -11,6 +11,7 @@ use farmgate::config;
 use farmgate::farm::StateRegistry;
 use http::{Request, StatusCode};
 use http_body_util::Full;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,12 +19,20 @@ const TOKEN: &str = "correct-horse-battery-staple";
 
 #[tokio::test]
 async fn status_matches_the_farm_after_drain_and_health_changes() {
-    let (a, b, c) = (
-        Backend::named("a").await,
-        Backend::named("b").await,
-        Backend::named("c").await,
-    );
-    let cfg = with_admin(&farm_config("round_robin", &[&a, &b, &c], "", ""), None);
+    let (a, b) = (Backend::named("a").await, Backend::named("b").await);
+    // c answers its health check with 503 once `c_sick` is set.
+    let c_sick = Arc::new(AtomicBool::new(false));
+    let sick = c_sick.clone();
+    let c = Backend::with_handler(
+        "c",
+        Arc::new(move |req| {
+            let sick = sick.load(Ordering::SeqCst) && req.uri().path() == "/health";
+            Box::pin(async move { text_response(if sick { 503 } else { 200 }, "c") })
+        }),
+    )
+    .await;
+    let health = "    health_check:\n      url: /health\n      interval: 100ms\n      timeout: 1s\n    min_servers: 1\n";
+    let cfg = with_admin(&farm_config("round_robin", &[&a, &b, &c], health, ""), None);
     let fg = start(&cfg).await;
     let http = client();
     for _ in 0..3 {
@@ -41,6 +50,7 @@ async fn status_matches_the_farm_after_drain_and_health_changes() {
         (Some(3), Some(3))
     );
     assert_eq!(web["min_servers"]["active"], false);
+    assert_eq!(web["min_servers"]["configured"], 1);
     let sa = server(&st, "web", "a");
     assert_eq!(sa["address"], a.addr.to_string());
     assert_eq!(sa["weight"], 1);
@@ -52,7 +62,6 @@ async fn status_matches_the_farm_after_drain_and_health_changes() {
     assert_eq!(sa["response_ms"]["count"], 1);
     assert!(sa["response_ms"]["avg"].as_f64().unwrap() > 0.0);
     assert!(sa["response_ms"]["p99"].as_f64().unwrap() > 0.0);
-    assert_eq!(sa["last_check"], serde_json::Value::Null);
     assert_eq!(st["listeners"][0]["name"], "public");
     assert_eq!(st["listeners"][0]["requests"], 3);
 
@@ -60,7 +69,7 @@ async fn status_matches_the_farm_after_drain_and_health_changes() {
     let (status, _, body) = admin_post(&http, &fg, "/api/farms/web/servers/b/drain", None).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(answer["state"], "draining");
+    assert_eq!(answer["admin"], "draining");
     let st = status_json(&http, &fg).await;
     let sb = server(&st, "web", "b");
     assert_eq!(sb["state"], "draining");
@@ -74,23 +83,28 @@ async fn status_matches_the_farm_after_drain_and_health_changes() {
         assert_ne!(body, "b", "a drained server takes no new requests");
     }
 
-    // A health change (as the health checker makes it) shows too.
-    let snap = fg.gateway.snapshot();
-    let c_state = &snap.farms[0].server_by_name("c").unwrap().1.state;
-    c_state.set_healthy(false);
-    c_state
-        .stats
-        .record_change("unhealthy", "3 failed checks: connection refused");
-    c_state.stats.record_check(false, "connection refused");
+    // c starts failing its health check: the checker takes it out, and the
+    // status says why, with the check that did it.
+    c_sick.store(true, Ordering::SeqCst);
+    wait_until(Duration::from_secs(5), "c marked unhealthy", || async {
+        server(&status_json(&client(), &fg).await, "web", "c")["state"] == "unhealthy"
+    })
+    .await;
     let st = status_json(&http, &fg).await;
     let sc = server(&st, "web", "c");
-    assert_eq!(sc["state"], "unhealthy");
     assert_eq!(sc["healthy"], false);
     assert_eq!(sc["in_rotation"], false);
-    assert_eq!(sc["state_reason"], "3 failed checks: connection refused");
+    assert_eq!(sc["state_reason"], "status 503");
+    assert!(sc["state_changed_at"].as_str().unwrap().ends_with('Z'));
     assert_eq!(sc["last_check"]["ok"], false);
-    assert_eq!(sc["last_check"]["detail"], "connection refused");
-    assert_eq!(sc["checks"]["failure"], 1);
+    assert_eq!(sc["last_check"]["result"], "status");
+    assert_eq!(sc["last_check"]["status"], 503);
+    assert!(sc["checks"]["status"].as_u64().unwrap() >= 1);
+    assert_eq!(sc["health"]["healthy"], false);
+    let sa = server(&st, "web", "a");
+    assert_eq!(sa["state"], "healthy");
+    assert_eq!(sa["last_check"]["ok"], true, "a passes its checks: {sa:#}");
+    assert_eq!(sa["last_check"]["result"], "pass");
     assert_eq!(st["farms"][0]["servers_up"], 1);
     let m = scrape(&http, &fg).await;
     let state = |s, st| [("farm", "web"), ("server", s), ("state", st)];
@@ -106,11 +120,16 @@ async fn status_matches_the_farm_after_drain_and_health_changes() {
         m.value("farmgate_backend_up", &[("farm", "web"), ("server", "b")]),
         0.0
     );
+    let checks = |server, result| [("farm", "web"), ("server", server), ("result", result)];
+    assert!(m.value("farmgate_health_checks_total", &checks("c", "status")) >= 1.0);
+    assert!(m.value("farmgate_health_checks_total", &checks("a", "pass")) >= 1.0);
     assert_eq!(
-        m.value(
-            "farmgate_health_checks_total",
-            &[("farm", "web"), ("server", "c"), ("result", "failure")]
-        ),
+        m.value("farmgate_health_checks_total", &checks("a", "status")),
+        0.0
+    );
+    let down = [("farm", "web"), ("server", "c"), ("to", "down")];
+    assert_eq!(
+        m.value("farmgate_backend_health_transitions_total", &down),
         1.0
     );
 
@@ -215,12 +234,12 @@ async fn bad_requests_get_clear_answers() {
         (
             "/api/farms/nope/servers/web:1/drain",
             StatusCode::NOT_FOUND,
-            "no farm named \"nope\"",
+            "no farm \"nope\"",
         ),
         (
             "/api/farms/web/servers/nope/drain",
             StatusCode::NOT_FOUND,
-            "has no server named \"nope\"",
+            "has no server \"nope\"",
         ),
         (
             "/api/farms/web/servers/web:1/explode",

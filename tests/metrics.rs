@@ -145,8 +145,9 @@ async fn counts_per_server_code_and_listener() {
         0.0
     );
     let check = |r| [("farm", "web"), ("server", "a"), ("result", r)];
+    assert_eq!(m.value("farmgate_health_checks_total", &check("pass")), 0.0);
     assert_eq!(
-        m.value("farmgate_health_checks_total", &check("success")),
+        m.value("farmgate_health_checks_total", &check("refused")),
         0.0
     );
 

@@ -10,6 +10,7 @@ use browser::Chromium;
 use common::admin::*;
 use common::*;
 use farmgate::farm::AdminState;
+use std::sync::Arc;
 use std::time::Duration;
 
 const TOKEN: &str = "page-test-token-5f1c";
@@ -20,13 +21,24 @@ const ROWS: &str = "JSON.stringify(Object.fromEntries([...document.querySelector
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_page_renders_servers_and_drains_one() {
-    let (a, b, c) = (
-        Backend::named("a").await,
-        Backend::named("b").await,
-        Backend::named("c").await,
-    );
+    let (a, b) = (Backend::named("a").await, Backend::named("b").await);
+    // c fails its health check, so the checker takes it out.
+    let c = Backend::with_handler(
+        "c",
+        Arc::new(|req| {
+            let code = if req.uri().path() == "/health" {
+                503
+            } else {
+                200
+            };
+            Box::pin(async move { text_response(code, "c") })
+        }),
+    )
+    .await;
+    let health =
+        "    health_check:\n      url: /health\n      interval: 200ms\n      timeout: 1s\n";
     let cfg = with_admin(
-        &farm_config("round_robin", &[&a, &b, &c], "", ""),
+        &farm_config("round_robin", &[&a, &b, &c], health, ""),
         Some(TOKEN),
     );
     let fg = start(&cfg).await;
@@ -34,13 +46,8 @@ async fn status_page_renders_servers_and_drains_one() {
     for _ in 0..6 {
         get(&http, &format!("http://{}/", fg.first_addr())).await;
     }
-    // One server is down, as the health checker would mark it.
     let snap = fg.gateway.snapshot();
     let state_of = |name: &str| snap.farms[0].server_by_name(name).unwrap().1.state.clone();
-    state_of("c").set_healthy(false);
-    state_of("c")
-        .stats
-        .record_change("unhealthy", "connection refused");
 
     let browser = Chromium::launch(&format!("{}?refresh=300", admin_url(&fg, "/"))).await;
     let mut page = browser.page().await;
@@ -58,6 +65,12 @@ async fn status_page_renders_servers_and_drains_one() {
         )
         .await;
     assert_eq!(rows, true);
+    // The health checker takes c out (its /health answers 503) and the page follows.
+    page.wait_for(
+        "c shown as unhealthy",
+        "document.querySelector('tr[data-server=\"c\"] .pill').textContent === 'unhealthy'",
+    )
+    .await;
     let shown: serde_json::Value =
         serde_json::from_str(page.eval(ROWS).await.as_str().unwrap()).unwrap();
     assert_eq!(
@@ -80,9 +93,23 @@ async fn status_page_renders_servers_and_drains_one() {
     let requests_b = page
         .eval("document.querySelector('tr[data-server=\"b\"] td.errors').textContent")
         .await;
+    let sent_to_b = state_of("b")
+        .requests
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert!(sent_to_b >= 2);
     assert!(
-        requests_b.as_str().unwrap().contains("0 of 2 since start"),
+        requests_b
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("0 of {sent_to_b} since start")),
         "{requests_b}"
+    );
+    let check_c = page
+        .eval("document.querySelector('tr[data-server=\"c\"] td.check').textContent")
+        .await;
+    assert!(
+        check_c.as_str().unwrap().contains("status 503"),
+        "{check_c}"
     );
 
     // Drain b: the page asks for the token; a wrong one is refused.
@@ -137,6 +164,15 @@ async fn status_page_renders_servers_and_drains_one() {
     )
     .await;
     assert_eq!(state_of("b").admin(), AdminState::Enabled);
+
+    // Verify runs a's health check now and reports it.
+    page.click("tr[data-server=\"a\"] button[data-action=\"verify\"]")
+        .await;
+    page.wait_for(
+        "the verify result",
+        "document.getElementById('toast').textContent.includes('web/a: health check healthy')",
+    )
+    .await;
 
     if let Some(path) = std::env::var_os("FARMGATE_SCREENSHOT") {
         std::fs::write(path, page.screenshot().await).unwrap();

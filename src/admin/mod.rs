@@ -1,10 +1,12 @@
 //! The admin listener: its own port, never a traffic port. Prometheus
 //! metrics, process health for a layer-4 balancer in front (`/healthz`), the
-//! JSON status API, the status page, and the server actions.
+//! JSON status API, the status page, and the operator actions on servers.
 //!
 //! `router` maps requests to endpoints (one line each), `auth` guards every
-//! state-changing request, `status` builds the JSON, `page` serves the HTML.
+//! state-changing request, `status` builds the JSON, `page` serves the HTML,
+//! `actions` drains, disables, enables and verifies servers.
 
+pub mod actions;
 pub mod auth;
 pub mod page;
 pub mod router;

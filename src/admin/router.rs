@@ -1,12 +1,11 @@
 //! The admin listener's routes: one line per endpoint in [`route`].
 //!
 //! Paths are split into percent-decoded segments and matched with slice
-//! patterns, so `POST /api/farms/{farm}/servers/{server}/{action}` reads as
-//! `("POST", ["api", "farms", farm, "servers", server, action])`. Requests
-//! that change state pass `auth::authorize` first, whatever their route.
+//! patterns (`["api", "status"]`); a subtree with its own router (the server
+//! actions under `/api/farms/`) gets the request whole. Requests that change
+//! state pass `auth::authorize` first, whatever their route.
 
-use super::{auth, page, status};
-use crate::farm::AdminState;
+use super::{actions, auth, page, status};
 use crate::gateway::Gateway;
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
@@ -37,18 +36,14 @@ pub async fn route(gw: &Gateway, req: Request<Incoming>) -> AdminResponse {
         }
     }
     let get = matches!(*req.method(), Method::GET | Method::HEAD);
-    let post = req.method() == Method::POST;
     match segs.as_slice() {
         [] if get => page::index(),
         ["healthz"] if get => healthz(gw),
         ["metrics"] if get => metrics(gw),
         ["api", "status"] if get => json(StatusCode::OK, &status::status(gw)),
-        ["api", "farms", farm, "servers", server, action] if post => {
-            server_action(gw, farm, server, action)
-        }
+        ["api", "farms", ..] => actions::route(gw, &req).await,
         // Known paths with the wrong method.
         [] | ["healthz"] | ["metrics"] | ["api", "status"] => method_not_allowed("GET, HEAD"),
-        ["api", "farms", _, "servers", _, _] => method_not_allowed("POST"),
         _ => error(StatusCode::NOT_FOUND, "no such admin endpoint"),
     }
 }
@@ -68,36 +63,6 @@ fn metrics(gw: &Gateway) -> AdminResponse {
         HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
     );
     no_store(r)
-}
-
-// Minimal drain / disable / enable, until the health feature's
-// admin/actions.rs (which adds `verify`) takes this route over.
-fn server_action(gw: &Gateway, farm: &str, server: &str, action: &str) -> AdminResponse {
-    let snap = gw.snapshot();
-    let Some(f) = snap.farms.iter().find(|f| &*f.name == farm) else {
-        return error(StatusCode::NOT_FOUND, &format!("no farm named {farm:?}"));
-    };
-    let Some((_, s)) = f.server_by_name(server) else {
-        return error(
-            StatusCode::NOT_FOUND,
-            &format!("farm {farm:?} has no server named {server:?}"),
-        );
-    };
-    let (admin, reason) = match action {
-        "drain" => (AdminState::Draining, "drained through the admin API"),
-        "disable" => (AdminState::Disabled, "disabled through the admin API"),
-        "enable" => (AdminState::Enabled, "enabled through the admin API"),
-        other => {
-            return error(
-                StatusCode::NOT_FOUND,
-                &format!("unknown action {other:?}; expected drain, disable or enable"),
-            )
-        }
-    };
-    s.state.set_admin(admin);
-    s.state.stats.record_change(s.state.state_name(), reason);
-    tracing::info!(farm, server, "admin: {reason}");
-    json(StatusCode::OK, &status::server_status(s))
 }
 
 // === responses ===

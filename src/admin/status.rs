@@ -4,11 +4,14 @@
 
 use crate::farm::{Farm, Server};
 use crate::gateway::Gateway;
+use crate::health::HealthView;
 use crate::log::access::rfc3339;
+use crate::metrics::server::StateChange;
 use crate::metrics::{CacheResult, FailureReason};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
+use std::time::{Duration, UNIX_EPOCH};
 
 #[derive(Debug, Serialize)]
 pub struct Status {
@@ -37,13 +40,23 @@ pub struct ListenerStatus {
     pub connections_active: u64,
     pub connections_total: u64,
     pub requests: u64,
-    pub tls_handshake_failures: u64,
+    /// TLS handshake counters; null on a plain-HTTP listener.
+    pub tls: Option<TlsStatus>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TlsStatus {
+    pub handshakes: u64,
+    pub resumed_handshakes: u64,
+    pub handshake_failures: u64,
 }
 
 #[derive(Debug, Serialize)]
 pub struct FarmStatus {
     pub name: String,
     pub algorithm: String,
+    /// The health check URL; null when the farm has no `health_check`.
+    pub health_check: Option<String>,
     pub servers_total: usize,
     /// Servers taking new requests.
     pub servers_up: usize,
@@ -54,7 +67,7 @@ pub struct FarmStatus {
 
 #[derive(Debug, Serialize)]
 pub struct MinServers {
-    /// The configured floor; null while the farm has none.
+    /// The configured floor; null when the farm has none.
     pub configured: Option<u32>,
     /// The floor is keeping unhealthy servers in rotation right now.
     pub active: bool,
@@ -75,7 +88,8 @@ pub struct ServerStatus {
     pub weight: u32,
     /// healthy, unhealthy, draining or disabled.
     pub state: &'static str,
-    /// Why and when the state last changed; null until it first does.
+    /// Why and when the state last changed (the newer of the last health
+    /// change and the last admin action); null until it first changes.
     pub state_reason: Option<String>,
     pub state_changed_at: Option<String>,
     /// Takes new requests (enabled and healthy, or kept by min_servers).
@@ -99,9 +113,12 @@ pub struct ServerStatus {
     pub bytes_sent: u64,
     /// Response body bytes received from it.
     pub bytes_received: u64,
-    pub checks: Checks,
+    /// Active health checks by result: `pass`, or why one failed.
+    pub checks: BTreeMap<&'static str, u64>,
     /// The last active health check; null before the first one.
     pub last_check: Option<LastCheck>,
+    /// Everything health knows: probation, slow start, consecutive counts.
+    pub health: HealthView,
 }
 
 #[derive(Debug, Serialize)]
@@ -117,16 +134,15 @@ pub struct ResponseTimes {
 }
 
 #[derive(Debug, Serialize)]
-pub struct Checks {
-    pub success: u64,
-    pub failure: u64,
-}
-
-#[derive(Debug, Serialize)]
 pub struct LastCheck {
     pub ok: bool,
     pub at: String,
+    /// `pass`, or why it failed (`status`, `timeout`, `refused`, ...).
+    pub result: &'static str,
+    /// What was seen, e.g. "status 503" or "refused".
     pub detail: String,
+    pub status: Option<u16>,
+    pub latency_ms: f64,
 }
 
 /// The status of everything the current snapshot serves.
@@ -153,7 +169,11 @@ pub fn status(gw: &Gateway) -> Status {
                 connections_active: l.connections_active(),
                 connections_total: l.connections_total.load(Ordering::Relaxed),
                 requests: l.codes.total(),
-                tls_handshake_failures: l.tls_handshake_failures.load(Ordering::Relaxed),
+                tls: gw.tls.get(&l.name).map(|t| TlsStatus {
+                    handshakes: t.stats.handshakes(),
+                    resumed_handshakes: t.stats.resumed_handshakes(),
+                    handshake_failures: t.stats.handshake_failures(),
+                }),
             })
             .collect(),
         farms: snap.farms.iter().map(farm_status).collect(),
@@ -165,11 +185,12 @@ pub fn farm_status(f: &Farm) -> FarmStatus {
     FarmStatus {
         name: f.name.to_string(),
         algorithm: f.algorithm.clone(),
+        health_check: f.health.check.as_ref().map(|c| c.url.to_string()),
         servers_total: f.servers.len(),
         servers_up: f.servers.iter().filter(|s| s.state.in_rotation()).count(),
         min_servers: MinServers {
-            configured: None,
-            active: f.servers.iter().any(|s| s.state.is_forced()),
+            configured: (f.health.min_servers > 0).then_some(f.health.min_servers),
+            active: f.health.floor_active(),
         },
         cache: CacheStatus {
             requests: CacheResult::ALL
@@ -186,7 +207,8 @@ pub fn farm_status(f: &Farm) -> FarmStatus {
 pub fn server_status(s: &Server) -> ServerStatus {
     let st = &s.state;
     let stats = &st.stats;
-    let change = stats.last_change();
+    let health = st.health_view();
+    let (state_reason, state_changed_at) = last_change(stats.last_change(), &health);
     let latency = stats.latency.snapshot();
     let mut by_class = BTreeMap::new();
     for (code, n) in stats.codes.iter() {
@@ -197,8 +219,8 @@ pub fn server_status(s: &Server) -> ServerStatus {
         address: s.address.to_string(),
         weight: s.weight,
         state: st.state_name(),
-        state_reason: change.as_ref().map(|c| c.reason.clone()),
-        state_changed_at: change.as_ref().map(|c| rfc3339(c.at)),
+        state_reason,
+        state_changed_at,
         in_rotation: st.in_rotation(),
         admin: st.admin().as_str(),
         healthy: st.is_healthy(),
@@ -220,15 +242,32 @@ pub fn server_status(s: &Server) -> ServerStatus {
         },
         bytes_sent: st.bytes_sent.load(Ordering::Relaxed),
         bytes_received: st.bytes_received.load(Ordering::Relaxed),
-        checks: Checks {
-            success: stats.checks_ok.load(Ordering::Relaxed),
-            failure: stats.checks_failed.load(Ordering::Relaxed),
-        },
-        last_check: stats.last_check().map(|c| LastCheck {
-            ok: c.ok,
-            at: rfc3339(c.at),
-            detail: c.detail,
+        checks: st.health.counters.checks_by_result().collect(),
+        last_check: health.last_check.as_ref().map(|c| LastCheck {
+            ok: c.result == "pass",
+            at: rfc3339(UNIX_EPOCH + Duration::from_millis(c.unix_ms)),
+            result: c.result,
+            detail: c.reason.clone(),
+            status: c.status,
+            latency_ms: round3(c.latency_ms),
         }),
+        health,
+    }
+}
+
+/// The newer of the last admin action and the last health change.
+fn last_change(
+    admin: Option<StateChange>,
+    health: &HealthView,
+) -> (Option<String>, Option<String>) {
+    let health_at = health
+        .changed_unix_ms
+        .map(|ms| UNIX_EPOCH + Duration::from_millis(ms));
+    match (admin, health_at) {
+        (Some(a), Some(h)) if h > a.at => (health.reason.clone(), Some(rfc3339(h))),
+        (Some(a), _) => (Some(a.reason), Some(rfc3339(a.at))),
+        (None, Some(h)) => (health.reason.clone(), Some(rfc3339(h))),
+        (None, None) => (None, None),
     }
 }
 

@@ -20,16 +20,21 @@ pub struct Farm {
     pub policy: Box<dyn Policy>,
     /// Long-lived per-farm statistics (cache counters), kept across reloads.
     pub stats: Arc<crate::metrics::FarmStats>,
+    /// Health checks, live traffic, minimum servers, slow start.
+    pub health: crate::health::FarmHealth,
 }
 
 impl Farm {
     /// Picks a server for a new request, skipping the indexes in `exclude`.
+    /// Admission (slow start, probation) has the last word on the pick.
     #[inline]
     pub fn pick(&self, exclude: &[usize]) -> Option<usize> {
-        self.policy.pick(&PickContext {
-            servers: &self.servers,
-            exclude,
-            hash: None,
+        crate::health::slow_start::admit(&self.servers, exclude, |exclude| {
+            self.policy.pick(&PickContext {
+                servers: &self.servers,
+                exclude,
+                hash: None,
+            })
         })
     }
 

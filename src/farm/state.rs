@@ -2,8 +2,10 @@
 //!
 //! It is keyed by server identity (farm name + server name) in a
 //! [`StateRegistry`], so a config reload that keeps a server keeps its state.
-//! The request path reads and writes it through atomics only.
+//! The request path reads and writes it through atomics only. Health
+//! transitions live in `health/` (`health::ServerHealth` is a field here).
 
+use crate::health::{FarmHealth, ServerHealth};
 use crate::metrics::{FailureReason, FarmStats, ServerStats};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
@@ -78,6 +80,8 @@ pub struct ServerState {
     /// Status codes, failures by reason, latency histogram, health checks
     /// and the last state change: what metrics and /api/status report.
     pub stats: ServerStats,
+    /// Probes, live-traffic window, probation, slow start (`health/`).
+    pub health: ServerHealth,
 }
 
 impl ServerState {
@@ -95,13 +99,15 @@ impl ServerState {
             latency_us_total: AtomicU64::new(0),
             created: Instant::now(),
             stats: ServerStats::default(),
+            health: ServerHealth::default(),
         }
     }
 
     /// May this server take a new request that is not bound to it by affinity?
     #[inline]
     pub fn in_rotation(&self) -> bool {
-        self.admin() == AdminState::Enabled && (self.is_healthy() || self.is_forced())
+        self.admin() == AdminState::Enabled
+            && (self.is_healthy() || self.is_forced() || self.on_probation())
     }
 
     /// May this server take a request from a client bound to it by affinity?
@@ -143,21 +149,27 @@ impl ServerState {
         }
     }
     /// Accounts for one attempt: the single place where live traffic feeds
-    /// counters, latency and (later) passive health.
-    pub fn record_attempt(&self, attempt: Attempt) {
-        match attempt {
-            Attempt::Response { status, latency } => {
+    /// counters, latency and the farm's live-traffic checks.
+    #[inline]
+    pub fn record_attempt(&self, attempt: Attempt, farm: &FarmHealth) {
+        let failed = match attempt {
+            Attempt::Response { latency, status } => {
                 self.latency_us_total
                     .fetch_add(latency.as_micros() as u64, Ordering::Relaxed);
                 if self.stats.record_response(status, latency) {
                     self.failures.fetch_add(1, Ordering::Relaxed);
                 }
+                farm.live
+                    .as_ref()
+                    .is_some_and(|l| l.failure_codes.contains(status))
             }
             Attempt::Failed { reason } => {
                 self.failures.fetch_add(1, Ordering::Relaxed);
                 self.stats.record_failure(FailureReason::from_label(reason));
+                true
             }
-        }
+        };
+        self.observe_live(failed, farm);
     }
 
     #[inline]

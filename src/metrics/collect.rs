@@ -1,6 +1,7 @@
 //! The Prometheus collectors: at scrape time they walk the CURRENT snapshot
 //! (so a reload's new farms and servers appear, removed ones vanish) and
-//! read the long-lived atomics behind it. Nothing here runs per request.
+//! read the long-lived atomics behind it (server state and its health
+//! record, farm stats, listener and TLS stats). Nothing here runs per request.
 
 use super::names::*;
 use super::process;
@@ -169,14 +170,43 @@ impl Collector for BackendCollector {
         counters(
             &mut enc,
             HEALTH_CHECKS,
-            "Active health checks of a server, by result (success, failure).",
+            "Active health checks of a server, by result (pass, or why it failed).",
             servers.iter().flat_map(|(f, s)| {
-                let st = &s.state.stats;
+                s.state
+                    .health
+                    .counters
+                    .checks_by_result()
+                    .map(move |(result, n)| {
+                        ([("farm", *f), ("server", &*s.name), ("result", result)], n)
+                    })
+            }),
+        )?;
+        counters(
+            &mut enc,
+            BACKEND_HEALTH_TRANSITIONS,
+            "Times the server left (down) or came back to (up) rotation for health reasons.",
+            servers.iter().flat_map(|(f, s)| {
+                let c = &s.state.health.counters;
                 [
-                    ("success", st.checks_ok.load(Ordering::Relaxed)),
-                    ("failure", st.checks_failed.load(Ordering::Relaxed)),
+                    ("down", c.went_down.load(Ordering::Relaxed)),
+                    ("up", c.came_back.load(Ordering::Relaxed)),
                 ]
-                .map(|(result, n)| ([("farm", *f), ("server", &*s.name), ("result", result)], n))
+                .map(|(to, n)| ([("farm", *f), ("server", &*s.name), ("to", to)], n))
+            }),
+        )?;
+        counters(
+            &mut enc,
+            BACKEND_LIVE_EJECTIONS,
+            "Times live traffic took the server out of rotation.",
+            servers.iter().map(|(f, s)| {
+                (
+                    key(f, s),
+                    s.state
+                        .health
+                        .counters
+                        .live_ejections
+                        .load(Ordering::Relaxed),
+                )
             }),
         )?;
 
@@ -194,10 +224,9 @@ impl Collector for BackendCollector {
             &mut enc,
             FARM_MIN_SERVERS_ACTIVE,
             "1 while the min_servers floor keeps unhealthy servers in rotation.",
-            snap.farms.iter().map(|f| {
-                let forced = f.servers.iter().any(|s| s.state.is_forced());
-                ([("farm", &*f.name)], u64::from(forced))
-            }),
+            snap.farms
+                .iter()
+                .map(|f| ([("farm", &*f.name)], u64::from(f.health.floor_active()))),
         )?;
         counters(
             &mut enc,
@@ -273,15 +302,38 @@ impl Collector for ListenerCollector {
                 )
             }),
         )?;
+        let tls = gw.tls.stats();
+        counters(
+            &mut enc,
+            TLS_HANDSHAKES,
+            "TLS handshakes with clients completed (full and resumed).",
+            tls.iter()
+                .map(|t| ([("listener", &*t.listener)], t.handshakes())),
+        )?;
+        counters(
+            &mut enc,
+            TLS_RESUMED_HANDSHAKES,
+            "TLS handshakes that resumed a session.",
+            tls.iter()
+                .map(|t| ([("listener", &*t.listener)], t.resumed_handshakes())),
+        )?;
         counters(
             &mut enc,
             TLS_HANDSHAKE_FAILURES,
-            "TLS handshakes with clients that failed.",
-            listeners.iter().map(|l| {
-                (
-                    [("listener", &*l.name)],
-                    l.tls_handshake_failures.load(Ordering::Relaxed),
-                )
+            "TLS handshakes with clients that failed or timed out.",
+            tls.iter()
+                .map(|t| ([("listener", &*t.listener)], t.handshake_failures())),
+        )?;
+        counters(
+            &mut enc,
+            TLS_CERTIFICATE_RELOADS,
+            "Certificate files reloaded by the watcher, by result (success, failure).",
+            tls.iter().flat_map(|t| {
+                [
+                    ("success", t.certificate_reloads()),
+                    ("failure", t.certificate_reload_failures()),
+                ]
+                .map(|(result, n)| ([("listener", &*t.listener), ("result", result)], n))
             }),
         )
     }

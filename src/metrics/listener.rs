@@ -1,5 +1,5 @@
 //! Per-listener statistics: responses by status code, open and accepted
-//! connections, failed TLS handshakes. One `Arc<ListenerStats>` is resolved
+//! connections (TLS handshake counters live in `tls::TlsStats`). One `Arc<ListenerStats>` is resolved
 //! per listener when it starts and handed to each connection, so counting a
 //! response is one indexed `fetch_add`.
 
@@ -13,10 +13,8 @@ pub struct ListenerStats {
     /// Responses sent to clients, by status (farmgate's own 502/503 too).
     pub codes: StatusCounts,
     connections_active: AtomicU64,
-    /// Connections accepted since start.
+    /// Connections served since start (after the TLS handshake on TLS).
     pub connections_total: AtomicU64,
-    /// TLS handshakes that failed (fed by the TLS listener).
-    pub tls_handshake_failures: AtomicU64,
 }
 
 impl ListenerStats {
@@ -26,7 +24,6 @@ impl ListenerStats {
             codes: StatusCounts::default(),
             connections_active: AtomicU64::new(0),
             connections_total: AtomicU64::new(0),
-            tls_handshake_failures: AtomicU64::new(0),
         }
     }
 

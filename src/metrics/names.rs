@@ -11,10 +11,16 @@
 pub const REQUESTS: &str = "farmgate_requests";
 /// Gauge `{listener}`: open client connections.
 pub const CONNECTIONS_ACTIVE: &str = "farmgate_connections_active";
-/// Counter `{listener}`: client connections accepted.
+/// Counter `{listener}`: client connections served.
 pub const CONNECTIONS: &str = "farmgate_connections";
-/// Counter `{listener}`: TLS handshakes that failed.
+/// Counter `{listener}`: TLS handshakes completed (full and resumed).
+pub const TLS_HANDSHAKES: &str = "farmgate_tls_handshakes";
+/// Counter `{listener}`: TLS handshakes that resumed a session.
+pub const TLS_RESUMED_HANDSHAKES: &str = "farmgate_tls_resumed_handshakes";
+/// Counter `{listener}`: TLS handshakes that failed or timed out.
 pub const TLS_HANDSHAKE_FAILURES: &str = "farmgate_tls_handshake_failures";
+/// Counter `{listener,result}`: certificate files reloaded by the watcher.
+pub const TLS_CERTIFICATE_RELOADS: &str = "farmgate_tls_certificate_reloads";
 
 // === backends ===
 /// Counter `{farm,server,code}`: responses received from a server, by status.
@@ -33,8 +39,14 @@ pub const BACKEND_FAILURES: &str = "farmgate_backend_failures";
 pub const BACKEND_SENT_BYTES: &str = "farmgate_backend_sent_bytes";
 /// Counter `{farm,server}`: response body bytes received from the server.
 pub const BACKEND_RECEIVED_BYTES: &str = "farmgate_backend_received_bytes";
-/// Counter `{farm,server,result}`: active health checks, success or failure.
+/// Counter `{farm,server,result}`: active health checks by result (`pass`,
+/// or why it failed: `health::outcome::PROBE_RESULTS`).
 pub const HEALTH_CHECKS: &str = "farmgate_health_checks";
+/// Counter `{farm,server,to}`: times the server left (`down`) or came back
+/// to (`up`) rotation for health reasons.
+pub const BACKEND_HEALTH_TRANSITIONS: &str = "farmgate_backend_health_transitions";
+/// Counter `{farm,server}`: times live traffic took the server out.
+pub const BACKEND_LIVE_EJECTIONS: &str = "farmgate_backend_live_ejections";
 
 // === farms ===
 /// Gauge `{farm}`: 1 while the min_servers floor keeps unhealthy servers in rotation.

@@ -1,11 +1,12 @@
 //! Per-server statistics beyond the basic counters of `farm::state`:
-//! responses by status code, failures by reason, the latency histogram,
-//! health-check counts and the last check, and the last state change with
-//! its reason. Lives in `ServerState::stats`, so it survives reloads.
+//! responses by status code, failures by reason, the latency histogram, and
+//! the last operator action with its reason (health keeps its own record in
+//! `health::ServerHealth`). Lives in `ServerState::stats`, so it survives
+//! reloads.
 //!
 //! The request path only touches atomics (`record_response`,
-//! `record_failure`). The two records behind a mutex (last check, last state
-//! change) are written by health checks and admin actions, never per request.
+//! `record_failure`). The record behind a mutex (last admin change) is
+//! written by admin actions, never per request.
 
 use super::histogram::LatencyHistogram;
 use super::names::FAILURE_REASONS;
@@ -53,15 +54,6 @@ impl FailureReason {
     }
 }
 
-/// The result of the last active health check.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CheckRecord {
-    pub at: SystemTime,
-    pub ok: bool,
-    /// What was seen, e.g. "200 in 3 ms" or "connection refused".
-    pub detail: String,
-}
-
 /// The last change of a server's state and why.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StateChange {
@@ -78,10 +70,6 @@ pub struct ServerStats {
     failures: [AtomicU64; 4],
     /// Time to response headers.
     pub latency: LatencyHistogram,
-    /// Active health checks that passed / failed (fed by the health checker).
-    pub checks_ok: AtomicU64,
-    pub checks_failed: AtomicU64,
-    last_check: Mutex<Option<CheckRecord>>,
     last_change: Mutex<Option<StateChange>>,
 }
 
@@ -108,27 +96,8 @@ impl ServerStats {
         self.failures[reason as usize].load(Ordering::Relaxed)
     }
 
-    /// Records one active health check.
-    pub fn record_check(&self, ok: bool, detail: impl Into<String>) {
-        let counter = if ok {
-            &self.checks_ok
-        } else {
-            &self.checks_failed
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
-        *lock(&self.last_check) = Some(CheckRecord {
-            at: SystemTime::now(),
-            ok,
-            detail: detail.into(),
-        });
-    }
-
-    pub fn last_check(&self) -> Option<CheckRecord> {
-        lock(&self.last_check).clone()
-    }
-
-    /// Records that the server's state became `state` (one of
-    /// `names::STATES`) because of `reason`.
+    /// Records that an operator action made the server's state `state` (one
+    /// of `names::STATES`) because of `reason`.
     pub fn record_change(&self, state: &'static str, reason: impl Into<String>) {
         *lock(&self.last_change) = Some(StateChange {
             at: SystemTime::now(),
@@ -170,17 +139,14 @@ mod tests {
     }
 
     #[test]
-    fn checks_and_changes() {
+    fn changes() {
         let s = ServerStats::default();
-        assert!(s.last_check().is_none());
-        s.record_check(false, "connection refused");
-        s.record_check(true, "200 in 2 ms");
-        assert_eq!(s.checks_ok.load(Ordering::Relaxed), 1);
-        assert_eq!(s.checks_failed.load(Ordering::Relaxed), 1);
-        let last = s.last_check().expect("check");
-        assert!(last.ok);
-        assert_eq!(last.detail, "200 in 2 ms");
+        assert!(s.last_change().is_none());
         s.record_change("draining", "drained through the admin API");
-        assert_eq!(s.last_change().expect("change").state, "draining");
+        let c = s.last_change().expect("change");
+        assert_eq!(
+            (c.state, c.reason.as_str()),
+            ("draining", "drained through the admin API")
+        );
     }
 }
