@@ -14,6 +14,7 @@ pub mod listener;
 pub mod log;
 pub mod metrics;
 pub mod proxy;
+pub mod reload;
 pub mod rules;
 pub mod tls;
 

@@ -12,11 +12,12 @@ use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use serde::Serialize;
+use std::sync::Arc;
 
 pub type AdminResponse = Response<Full<Bytes>>;
 
 /// Serves one admin request.
-pub async fn route(gw: &Gateway, req: Request<Incoming>) -> AdminResponse {
+pub async fn route(gw: &Arc<Gateway>, req: Request<Incoming>) -> AdminResponse {
     let owned: Vec<String> = match segments(req.uri().path()) {
         Some(s) => s,
         None => return error(StatusCode::BAD_REQUEST, "the path is not valid UTF-8"),
@@ -36,14 +37,17 @@ pub async fn route(gw: &Gateway, req: Request<Incoming>) -> AdminResponse {
         }
     }
     let get = matches!(*req.method(), Method::GET | Method::HEAD);
+    let post = req.method() == Method::POST;
     match segs.as_slice() {
         [] if get => page::index(),
         ["healthz"] if get => healthz(gw),
         ["metrics"] if get => metrics(gw),
         ["api", "status"] if get => json(StatusCode::OK, &status::status(gw)),
         ["api", "farms", ..] => actions::route(gw, &req).await,
+        ["api", "reload"] if post => reload(gw).await,
         // Known paths with the wrong method.
         [] | ["healthz"] | ["metrics"] | ["api", "status"] => method_not_allowed("GET, HEAD"),
+        ["api", "reload"] => method_not_allowed("POST"),
         _ => error(StatusCode::NOT_FOUND, "no such admin endpoint"),
     }
 }
@@ -63,6 +67,18 @@ fn metrics(gw: &Gateway) -> AdminResponse {
         HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
     );
     no_store(r)
+}
+
+/// `POST /api/reload`: re-reads the config file now; 200 with the summary,
+/// or 422 with every problem (the running config stays).
+async fn reload(gw: &Arc<Gateway>) -> AdminResponse {
+    let event = crate::reload::reload(gw, "admin").await;
+    let status = if event.ok {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    json(status, &event)
 }
 
 // === responses ===

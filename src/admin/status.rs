@@ -31,7 +31,10 @@ pub struct ConfigStatus {
     pub file: String,
     pub reloads_succeeded: u64,
     pub reloads_failed: u64,
+    /// When the running config loaded (start-up or reload).
     pub last_reload_success: String,
+    /// The latest reload attempt (ok, trigger, message); null before one.
+    pub last_reload: Option<crate::reload::ReloadEvent>,
 }
 
 #[derive(Debug, Serialize)]
@@ -157,13 +160,18 @@ pub fn status(gw: &Gateway) -> Status {
         token_required: snap.admin.token.is_some(),
         config: ConfigStatus {
             file: snap.file.clone(),
-            reloads_succeeded: m.reloads.ok_count(),
-            reloads_failed: m.reloads.failed_count(),
-            last_reload_success: rfc3339(m.reloads.last_success()),
+            reloads_succeeded: gw.reloads.successes.load(Ordering::Relaxed),
+            reloads_failed: gw.reloads.failures.load(Ordering::Relaxed),
+            last_reload_success: rfc3339(
+                UNIX_EPOCH
+                    + Duration::from_millis(gw.reloads.last_success_ms.load(Ordering::Relaxed)),
+            ),
+            last_reload: gw.reloads.last(),
         },
         listeners: m
             .listeners()
             .iter()
+            .filter(|l| snap.listeners.iter().any(|s| s.name == l.name))
             .map(|l| ListenerStatus {
                 name: l.name.to_string(),
                 connections_active: l.connections_active(),

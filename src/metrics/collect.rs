@@ -268,7 +268,14 @@ impl Collector for ListenerCollector {
         let Some(gw) = self.0.upgrade() else {
             return Ok(());
         };
-        let listeners = gw.metrics.listeners();
+        // Listeners of the current config (a reload may have removed some).
+        let snap = gw.snapshot();
+        let listeners: Vec<_> = gw
+            .metrics
+            .listeners()
+            .into_iter()
+            .filter(|l| snap.listeners.iter().any(|s| s.name == l.name))
+            .collect();
         let mut by_code = Vec::new();
         for l in &listeners {
             for (code, n) in l.codes.iter() {
@@ -350,20 +357,17 @@ impl Collector for ConfigCollector {
         let Some(gw) = self.0.upgrade() else {
             return Ok(());
         };
-        let r = &gw.metrics.reloads;
+        let r = &gw.reloads;
         counters(
             &mut enc,
             CONFIG_RELOADS,
             "Configuration reloads, by result (success, failure).",
             [
-                ([("result", "success")], r.ok_count()),
-                ([("result", "failure")], r.failed_count()),
+                ([("result", "success")], r.successes.load(Ordering::Relaxed)),
+                ([("result", "failure")], r.failures.load(Ordering::Relaxed)),
             ],
         )?;
-        let last = r
-            .last_success()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0.0, |d| d.as_secs_f64());
+        let last = r.last_success_ms.load(Ordering::Relaxed) as f64 / 1000.0;
         gauge(
             &mut enc,
             CONFIG_LAST_RELOAD_SUCCESS,

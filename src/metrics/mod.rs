@@ -2,8 +2,9 @@
 //!
 //! Counting happens on the request path through atomics resolved when a
 //! snapshot or listener is built: `ServerState::stats` ([`ServerStats`]),
-//! `Farm::stats` ([`FarmStats`]), one [`ListenerStats`] per listener, and
-//! the gateway-wide [`ReloadStats`]. Exporting happens at scrape time: a
+//! `Farm::stats` ([`FarmStats`]), one [`ListenerStats`] per listener; the
+//! health, TLS and reload modules keep their own counters, read here too.
+//! Exporting happens at scrape time: a
 //! prometheus-client `Registry` of custom collectors (`collect.rs`) walks
 //! the current snapshot and reads those atomics. Names live in `names.rs`.
 
@@ -13,13 +14,11 @@ pub mod histogram;
 pub mod listener;
 pub mod names;
 pub mod process;
-pub mod reload;
 pub mod server;
 pub mod status_codes;
 
 pub use farm::{CacheResult, CacheStats, FarmStats};
 pub use listener::{ConnectionGuard, ListenerStats};
-pub use reload::ReloadStats;
 pub use server::{FailureReason, ServerStats};
 
 use crate::gateway::Gateway;
@@ -30,12 +29,10 @@ use std::time::{Instant, SystemTime};
 /// The `Content-Type` of the exposition `/metrics` serves.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-/// Gateway-wide metrics: listener and reload statistics and the registry
-/// that exports everything.
+/// Gateway-wide metrics: listener statistics and the registry that exports
+/// everything.
 #[derive(Debug)]
 pub struct Metrics {
-    /// Configuration loads (the reload feature feeds it).
-    pub reloads: ReloadStats,
     /// By listener name; kept for the life of the process so a listener's
     /// counters survive a reload that keeps it.
     listeners: Mutex<Vec<Arc<ListenerStats>>>,
@@ -55,7 +52,6 @@ impl Metrics {
         registry.register_collector(Box::new(collect::ConfigCollector(gw)));
         registry.register_collector(Box::new(collect::ProcessCollector));
         Metrics {
-            reloads: ReloadStats::default(),
             listeners: Mutex::new(Vec::new()),
             registry,
             started_at: SystemTime::now(),
