@@ -151,12 +151,34 @@ pub fn banner(proxy: SocketAddr, tls: Option<SocketAddr>, admin: Option<SocketAd
     }
     if let Some(a) = admin {
         s.push_str(&format!(
-            "  curl http://{a}/healthz              # the admin listener\n  \
-             curl -X POST http://{a}/api/farms/web/servers/demo-2/drain    # no new requests for demo-2\n  \
+            "\nWatch and steer the farm on the admin listener:\n  \
+             open http://{a}/                    # the status page: states, req/s, errors, drain/enable buttons\n  \
+             curl http://{a}/metrics             # Prometheus metrics\n  \
+             curl http://{a}/api/status          # the farm as JSON\n  \
+             curl -X POST http://{a}/api/farms/web/servers/demo-2/drain    # no new requests for demo-2: watch the page\n  \
              curl -X POST http://{a}/api/farms/web/servers/demo-2/enable   # back in rotation\n  \
-             curl -X POST http://{a}/api/farms/web/servers/demo-3/verify   # run its health check now\n"
+             curl -X POST http://{a}/api/farms/web/servers/demo-3/verify   # run its health check now\n  \
+             curl http://{a}/healthz             # 200 while serving, 503 once shutting down\n"
         ));
     }
     s.push_str("\nThe config is config/demo.yaml. Press Ctrl-C to stop.\n");
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn banner_points_at_the_status_page_and_metrics() {
+        let b = banner(
+            "127.0.0.1:8080".parse().expect("addr"),
+            None,
+            Some("127.0.0.1:9090".parse().expect("addr")),
+        );
+        assert!(b.contains("open http://127.0.0.1:9090/ "));
+        assert!(b.contains("curl http://127.0.0.1:9090/metrics"));
+        assert!(b.contains("/api/farms/web/servers/demo-2/drain"));
+        assert!(!banner("127.0.0.1:8080".parse().expect("addr"), None, None).contains("9090"));
+    }
 }

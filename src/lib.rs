@@ -13,6 +13,7 @@ pub mod gateway;
 pub mod health;
 pub mod listener;
 pub mod log;
+pub mod metrics;
 pub mod proxy;
 pub mod reload;
 pub mod rules;

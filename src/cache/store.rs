@@ -213,14 +213,17 @@ impl CacheStore {
         purged
     }
 
-    /// Bytes held, as weighed against `max_memory` (moka keeps this
-    /// eventually consistent: it settles after pending maintenance).
+    /// Bytes held, as weighed against `max_memory`. For reporting (metrics,
+    /// status), never the request path: it first settles moka's pending
+    /// maintenance, without which the figure lags behind inserts.
     pub fn size_bytes(&self) -> u64 {
+        self.map.run_pending_tasks();
         self.map.weighted_size()
     }
 
-    /// Keys held (responses and markers).
+    /// Keys held (responses and markers); reporting only, like `size_bytes`.
     pub fn entries(&self) -> u64 {
+        self.map.run_pending_tasks();
         self.map.entry_count()
     }
 

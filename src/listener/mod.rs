@@ -171,6 +171,7 @@ pub fn spawn(
         crate::tls::watch::spawn(t.clone(), stop.subscribe());
     }
     let task_name = name.clone();
+    let stats = gw.metrics.listener(&name);
     let task_tls = tls;
     let conns = gw.connections.listener(&name);
     let task = tokio::spawn(async move {
@@ -198,7 +199,7 @@ pub fn spawn(
                     };
                     let _ = stream.set_nodelay(true);
                     let secure = task_tls.is_some();
-                    let info = Arc::new(ConnInfo::new(peer, local_addr, task_name.clone(), secure));
+                    let info = Arc::new(ConnInfo::new(peer, local_addr, stats.clone(), secure));
                     let conn = Conn {
                         info,
                         activity,
@@ -282,6 +283,7 @@ async fn run_connection<S>(
         slot,
     } = conn;
     let _slot = slot;
+    let _counted = info.stats.connection();
     let mut shutdown = gw.connections.subscribe();
     let io = TokioIo::new(io::ScannedIo::new(stream, activity.clone(), max_head));
     let svc_gw = gw.clone();

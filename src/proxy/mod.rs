@@ -12,6 +12,7 @@ pub mod upgrade;
 
 use crate::gateway::Gateway;
 use crate::log::access::AccessRecord;
+use crate::metrics::ListenerStats;
 use body::ProxyBody;
 use error::ProxyError;
 use exchange::Exchange;
@@ -29,20 +30,23 @@ pub struct ConnInfo {
     pub peer: SocketAddr,
     pub local: SocketAddr,
     pub listener: Arc<str>,
+    /// The listener's counters, resolved once when it started.
+    pub stats: Arc<ListenerStats>,
     pub tls: bool,
     /// The client IP, rendered once for X-Forwarded-For.
     pub client_ip: HeaderValue,
 }
 
 impl ConnInfo {
-    pub fn new(peer: SocketAddr, local: SocketAddr, listener: Arc<str>, tls: bool) -> Self {
+    pub fn new(peer: SocketAddr, local: SocketAddr, stats: Arc<ListenerStats>, tls: bool) -> Self {
         let ip = crate::config::snapshot::canonical_ip(peer.ip());
         let client_ip = HeaderValue::from_str(&ip.to_string())
             .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
         ConnInfo {
             peer,
             local,
-            listener,
+            listener: stats.name.clone(),
+            stats,
             tls,
             client_ip,
         }
@@ -107,8 +111,10 @@ pub async fn handle(
         }
     };
     let mut resp = result.unwrap_or_else(ProxyError::into_response);
+    let status = resp.status().as_u16();
+    conn.stats.codes.inc(status);
     if let Some(r) = ex.record() {
-        r.status = resp.status().as_u16();
+        r.status = status;
     }
     resp.body_mut().set_exchange(ex);
     Ok(resp)
