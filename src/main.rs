@@ -173,6 +173,7 @@ fn serve(
 ) -> ExitCode {
     let demo = config_path.is_none();
     farmgate::log::init(&snapshot.log.level);
+    farmgate::listener::limit::raise_fd_limit(&snapshot);
     let mut rt = tokio::runtime::Builder::new_multi_thread();
     rt.enable_all().thread_name("farmgate-worker");
     if let Some(n) = snapshot.runtime.worker_threads {

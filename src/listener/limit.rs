@@ -122,6 +122,27 @@ impl ConnSet {
     }
 }
 
+/// Raises the soft limit on open files to the hard limit, as HAProxy does,
+/// so that `max_connections` is not cut short by a low default; warns when
+/// the limit is still below what the listeners may open (each proxied
+/// connection can hold a backend connection too).
+pub fn raise_fd_limit(snap: &crate::config::Snapshot) {
+    let wanted: u64 = snap
+        .listeners
+        .iter()
+        .map(|l| l.max_connections as u64 * 2)
+        .sum::<u64>()
+        + 256;
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) if limit < wanted => tracing::warn!(
+            "the open-file limit is {limit}; the listeners' max_connections may need {wanted} \
+             (raise the hard limit: ulimit -Hn, LimitNOFILE=)"
+        ),
+        Ok(limit) => tracing::debug!("open-file limit {limit}"),
+        Err(e) => tracing::warn!("cannot raise the open-file limit: {e}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
