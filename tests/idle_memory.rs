@@ -25,7 +25,10 @@ async fn idle_connections(n: usize) -> u64 {
     if soft < need {
         // Each idle connection is one descriptor here and one in farmgate.
         let raised = rlimit::increase_nofile_limit(need).unwrap();
-        assert!(raised >= need, "open-file limit {raised} < {need}: raise ulimit -Hn");
+        assert!(
+            raised >= need,
+            "open-file limit {raised} < {need}: raise ulimit -Hn"
+        );
     }
     let backend = common::Backend::named("b1").await;
     let addr = free_port();
