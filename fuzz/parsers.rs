@@ -110,8 +110,11 @@ pub fn framing(data: &[u8]) {
     }
 }
 
+/// A target's check.
+pub type Check = fn(&[u8]);
+
 /// Every target by name, for the corpus replay.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Check)] = &[
     ("config", config),
     ("units", units),
     ("status_ranges", status_ranges),

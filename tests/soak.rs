@@ -262,7 +262,7 @@ async fn soak() {
 
     let certs = tls::CertDir::new();
     certs.issue("localhost", &["localhost"]);
-    let mut backends = vec![
+    let mut backends = [
         soak_backend("b1").await,
         soak_backend("b2").await,
         soak_backend("b3").await,

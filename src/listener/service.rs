@@ -33,6 +33,7 @@ pub async fn serve(
     let resp = match pending.finding(index, http2) {
         Some(v) => {
             tracing::debug!(peer = %conn.peer, "refused request: {}", v.reason());
+            conn.stats.codes.inc(v.status().as_u16());
             let body = if v.status() == http::StatusCode::BAD_REQUEST {
                 "400 Bad Request\n"
             } else {
