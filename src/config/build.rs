@@ -5,6 +5,8 @@
 use super::error::Problems;
 use super::raw::*;
 use super::snapshot::*;
+use crate::farm::affinity::{self, Affinity, AffinitySpec};
+use crate::farm::hash_key::HashKey;
 use crate::farm::{selection, server::parse_address, Farm, Server, ServerKey, StateRegistry};
 use crate::rules::RuleSet;
 use ipnet::IpNet;
@@ -237,14 +239,12 @@ fn build_farms(raw: &[RawFarm], registry: &StateRegistry, p: &mut Problems) -> V
             );
         }
         for (key, present) in [
-            ("affinity", f.affinity.is_some()),
             ("health_check", f.health_check.is_some()),
             ("live_traffic", f.live_traffic.is_some()),
             ("min_servers", f.min_servers.is_some()),
             ("slow_start", f.slow_start.is_some()),
             ("cache", f.cache.is_some()),
             ("tls", f.tls.is_some()),
-            ("hash_key", f.hash_key.is_some()),
         ] {
             if present {
                 p.add(
@@ -258,17 +258,80 @@ fn build_farms(raw: &[RawFarm], registry: &StateRegistry, p: &mut Problems) -> V
             .algorithm
             .clone()
             .unwrap_or_else(|| selection::DEFAULT_ALGORITHM.to_string());
+        let hash_key = build_hash_key(f, &algorithm, &at, p);
+        let affinity = f
+            .affinity
+            .as_ref()
+            .and_then(|a| build_affinity(a, &f.name, &servers, &at, p));
         match selection::build(&algorithm, &servers) {
             Ok(policy) => out.push(Farm {
                 name: f.name.as_str().into(),
                 algorithm,
                 servers,
                 policy,
+                hash_key,
+                affinity,
             }),
             Err(e) => p.add(format!("{at}.algorithm"), e),
         }
     }
     out
+}
+
+/// `hash_key` belongs to `algorithm: hash` (default `client_ip`).
+fn build_hash_key(f: &RawFarm, algorithm: &str, at: &str, p: &mut Problems) -> Option<HashKey> {
+    if algorithm != "hash" {
+        if f.hash_key.is_some() {
+            p.add(
+                format!("{at}.hash_key"),
+                format!("hash_key is only used by algorithm: hash (this farm uses {algorithm})"),
+            );
+        }
+        return None;
+    }
+    match HashKey::parse(f.hash_key.as_deref().unwrap_or("client_ip")) {
+        Ok(k) => Some(k),
+        Err(e) => {
+            p.add(format!("{at}.hash_key"), e);
+            None
+        }
+    }
+}
+
+fn build_affinity(
+    a: &RawAffinity,
+    farm: &str,
+    servers: &[Server],
+    at: &str,
+    p: &mut Problems,
+) -> Option<Affinity> {
+    let before = p.0.len();
+    if let Err(e) = affinity::validate_cookie_name(&a.cookie) {
+        p.add(format!("{at}.affinity.cookie"), e);
+    }
+    if a.ttl.is_some_and(|t| t.0.is_zero()) {
+        p.add(
+            format!("{at}.affinity.ttl"),
+            "must be greater than 0; leave it out for a session cookie",
+        );
+    }
+    if a.secret.as_deref() == Some("") {
+        p.add(
+            format!("{at}.affinity.secret"),
+            "must not be empty; leave it out to derive the cookie from farm and server names",
+        );
+    }
+    if p.0.len() > before {
+        return None;
+    }
+    let spec = AffinitySpec {
+        cookie: a.cookie.clone(),
+        ttl: a.ttl.map(|t| t.0),
+        secret: a.secret.clone(),
+    };
+    Affinity::new(&spec, farm, servers)
+        .map_err(|e| p.add(format!("{at}.affinity"), e))
+        .ok()
 }
 
 fn build_servers(f: &RawFarm, at: &str, registry: &StateRegistry, p: &mut Problems) -> Vec<Server> {

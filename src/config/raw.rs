@@ -141,14 +141,13 @@ pub struct RawFarm {
     pub name: String,
     #[serde(default)]
     pub algorithm: Option<String>,
-    // hash_key: used by the hash algorithm (farms feature)
+    /// What the `hash` algorithm hashes.
     #[serde(default)]
     pub hash_key: Option<String>,
     #[serde(default)]
     pub servers: Vec<RawServer>,
-    // affinity: owned by the farms feature
     #[serde(default)]
-    pub affinity: Option<yaml_serde::Value>,
+    pub affinity: Option<RawAffinity>,
     // health_check: owned by the health feature
     #[serde(default)]
     pub health_check: Option<yaml_serde::Value>,
@@ -167,6 +166,17 @@ pub struct RawFarm {
     // tls: owned by the TLS feature (re-encryption to backends)
     #[serde(default)]
     pub tls: Option<yaml_serde::Value>,
+}
+
+/// `farms[].affinity`: cookie affinity; the cookie name turns it on.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAffinity {
+    pub cookie: String,
+    #[serde(default)]
+    pub ttl: Option<Dur>,
+    #[serde(default)]
+    pub secret: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -4,6 +4,7 @@
 //! [`StateRegistry`], so a config reload that keeps a server keeps its state.
 //! The request path reads and writes it through atomics only.
 
+use super::ewma::PeakEwma;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
@@ -55,6 +56,10 @@ pub enum Attempt {
     Failed { reason: &'static str },
 }
 
+/// The latency a failed attempt (refused, reset, timed out) feeds into the
+/// response-time average.
+pub const FAILURE_LATENCY: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// State shared by every snapshot that contains this server.
 #[derive(Debug)]
 pub struct ServerState {
@@ -73,6 +78,8 @@ pub struct ServerState {
     pub bytes_received: AtomicU64,
     /// Sum of response-header latency in microseconds, for the average.
     pub latency_us_total: AtomicU64,
+    /// Peak-EWMA of response latency (`least_response_time`).
+    pub latency: PeakEwma,
     pub created: Instant,
 }
 
@@ -89,6 +96,7 @@ impl ServerState {
             bytes_sent: AtomicU64::new(0),
             bytes_received: AtomicU64::new(0),
             latency_us_total: AtomicU64::new(0),
+            latency: PeakEwma::default(),
             created: Instant::now(),
         }
     }
@@ -134,9 +142,13 @@ impl ServerState {
             Attempt::Response { latency, .. } => {
                 self.latency_us_total
                     .fetch_add(latency.as_micros() as u64, Ordering::Relaxed);
+                self.latency.observe(latency);
             }
             Attempt::Failed { .. } => {
                 self.failures.fetch_add(1, Ordering::Relaxed);
+                // A failed attempt counts as a very slow answer, so
+                // least_response_time steers away until it decays.
+                self.latency.observe(FAILURE_LATENCY);
             }
         }
     }

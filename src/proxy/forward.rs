@@ -11,7 +11,7 @@ use super::headers::{self, ClientSide};
 use super::upgrade;
 use crate::config::Snapshot;
 use crate::farm::state::Attempt;
-use crate::farm::{Farm, Server};
+use crate::farm::{Farm, PickRequest, Server};
 use crate::gateway::Gateway;
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
@@ -76,6 +76,7 @@ pub async fn forward(
     snap: &Snapshot,
     farm: &Farm,
     out: Outgoing,
+    pick: &PickRequest,
     client_upgrade: Option<OnUpgrade>,
     ex: &mut Exchange,
 ) -> Result<Response<ProxyBody>, ProxyError> {
@@ -105,7 +106,7 @@ pub async fn forward(
     let mut client_upgrade = client_upgrade;
 
     for attempt in 0..max_attempts {
-        let Some(idx) = farm.pick(&tried[..attempt]) else {
+        let Some(idx) = farm.pick(pick, &tried[..attempt]) else {
             return Err(last_err);
         };
         tried[attempt] = idx;
@@ -148,7 +149,13 @@ pub async fn forward(
                     latency,
                 });
                 ex.set_upstream_time(latency);
-                return Ok(respond(resp, &mut client_upgrade));
+                let mut resp = respond(resp, &mut client_upgrade);
+                if let Some(cookie) = farm.affinity_cookie(pick, idx) {
+                    // Beside the backend's own cookies, never replacing them.
+                    resp.headers_mut()
+                        .append(header::SET_COOKIE, cookie.clone());
+                }
+                return Ok(resp);
             }
             Ok(Err(e)) => {
                 let err = classify(&e);

@@ -92,6 +92,9 @@ pub async fn handle(
                     && snap.proxy.is_trusted(conn.peer.ip()),
                 proto: if conn.tls { "https" } else { "http" },
             };
+            // Before `prepare` rewrites the head: hash key and affinity
+            // cookie as the client sent them.
+            let pick = farm.pick_request(&parts, conn.peer.ip(), client.trusted, conn.tls);
             let upgrade = forward::prepare(&mut parts, &snap, &client);
             let upgrade = upgrade.map(|(on, _)| on);
             forward::forward(
@@ -99,6 +102,7 @@ pub async fn handle(
                 &snap,
                 farm,
                 forward::Outgoing { parts, body },
+                &pick,
                 upgrade,
                 &mut ex,
             )
