@@ -28,7 +28,10 @@ fn farm(algorithm: &str, servers: usize, registry: &StateRegistry) -> Farm {
         .unwrap_or_else(|e| panic!("bench config invalid: {e}"));
     let farm = snap.farms.remove(0);
     for (i, s) in farm.servers.iter().enumerate() {
-        s.state.in_flight.store((i % 7) as u64, Ordering::Relaxed);
+        // Busy (1..=7 in flight): least_requests cannot stop at an idle one.
+        s.state
+            .in_flight
+            .store(1 + (i % 7) as u64, Ordering::Relaxed);
         s.state
             .latency
             .observe(Duration::from_micros(500 + (i % 13) as u64 * 100));

@@ -6,7 +6,7 @@
 //! and a server leaving rotation hands its keys to the next points on the
 //! ring (spread over all the others) while every other key stays put.
 //!
-//! A pick is a binary search plus a short walk past points of servers out
+//! A pick is a bucket lookup, a search in a few points, and a short walk past points of servers out
 //! of rotation. Requests without the key are spread by rotation.
 
 use super::random::uniform_candidate;
@@ -26,6 +26,11 @@ const MAX_POINTS: u64 = 1 << 20;
 pub struct ConsistentHash {
     /// (point, server index), sorted by point.
     ring: Box<[(u64, u32)]>,
+    /// `index[b]` = first ring position whose point's top `bits` bits are
+    /// >= b: a lookup touches one small slice instead of binary-searching
+    /// the whole (multi-megabyte) ring.
+    index: Box<[u32]>,
+    bits: u32,
     /// For requests without the key.
     next: AtomicUsize,
 }
@@ -53,8 +58,20 @@ impl ConsistentHash {
             }
         }
         ring.sort_unstable();
+        // About one point per bucket, at most 2^16 buckets (256 KiB).
+        let bits = (usize::BITS - ring.len().leading_zeros()).clamp(1, 16);
+        let mut index = Vec::with_capacity((1 << bits) + 1);
+        let mut pos = 0;
+        for b in 0..=(1u64 << bits) {
+            while pos < ring.len() && (ring[pos].0 >> (64 - bits)) < b {
+                pos += 1;
+            }
+            index.push(pos as u32);
+        }
         ConsistentHash {
             ring: ring.into_boxed_slice(),
+            index: index.into_boxed_slice(),
+            bits,
             next: AtomicUsize::new(0),
         }
     }
@@ -74,7 +91,9 @@ impl Policy for ConsistentHash {
             return uniform_candidate(ctx);
         };
         let len = self.ring.len();
-        let start = self.ring.partition_point(|&(p, _)| p < hash);
+        let b = (hash >> (64 - self.bits)) as usize;
+        let (lo, hi) = (self.index[b] as usize, self.index[b + 1] as usize);
+        let start = lo + self.ring[lo..hi].partition_point(|&(p, _)| p < hash);
         (0..len)
             .map(|k| self.ring[(start + k) % len].1 as usize)
             .find(|&i| ctx.is_candidate(i))
@@ -169,6 +188,16 @@ mod tests {
         assert_eq!(hits[2], 0);
         let share = f64::from(hits[1]) / 20_000.0;
         assert!((0.68..0.82).contains(&share), "{hits:?}");
+    }
+
+    #[test]
+    fn bucket_index_finds_what_a_full_search_finds() {
+        let s = servers(&[1, 2, 3, 1, 1]);
+        let p = ConsistentHash::new(&s);
+        for k in keys().chain([0, 1, u64::MAX, u64::MAX - 1]) {
+            let full = p.ring.partition_point(|&(pt, _)| pt < k) % p.ring.len();
+            assert_eq!(pick(&p, &s, k), p.ring[full].1 as usize);
+        }
     }
 
     #[test]

@@ -12,7 +12,7 @@
 //!
 //! Two passes over the servers (floor, then scores), atomics only.
 
-use super::{PickContext, Policy};
+use super::{rotated, PickContext, Policy};
 use crate::farm::ewma::now_ns;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -50,8 +50,7 @@ impl LeastResponseTime {
         // Pass 2: cost = max(estimate, floor) * (in_flight + 1) / weight.
         let start = self.offset.fetch_add(1, Ordering::Relaxed) % n;
         let mut best: Option<(usize, f64)> = None;
-        for k in 0..n {
-            let i = (start + k) % n;
+        for i in rotated(n, start) {
             if !usable(i) {
                 continue;
             }

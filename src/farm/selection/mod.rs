@@ -37,8 +37,15 @@ impl PickContext<'_> {
     /// In rotation and not already tried.
     #[inline]
     pub fn is_candidate(&self, i: usize) -> bool {
-        !self.exclude.contains(&i) && self.servers[i].state.in_rotation()
+        self.servers[i].state.in_rotation() && !self.exclude.contains(&i)
     }
+}
+
+/// Indexes `start..n` then `0..start`: a scan from a rotating offset
+/// without a division per step.
+#[inline]
+pub(crate) fn rotated(n: usize, start: usize) -> impl Iterator<Item = usize> {
+    (start..n).chain(0..start)
 }
 
 /// A load-balancing policy: picks the index of a server, or None when no

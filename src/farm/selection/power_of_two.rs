@@ -24,12 +24,12 @@ impl PowerOfTwo {
 impl Policy for PowerOfTwo {
     fn pick(&self, ctx: &PickContext<'_>) -> Option<usize> {
         let a = self.sampler.sample(ctx)?;
-        // A second, different server: a few draws, then the next candidate
-        // after `a`; with one candidate left, it is `a` itself.
+        // A second, different server: draws that exclude `a`, then the next
+        // candidate after `a`; with one candidate left, it is `a` itself.
         let n = ctx.servers.len();
         let b = (0..4)
-            .filter_map(|_| self.sampler.sample(ctx))
-            .find(|&b| b != a)
+            .filter_map(|_| self.sampler.draw_except(a))
+            .find(|&b| ctx.is_candidate(b))
             .or_else(|| {
                 (1..n)
                     .map(|k| (a + k) % n)
@@ -60,6 +60,21 @@ mod tests {
         for _ in 0..50 {
             assert_eq!(p.pick(&ctx(&s)), Some(1));
         }
+    }
+
+    #[test]
+    fn the_second_draw_never_repeats_the_first() {
+        let s = servers(&[5, 1, 0, 2]);
+        let sampler = WeightedSampler::new(&s);
+        let mut hits = [0u32; 4];
+        for _ in 0..4000 {
+            let b = sampler.draw_except(0).expect("draw");
+            hits[b] += 1;
+        }
+        assert_eq!((hits[0], hits[2]), (0, 0), "{hits:?}");
+        // 1 : 2 expected among the rest.
+        assert!((1150..1550).contains(&hits[1]), "{hits:?}");
+        assert_eq!(WeightedSampler::new(&servers(&[3])).draw_except(0), None);
     }
 
     #[test]

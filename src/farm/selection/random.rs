@@ -41,6 +41,27 @@ impl WeightedSampler {
         Some(self.cumulative.partition_point(|&c| c <= r))
     }
 
+    /// One weighted draw over all servers with weight > 0 except `skip`:
+    /// draws from the total minus `skip`'s share and steps over its range.
+    #[inline]
+    pub fn draw_except(&self, skip: usize) -> Option<usize> {
+        let total = *self.cumulative.last()?;
+        let below = if skip == 0 {
+            0
+        } else {
+            self.cumulative[skip - 1]
+        };
+        let width = self.cumulative[skip] - below;
+        if total == width {
+            return None;
+        }
+        let mut r = fastrand::u64(0..total - width);
+        if r >= below {
+            r += width;
+        }
+        Some(self.cumulative.partition_point(|&c| c <= r))
+    }
+
     /// A weighted random candidate: a few draws, then (when most servers are
     /// out) a scan from a random start.
     #[inline]
