@@ -38,9 +38,18 @@ pub fn decay(t_ns: f64) -> f64 {
     let y = y.max(0.0);
     let whole = y as u64; // y >= 0: truncation is floor
     let u = (y - whole as f64) * std::f64::consts::LN_2; // in [0, ln 2)
-    let frac = 1.0
-        - u * (1.0
-            - u / 2.0 * (1.0 - u / 3.0 * (1.0 - u / 4.0 * (1.0 - u / 5.0 * (1.0 - u / 6.0)))));
+                                                         // e^-u, Taylor to u^6, Horner with constant coefficients (multiplies
+                                                         // only: `u / 3.0` would be a real division on the critical path).
+    const C: [f64; 7] = [
+        1.0,
+        -1.0,
+        1.0 / 2.0,
+        -1.0 / 6.0,
+        1.0 / 24.0,
+        -1.0 / 120.0,
+        1.0 / 720.0,
+    ];
+    let frac = C.iter().rev().fold(0.0, |acc, &c| acc * u + c);
     frac * f64::from_bits((1023 - whole) << 52)
 }
 
@@ -96,6 +105,19 @@ impl PeakEwma {
         }
         let idle = now.saturating_sub(stamp) as f64;
         Some((est * decay(idle), idle < DECAY_NS))
+    }
+
+    /// Like [`Self::read_at`] but only for a server observed within the
+    /// last [`DECAY`] (no decay computed for the others).
+    #[inline]
+    pub fn read_fresh_at(&self, now: u64) -> Option<f64> {
+        let stamp = self.stamp.load(Ordering::Acquire);
+        let idle = now.saturating_sub(stamp) as f64;
+        if stamp == 0 || idle >= DECAY_NS {
+            return None;
+        }
+        let est = f64::from_bits(self.estimate.load(Ordering::Acquire));
+        (est > 0.0).then(|| est * decay(idle))
     }
 
     /// The current estimate, for status pages.

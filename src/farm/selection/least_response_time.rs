@@ -39,7 +39,7 @@ impl LeastResponseTime {
         // Pass 1: the lowest estimate among recently measured candidates.
         let mut floor = f64::INFINITY;
         for i in (0..n).filter(|&i| usable(i)) {
-            if let Some((est, true)) = ctx.servers[i].state.latency.read_at(now) {
+            if let Some(est) = ctx.servers[i].state.latency.read_fresh_at(now) {
                 floor = floor.min(est);
             }
         }
