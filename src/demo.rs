@@ -101,8 +101,23 @@ pub async fn start_backends() -> std::io::Result<Vec<SocketAddr>> {
     Ok(addrs)
 }
 
+/// The demo config names its certificates relative to the repository root
+/// (`certs-dev/...`). Run from elsewhere, the copies in the source tree the
+/// binary was built from are used when they exist.
+pub fn resolve_demo_path(path: &std::path::Path) -> std::path::PathBuf {
+    if path.is_absolute() || path.exists() {
+        return path.to_path_buf();
+    }
+    let in_tree = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
+    if in_tree.exists() {
+        in_tree
+    } else {
+        path.to_path_buf()
+    }
+}
+
 /// What to try, printed when the demo starts.
-pub fn banner(proxy: SocketAddr, admin: Option<SocketAddr>) -> String {
+pub fn banner(proxy: SocketAddr, tls: Option<SocketAddr>, admin: Option<SocketAddr>) -> String {
     let mut s = format!(
         "\nfarmgate demo is running: a farm of three backends behind http://{proxy}\n\n\
          Try:\n  \
@@ -111,6 +126,15 @@ pub fn banner(proxy: SocketAddr, admin: Option<SocketAddr>) -> String {
          curl http://{proxy}/slow?ms=500      # a slow request, streamed back\n  \
          curl -H 'X-Forwarded-For: 203.0.113.7' http://{proxy}/   # X-Forwarded-For is appended\n"
     );
+    if let Some(t) = tls {
+        let port = t.port();
+        let ca = resolve_demo_path(std::path::Path::new("certs-dev/ca.crt"));
+        let ca = ca.display();
+        s.push_str(&format!(
+            "  curl --cacert {ca} https://localhost:{port}/           # TLS, HTTP/2 by ALPN\n  \
+             curl --cacert {ca} --http1.1 https://localhost:{port}/   # TLS, HTTP/1.1\n"
+        ));
+    }
     if let Some(a) = admin {
         s.push_str(&format!(
             "  curl http://{a}/healthz              # the admin listener\n"

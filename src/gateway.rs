@@ -8,6 +8,7 @@ use crate::listener::{self, ConnTracker, ListenerHandle};
 use crate::log::access::AccessLog;
 use crate::proxy::body::UpstreamBody;
 use crate::proxy::connector::Connector;
+use crate::tls::{TlsListener, TlsRegistry};
 use arc_swap::{ArcSwap, ArcSwapOption};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
@@ -27,11 +28,15 @@ pub struct Gateway {
     access_log: ArcSwapOption<AccessLog>,
     shutting_down: AtomicBool,
     pub connections: Arc<ConnTracker>,
+    /// Every running TLS listener: its settings, certificates and counters.
+    pub tls: TlsRegistry,
 }
 
 impl Gateway {
     pub fn new(snapshot: Snapshot, registry: Arc<StateRegistry>) -> std::io::Result<Arc<Self>> {
-        let connector = Connector::new(snapshot.proxy.connect_timeout);
+        let connector =
+            Connector::new(snapshot.proxy.connect_timeout, snapshot.backend_tls.clone());
+        snapshot.backend_tls.warn_insecure();
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_timer(TokioTimer::new())
@@ -46,6 +51,7 @@ impl Gateway {
             access_log: ArcSwapOption::new(access_log),
             shutting_down: AtomicBool::new(false),
             connections: Arc::new(ConnTracker::default()),
+            tls: TlsRegistry::default(),
         }))
     }
 
@@ -58,6 +64,8 @@ impl Gateway {
     /// Installs a new snapshot; requests in flight keep the one they loaded.
     pub fn install(&self, snapshot: Snapshot) {
         self.connector.set_timeout(snapshot.proxy.connect_timeout);
+        self.connector.set_tls(snapshot.backend_tls.clone());
+        snapshot.backend_tls.warn_insecure();
         self.snapshot.store(Arc::new(snapshot));
         self.registry.prune();
     }
@@ -96,7 +104,23 @@ impl Running {
                     format!("cannot listen on {} ({}): {e}", spec.bind, spec.name),
                 )
             })?;
-            listeners.push(listener::spawn(tcp, spec.name.clone(), gateway.clone())?);
+            let tls = match &spec.tls {
+                None => None,
+                Some(t) => {
+                    let tls = TlsListener::new(spec.name.clone(), t.clone()).map_err(|e| {
+                        std::io::Error::other(format!("TLS listener {}: {e}", spec.name))
+                    })?;
+                    gateway.tls.register(tls.clone());
+                    tls.log_certificates();
+                    Some(tls)
+                }
+            };
+            listeners.push(listener::spawn(
+                tcp,
+                spec.name.clone(),
+                gateway.clone(),
+                tls,
+            )?);
         }
         let admin = if admin_spec.enabled {
             let tcp = listener::bind(admin_spec.bind).map_err(|e| {

@@ -2,7 +2,7 @@
 //!
 //! A request flows `listener -> rules (pick a farm) -> cache -> farm (pick a
 //! server) -> proxy (forward)`, with `health`, `metrics`, `admin` and
-//! `config` beside it. `gateway` ties the running pieces together.
+//! `config` beside it; `tls` terminates and re-encrypts TLS. `gateway` ties the running pieces together.
 
 pub mod admin;
 pub mod config;
@@ -13,5 +13,6 @@ pub mod listener;
 pub mod log;
 pub mod proxy;
 pub mod rules;
+pub mod tls;
 
 pub use gateway::{Gateway, Running};

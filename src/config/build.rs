@@ -12,6 +12,7 @@ use crate::rules::RuleSet;
 use ipnet::IpNet;
 use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Builds a snapshot, reusing long-lived server state from `registry`.
@@ -53,6 +54,7 @@ pub fn build(raw: RawConfig, file: &str, registry: &StateRegistry) -> Result<Sna
     };
 
     let farms = build_farms(&raw.farms, registry, &mut p);
+    let backend_tls = Arc::new(super::tls::build_backend_tls(&raw.farms, &mut p));
     let default_farm = match &raw.default_farm {
         Some(name) => {
             let idx = farms.iter().position(|f| &*f.name == name.as_str());
@@ -79,6 +81,7 @@ pub fn build(raw: RawConfig, file: &str, registry: &StateRegistry) -> Result<Sna
             farms,
             default_farm,
             rules: RuleSet::default(),
+            backend_tls,
         })
     } else {
         Err(p)
@@ -109,12 +112,10 @@ fn build_listeners(raw: &[RawListener], p: &mut Problems) -> Vec<ListenerSpec> {
                 format!("duplicate listener name {name:?}"),
             );
         }
-        if l.tls.is_some() {
-            p.add(
-                format!("listeners[{i}].tls"),
-                "TLS is not available in this build",
-            );
-        }
+        let tls = l
+            .tls
+            .as_ref()
+            .and_then(|t| super::tls::build_listener_tls(t, &format!("listeners[{i}].tls"), p));
         match parse_bind(&l.bind) {
             Ok(bind) => {
                 if bind.port() != 0 && !seen_binds.insert(bind) {
@@ -126,6 +127,7 @@ fn build_listeners(raw: &[RawListener], p: &mut Problems) -> Vec<ListenerSpec> {
                 out.push(ListenerSpec {
                     name: name.into(),
                     bind,
+                    tls,
                 });
             }
             Err(e) => p.add(format!("listeners[{i}].bind"), e),
@@ -244,7 +246,6 @@ fn build_farms(raw: &[RawFarm], registry: &StateRegistry, p: &mut Problems) -> V
             ("min_servers", f.min_servers.is_some()),
             ("slow_start", f.slow_start.is_some()),
             ("cache", f.cache.is_some()),
-            ("tls", f.tls.is_some()),
         ] {
             if present {
                 p.add(
@@ -357,12 +358,6 @@ fn build_servers(f: &RawFarm, at: &str, registry: &StateRegistry, p: &mut Proble
         }
         match parse_address(&s.address) {
             Ok((scheme, authority)) => {
-                if scheme == http::uri::Scheme::HTTPS {
-                    p.add(
-                        format!("{sat}.address"),
-                        "https:// backends are not available in this build",
-                    );
-                }
                 let key = ServerKey {
                     farm: f.name.clone(),
                     server: name.clone(),

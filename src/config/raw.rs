@@ -37,9 +37,59 @@ pub struct RawListener {
     #[serde(default)]
     pub name: Option<String>,
     pub bind: String,
-    // tls: owned by the TLS feature
     #[serde(default)]
-    pub tls: Option<yaml_serde::Value>,
+    pub tls: Option<RawListenerTls>,
+}
+
+/// `listeners[].tls`: terminate TLS on this listener.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawListenerTls {
+    #[serde(default)]
+    pub certificates: Vec<RawCertificate>,
+    #[serde(default)]
+    pub min_version: Option<TlsVersionText>,
+    #[serde(default)]
+    pub alpn: Option<Vec<String>>,
+    #[serde(default)]
+    pub handshake_timeout: Option<Dur>,
+    #[serde(default)]
+    pub watch_interval: Option<Dur>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCertificate {
+    pub cert: PathBuf,
+    /// Absent: the key is in the cert file.
+    #[serde(default)]
+    pub key: Option<PathBuf>,
+}
+
+/// A TLS version as written: `"1.2"`, or `1.2` which YAML reads as a number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsVersionText(pub String);
+
+impl<'de> Deserialize<'de> for TlsVersionText {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = TlsVersionText;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a TLS version: \"1.2\" or \"1.3\"")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<TlsVersionText, E> {
+                Ok(TlsVersionText(v.trim().to_string()))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<TlsVersionText, E> {
+                Ok(TlsVersionText(format!("{v:?}")))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<TlsVersionText, E> {
+                Ok(TlsVersionText(v.to_string()))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -163,9 +213,19 @@ pub struct RawFarm {
     // cache: owned by the cache feature
     #[serde(default)]
     pub cache: Option<yaml_serde::Value>,
-    // tls: owned by the TLS feature (re-encryption to backends)
+    /// TLS to this farm's `https://` servers.
     #[serde(default)]
-    pub tls: Option<yaml_serde::Value>,
+    pub tls: Option<RawFarmTls>,
+}
+
+/// `farms[].tls`: how `https://` servers are verified.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawFarmTls {
+    #[serde(default)]
+    pub ca: Option<PathBuf>,
+    #[serde(default)]
+    pub insecure_skip_verify: Option<bool>,
 }
 
 /// `farms[].affinity`: cookie affinity; the cookie name turns it on.

@@ -51,7 +51,14 @@ pub fn prepare(
     let upgrade = headers::upgrade_protocol(&parts.headers)
         .filter(|_| parts.version == Version::HTTP_11)
         .and_then(|proto| Some((parts.extensions.remove::<OnUpgrade>()?, proto)));
+    let trailers = headers::wants_trailers(&parts.headers) || parts.version == Version::HTTP_2;
     headers::strip_hop_by_hop(&mut parts.headers);
+    if trailers {
+        // We accept trailers from the backend and pass them on.
+        parts
+            .headers
+            .insert(header::TE, HeaderValue::from_static("trailers"));
+    }
     if !parts.headers.contains_key(header::HOST) {
         if let Some(auth) = parts.uri.authority() {
             if let Ok(v) = HeaderValue::from_str(auth.as_str()) {
