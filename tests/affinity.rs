@@ -3,6 +3,8 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
+#[path = "common/tls.rs"]
+mod tls;
 use bytes::Bytes;
 use common::*;
 use farmgate::farm::AdminState;
@@ -247,5 +249,54 @@ async fn session_cookie_without_ttl_and_config_errors_are_placed() {
         "f.yaml:17:15: farms[0].hash_key: hash_key is only used by algorithm: hash",
     ] {
         assert!(errs.contains(want), "missing {want:?} in:\n{errs}");
+    }
+}
+
+#[tokio::test]
+async fn tls_listener_marks_the_cookie_secure_and_binding_works_over_http2() {
+    let certs = tls::CertDir::new();
+    let cert = certs.issue("site", &["shop.test"]);
+    let backends = three().await;
+    let mut servers = String::new();
+    for b in &backends {
+        servers.push_str(&format!(
+            "      - {{ name: {}, address: \"{}\" }}\n",
+            b.name, b.addr
+        ));
+    }
+    let cfg = format!(
+        "listeners:\n{}admin:\n  enabled: false\nlog:\n  access: off\n\
+         farms:\n  - name: web\n    algorithm: round_robin\n    servers:\n{servers}{AFFINITY}",
+        tls::tls_listener_yaml("secure", &[cert], "")
+    );
+    let fg = start(&cfg).await;
+    let stream = tls::connect(fg.first_addr(), "shop.test", certs.client(&["h2"]))
+        .await
+        .unwrap();
+    let mut h2 = tls::Sender::new(stream).await;
+    let resp = h2.send(tls::request(&h2, "shop.test", "/")).await;
+    let set = resp.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(set.ends_with("; HttpOnly; SameSite=Lax; Secure"), "{set}");
+    let pair = set.split(';').next().unwrap().to_string();
+    let first = String::from_utf8(
+        http_body_util::BodyExt::collect(resp.into_body())
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec(),
+    )
+    .unwrap();
+    // HTTP/2 clients may send cookies as separate fields: bind still holds.
+    for _ in 0..10 {
+        let mut req = tls::request(&h2, "shop.test", "/");
+        req.headers_mut().append("cookie", "a=1".parse().unwrap());
+        req.headers_mut().append("cookie", pair.parse().unwrap());
+        let resp = h2.send(req).await;
+        assert!(resp.headers().get("set-cookie").is_none());
+        let body = http_body_util::BodyExt::collect(resp.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+        assert_eq!(body, first.as_bytes());
     }
 }
