@@ -188,9 +188,14 @@ async fn least_response_time_leaves_a_backend_that_turns_slow_and_returns_when_i
     .await;
     let url = format!("http://{}/", fg.first_addr());
 
-    // Both fast: both serve.
-    let seq = bodies(&url, 40).await;
-    assert!(count(&seq, "flaky") >= 5, "{seq:?}");
+    // Both fast: both serve. (Polled: on a busy machine one scheduling
+    // hiccup is a slow answer, and peak-EWMA reacts to it as it should.)
+    let url1 = url.clone();
+    wait_until(Duration::from_secs(30), "both backends serve", || {
+        let url = url1.clone();
+        async move { count(&bodies(&url, 20).await, "flaky") >= 3 }
+    })
+    .await;
 
     // Turns slow: after its first slow answer it gets (almost) nothing.
     delay.store(200, Ordering::Relaxed);

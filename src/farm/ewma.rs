@@ -32,8 +32,8 @@ const DECAY_NS: f64 = DECAY.as_nanos() as f64;
 #[inline]
 pub fn decay(t_ns: f64) -> f64 {
     let y = t_ns * (std::f64::consts::LOG2_E / DECAY_NS);
-    if !(y < 1000.0) {
-        return 0.0; // also NaN
+    if y.is_nan() || y >= 1000.0 {
+        return 0.0;
     }
     let y = y.max(0.0);
     let whole = y as u64; // y >= 0: truncation is floor

@@ -26,9 +26,9 @@ const MAX_POINTS: u64 = 1 << 20;
 pub struct ConsistentHash {
     /// (point, server index), sorted by point.
     ring: Box<[(u64, u32)]>,
-    /// `index[b]` = first ring position whose point's top `bits` bits are
-    /// >= b: a lookup touches one small slice instead of binary-searching
-    /// the whole (multi-megabyte) ring.
+    /// `index[b]`: the first ring position whose point's top `bits` bits
+    /// are at least `b`. A lookup touches one small slice instead of
+    /// binary-searching the whole (multi-megabyte) ring.
     index: Box<[u32]>,
     bits: u32,
     /// For requests without the key.
