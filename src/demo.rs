@@ -138,7 +138,10 @@ pub fn banner(proxy: SocketAddr, tls: Option<SocketAddr>, admin: Option<SocketAd
     }
     if let Some(a) = admin {
         s.push_str(&format!(
-            "  curl http://{a}/healthz              # the admin listener\n"
+            "  curl http://{a}/healthz              # the admin listener\n  \
+             curl -X POST http://{a}/api/farms/web/servers/demo-2/drain    # no new requests for demo-2\n  \
+             curl -X POST http://{a}/api/farms/web/servers/demo-2/enable   # back in rotation\n  \
+             curl -X POST http://{a}/api/farms/web/servers/demo-3/verify   # run its health check now\n"
         ));
     }
     s.push_str("\nThe config is config/demo.yaml. Press Ctrl-C to stop.\n");

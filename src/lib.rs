@@ -9,9 +9,11 @@ pub mod config;
 pub mod demo;
 pub mod farm;
 pub mod gateway;
+pub mod health;
 pub mod listener;
 pub mod log;
 pub mod proxy;
+pub mod reload;
 pub mod rules;
 pub mod tls;
 

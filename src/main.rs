@@ -70,7 +70,7 @@ fn main() -> ExitCode {
         Command::Run { config } => {
             let registry = Arc::new(StateRegistry::default());
             match config::load_file(&config, &registry) {
-                Ok(snapshot) => serve(snapshot, registry, None),
+                Ok(snapshot) => serve(snapshot, registry, Some(config)),
                 Err(errors) => report(&errors),
             }
         }
@@ -82,7 +82,7 @@ fn main() -> ExitCode {
         } => {
             let registry = Arc::new(StateRegistry::default());
             match demo_snapshot(listen, admin, tls_listen, &registry) {
-                Ok(snapshot) => serve(snapshot, registry, Some(())),
+                Ok(snapshot) => serve(snapshot, registry, None),
                 Err(errors) => report(&errors),
             }
         }
@@ -164,7 +164,14 @@ fn demo_snapshot(
     })
 }
 
-fn serve(snapshot: Snapshot, registry: Arc<StateRegistry>, demo: Option<()>) -> ExitCode {
+/// Serves until a signal. `config_path` is the file to watch and reload;
+/// `None` runs the built-in demo.
+fn serve(
+    snapshot: Snapshot,
+    registry: Arc<StateRegistry>,
+    config_path: Option<PathBuf>,
+) -> ExitCode {
+    let demo = config_path.is_none();
     farmgate::log::init(&snapshot.log.level);
     let mut rt = tokio::runtime::Builder::new_multi_thread();
     rt.enable_all().thread_name("farmgate-worker");
@@ -179,7 +186,7 @@ fn serve(snapshot: Snapshot, registry: Arc<StateRegistry>, demo: Option<()>) -> 
         }
     };
     rt.block_on(async move {
-        if demo.is_some() {
+        if demo {
             if let Err(e) = farmgate::demo::start_backends().await {
                 eprintln!("farmgate: {e}");
                 return ExitCode::from(1);
@@ -187,34 +194,39 @@ fn serve(snapshot: Snapshot, registry: Arc<StateRegistry>, demo: Option<()>) -> 
         }
         let summary = snapshot.summary();
         let file = snapshot.file.clone();
-        let shutdown_timeout = snapshot.runtime.shutdown_timeout;
-        let running = match Running::start(snapshot, registry).await {
+        let started = match &config_path {
+            Some(path) => Running::start_watching(snapshot, registry, path.clone()).await,
+            None => Running::start(snapshot, registry).await,
+        };
+        let running = match started {
             Ok(r) => r,
             Err(e) => {
                 eprintln!("farmgate: {e}");
                 return ExitCode::from(1);
             }
         };
-        for l in &running.listeners {
-            let scheme = if running.gateway.tls.get(&l.name).is_some() { "https" } else { "http" };
-            tracing::info!(listener = %l.name, "listening on {scheme}://{}", l.local_addr);
-        }
-        if let Some(a) = running.admin_addr() {
-            tracing::info!("admin listening on http://{a}");
-        }
         tracing::info!("serving {file}: {summary}");
-        if demo.is_some() {
+        #[cfg(unix)]
+        if config_path.is_some() {
+            if let Err(e) = farmgate::reload::on_sighup(running.gateway.clone()) {
+                tracing::warn!("SIGHUP will not reload the config: {e}");
+            }
+        }
+        if demo {
             let tls_addr = running
-                .listeners
+                .gateway
+                .bound_listeners()
                 .iter()
-                .find(|l| running.gateway.tls.get(&l.name).is_some())
-                .map(|l| l.local_addr);
+                .find(|l| l.tls)
+                .map(|l| l.addr);
             println!(
                 "{}",
                 farmgate::demo::banner(running.first_addr(), tls_addr, running.admin_addr())
             );
         }
         wait_for_signal().await;
+        // A reload may have changed it.
+        let shutdown_timeout = running.gateway.snapshot().runtime.shutdown_timeout;
         tracing::info!("shutting down: no new connections; waiting up to {shutdown_timeout:?} for requests in flight");
         let left = running.shutdown(shutdown_timeout).await;
         if left > 0 {

@@ -21,7 +21,7 @@ pub fn build(raw: RawConfig, file: &str, registry: &StateRegistry) -> Result<Sna
 
     let listeners = build_listeners(&raw.listeners, &mut p);
     let admin = build_admin(&raw.admin, &mut p);
-    if admin.enabled && listeners.iter().any(|l| l.bind == admin.bind) {
+    if admin.enabled && admin.bind.port() != 0 && listeners.iter().any(|l| l.bind == admin.bind) {
         p.add(
             "admin.bind",
             "the admin listener must not share a traffic listener's address",
@@ -240,13 +240,7 @@ fn build_farms(raw: &[RawFarm], registry: &StateRegistry, p: &mut Problems) -> V
                 format!("duplicate farm name {:?}", f.name),
             );
         }
-        for (key, present) in [
-            ("health_check", f.health_check.is_some()),
-            ("live_traffic", f.live_traffic.is_some()),
-            ("min_servers", f.min_servers.is_some()),
-            ("slow_start", f.slow_start.is_some()),
-            ("cache", f.cache.is_some()),
-        ] {
+        for (key, present) in [("cache", f.cache.is_some())] {
             if present {
                 p.add(
                     format!("{at}.{key}"),
@@ -255,6 +249,7 @@ fn build_farms(raw: &[RawFarm], registry: &StateRegistry, p: &mut Problems) -> V
             }
         }
         let servers = build_servers(f, &at, registry, p);
+        let health = crate::health::spec::compile(f, &at, p);
         let algorithm = f
             .algorithm
             .clone()
@@ -268,6 +263,7 @@ fn build_farms(raw: &[RawFarm], registry: &StateRegistry, p: &mut Problems) -> V
             Ok(policy) => out.push(Farm {
                 name: f.name.as_str().into(),
                 algorithm,
+                health: crate::health::FarmHealth::new(f.name.as_str().into(), health, &servers),
                 servers,
                 policy,
                 hash_key,

@@ -29,6 +29,8 @@ pub struct Farm {
     /// What the `hash` algorithm hashes; None for other algorithms.
     pub hash_key: Option<HashKey>,
     pub affinity: Option<Affinity>,
+    /// Health checks, live traffic, minimum servers, slow start.
+    pub health: crate::health::FarmHealth,
 }
 
 /// What a request brings to server selection, worked out once before its
@@ -69,7 +71,8 @@ impl Farm {
     /// Picks a server for a request, skipping the indexes in `exclude`
     /// (servers already tried). A client bound by affinity goes to its
     /// server while that server accepts affine traffic (in rotation or
-    /// draining); otherwise the policy picks among servers in rotation.
+    /// draining); otherwise the policy picks among servers in rotation, and
+    /// admission (slow start, probation) has the last word on its pick.
     #[inline]
     pub fn pick(&self, req: &PickRequest, exclude: &[usize]) -> Option<usize> {
         if let Some(b) = req.bound {
@@ -77,10 +80,12 @@ impl Farm {
                 return Some(b);
             }
         }
-        self.policy.pick(&PickContext {
-            servers: &self.servers,
-            exclude,
-            hash: req.hash,
+        crate::health::slow_start::admit(&self.servers, exclude, |exclude| {
+            self.policy.pick(&PickContext {
+                servers: &self.servers,
+                exclude,
+                hash: req.hash,
+            })
         })
     }
 

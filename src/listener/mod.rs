@@ -3,6 +3,7 @@
 //! hyper-util's auto server, with upgrades. Also the connection tracker that
 //! graceful shutdown waits on.
 
+pub mod set;
 mod tls;
 
 use crate::gateway::Gateway;
@@ -131,12 +132,18 @@ pub fn spawn(
     let task_name = name.clone();
     let task_tls = tls;
     let task = tokio::spawn(async move {
-        let builder = http_builder(&gw);
+        let mut generation = gw.generation();
+        let mut builder = http_builder(&gw);
         loop {
             let accepted = tokio::select! {
                 r = listener.accept() => r,
                 _ = stopped.wait_for(|s| *s) => break,
             };
+            if gw.generation() != generation {
+                // A reload may have changed timeouts: new connections get them.
+                generation = gw.generation();
+                builder = http_builder(&gw);
+            }
             match accepted {
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);

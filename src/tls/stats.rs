@@ -100,6 +100,14 @@ impl TlsRegistry {
             .push(listener);
     }
 
+    /// Forgets a listener that stopped (a reload removed it).
+    pub fn unregister(&self, name: &str) {
+        self.listeners
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|l| &*l.name != name);
+    }
+
     /// Every TLS listener, in start order.
     pub fn listeners(&self) -> Vec<Arc<TlsListener>> {
         self.listeners
