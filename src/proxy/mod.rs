@@ -96,17 +96,29 @@ pub async fn handle(
                     && snap.proxy.is_trusted(conn.peer.ip()),
                 proto: if conn.tls { "https" } else { "http" },
             };
+            // Before `prepare` rewrites the head: hash key and affinity
+            // cookie as the client sent them.
+            let pick = farm.pick_request(&parts, conn.peer.ip(), client.trusted, conn.tls);
             let upgrade = forward::prepare(&mut parts, &snap, &client);
             let upgrade = upgrade.map(|(on, _)| on);
-            crate::cache::serve(
+            let answer = crate::cache::serve(
                 &gw,
                 &snap,
                 farm,
                 forward::Outgoing { parts, body },
+                &pick,
                 upgrade,
                 &mut ex,
             )
-            .await
+            .await;
+            answer.map(|mut resp| {
+                if let Some(cookie) = ex.picked().and_then(|i| farm.affinity_cookie(&pick, i)) {
+                    // Beside the backend's own cookies, never replacing them.
+                    resp.headers_mut()
+                        .append(http::header::SET_COOKIE, cookie.clone());
+                }
+                resp
+            })
         }
     };
     let mut resp = result.unwrap_or_else(ProxyError::into_response);
