@@ -6,7 +6,6 @@ use super::error::Problems;
 use super::raw::*;
 use super::snapshot::*;
 use crate::farm::{selection, server::parse_address, Farm, Server, ServerKey, StateRegistry};
-use crate::rules::RuleSet;
 use ipnet::IpNet;
 use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
@@ -62,9 +61,7 @@ pub fn build(raw: RawConfig, file: &str, registry: &StateRegistry) -> Result<Sna
         None if farms.len() == 1 => Some(0),
         None => None,
     };
-    if !raw.rules.is_empty() {
-        p.add("rules", "URL rewrite rules are not available in this build");
-    }
+    let rules = crate::rules::compile(&raw.rules, &farms, &mut p);
 
     if p.is_empty() {
         Ok(Snapshot {
@@ -76,7 +73,7 @@ pub fn build(raw: RawConfig, file: &str, registry: &StateRegistry) -> Result<Sna
             runtime,
             farms,
             default_farm,
-            rules: RuleSet::default(),
+            rules,
         })
     } else {
         Err(p)
