@@ -43,7 +43,11 @@ impl SetHeaders {
 
 /// Runs the rules for a request head; a rewritten URL replaces the path
 /// and query in `parts.uri` (the forwarder sends that).
-pub fn route<'s>(snap: &'s Snapshot, conn: &ConnInfo, parts: &mut http::request::Parts) -> Route<'s> {
+pub fn route<'s>(
+    snap: &'s Snapshot,
+    conn: &ConnInfo,
+    parts: &mut http::request::Parts,
+) -> Route<'s> {
     let view = RequestView::new(
         &parts.method,
         &parts.uri,

@@ -36,7 +36,10 @@ pub fn compile(raw: &[RawRule], farms: &[Farm], p: &mut Problems) -> RuleSet {
         let at = format!("rules[{i}]");
         let name = r.name.clone().unwrap_or_else(|| at.clone());
         if !names.insert(name.clone()) {
-            p.add(format!("{at}.name"), format!("duplicate rule name {name:?}"));
+            p.add(
+                format!("{at}.name"),
+                format!("duplicate rule name {name:?}"),
+            );
         }
         if let Some(rule) = compile_rule(r, name, &at, farms, p) {
             rules.push(rule);
@@ -164,7 +167,9 @@ fn header_entry(
         return None;
     }
     let t = template(value, at, p)?;
-    if t.bad_literal_bytes(|b| b < 0x20 && b != b'\t' || b == 0x7f).is_some() {
+    if t.bad_literal_bytes(|b| b < 0x20 && b != b'\t' || b == 0x7f)
+        .is_some()
+    {
         p.add(at, "a header value cannot hold control characters");
         return None;
     }

@@ -68,12 +68,7 @@ impl Conditions {
 
     /// The `{C:n}` captures of condition `i`, written over `hay` when its
     /// input has to be rendered.
-    pub fn captures<'h>(
-        &'h self,
-        i: usize,
-        ctx: &Ctx<'h>,
-        hay: &'h mut Vec<u8>,
-    ) -> Captures<'h> {
+    pub fn captures<'h>(&'h self, i: usize, ctx: &Ctx<'h>, hay: &'h mut Vec<u8>) -> Captures<'h> {
         match self.list.get(i) {
             Some(c) => c.pattern.captures(input(c, ctx, hay)),
             None => Captures::NONE,

@@ -118,7 +118,10 @@ mod tests {
     #[test]
     fn a_bad_regex_is_a_one_line_message() {
         let e = Pattern::compile("^/(unclosed", true, false).unwrap_err();
-        assert_eq!(e, "invalid regular expression \"^/(unclosed\": unclosed group");
+        assert_eq!(
+            e,
+            "invalid regular expression \"^/(unclosed\": unclosed group"
+        );
         assert!(!e.contains('\n'), "{e}");
     }
 }

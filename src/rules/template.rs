@@ -297,7 +297,10 @@ mod tests {
     #[test]
     fn a_literal_template_is_prebuilt() {
         let t = Template::parse("Down for maintenance").expect("valid");
-        assert_eq!(t.literal().map(|b| &b[..]), Some(&b"Down for maintenance"[..]));
+        assert_eq!(
+            t.literal().map(|b| &b[..]),
+            Some(&b"Down for maintenance"[..])
+        );
         assert!(Template::parse("{URL}").expect("valid").literal().is_none());
     }
 }

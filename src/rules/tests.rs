@@ -104,7 +104,12 @@ fn every_input_variable_is_tested_by_a_condition() {
             hit(get("/"), |r| r.headers = vec![("host", "API.example.com")]),
             get("/"),
         ),
-        ("{HTTPS}", "^on$", hit(get("/"), |r| r.https = true), get("/")),
+        (
+            "{HTTPS}",
+            "^on$",
+            hit(get("/"), |r| r.https = true),
+            get("/"),
+        ),
         (
             "{QUERY_STRING}",
             "(^|&)debug=1(&|$)",
@@ -162,7 +167,11 @@ fn every_input_variable_is_tested_by_a_condition() {
             pattern.replace('\\', "\\\\")
         ));
         assert_eq!(routed(&s, &eval(&s, &yes)).0, "b", "{input} should match");
-        assert_eq!(routed(&s, &eval(&s, &no)).0, "a", "{input} should not match");
+        assert_eq!(
+            routed(&s, &eval(&s, &no)).0,
+            "a",
+            "{input} should not match"
+        );
     }
 }
 
@@ -291,7 +300,9 @@ fn redirect_respond_abort_and_none() {
         } => {
             assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
             assert_eq!(&body[..], b"Down for maintenance");
-            assert!(headers.iter().any(|(n, v)| n == "retry-after" && v == "120"));
+            assert!(headers
+                .iter()
+                .any(|(n, v)| n == "retry-after" && v == "120"));
             assert!(headers
                 .iter()
                 .any(|(n, v)| n == "content-type" && v == "text/plain; charset=utf-8"));
@@ -301,7 +312,10 @@ fn redirect_respond_abort_and_none() {
     match eval(&s, &get("/json")).outcome {
         Outcome::Respond { headers, body, .. } => {
             assert_eq!(&body[..], br#"{"teapot": true}"#);
-            let types: Vec<_> = headers.iter().filter(|(n, _)| n == "content-type").collect();
+            let types: Vec<_> = headers
+                .iter()
+                .filter(|(n, _)| n == "content-type")
+                .collect();
             assert_eq!(types.len(), 1);
             assert_eq!(types[0].1, "application/json");
         }
@@ -400,10 +414,14 @@ fn negate_any_all_and_ignore_case() {
 
 #[test]
 fn encoding_tricks_reach_the_maintenance_rule_and_climbing_is_400() {
-    let s = snap(
-        "  - { match: \"^/admin\", action: { respond: { status: 503, body: down } } }\n",
-    );
-    for uri in ["/%61dmin", "//admin", "/x/../admin", "/./admin/", "/%2e/admin"] {
+    let s = snap("  - { match: \"^/admin\", action: { respond: { status: 503, body: down } } }\n");
+    for uri in [
+        "/%61dmin",
+        "//admin",
+        "/x/../admin",
+        "/./admin/",
+        "/%2e/admin",
+    ] {
         assert!(
             matches!(eval(&s, &get(uri)).outcome, Outcome::Respond { .. }),
             "{uri} dodged the rule"

@@ -119,9 +119,10 @@ impl Variable {
             _ => match upper.strip_prefix("HTTP_") {
                 Some(h) if !h.is_empty() => {
                     let header = h.to_ascii_lowercase().replace('_', "-");
-                    Variable::Header(HeaderName::from_bytes(header.as_bytes()).map_err(|_| {
-                        format!("{{{name}}} does not name a valid header")
-                    })?)
+                    Variable::Header(
+                        HeaderName::from_bytes(header.as_bytes())
+                            .map_err(|_| format!("{{{name}}} does not name a valid header"))?,
+                    )
                 }
                 _ => {
                     return Err(format!(
