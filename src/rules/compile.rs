@@ -7,6 +7,7 @@
 use super::action::Action;
 use super::condition::{Condition, Conditions};
 use super::pattern::Pattern;
+use super::prefilter::Prefilter;
 use super::template::{url_safe, Template};
 use super::{Rule, RuleSet};
 use crate::config::error::Problems;
@@ -45,7 +46,9 @@ pub fn compile(raw: &[RawRule], farms: &[Farm], p: &mut Problems) -> RuleSet {
             rules.push(rule);
         }
     }
-    RuleSet { rules }
+    let sources: Vec<(&str, bool)> = rules.iter().map(|r| r.pattern.source()).collect();
+    let prefilter = Prefilter::build(&sources);
+    RuleSet { rules, prefilter }
 }
 
 /// The back-references each template of a rule uses (highest `{R:n}`,

@@ -6,15 +6,17 @@
 //! [`RuleSet`]. Per request, [`RuleSet::evaluate`] normalises the path
 //! (`normalize.rs`), walks the rules in order and returns a [`Decision`]:
 //! route, redirect, respond, abort or bad request, plus request headers to
-//! set. Evaluating compiles nothing; a rule that does not match costs one
-//! regex scan and no allocation, and only the output of the deciding rules
-//! (rewritten URL, header values, captures they use) is allocated.
+//! set. Evaluating compiles nothing; one scan of the path finds which
+//! rules' patterns match (`prefilter.rs`), a rule that does not match costs
+//! nothing more, and only the output of the deciding rules (rewritten URL,
+//! header values, captures they use) is allocated.
 
 pub mod action;
 pub mod compile;
 pub mod condition;
 pub mod normalize;
 pub mod pattern;
+pub mod prefilter;
 pub mod template;
 pub mod variables;
 
@@ -35,6 +37,7 @@ use template::{Ctx, Template};
 #[derive(Debug, Default)]
 pub struct RuleSet {
     rules: Vec<Rule>,
+    prefilter: prefilter::Prefilter,
 }
 
 /// One compiled rule.
@@ -95,9 +98,15 @@ impl RuleSet {
         let mut url: Option<PathAndQuery> = None;
         let mut scratch = Vec::new();
         let mut c_hay = Vec::new();
+        let mut candidates = self.prefilter.candidates(path.as_bytes());
         for (i, rule) in self.rules.iter().enumerate() {
             let current: &str = &path;
-            if !rule.pattern.is_match(current.as_bytes()) {
+            let matched = match candidates.get(i) {
+                Some(m) => m != rule.pattern.is_negated(),
+                None => rule.pattern.is_match(current.as_bytes()),
+            };
+            debug_assert_eq!(matched, rule.pattern.is_match(current.as_bytes()));
+            if !matched {
                 continue;
             }
             let r = if rule.needs_r {
@@ -149,6 +158,7 @@ impl RuleSet {
                     if let Some(pq) = url.as_ref().filter(|_| t.is_some()) {
                         let next = pq.path().to_owned();
                         path = Cow::Owned(next);
+                        candidates = self.prefilter.candidates(path.as_bytes());
                     }
                 }
                 Action::Redirect {

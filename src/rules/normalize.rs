@@ -44,7 +44,23 @@ fn is_normal(p: &[u8]) -> bool {
     let mut i = 0;
     while i < p.len() {
         match p[i] {
-            b'%' | b'\\' => return false,
+            b'%' => {
+                // Already canonical: upper-case hex of a reserved byte.
+                let canonical =
+                    |b: Option<&u8>| b.is_some_and(|b| matches!(b, b'0'..=b'9' | b'A'..=b'F'));
+                if !canonical(p.get(i + 1)) || !canonical(p.get(i + 2)) {
+                    return false;
+                }
+                let (Some(hi), Some(lo)) = (hex(p[i + 1]), hex(p[i + 2])) else {
+                    return false;
+                };
+                if is_unreserved(hi << 4 | lo) {
+                    return false;
+                }
+                i += 3;
+                continue;
+            }
+            b'\\' => return false,
             b'/' => {
                 let rest = &p[i + 1..];
                 let seg_end = rest
@@ -202,7 +218,14 @@ mod tests {
 
     #[test]
     fn a_normal_path_is_borrowed_not_copied() {
-        for p in ["/", "/a/b/c", "/v1/users/42", "/a/b/", "/a.b/c..d/.e"] {
+        for p in [
+            "/",
+            "/a/b/c",
+            "/v1/users/42",
+            "/a/b/",
+            "/a.b/c..d/.e",
+            "/a%20b/%2F",
+        ] {
             assert!(
                 matches!(normalize(p), Ok(Cow::Borrowed(_))),
                 "{p} was copied"

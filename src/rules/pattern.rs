@@ -11,6 +11,7 @@ const SIZE_LIMIT: usize = 2 << 20;
 pub struct Pattern {
     re: Regex,
     negate: bool,
+    ignore_case: bool,
 }
 
 impl Pattern {
@@ -31,7 +32,11 @@ impl Pattern {
                     .unwrap_or_else(|| text.split_whitespace().collect::<Vec<_>>().join(" "));
                 format!("invalid regular expression {pattern:?}: {reason}")
             })?;
-        Ok(Pattern { re, negate })
+        Ok(Pattern {
+            re,
+            negate,
+            ignore_case,
+        })
     }
 
     /// Does `hay` satisfy the pattern (with `negate` applied)?
@@ -47,6 +52,11 @@ impl Pattern {
 
     pub fn is_negated(&self) -> bool {
         self.negate
+    }
+
+    /// The pattern text and its case-insensitivity, for the prefilter.
+    pub fn source(&self) -> (&str, bool) {
+        (self.re.as_str(), self.ignore_case)
     }
 
     /// The capture positions of a match of `hay`, for back-references.

@@ -504,3 +504,35 @@ fn action_shape_errors_come_from_the_parser() {
     let errs = errors("  - { match: \".*\", action: { route: { farm: a, bogus: 1 } } }\n");
     assert!(errs[0].contains("unknown field `bogus`"), "{errs:?}");
 }
+
+#[test]
+fn long_rule_lists_past_the_prefilter_set_still_match_in_order() {
+    // 300 rules: the first 256 answered by the one-pass set, the rest one
+    // by one (evaluate cross-checks every answer in debug builds).
+    let mut rules = String::new();
+    for i in 0..300 {
+        let farm = ["a", "b", "c"][i % 3];
+        rules.push_str(&format!(
+            "  - {{ match: '^/s{i}/(.*)$', action: {{ route: {{ farm: {farm}, url: \"/{{R:1}}\" }} }} }}\n"
+        ));
+    }
+    rules.push_str(
+        "  - { match: { pattern: '^/s', negate: true }, action: { route: { farm: c } } }\n",
+    );
+    let s = snap(&rules);
+    for (uri, farm, url) in [
+        ("/s10/x", "b", Some("/x")),
+        ("/S255/y", "a", Some("/y")),
+        ("/s256/z", "b", Some("/z")),
+        ("/s299/w", "c", Some("/w")),
+        ("/other", "c", None),
+        ("/s300/none", "a", None),
+    ] {
+        let d = eval(&s, &get(uri));
+        assert_eq!(
+            routed(&s, &d),
+            (farm.into(), url.map(String::from)),
+            "{uri}"
+        );
+    }
+}
