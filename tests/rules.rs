@@ -245,3 +245,40 @@ rules:
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(other.hits(), 0);
 }
+
+#[tokio::test]
+async fn demo_config_rules_work_and_every_demo_backend_stays_reachable() {
+    let mut yaml = farmgate::demo::DEMO_CONFIG.replace("127.0.0.1:8080", "127.0.0.1:0");
+    yaml = yaml.replace(
+        "admin:\n  bind: \"127.0.0.1:9090\"",
+        "admin:\n  enabled: false",
+    );
+    yaml = yaml.replace("access: text", "access: off");
+    for (name, addr) in farmgate::demo::DEMO_BACKENDS {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        yaml = yaml.replace(addr, &l.local_addr().unwrap().to_string());
+        farmgate::demo::spawn_backend(name, l);
+    }
+    let fg = start(&yaml).await;
+    let addr = fg.first_addr();
+    let http = client();
+    let (_, _, body) = get(&http, &format!("http://{addr}/v1/users/7")).await;
+    assert!(
+        body.starts_with("Hello from demo-1: you asked for /users/7 "),
+        "{body}"
+    );
+    let mut seen = std::collections::BTreeSet::new();
+    for path in ["/", "/", "/", "/current/a", "/v2/a"] {
+        let (status, _, body) = get(&http, &format!("http://{addr}{path}")).await;
+        assert_eq!(status, StatusCode::OK);
+        seen.insert(body.split(':').next().unwrap().to_string());
+        if path != "/" {
+            assert!(body.contains("you asked for /a "), "{body}");
+            assert!(!body.starts_with("Hello from demo-1"), "{body}");
+        }
+    }
+    assert_eq!(seen.len(), 3, "not every demo backend answered: {seen:?}");
+    let resp = raw(addr, &raw_get("/%61dmin")).await;
+    assert!(resp.starts_with("HTTP/1.1 503 "), "{resp}");
+    assert_eq!(raw(addr, &raw_get("/index.php")).await, "");
+}
