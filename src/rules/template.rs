@@ -53,6 +53,16 @@ impl Template {
         let mut rest = text;
         while let Some(open) = rest.find('{') {
             let after = &rest[open + 1..];
+            // `{ToLower:...}` and friends: IIS functions, which we do not run.
+            let word = after
+                .find(|c: char| !c.is_ascii_alphabetic())
+                .map_or(after, |end| &after[..end]);
+            if word.len() > 1 && after[word.len()..].starts_with(':') {
+                return Err(format!(
+                    "{{{word}:...}}: functions are not supported; use back-references \
+                     {{R:n}}, {{C:n}} or server variables"
+                ));
+            }
             let reference = after.find('}').map(|close| &after[..close]);
             match reference.filter(|r| is_name_shaped(r)) {
                 Some(r) => {
@@ -191,8 +201,8 @@ fn parse_reference(r: &str) -> Result<Piece, String> {
                 "{{{r}}}: back-references are {{R:0}}..{{R:9}} and {{C:0}}..{{C:9}}"
             )),
             _ => Err(format!(
-                "{{{r}}}: functions such as {{ToLower:...}} are not supported; \
-                 use back-references {{R:n}}, {{C:n}} or server variables"
+                "{{{r}}}: functions are not supported; use back-references \
+                 {{R:n}}, {{C:n}} or server variables"
             )),
         };
     }
@@ -287,6 +297,8 @@ mod tests {
     fn bad_references_are_errors() {
         assert!(Template::parse("/{R:10}").is_err());
         assert!(Template::parse("/{X:1}").unwrap_err().contains("functions"));
+        let e = Template::parse("/{ToLower:{R:1}}").unwrap_err();
+        assert!(e.starts_with("{ToLower:...}: functions are not supported"), "{e}");
         assert!(Template::parse("/{NOPE}")
             .unwrap_err()
             .contains("unknown server variable"));
