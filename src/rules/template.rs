@@ -66,7 +66,7 @@ impl Template {
             let reference = after.find('}').map(|close| &after[..close]);
             match reference.filter(|r| is_name_shaped(r)) {
                 Some(r) => {
-                    lit.extend_from_slice(rest[..open].as_bytes());
+                    lit.extend_from_slice(&rest.as_bytes()[..open]);
                     if !lit.is_empty() {
                         pieces.push(Piece::Lit(std::mem::take(&mut lit).into()));
                     }
@@ -74,7 +74,7 @@ impl Template {
                     rest = &after[r.len() + 1..];
                 }
                 None => {
-                    lit.extend_from_slice(rest[..=open].as_bytes());
+                    lit.extend_from_slice(&rest.as_bytes()[..=open]);
                     rest = after;
                 }
             }
