@@ -101,8 +101,23 @@ pub async fn start_backends() -> std::io::Result<Vec<SocketAddr>> {
     Ok(addrs)
 }
 
+/// The demo config names its certificates relative to the repository root
+/// (`certs-dev/...`). Run from elsewhere, the copies in the source tree the
+/// binary was built from are used when they exist.
+pub fn resolve_demo_path(path: &std::path::Path) -> std::path::PathBuf {
+    if path.is_absolute() || path.exists() {
+        return path.to_path_buf();
+    }
+    let in_tree = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
+    if in_tree.exists() {
+        in_tree
+    } else {
+        path.to_path_buf()
+    }
+}
+
 /// What to try, printed when the demo starts.
-pub fn banner(proxy: SocketAddr, admin: Option<SocketAddr>) -> String {
+pub fn banner(proxy: SocketAddr, tls: Option<SocketAddr>, admin: Option<SocketAddr>) -> String {
     let mut s = format!(
         "\nfarmgate demo is running: a farm of three backends behind http://{proxy}\n\n\
          Try:\n  \
@@ -115,9 +130,21 @@ pub fn banner(proxy: SocketAddr, admin: Option<SocketAddr>) -> String {
          curl -i http://{proxy}/%61dmin       # maintenance rule: 503, encodings do not dodge it\n  \
          curl http://{proxy}/index.php        # scanner rule: connection closed, no answer\n"
     );
+    if let Some(t) = tls {
+        let port = t.port();
+        let ca = resolve_demo_path(std::path::Path::new("certs-dev/ca.crt"));
+        let ca = ca.display();
+        s.push_str(&format!(
+            "  curl --cacert {ca} https://localhost:{port}/           # TLS, HTTP/2 by ALPN\n  \
+             curl --cacert {ca} --http1.1 https://localhost:{port}/   # TLS, HTTP/1.1\n"
+        ));
+    }
     if let Some(a) = admin {
         s.push_str(&format!(
-            "  curl http://{a}/healthz              # the admin listener\n"
+            "  curl http://{a}/healthz              # the admin listener\n  \
+             curl -X POST http://{a}/api/farms/web/servers/demo-2/drain    # no new requests for demo-2\n  \
+             curl -X POST http://{a}/api/farms/web/servers/demo-2/enable   # back in rotation\n  \
+             curl -X POST http://{a}/api/farms/web/servers/demo-3/verify   # run its health check now\n"
         ));
     }
     s.push_str("\nThe config is config/demo.yaml. Press Ctrl-C to stop.\n");

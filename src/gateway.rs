@@ -4,16 +4,20 @@
 
 use crate::config::Snapshot;
 use crate::farm::StateRegistry;
-use crate::listener::{self, ConnTracker, ListenerHandle};
+use crate::listener::set::{BoundListener, ListenerSet};
+use crate::listener::ConnTracker;
 use crate::log::access::AccessLog;
 use crate::proxy::body::UpstreamBody;
 use crate::proxy::connector::Connector;
+use crate::reload::ReloadStats;
+use crate::tls::TlsRegistry;
 use arc_swap::{ArcSwap, ArcSwapOption};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 pub type UpstreamClient = Client<Connector, UpstreamBody>;
@@ -27,11 +31,31 @@ pub struct Gateway {
     access_log: ArcSwapOption<AccessLog>,
     shutting_down: AtomicBool,
     pub connections: Arc<ConnTracker>,
+    /// Wakes the health task (a new snapshot, a changed server).
+    pub(crate) health_wake: Arc<tokio::sync::Notify>,
+    /// Every running TLS listener: its settings, certificates and counters.
+    pub tls: TlsRegistry,
+    /// The running listeners; locked by start, reload and shutdown only.
+    pub(crate) listeners: tokio::sync::Mutex<ListenerSet>,
+    bound: ArcSwap<Bound>,
+    /// Bumped by every `install`, so long-lived loops notice new settings.
+    generation: AtomicU64,
+    config_path: OnceLock<PathBuf>,
+    pub reloads: ReloadStats,
+}
+
+/// Where the listeners run now.
+#[derive(Debug, Default)]
+struct Bound {
+    traffic: Vec<BoundListener>,
+    admin: Option<SocketAddr>,
 }
 
 impl Gateway {
     pub fn new(snapshot: Snapshot, registry: Arc<StateRegistry>) -> std::io::Result<Arc<Self>> {
-        let connector = Connector::new(snapshot.proxy.connect_timeout);
+        let connector =
+            Connector::new(snapshot.proxy.connect_timeout, snapshot.backend_tls.clone());
+        snapshot.backend_tls.warn_insecure();
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_timer(TokioTimer::new())
@@ -46,6 +70,13 @@ impl Gateway {
             access_log: ArcSwapOption::new(access_log),
             shutting_down: AtomicBool::new(false),
             connections: Arc::new(ConnTracker::default()),
+            health_wake: Arc::new(tokio::sync::Notify::new()),
+            tls: TlsRegistry::default(),
+            listeners: tokio::sync::Mutex::new(ListenerSet::default()),
+            bound: ArcSwap::from_pointee(Bound::default()),
+            generation: AtomicU64::new(0),
+            config_path: OnceLock::new(),
+            reloads: ReloadStats::default(),
         }))
     }
 
@@ -57,9 +88,54 @@ impl Gateway {
 
     /// Installs a new snapshot; requests in flight keep the one they loaded.
     pub fn install(&self, snapshot: Snapshot) {
+        let old = self.snapshot();
+        if old.log.access != snapshot.log.access || old.log.access_file != snapshot.log.access_file
+        {
+            match AccessLog::start(snapshot.log.access, snapshot.log.access_file.as_deref()) {
+                Ok(log) => self.access_log.store(log),
+                Err(e) => tracing::error!("access log not changed: {e}"),
+            }
+        }
         self.connector.set_timeout(snapshot.proxy.connect_timeout);
+        self.connector.set_tls(snapshot.backend_tls.clone());
+        snapshot.backend_tls.warn_insecure();
         self.snapshot.store(Arc::new(snapshot));
         self.registry.prune();
+        self.generation.fetch_add(1, Ordering::Release);
+        self.health_wake.notify_one();
+    }
+
+    /// Changes with every installed snapshot.
+    #[inline]
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// The config file this gateway reloads from (none for the demo).
+    pub fn config_path(&self) -> Option<&std::path::Path> {
+        self.config_path.get().map(PathBuf::as_path)
+    }
+
+    /// The traffic listeners as they run now, in config order.
+    pub fn bound_listeners(&self) -> Vec<BoundListener> {
+        self.bound.load().traffic.clone()
+    }
+
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.bound.load().admin
+    }
+
+    pub(crate) fn publish_listeners(&self, set: &ListenerSet) {
+        self.bound.store(Arc::new(Bound {
+            traffic: set.bound(),
+            admin: set.admin_addr(),
+        }));
+    }
+
+    /// How backends are reached (plain or TLS, current settings); health
+    /// probes open their own connections with it, outside the pool.
+    pub fn connector(&self) -> &Connector {
+        &self.connector
     }
 
     #[inline]
@@ -72,11 +148,12 @@ impl Gateway {
     }
 }
 
-/// A started farmgate: its gateway and where it listens.
+/// A started farmgate: its gateway and its background tasks.
 pub struct Running {
     pub gateway: Arc<Gateway>,
-    pub listeners: Vec<ListenerHandle>,
-    pub admin: Option<ListenerHandle>,
+    /// The background health task (probes, probation, minimum servers).
+    pub health: crate::health::HealthHandle,
+    watcher: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Running {
@@ -85,65 +162,75 @@ impl Running {
         snapshot: Snapshot,
         registry: Arc<StateRegistry>,
     ) -> std::io::Result<Running> {
-        let specs = snapshot.listeners.clone();
-        let admin_spec = snapshot.admin.clone();
+        Self::start_inner(snapshot, registry, None).await
+    }
+
+    /// Like `start`, and reloads when the file at `path` changes (and on
+    /// `POST /api/reload`).
+    pub async fn start_watching(
+        snapshot: Snapshot,
+        registry: Arc<StateRegistry>,
+        path: PathBuf,
+    ) -> std::io::Result<Running> {
+        Self::start_inner(snapshot, registry, Some(path)).await
+    }
+
+    async fn start_inner(
+        snapshot: Snapshot,
+        registry: Arc<StateRegistry>,
+        path: Option<PathBuf>,
+    ) -> std::io::Result<Running> {
         let gateway = Gateway::new(snapshot, registry)?;
-        let mut listeners = Vec::new();
-        for spec in &specs {
-            let tcp = listener::bind(spec.bind).map_err(|e| {
-                std::io::Error::new(
-                    e.kind(),
-                    format!("cannot listen on {} ({}): {e}", spec.bind, spec.name),
-                )
-            })?;
-            listeners.push(listener::spawn(tcp, spec.name.clone(), gateway.clone())?);
+        gateway.reloads.mark_loaded_now();
+        {
+            let mut set = gateway.listeners.lock().await;
+            let snap = gateway.snapshot();
+            let prepared = set.prepare(&snap)?;
+            set.commit(prepared, &snap, &gateway).await?;
+            gateway.publish_listeners(&set);
         }
-        let admin = if admin_spec.enabled {
-            let tcp = listener::bind(admin_spec.bind).map_err(|e| {
-                std::io::Error::new(
-                    e.kind(),
-                    format!("cannot listen on {} (admin): {e}", admin_spec.bind),
-                )
-            })?;
-            Some(crate::admin::spawn(tcp, gateway.clone())?)
-        } else {
-            None
-        };
+        let health = crate::health::supervisor::spawn(&gateway);
+        let watcher = path.map(|p| {
+            let _ = gateway.config_path.set(p.clone());
+            crate::reload::watch_file(gateway.clone(), p)
+        });
         Ok(Running {
             gateway,
-            listeners,
-            admin,
+            health,
+            watcher,
         })
     }
 
-    /// The bound address of the listener named `name` (or its bind text).
+    /// The bound address of the listener named `name`.
     pub fn addr(&self, name: &str) -> Option<SocketAddr> {
-        self.listeners
+        self.gateway
+            .bound_listeners()
             .iter()
             .find(|l| &*l.name == name)
-            .map(|l| l.local_addr)
+            .map(|l| l.addr)
     }
 
     /// The first traffic listener's bound address.
     pub fn first_addr(&self) -> SocketAddr {
-        self.listeners[0].local_addr
+        self.gateway.bound_listeners()[0].addr
     }
 
     pub fn admin_addr(&self) -> Option<SocketAddr> {
-        self.admin.as_ref().map(|a| a.local_addr)
+        self.gateway.admin_addr()
     }
 
     /// Stops accepting, lets in-flight requests finish for up to `timeout`,
     /// then returns. Returns how many connections were still open.
     pub async fn shutdown(self, timeout: Duration) -> usize {
         self.gateway.shutting_down.store(true, Ordering::Relaxed);
-        for l in &self.listeners {
-            l.stop();
+        if let Some(w) = &self.watcher {
+            w.abort();
         }
+        let listeners = self.gateway.listeners.lock().await;
+        listeners.stop_traffic();
         let left = self.gateway.connections.drain(timeout).await;
-        if let Some(a) = &self.admin {
-            a.stop();
-        }
+        self.health.stop();
+        listeners.stop_admin();
         left
     }
 }

@@ -1,4 +1,4 @@
-//! The `farmgate` command: `run`, `check` and `demo`.
+//! The `farmgate` command: `run`, `check`, `demo` and `gen-certs`.
 
 use clap::{Parser, Subcommand};
 use farmgate::config::{self, ConfigErrors, Snapshot};
@@ -46,6 +46,20 @@ enum Command {
         /// Where the admin listener listens.
         #[arg(long, default_value = "127.0.0.1:9090")]
         admin: SocketAddr,
+        /// Where the HTTPS (TLS) listener listens.
+        #[arg(long, default_value = "127.0.0.1:8443")]
+        tls_listen: SocketAddr,
+    },
+    /// Write a development CA and a localhost certificate signed by it
+    /// (for development only: never trust this CA outside your machine).
+    GenCerts {
+        /// The directory to write ca.crt, ca.key, localhost.crt and localhost.key to.
+        #[arg(long, default_value = "certs-dev")]
+        out: PathBuf,
+        /// Another name for the server certificate besides localhost,
+        /// 127.0.0.1 and ::1 (repeatable).
+        #[arg(long = "name", value_name = "NAME")]
+        names: Vec<String>,
     },
 }
 
@@ -56,14 +70,19 @@ fn main() -> ExitCode {
         Command::Run { config } => {
             let registry = Arc::new(StateRegistry::default());
             match config::load_file(&config, &registry) {
-                Ok(snapshot) => serve(snapshot, registry, None),
+                Ok(snapshot) => serve(snapshot, registry, Some(config)),
                 Err(errors) => report(&errors),
             }
         }
-        Command::Demo { listen, admin } => {
+        Command::GenCerts { out, names } => gen_certs(&out, &names),
+        Command::Demo {
+            listen,
+            admin,
+            tls_listen,
+        } => {
             let registry = Arc::new(StateRegistry::default());
-            match demo_snapshot(listen, admin, &registry) {
-                Ok(snapshot) => serve(snapshot, registry, Some(())),
+            match demo_snapshot(listen, admin, tls_listen, &registry) {
+                Ok(snapshot) => serve(snapshot, registry, None),
                 Err(errors) => report(&errors),
             }
         }
@@ -89,15 +108,45 @@ fn check(path: &Path) -> ExitCode {
     }
 }
 
+fn gen_certs(out: &Path, names: &[String]) -> ExitCode {
+    match farmgate::tls::devcerts::write_dev_certs(out, names) {
+        Ok(files) => {
+            for f in files {
+                println!("wrote {}", f.display());
+            }
+            println!(
+                "development certificates only: trust {} in a browser or curl --cacert, \
+                 never in production or system-wide on a shared machine",
+                out.join("ca.crt").display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("farmgate: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
 fn demo_snapshot(
     listen: SocketAddr,
     admin: SocketAddr,
+    tls_listen: SocketAddr,
     registry: &StateRegistry,
 ) -> Result<Snapshot, ConfigErrors> {
     let file = "config/demo.yaml (built in)";
     let mut raw = config::parse_raw(farmgate::demo::DEMO_CONFIG, file)?;
-    if let Some(l) = raw.listeners.first_mut() {
+    if let Some(l) = raw.listeners.iter_mut().find(|l| l.tls.is_none()) {
         l.bind = listen.to_string();
+    }
+    if let Some(l) = raw.listeners.iter_mut().find(|l| l.tls.is_some()) {
+        l.bind = tls_listen.to_string();
+        if let Some(tls) = &mut l.tls {
+            for c in &mut tls.certificates {
+                c.cert = farmgate::demo::resolve_demo_path(&c.cert);
+                c.key = c.key.as_deref().map(farmgate::demo::resolve_demo_path);
+            }
+        }
     }
     raw.admin.bind = admin.to_string();
     config::build::build(raw, file, registry).map_err(|p| {
@@ -115,7 +164,14 @@ fn demo_snapshot(
     })
 }
 
-fn serve(snapshot: Snapshot, registry: Arc<StateRegistry>, demo: Option<()>) -> ExitCode {
+/// Serves until a signal. `config_path` is the file to watch and reload;
+/// `None` runs the built-in demo.
+fn serve(
+    snapshot: Snapshot,
+    registry: Arc<StateRegistry>,
+    config_path: Option<PathBuf>,
+) -> ExitCode {
+    let demo = config_path.is_none();
     farmgate::log::init(&snapshot.log.level);
     let mut rt = tokio::runtime::Builder::new_multi_thread();
     rt.enable_all().thread_name("farmgate-worker");
@@ -130,7 +186,7 @@ fn serve(snapshot: Snapshot, registry: Arc<StateRegistry>, demo: Option<()>) -> 
         }
     };
     rt.block_on(async move {
-        if demo.is_some() {
+        if demo {
             if let Err(e) = farmgate::demo::start_backends().await {
                 eprintln!("farmgate: {e}");
                 return ExitCode::from(1);
@@ -138,25 +194,39 @@ fn serve(snapshot: Snapshot, registry: Arc<StateRegistry>, demo: Option<()>) -> 
         }
         let summary = snapshot.summary();
         let file = snapshot.file.clone();
-        let shutdown_timeout = snapshot.runtime.shutdown_timeout;
-        let running = match Running::start(snapshot, registry).await {
+        let started = match &config_path {
+            Some(path) => Running::start_watching(snapshot, registry, path.clone()).await,
+            None => Running::start(snapshot, registry).await,
+        };
+        let running = match started {
             Ok(r) => r,
             Err(e) => {
                 eprintln!("farmgate: {e}");
                 return ExitCode::from(1);
             }
         };
-        for l in &running.listeners {
-            tracing::info!(listener = %l.name, "listening on http://{}", l.local_addr);
-        }
-        if let Some(a) = running.admin_addr() {
-            tracing::info!("admin listening on http://{a}");
-        }
         tracing::info!("serving {file}: {summary}");
-        if demo.is_some() {
-            println!("{}", farmgate::demo::banner(running.first_addr(), running.admin_addr()));
+        #[cfg(unix)]
+        if config_path.is_some() {
+            if let Err(e) = farmgate::reload::on_sighup(running.gateway.clone()) {
+                tracing::warn!("SIGHUP will not reload the config: {e}");
+            }
+        }
+        if demo {
+            let tls_addr = running
+                .gateway
+                .bound_listeners()
+                .iter()
+                .find(|l| l.tls)
+                .map(|l| l.addr);
+            println!(
+                "{}",
+                farmgate::demo::banner(running.first_addr(), tls_addr, running.admin_addr())
+            );
         }
         wait_for_signal().await;
+        // A reload may have changed it.
+        let shutdown_timeout = running.gateway.snapshot().runtime.shutdown_timeout;
         tracing::info!("shutting down: no new connections; waiting up to {shutdown_timeout:?} for requests in flight");
         let left = running.shutdown(shutdown_timeout).await;
         if left > 0 {

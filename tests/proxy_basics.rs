@@ -128,7 +128,7 @@ async fn hop_by_hop_headers_are_stripped_both_ways() {
         .header("x-client-private", "secret")
         .header("keep-alive", "timeout=5")
         .header("proxy-connection", "keep-alive")
-        .header("te", "trailers")
+        .header("te", "deflate")
         .header("x-client-public", "yes")
         .body(Full::new(Bytes::new()))
         .unwrap();
@@ -200,5 +200,145 @@ async fn http2_prior_knowledge_client_is_served() {
     assert!(
         seen.headers.contains_key("host"),
         "h2 :authority must become Host"
+    );
+}
+
+#[tokio::test]
+async fn trailers_pass_through_to_http1_and_http2_clients() {
+    use http_body_util::{BodyExt, StreamBody};
+    let backend = Backend::with_handler(
+        "trailers",
+        Arc::new(|_req| {
+            Box::pin(async {
+                let mut trailers = http::HeaderMap::new();
+                trailers.insert("x-checksum", "abc123".parse().unwrap());
+                let frames = vec![
+                    Ok::<_, Box<dyn std::error::Error + Send + Sync>>(http_body::Frame::data(
+                        Bytes::from_static(b"body"),
+                    )),
+                    Ok(http_body::Frame::trailers(trailers)),
+                ];
+                let mut r = http::Response::new(
+                    StreamBody::new(futures_util::stream::iter(frames)).boxed(),
+                );
+                r.headers_mut()
+                    .insert("trailer", "x-checksum".parse().unwrap());
+                r
+            })
+        }),
+    )
+    .await;
+    let fg = start(&farm_config("round_robin", &[&backend], "", "")).await;
+    let url = format!("http://{}/", fg.first_addr());
+    let h2: TestClient =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .http2_only(true)
+            .build_http();
+    for (c, te) in [(client(), Some("trailers")), (h2, None)] {
+        let mut req = Request::get(&url);
+        if let Some(te) = te {
+            req = req.header("te", te);
+        }
+        let resp = c
+            .request(req.body(Full::new(Bytes::new())).unwrap())
+            .await
+            .unwrap();
+        let collected = resp.into_body().collect().await.unwrap();
+        let trailers = collected.trailers().cloned().expect("trailers arrived");
+        assert_eq!(trailers["x-checksum"], "abc123");
+        assert_eq!(collected.to_bytes(), "body");
+        assert_eq!(backend.last_seen().headers["te"], "trailers");
+    }
+}
+
+#[tokio::test]
+async fn bodies_over_max_request_body_get_413() {
+    use http_body_util::{BodyExt, StreamBody};
+    let sink = Backend::with_handler(
+        "sink",
+        Arc::new(|req| {
+            Box::pin(async move {
+                let n = req
+                    .into_body()
+                    .collect()
+                    .await
+                    .map(|c| c.to_bytes().len())
+                    .unwrap_or(0);
+                text_response(200, n.to_string())
+            })
+        }),
+    )
+    .await;
+    let fg = start(&farm_config(
+        "round_robin",
+        &[&sink],
+        "",
+        "proxy:\n  max_request_body: 1KiB\n",
+    ))
+    .await;
+    let url = format!("http://{}/", fg.first_addr());
+    let http = client();
+    // Declared length over the limit: refused before the backend sees it.
+    let req = Request::post(&url)
+        .body(Full::new(Bytes::from(vec![b'a'; 2048])))
+        .unwrap();
+    assert_eq!(send(&http, req).await.0, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(sink.hits(), 0);
+    // Under the limit: forwarded.
+    let req = Request::post(&url)
+        .body(Full::new(Bytes::from(vec![b'a'; 1000])))
+        .unwrap();
+    let (status, _, body) = send(&http, req).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "1000"));
+    // Chunked, growing past the limit mid-stream.
+    let chunks = (0..4).map(|_| {
+        Ok::<_, std::convert::Infallible>(http_body::Frame::data(Bytes::from(vec![b'b'; 600])))
+    });
+    let chunked: hyper_util::client::legacy::Client<_, _> =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build_http();
+    let req = Request::post(&url)
+        .body(StreamBody::new(futures_util::stream::iter(chunks)).boxed())
+        .unwrap();
+    let resp = chunked.request(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+#[tokio::test]
+async fn idle_keep_alive_connection_is_closed_after_idle_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let a = Backend::named("a").await;
+    let fg = start(&farm_config(
+        "round_robin",
+        &[&a],
+        "",
+        "proxy:\n  idle_timeout: 300ms\n",
+    ))
+    .await;
+    let mut s = tokio::net::TcpStream::connect(fg.first_addr())
+        .await
+        .unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut buf = vec![0u8; 4096];
+    let mut seen = Vec::new();
+    // Read the response, then keep reading: the server must close (read 0).
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            let n = s.read(&mut buf).await.unwrap_or(0);
+            if n == 0 {
+                return;
+            }
+            seen.extend_from_slice(&buf[..n]);
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "idle connection was not closed");
+    assert!(String::from_utf8_lossy(&seen).starts_with("HTTP/1.1 200"));
+    assert!(
+        started.elapsed() >= Duration::from_millis(250),
+        "closed too early"
     );
 }

@@ -1,5 +1,8 @@
 //! The admin listener: its own port, never a traffic port. Health of the
-//! process for a layer-4 balancer in front (`/healthz`).
+//! process for a layer-4 balancer in front (`/healthz`); operator actions on
+//! servers (`actions.rs`).
+
+pub mod actions;
 
 use crate::gateway::Gateway;
 use crate::listener::ListenerHandle;
@@ -48,7 +51,7 @@ pub fn spawn(listener: TcpListener, gw: Arc<Gateway>) -> std::io::Result<Listene
     })
 }
 
-async fn route(gw: &Gateway, req: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn route(gw: &Arc<Gateway>, req: Request<Incoming>) -> Response<Full<Bytes>> {
     match (req.method().as_str(), req.uri().path()) {
         ("GET", "/healthz") => {
             if gw.is_shutting_down() {
@@ -57,8 +60,34 @@ async fn route(gw: &Gateway, req: Request<Incoming>) -> Response<Full<Bytes>> {
                 text(StatusCode::OK, "ok\n")
             }
         }
+        (_, p) if p.starts_with(actions::PREFIX) => actions::route(gw, &req).await,
+        ("POST", "/api/reload") => reload(gw, &req).await,
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     }
+}
+
+/// `POST /api/reload`: re-reads the config file now; 200 with the summary,
+/// or 422 with every problem (the running config stays).
+async fn reload(gw: &Arc<Gateway>, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+    if let Some(refused) = actions::check_token(gw.snapshot().admin.token.as_deref(), req.headers())
+    {
+        return refused;
+    }
+    let event = crate::reload::reload(gw, "admin").await;
+    let status = if event.ok {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    let mut body = serde_json::to_vec_pretty(&event).unwrap_or_default();
+    body.push(b'\n');
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    r
 }
 
 fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {

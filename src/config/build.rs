@@ -9,6 +9,7 @@ use crate::farm::{selection, server::parse_address, Farm, Server, ServerKey, Sta
 use ipnet::IpNet;
 use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Builds a snapshot, reusing long-lived server state from `registry`.
@@ -17,7 +18,7 @@ pub fn build(raw: RawConfig, file: &str, registry: &StateRegistry) -> Result<Sna
 
     let listeners = build_listeners(&raw.listeners, &mut p);
     let admin = build_admin(&raw.admin, &mut p);
-    if admin.enabled && listeners.iter().any(|l| l.bind == admin.bind) {
+    if admin.enabled && admin.bind.port() != 0 && listeners.iter().any(|l| l.bind == admin.bind) {
         p.add(
             "admin.bind",
             "the admin listener must not share a traffic listener's address",
@@ -50,6 +51,7 @@ pub fn build(raw: RawConfig, file: &str, registry: &StateRegistry) -> Result<Sna
     };
 
     let farms = build_farms(&raw.farms, registry, &mut p);
+    let backend_tls = Arc::new(super::tls::build_backend_tls(&raw.farms, &mut p));
     let default_farm = match &raw.default_farm {
         Some(name) => {
             let idx = farms.iter().position(|f| &*f.name == name.as_str());
@@ -74,6 +76,7 @@ pub fn build(raw: RawConfig, file: &str, registry: &StateRegistry) -> Result<Sna
             farms,
             default_farm,
             rules,
+            backend_tls,
         })
     } else {
         Err(p)
@@ -104,12 +107,10 @@ fn build_listeners(raw: &[RawListener], p: &mut Problems) -> Vec<ListenerSpec> {
                 format!("duplicate listener name {name:?}"),
             );
         }
-        if l.tls.is_some() {
-            p.add(
-                format!("listeners[{i}].tls"),
-                "TLS is not available in this build",
-            );
-        }
+        let tls = l
+            .tls
+            .as_ref()
+            .and_then(|t| super::tls::build_listener_tls(t, &format!("listeners[{i}].tls"), p));
         match parse_bind(&l.bind) {
             Ok(bind) => {
                 if bind.port() != 0 && !seen_binds.insert(bind) {
@@ -121,6 +122,7 @@ fn build_listeners(raw: &[RawListener], p: &mut Problems) -> Vec<ListenerSpec> {
                 out.push(ListenerSpec {
                     name: name.into(),
                     bind,
+                    tls,
                 });
             }
             Err(e) => p.add(format!("listeners[{i}].bind"), e),
@@ -235,12 +237,7 @@ fn build_farms(raw: &[RawFarm], registry: &StateRegistry, p: &mut Problems) -> V
         }
         for (key, present) in [
             ("affinity", f.affinity.is_some()),
-            ("health_check", f.health_check.is_some()),
-            ("live_traffic", f.live_traffic.is_some()),
-            ("min_servers", f.min_servers.is_some()),
-            ("slow_start", f.slow_start.is_some()),
             ("cache", f.cache.is_some()),
-            ("tls", f.tls.is_some()),
             ("hash_key", f.hash_key.is_some()),
         ] {
             if present {
@@ -251,6 +248,7 @@ fn build_farms(raw: &[RawFarm], registry: &StateRegistry, p: &mut Problems) -> V
             }
         }
         let servers = build_servers(f, &at, registry, p);
+        let health = crate::health::spec::compile(f, &at, p);
         let algorithm = f
             .algorithm
             .clone()
@@ -259,6 +257,7 @@ fn build_farms(raw: &[RawFarm], registry: &StateRegistry, p: &mut Problems) -> V
             Ok(policy) => out.push(Farm {
                 name: f.name.as_str().into(),
                 algorithm,
+                health: crate::health::FarmHealth::new(f.name.as_str().into(), health, &servers),
                 servers,
                 policy,
             }),
@@ -291,12 +290,6 @@ fn build_servers(f: &RawFarm, at: &str, registry: &StateRegistry, p: &mut Proble
         }
         match parse_address(&s.address) {
             Ok((scheme, authority)) => {
-                if scheme == http::uri::Scheme::HTTPS {
-                    p.add(
-                        format!("{sat}.address"),
-                        "https:// backends are not available in this build",
-                    );
-                }
                 let key = ServerKey {
                     farm: f.name.clone(),
                     server: name.clone(),

@@ -13,6 +13,7 @@ pub mod locate;
 pub mod raw;
 pub mod raw_rules;
 pub mod snapshot;
+pub mod tls;
 pub mod units;
 
 pub use error::{ConfigError, ConfigErrors};

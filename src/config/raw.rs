@@ -36,9 +36,59 @@ pub struct RawListener {
     #[serde(default)]
     pub name: Option<String>,
     pub bind: String,
-    // tls: owned by the TLS feature
     #[serde(default)]
-    pub tls: Option<yaml_serde::Value>,
+    pub tls: Option<RawListenerTls>,
+}
+
+/// `listeners[].tls`: terminate TLS on this listener.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawListenerTls {
+    #[serde(default)]
+    pub certificates: Vec<RawCertificate>,
+    #[serde(default)]
+    pub min_version: Option<TlsVersionText>,
+    #[serde(default)]
+    pub alpn: Option<Vec<String>>,
+    #[serde(default)]
+    pub handshake_timeout: Option<Dur>,
+    #[serde(default)]
+    pub watch_interval: Option<Dur>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCertificate {
+    pub cert: PathBuf,
+    /// Absent: the key is in the cert file.
+    #[serde(default)]
+    pub key: Option<PathBuf>,
+}
+
+/// A TLS version as written: `"1.2"`, or `1.2` which YAML reads as a number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsVersionText(pub String);
+
+impl<'de> Deserialize<'de> for TlsVersionText {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = TlsVersionText;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a TLS version: \"1.2\" or \"1.3\"")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<TlsVersionText, E> {
+                Ok(TlsVersionText(v.trim().to_string()))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<TlsVersionText, E> {
+                Ok(TlsVersionText(format!("{v:?}")))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<TlsVersionText, E> {
+                Ok(TlsVersionText(v.to_string()))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -148,24 +198,31 @@ pub struct RawFarm {
     // affinity: owned by the farms feature
     #[serde(default)]
     pub affinity: Option<yaml_serde::Value>,
-    // health_check: owned by the health feature
+    // health_check, live_traffic, min_servers, slow_start: the health feature
     #[serde(default)]
-    pub health_check: Option<yaml_serde::Value>,
-    // live_traffic: owned by the health feature
+    pub health_check: Option<RawHealthCheck>,
     #[serde(default)]
-    pub live_traffic: Option<yaml_serde::Value>,
-    // min_servers: owned by the health feature
+    pub live_traffic: Option<RawLiveTraffic>,
     #[serde(default)]
     pub min_servers: Option<u32>,
-    // slow_start: owned by the health feature
     #[serde(default)]
     pub slow_start: Option<Dur>,
     // cache: owned by the cache feature
     #[serde(default)]
     pub cache: Option<yaml_serde::Value>,
-    // tls: owned by the TLS feature (re-encryption to backends)
+    /// TLS to this farm's `https://` servers.
     #[serde(default)]
-    pub tls: Option<yaml_serde::Value>,
+    pub tls: Option<RawFarmTls>,
+}
+
+/// `farms[].tls`: how `https://` servers are verified.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawFarmTls {
+    #[serde(default)]
+    pub ca: Option<PathBuf>,
+    #[serde(default)]
+    pub insecure_skip_verify: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -176,4 +233,64 @@ pub struct RawServer {
     pub name: Option<String>,
     #[serde(default)]
     pub weight: Option<u32>,
+}
+
+/// `farms[].health_check`: the explicit URL test.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHealthCheck {
+    pub url: String,
+    #[serde(default)]
+    pub method: Option<String>,
+    #[serde(default)]
+    pub interval: Option<Dur>,
+    #[serde(default)]
+    pub timeout: Option<Dur>,
+    #[serde(default)]
+    pub acceptable_status: Option<StatusText>,
+    #[serde(default)]
+    pub response_match: Option<String>,
+    #[serde(default)]
+    pub healthy_threshold: Option<u32>,
+    #[serde(default)]
+    pub unhealthy_threshold: Option<u32>,
+}
+
+/// `farms[].live_traffic`: passive checks on client traffic.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLiveTraffic {
+    #[serde(default)]
+    pub failure_codes: Option<StatusText>,
+    #[serde(default)]
+    pub max_failures: Option<u32>,
+    #[serde(default)]
+    pub failover_period: Option<Dur>,
+}
+
+/// A list of status codes and ranges (`"200, 204, 300-399"`); a single code
+/// may be written as a bare number.
+#[derive(Debug, Clone, Default)]
+pub struct StatusText(pub String);
+
+impl<'de> Deserialize<'de> for StatusText {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = StatusText;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("status codes and ranges such as \"200, 204, 300-399\"")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<StatusText, E> {
+                Ok(StatusText(v.to_string()))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<StatusText, E> {
+                Ok(StatusText(v.to_string()))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<StatusText, E> {
+                Ok(StatusText(v.to_string()))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }

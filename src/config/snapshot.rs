@@ -24,6 +24,8 @@ pub struct Snapshot {
     pub farms: Vec<Farm>,
     pub default_farm: Option<usize>,
     pub rules: RuleSet,
+    /// Client TLS settings of the `https://` servers, for the connector.
+    pub backend_tls: Arc<crate::tls::backend::BackendTlsMap>,
 }
 
 impl Snapshot {
@@ -48,6 +50,8 @@ impl Snapshot {
 pub struct ListenerSpec {
     pub name: Arc<str>,
     pub bind: SocketAddr,
+    /// TLS termination settings; `None` for plain HTTP.
+    pub tls: Option<Arc<crate::tls::TlsSpec>>,
 }
 
 #[derive(Debug, Clone)]

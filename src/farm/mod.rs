@@ -18,16 +18,21 @@ pub struct Farm {
     pub algorithm: String,
     pub servers: Vec<Server>,
     pub policy: Box<dyn Policy>,
+    /// Health checks, live traffic, minimum servers, slow start.
+    pub health: crate::health::FarmHealth,
 }
 
 impl Farm {
     /// Picks a server for a new request, skipping the indexes in `exclude`.
+    /// Admission (slow start, probation) has the last word on the pick.
     #[inline]
     pub fn pick(&self, exclude: &[usize]) -> Option<usize> {
-        self.policy.pick(&PickContext {
-            servers: &self.servers,
-            exclude,
-            hash: None,
+        crate::health::slow_start::admit(&self.servers, exclude, |exclude| {
+            self.policy.pick(&PickContext {
+                servers: &self.servers,
+                exclude,
+                hash: None,
+            })
         })
     }
 

@@ -2,8 +2,10 @@
 //!
 //! It is keyed by server identity (farm name + server name) in a
 //! [`StateRegistry`], so a config reload that keeps a server keeps its state.
-//! The request path reads and writes it through atomics only.
+//! The request path reads and writes it through atomics only. Health
+//! transitions live in `health/` (`health::ServerHealth` is a field here).
 
+use crate::health::{FarmHealth, ServerHealth};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
@@ -74,6 +76,8 @@ pub struct ServerState {
     /// Sum of response-header latency in microseconds, for the average.
     pub latency_us_total: AtomicU64,
     pub created: Instant,
+    /// Probes, live-traffic window, probation, slow start (`health/`).
+    pub health: ServerHealth,
 }
 
 impl ServerState {
@@ -90,13 +94,15 @@ impl ServerState {
             bytes_received: AtomicU64::new(0),
             latency_us_total: AtomicU64::new(0),
             created: Instant::now(),
+            health: ServerHealth::default(),
         }
     }
 
     /// May this server take a new request that is not bound to it by affinity?
     #[inline]
     pub fn in_rotation(&self) -> bool {
-        self.admin() == AdminState::Enabled && (self.is_healthy() || self.is_forced())
+        self.admin() == AdminState::Enabled
+            && (self.is_healthy() || self.is_forced() || self.on_probation())
     }
 
     /// May this server take a request from a client bound to it by affinity?
@@ -128,17 +134,23 @@ impl ServerState {
         self.admin.store(state as u8, Ordering::Relaxed);
     }
     /// Accounts for one attempt: the single place where live traffic feeds
-    /// counters, latency and (later) passive health.
-    pub fn record_attempt(&self, attempt: Attempt) {
-        match attempt {
-            Attempt::Response { latency, .. } => {
+    /// counters, latency and the farm's live-traffic checks.
+    #[inline]
+    pub fn record_attempt(&self, attempt: Attempt, farm: &FarmHealth) {
+        let failed = match attempt {
+            Attempt::Response { latency, status } => {
                 self.latency_us_total
                     .fetch_add(latency.as_micros() as u64, Ordering::Relaxed);
+                farm.live
+                    .as_ref()
+                    .is_some_and(|l| l.failure_codes.contains(status))
             }
             Attempt::Failed { .. } => {
                 self.failures.fetch_add(1, Ordering::Relaxed);
+                true
             }
-        }
+        };
+        self.observe_live(failed, farm);
     }
 
     #[inline]

@@ -1,9 +1,14 @@
 //! Traffic listeners: accept TCP connections and serve HTTP/1.1 and HTTP/2
-//! (prior knowledge) on them through hyper-util's auto server, with
-//! upgrades. Also the connection tracker that graceful shutdown waits on.
+//! (prior knowledge, or by ALPN over TLS: `tls.rs`) on them through
+//! hyper-util's auto server, with upgrades. Also the connection tracker that
+//! graceful shutdown waits on.
+
+pub mod set;
+mod tls;
 
 use crate::gateway::Gateway;
 use crate::proxy::{self, ConnInfo};
+use crate::tls::TlsListener;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -111,27 +116,48 @@ pub fn http_builder(gw: &Gateway) -> auto::Builder<TokioExecutor> {
     b
 }
 
-/// Starts the accept loop for `listener`.
+/// Starts the accept loop for `listener`; with `tls`, every connection is
+/// a TLS handshake first and the certificate files are watched.
 pub fn spawn(
     listener: TcpListener,
     name: Arc<str>,
     gw: Arc<Gateway>,
+    tls: Option<Arc<TlsListener>>,
 ) -> std::io::Result<ListenerHandle> {
     let local_addr = listener.local_addr()?;
     let (stop, mut stopped) = watch::channel(false);
+    if let Some(t) = &tls {
+        crate::tls::watch::spawn(t.clone(), stop.subscribe());
+    }
     let task_name = name.clone();
+    let task_tls = tls;
     let task = tokio::spawn(async move {
-        let builder = http_builder(&gw);
+        let mut generation = gw.generation();
+        let mut builder = http_builder(&gw);
         loop {
             let accepted = tokio::select! {
                 r = listener.accept() => r,
                 _ = stopped.wait_for(|s| *s) => break,
             };
+            if gw.generation() != generation {
+                // A reload may have changed timeouts: new connections get them.
+                generation = gw.generation();
+                builder = http_builder(&gw);
+            }
             match accepted {
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
-                    let info = Arc::new(ConnInfo::new(peer, local_addr, task_name.clone(), false));
-                    serve_connection(TokioIo::new(stream), info, gw.clone(), builder.clone());
+                    let secure = task_tls.is_some();
+                    let info = Arc::new(ConnInfo::new(peer, local_addr, task_name.clone(), secure));
+                    match &task_tls {
+                        None => serve_connection(
+                            TokioIo::new(stream),
+                            info,
+                            gw.clone(),
+                            builder.clone(),
+                        ),
+                        Some(t) => tls::serve(stream, t.clone(), info, gw.clone(), builder.clone()),
+                    }
                 }
                 Err(e) => {
                     // EMFILE and friends: back off instead of spinning.
@@ -159,23 +185,35 @@ pub fn serve_connection<I>(
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
     let guard = gw.connections.enter();
+    tokio::spawn(run_connection(io, info, gw, builder, guard));
+}
+
+/// Serves HTTP on an open (and, for TLS, handshaken) connection; `guard`
+/// counts it as open until it ends.
+async fn run_connection<I>(
+    io: I,
+    info: Arc<ConnInfo>,
+    gw: Arc<Gateway>,
+    builder: auto::Builder<TokioExecutor>,
+    guard: ConnGuard,
+) where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let _guard = guard;
     let mut shutdown = gw.connections.subscribe();
-    tokio::spawn(async move {
-        let _guard = guard;
-        let svc_gw = gw.clone();
-        let service = service_fn(move |req| proxy::handle(svc_gw.clone(), info.clone(), req));
-        let conn = builder.serve_connection_with_upgrades(io, service);
-        tokio::pin!(conn);
-        tokio::select! {
-            res = conn.as_mut() => {
-                if let Err(e) = res {
-                    tracing::debug!("client connection ended: {e}");
-                }
-            }
-            _ = async { let _ = shutdown.wait_for(|s| *s).await; } => {
-                conn.as_mut().graceful_shutdown();
-                let _ = conn.await;
+    let svc_gw = gw.clone();
+    let service = service_fn(move |req| proxy::handle(svc_gw.clone(), info.clone(), req));
+    let conn = builder.serve_connection_with_upgrades(io, service);
+    tokio::pin!(conn);
+    tokio::select! {
+        res = conn.as_mut() => {
+            if let Err(e) = res {
+                tracing::debug!("client connection ended: {e}");
             }
         }
-    });
+        _ = async { let _ = shutdown.wait_for(|s| *s).await; } => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
+    }
 }

@@ -139,6 +139,12 @@ impl Drop for ProxyBody {
 #[error("request body exceeds max_request_body")]
 pub struct BodyTooLarge;
 
+/// Reading the client's request body failed (the client went away or sent
+/// a broken body): the client's fault, never the backend's.
+#[derive(Debug, thiserror::Error)]
+#[error("reading the client's request body failed: {0}")]
+pub struct ClientBodyError(#[source] pub hyper::Error);
+
 /// Where an unsent body goes back for a retry.
 pub type ReturnSlot = Arc<Mutex<Option<Incoming>>>;
 
@@ -212,7 +218,7 @@ impl Body for UpstreamBody {
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
-            Some(Err(e)) => Poll::Ready(Some(Err(Box::new(e)))),
+            Some(Err(e)) => Poll::Ready(Some(Err(Box::new(ClientBodyError(e))))),
             None => Poll::Ready(None),
         }
     }

@@ -50,9 +50,13 @@ impl ProxyError {
         }
     }
 
-    /// May another server be tried (if the request allows it)?
+    /// May another server be tried (if the request allows it)? Connect
+    /// failures and connections that broke before any response byte (a
+    /// reset, often a reused pooled connection the server had just closed)
+    /// are; timeouts waiting for a response are not (the server may be
+    /// working on it).
     pub fn is_retryable(self) -> bool {
-        matches!(self, ProxyError::Connect)
+        matches!(self, ProxyError::Connect | ProxyError::Backend)
     }
 
     /// The label used in logs and metrics.

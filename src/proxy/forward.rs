@@ -1,11 +1,13 @@
 //! Sends one request to a server of the chosen farm and returns its
-//! response head, streaming both bodies. Owns retries: a request that never
-//! reached a backend (connect refused, reset, timeout while connecting) goes
-//! to another server when it is idempotent and its body was not sent.
+//! response head, streaming both bodies. Owns retries: a request whose
+//! connection failed before any response byte (connect refused, connect
+//! timeout, reset, also on a reused pooled connection) goes to another
+//! server when it is idempotent and its body was not sent. Once response
+//! headers arrived nothing is retried.
 
-use super::body::{BodyTooLarge, ProxyBody, ReturnSlot, UpstreamBody};
+use super::body::{BodyTooLarge, ClientBodyError, ProxyBody, ReturnSlot, UpstreamBody};
 use super::connector::ConnectTimeout;
-use super::error::ProxyError;
+use super::error::{Origin, ProxyError};
 use super::exchange::Exchange;
 use super::headers::{self, ClientSide};
 use super::upgrade;
@@ -51,7 +53,14 @@ pub fn prepare(
     let upgrade = headers::upgrade_protocol(&parts.headers)
         .filter(|_| parts.version == Version::HTTP_11)
         .and_then(|proto| Some((parts.extensions.remove::<OnUpgrade>()?, proto)));
+    let trailers = headers::wants_trailers(&parts.headers) || parts.version == Version::HTTP_2;
     headers::strip_hop_by_hop(&mut parts.headers);
+    if trailers {
+        // We accept trailers from the backend and pass them on.
+        parts
+            .headers
+            .insert(header::TE, HeaderValue::from_static("trailers"));
+    }
     if !parts.headers.contains_key(header::HOST) {
         if let Some(auth) = parts.uri.authority() {
             if let Ok(v) = HeaderValue::from_str(auth.as_str()) {
@@ -143,31 +152,32 @@ pub async fn forward(
         match tokio::time::timeout(proxy.response_timeout, gw.client.request(req)).await {
             Ok(Ok(resp)) => {
                 let latency = sent_at.elapsed();
-                server.state.record_attempt(Attempt::Response {
-                    status: resp.status().as_u16(),
-                    latency,
-                });
+                let status = resp.status().as_u16();
+                server
+                    .state
+                    .record_attempt(Attempt::Response { status, latency }, &farm.health);
                 ex.set_upstream_time(latency);
                 return Ok(respond(resp, &mut client_upgrade));
             }
             Ok(Err(e)) => {
                 let err = classify(&e);
-                if err != ProxyError::BodyTooLarge {
-                    server.state.record_attempt(Attempt::Failed {
-                        reason: err.reason(),
-                    });
+                // A client's broken or oversized body is not the server's failure.
+                if err.origin() == Origin::Backend {
+                    let reason = err.reason();
+                    server
+                        .state
+                        .record_attempt(Attempt::Failed { reason }, &farm.health);
                 }
                 tracing::debug!(farm = %farm.name, server = %server.name, "backend error: {e:?}");
                 ex.release();
-                if err == ProxyError::BodyTooLarge || !err.is_retryable() {
+                if !err.is_retryable() {
                     return Err(err);
                 }
                 last_err = err;
             }
             Err(_) => {
-                server
-                    .state
-                    .record_attempt(Attempt::Failed { reason: "timeout" });
+                let timeout = Attempt::Failed { reason: "timeout" };
+                server.state.record_attempt(timeout, &farm.health);
                 return Err(ProxyError::Timeout);
             }
         }
@@ -227,6 +237,9 @@ fn classify(e: &hyper_util::client::legacy::Error) -> ProxyError {
     while let Some(s) = source {
         if s.is::<BodyTooLarge>() {
             return ProxyError::BodyTooLarge;
+        }
+        if s.is::<ClientBodyError>() {
+            return ProxyError::BadRequest;
         }
         if s.is::<ConnectTimeout>() {
             return ProxyError::Connect;

@@ -11,7 +11,13 @@ static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
 /// Removes hop-by-hop headers: Connection and every header it names, plus
-/// the fixed list. Works for requests and responses alike.
+/// Keep-Alive, Proxy-Connection, TE, Transfer-Encoding and Upgrade (RFC 9110
+/// §7.6.1). Works for requests and responses alike.
+///
+/// `Trailer` is kept: RFC 9110 §6.6.2 makes it end-to-end, and HTTP/1.1
+/// peers only receive the trailer fields it declares. A request's
+/// `TE: trailers` is re-sent by us (we accept trailers), see
+/// [`wants_trailers`].
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     // Connection may name other headers ("Connection: close, X-Foo").
     let named: Option<Vec<HeaderName>> = if headers.contains_key(header::CONNECTION) {
@@ -39,9 +45,21 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     headers.remove(&KEEP_ALIVE);
     headers.remove(&PROXY_CONNECTION);
     headers.remove(header::TE);
-    headers.remove(header::TRAILER);
     headers.remove(header::TRANSFER_ENCODING);
     headers.remove(header::UPGRADE);
+}
+
+/// Did the client say it accepts trailers (`TE: trailers`)? Must be asked
+/// before `strip_hop_by_hop`.
+pub fn wants_trailers(headers: &HeaderMap) -> bool {
+    headers.get_all(header::TE).iter().any(|v| {
+        v.to_str()
+            .map(|s| {
+                s.split(',')
+                    .any(|t| t.trim().split(';').next() == Some("trailers"))
+            })
+            .unwrap_or(false)
+    })
 }
 
 /// Is this an HTTP/1.1 upgrade request (WebSocket and friends)? Must be
@@ -162,15 +180,16 @@ mod tests {
             ("x-secret", "1"),
             ("keep-alive", "timeout=5"),
             ("te", "trailers"),
-            ("trailer", "x-t"),
             ("transfer-encoding", "chunked"),
             ("upgrade", "websocket"),
             ("proxy-connection", "keep-alive"),
             ("x-kept", "yes"),
         ]);
+        assert!(wants_trailers(&h));
         strip_hop_by_hop(&mut h);
         assert_eq!(h.len(), 1, "{h:?}");
         assert_eq!(h["x-kept"], "yes");
+        assert!(!wants_trailers(&h));
     }
 
     #[test]

@@ -298,7 +298,10 @@ mod tests {
         assert!(Template::parse("/{R:10}").is_err());
         assert!(Template::parse("/{X:1}").unwrap_err().contains("functions"));
         let e = Template::parse("/{ToLower:{R:1}}").unwrap_err();
-        assert!(e.starts_with("{ToLower:...}: functions are not supported"), "{e}");
+        assert!(
+            e.starts_with("{ToLower:...}: functions are not supported"),
+            "{e}"
+        );
         assert!(Template::parse("/{NOPE}")
             .unwrap_err()
             .contains("unknown server variable"));

@@ -1,0 +1,247 @@
+//! Operator actions on one server (the admin API):
+//!
+//! - `GET  /api/farms/{farm}/servers/{server}`: its state as JSON;
+//! - `POST .../drain`: no new requests or sessions; requests in flight and
+//!   clients bound by affinity finish;
+//! - `POST .../disable`: no traffic at all; `POST .../enable`: back in
+//!   rotation, health permitting (with slow start when configured);
+//! - `POST .../verify`: runs the farm's health check against the server now
+//!   and reports status, latency, body match and verdict (ARR's "Verify URL
+//!   test"); it does not change the server's state.
+//!
+//! The admin state lives in the server's long-lived state, so it survives
+//! reloads for servers that remain. With `admin.token` set every request
+//! here needs `Authorization: Bearer <token>`.
+
+use crate::farm::{AdminState, Farm, Server};
+use crate::gateway::Gateway;
+use crate::health::probe;
+use bytes::Bytes;
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use serde::Serialize;
+use serde_json::json;
+use std::sync::atomic::Ordering;
+
+/// Prefix of the routes served here.
+pub const PREFIX: &str = "/api/farms/";
+
+/// Serves a request whose path starts with [`PREFIX`].
+pub async fn route<B>(gw: &Gateway, req: &Request<B>) -> Response<Full<Bytes>> {
+    let snap = gw.snapshot();
+    if let Some(denied) = check_token(snap.admin.token.as_deref(), req.headers()) {
+        return denied;
+    }
+    let path = &req.uri().path()[PREFIX.len()..];
+    let parts: Vec<&str> = path.split('/').collect();
+    let (farm_name, server_name, action) = match parts.as_slice() {
+        [f, "servers", s] => (decode(f), decode(s), None),
+        [f, "servers", s, a] => (decode(f), decode(s), Some(*a)),
+        _ => return error(StatusCode::NOT_FOUND, "no such admin route".into()),
+    };
+    let Some(farm) = snap.farms.iter().find(|f| *f.name == *farm_name) else {
+        return error(StatusCode::NOT_FOUND, format!("no farm {farm_name:?}"));
+    };
+    let Some((_, server)) = farm.server_by_name(&server_name) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("farm {farm_name:?} has no server {server_name:?}"),
+        );
+    };
+    let method = req.method();
+    match (action, method) {
+        (None, &Method::GET) => json_response(StatusCode::OK, &server_view(farm, server)),
+        (None, _) => not_allowed("GET"),
+        (Some("drain"), &Method::POST) => set_admin(farm, server, AdminState::Draining),
+        (Some("disable"), &Method::POST) => set_admin(farm, server, AdminState::Disabled),
+        (Some("enable"), &Method::POST) => set_admin(farm, server, AdminState::Enabled),
+        (Some("verify"), &Method::POST) => verify(gw, farm, server).await,
+        (Some("drain" | "disable" | "enable" | "verify"), _) => not_allowed("POST"),
+        (Some(other), _) => error(
+            StatusCode::NOT_FOUND,
+            format!("unknown action {other:?}; expected drain, disable, enable or verify"),
+        ),
+    }
+}
+
+fn set_admin(farm: &Farm, server: &Server, to: AdminState) -> Response<Full<Bytes>> {
+    let state = &server.state;
+    let from = state.admin();
+    state.set_admin(to);
+    if from != to {
+        if to == AdminState::Enabled && state.is_healthy() {
+            state.begin_ramp(farm.health.slow_start);
+        }
+        tracing::info!(farm = %farm.name, server = %server.name,
+            "admin: {} -> {} ({} request(s) in flight)", from.as_str(), to.as_str(), state.in_flight());
+    }
+    farm.health.apply_floor();
+    json_response(StatusCode::OK, &server_view(farm, server))
+}
+
+async fn verify(gw: &Gateway, farm: &Farm, server: &Server) -> Response<Full<Bytes>> {
+    let Some(check) = &farm.health.check else {
+        return error(
+            StatusCode::CONFLICT,
+            format!(
+                "farm {:?} has no health_check; configure farms[].health_check.url to verify",
+                &*farm.name
+            ),
+        );
+    };
+    let report = probe::probe(check, gw.connector(), server).await;
+    let body = json!({
+        "farm": &*farm.name,
+        "server": &*server.name,
+        "address": &*server.address,
+        "method": check.method.as_str(),
+        "url": &*check.url,
+        "status": report.status,
+        "latency_ms": report.latency.as_secs_f64() * 1000.0,
+        "body_match": report.body_match,
+        "verdict": if report.passed() { "healthy" } else { "unhealthy" },
+        "reason": report.verdict.to_string(),
+        "result": report.verdict.label(),
+        "acceptable_status": check.acceptable.to_string(),
+        "response_match": check.response_match.as_deref(),
+    });
+    json_response(StatusCode::OK, &body)
+}
+
+/// One server as the admin API shows it.
+#[derive(Serialize)]
+struct ServerView<'a> {
+    farm: &'a str,
+    server: &'a str,
+    address: &'a str,
+    admin: &'static str,
+    in_rotation: bool,
+    in_flight: u64,
+    requests: u64,
+    failures: u64,
+    health: crate::health::HealthView,
+    floor_active: bool,
+}
+
+fn server_view<'a>(farm: &'a Farm, server: &'a Server) -> ServerView<'a> {
+    let s = &server.state;
+    ServerView {
+        farm: &farm.name,
+        server: &server.name,
+        address: &server.address,
+        admin: s.admin().as_str(),
+        in_rotation: s.in_rotation(),
+        in_flight: s.in_flight(),
+        requests: s.requests.load(Ordering::Relaxed),
+        failures: s.failures.load(Ordering::Relaxed),
+        health: s.health_view(),
+        floor_active: farm.health.floor_active(),
+    }
+}
+
+/// Returns the refusal when a token is configured and the request lacks it.
+pub fn check_token(
+    token: Option<&str>,
+    headers: &http::HeaderMap,
+) -> Option<Response<Full<Bytes>>> {
+    let token = token?;
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if constant_time_eq(given.as_bytes(), token.as_bytes()) {
+        return None;
+    }
+    let mut r = error(
+        StatusCode::UNAUTHORIZED,
+        "this admin route needs Authorization: Bearer <admin.token>".into(),
+    );
+    r.headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    Some(r)
+}
+
+/// Compares without an early exit, so timing does not reveal the token.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = a.len() ^ b.len();
+    for (i, x) in a.iter().enumerate() {
+        diff |= usize::from(x ^ b.get(i).copied().unwrap_or(0));
+    }
+    diff == 0
+}
+
+/// Percent-decodes a path segment (names may hold `:` or spaces).
+fn decode(segment: &str) -> String {
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn json_response<T: Serialize>(status: StatusCode, value: &T) -> Response<Full<Bytes>> {
+    let mut body = serde_json::to_vec_pretty(value).unwrap_or_default();
+    body.push(b'\n');
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+fn error(status: StatusCode, message: String) -> Response<Full<Bytes>> {
+    json_response(status, &json!({ "error": message }))
+}
+
+fn not_allowed(allow: &'static str) -> Response<Full<Bytes>> {
+    let mut r = error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("use {allow} on this route"),
+    );
+    r.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(decode("127.0.0.1%3A9001"), "127.0.0.1:9001");
+        assert_eq!(decode("web%20one"), "web one");
+        assert_eq!(decode("plain"), "plain");
+        assert_eq!(decode("bad%zz%4"), "bad%zz%4");
+    }
+
+    #[test]
+    fn token_comparison() {
+        assert!(constant_time_eq(b"secret", b"secret"));
+        assert!(!constant_time_eq(b"secret", b"secreT"));
+        assert!(!constant_time_eq(b"secret", b"secrets"));
+        assert!(!constant_time_eq(b"", b"x"));
+        let mut h = http::HeaderMap::new();
+        assert!(check_token(Some("t0k"), &h).is_some());
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer t0k"),
+        );
+        assert!(check_token(Some("t0k"), &h).is_none());
+        assert!(check_token(None, &http::HeaderMap::new()).is_none());
+    }
+}

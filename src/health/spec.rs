@@ -1,0 +1,361 @@
+//! A farm's health settings compiled from `farms[].health_check`,
+//! `live_traffic`, `min_servers` and `slow_start` into runtime structs. Only
+//! `config::build` calls [`compile`]; the YAML types stop here.
+
+use super::status_ranges::StatusSet;
+use crate::config::error::Problems;
+use crate::config::raw::{RawFarm, RawHealthCheck, RawLiveTraffic};
+use http::uri::PathAndQuery;
+use http::{HeaderValue, Method};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The explicit URL test of a farm (ARR's "URL test").
+#[derive(Debug, Clone)]
+pub struct HealthCheck {
+    pub method: Method,
+    pub path: PathAndQuery,
+    /// `Host` to send when the URL was absolute; else the server's host:port.
+    pub host: Option<HeaderValue>,
+    /// The URL as written, for messages and the verify report.
+    pub url: Arc<str>,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub acceptable: StatusSet,
+    /// Text the body must contain.
+    pub response_match: Option<Arc<str>>,
+    /// Passes in a row that bring a server back (rise).
+    pub healthy_threshold: u32,
+    /// Failures in a row that take a server out (fall).
+    pub unhealthy_threshold: u32,
+}
+
+/// Passive checks on client traffic.
+#[derive(Debug, Clone)]
+pub struct LiveTraffic {
+    /// Statuses that count as failures (connection errors and timeouts
+    /// always do).
+    pub failure_codes: StatusSet,
+    /// More failures than this within `period` take a server out.
+    pub max_failures: u32,
+    pub period: Duration,
+}
+
+/// Everything a farm says about health, compiled.
+#[derive(Debug, Clone, Default)]
+pub struct HealthSpec {
+    pub check: Option<Arc<HealthCheck>>,
+    pub live: Option<LiveTraffic>,
+    pub min_servers: u32,
+    pub slow_start: Duration,
+}
+
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
+pub const DEFAULT_ACCEPTABLE: &str = "200-399";
+pub const DEFAULT_FAILURE_CODES: &str = "500, 502-504";
+pub const DEFAULT_MAX_FAILURES: u32 = 5;
+pub const DEFAULT_FAILOVER_PERIOD: Duration = Duration::from_secs(30);
+/// When fewer servers than this are healthy, all enabled servers serve;
+/// 0 (as in ARR) turns the floor off.
+pub const DEFAULT_MIN_SERVERS: u32 = 0;
+
+/// Compiles the health sections of farm `f` (at key path `at`).
+pub fn compile(f: &RawFarm, at: &str, p: &mut Problems) -> HealthSpec {
+    let check = f
+        .health_check
+        .as_ref()
+        .and_then(|h| compile_check(h, &format!("{at}.health_check"), p))
+        .map(Arc::new);
+    let live = f
+        .live_traffic
+        .as_ref()
+        .map_or(Ok(None), |l| compile_live(l, &format!("{at}.live_traffic")))
+        .unwrap_or_else(|(key, e)| {
+            p.add(key, e);
+            None
+        });
+    let min_servers = f.min_servers.unwrap_or(DEFAULT_MIN_SERVERS);
+    if min_servers as usize > f.servers.len() && !f.servers.is_empty() {
+        p.add(
+            format!("{at}.min_servers"),
+            format!(
+                "min_servers is {min_servers} but farm {:?} has only {} server(s); \
+                 the floor would always hold every server in rotation",
+                f.name,
+                f.servers.len()
+            ),
+        );
+    }
+    HealthSpec {
+        check,
+        live,
+        min_servers,
+        slow_start: f.slow_start.map_or(Duration::ZERO, |d| d.0),
+    }
+}
+
+fn compile_check(h: &RawHealthCheck, at: &str, p: &mut Problems) -> Option<HealthCheck> {
+    let before = p.0.len();
+    let method = match h.method.as_deref().map(str::to_ascii_uppercase).as_deref() {
+        None | Some("GET") => Method::GET,
+        Some("HEAD") => Method::HEAD,
+        Some(other) => {
+            p.add(
+                format!("{at}.method"),
+                format!("unsupported method {other:?}; expected GET or HEAD"),
+            );
+            Method::GET
+        }
+    };
+    let (path, host) = match parse_url(&h.url) {
+        Ok(v) => v,
+        Err(e) => {
+            p.add(format!("{at}.url"), e);
+            (PathAndQuery::from_static("/"), None)
+        }
+    };
+    let interval = h.interval.map_or(DEFAULT_INTERVAL, |d| d.0);
+    if interval.is_zero() {
+        p.add(format!("{at}.interval"), "must be greater than 0");
+    }
+    // A timeout longer than the interval is allowed: the supervisor never
+    // runs two probes of one server at once.
+    let timeout = h.timeout.map_or(DEFAULT_TIMEOUT, |d| d.0);
+    if timeout.is_zero() {
+        p.add(format!("{at}.timeout"), "must be greater than 0");
+    }
+    let acceptable = h
+        .acceptable_status
+        .as_ref()
+        .map_or(DEFAULT_ACCEPTABLE, |s| s.0.as_str());
+    let acceptable = StatusSet::parse(acceptable).unwrap_or_else(|e| {
+        p.add(format!("{at}.acceptable_status"), e);
+        StatusSet::empty()
+    });
+    if acceptable.is_empty() && p.0.len() == before {
+        p.add(
+            format!("{at}.acceptable_status"),
+            "lists no status code; no server could ever pass",
+        );
+    }
+    let response_match = match h.response_match.as_deref() {
+        Some("") => {
+            p.add(
+                format!("{at}.response_match"),
+                "must not be empty; leave it out to accept any body",
+            );
+            None
+        }
+        Some(_) if method == Method::HEAD => {
+            p.add(
+                format!("{at}.response_match"),
+                "a HEAD response has no body to match; use method GET",
+            );
+            None
+        }
+        other => other.map(Arc::from),
+    };
+    let mut threshold = |key: &str, v: Option<u32>| match v {
+        Some(0) => {
+            p.add(format!("{at}.{key}"), "must be at least 1");
+            1
+        }
+        v => v.unwrap_or(1),
+    };
+    let healthy_threshold = threshold("healthy_threshold", h.healthy_threshold);
+    let unhealthy_threshold = threshold("unhealthy_threshold", h.unhealthy_threshold);
+    (p.0.len() == before).then(|| HealthCheck {
+        method,
+        path,
+        host,
+        url: h.url.as_str().into(),
+        interval,
+        timeout,
+        acceptable,
+        response_match,
+        healthy_threshold,
+        unhealthy_threshold,
+    })
+}
+
+/// `/health` or `http://app.example/health` (the host becomes `Host`; the
+/// probe still connects to each server's address with the server's scheme).
+fn parse_url(url: &str) -> Result<(PathAndQuery, Option<HeaderValue>), String> {
+    if url.starts_with('/') {
+        let path = url
+            .parse::<PathAndQuery>()
+            .map_err(|_| format!("{url:?} is not a valid path"))?;
+        return Ok((path, None));
+    }
+    if !url.starts_with("http://") && !url.starts_with("https://") {
+        return Err(format!(
+            "{url:?} is neither a path (\"/health\") nor an http(s):// URL"
+        ));
+    }
+    let uri = url
+        .parse::<http::Uri>()
+        .map_err(|_| format!("{url:?} is not a valid URL"))?;
+    let host = uri
+        .authority()
+        .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+        .ok_or_else(|| format!("{url:?} has no host"))?;
+    let path = uri
+        .path_and_query()
+        .cloned()
+        .unwrap_or_else(|| PathAndQuery::from_static("/"));
+    Ok((path, Some(host)))
+}
+
+fn compile_live(l: &RawLiveTraffic, at: &str) -> Result<Option<LiveTraffic>, (String, String)> {
+    let codes = l
+        .failure_codes
+        .as_ref()
+        .map_or(DEFAULT_FAILURE_CODES, |s| s.0.as_str());
+    let failure_codes = StatusSet::parse(codes).map_err(|e| (format!("{at}.failure_codes"), e))?;
+    let period = l.failover_period.map_or(DEFAULT_FAILOVER_PERIOD, |d| d.0);
+    if period.is_zero() {
+        return Ok(None);
+    }
+    if period < Duration::from_millis(16) {
+        return Err((
+            format!("{at}.failover_period"),
+            "must be 0 (off) or at least 16ms".into(),
+        ));
+    }
+    Ok(Some(LiveTraffic {
+        failure_codes,
+        max_failures: l.max_failures.unwrap_or(DEFAULT_MAX_FAILURES),
+        period,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::load_str;
+    use crate::farm::StateRegistry;
+
+    fn farm(extra: &str) -> String {
+        format!(
+            "listeners:\n  - bind: \"127.0.0.1:0\"\nfarms:\n  - name: web\n    servers:\n      \
+             - address: \"127.0.0.1:9001\"\n      - address: \"127.0.0.1:9002\"\n{extra}"
+        )
+    }
+
+    fn errors(extra: &str) -> Vec<String> {
+        match load_str(&farm(extra), "f.yaml", &StateRegistry::default()) {
+            Ok(_) => vec![],
+            Err(e) => e.0.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    #[test]
+    fn a_full_health_section_compiles() {
+        let yaml = farm(
+            "    health_check:\n      url: http://shop.example/health\n      method: head\n      \
+             interval: 10s\n      timeout: 3s\n      acceptable_status: 200\n      \
+             healthy_threshold: 2\n      unhealthy_threshold: 3\n    live_traffic:\n      \
+             failure_codes: \"500-599\"\n      max_failures: 10\n      failover_period: 1m\n    \
+             min_servers: 2\n    slow_start: 30s\n",
+        );
+        let snap = load_str(&yaml, "f.yaml", &StateRegistry::default()).expect("valid");
+        let h = &snap.farms[0].health;
+        let c = h.check.as_ref().expect("check");
+        assert_eq!(c.method, Method::HEAD);
+        assert_eq!(c.host.as_ref().expect("host"), "shop.example");
+        assert_eq!(
+            (c.interval, c.timeout),
+            (Duration::from_secs(10), Duration::from_secs(3))
+        );
+        assert_eq!(c.acceptable.to_string(), "200");
+        assert_eq!((c.healthy_threshold, c.unhealthy_threshold), (2, 3));
+        let l = h.live.as_ref().expect("live");
+        assert_eq!((l.max_failures, l.period), (10, Duration::from_secs(60)));
+        assert!(l.failure_codes.contains(599) && !l.failure_codes.contains(499));
+        assert_eq!((h.min_servers, h.slow_start), (2, Duration::from_secs(30)));
+    }
+
+    #[test]
+    fn defaults() {
+        let yaml = farm("    health_check:\n      url: /health\n    live_traffic: {}\n");
+        let snap = load_str(&yaml, "f.yaml", &StateRegistry::default()).expect("valid");
+        let h = &snap.farms[0].health;
+        let c = h.check.as_ref().expect("check");
+        assert_eq!((c.interval, c.timeout), (DEFAULT_INTERVAL, DEFAULT_TIMEOUT));
+        assert_eq!(c.acceptable.to_string(), "200-399");
+        assert_eq!(
+            h.live.as_ref().expect("live").failure_codes.to_string(),
+            "500, 502-504"
+        );
+        assert_eq!(h.min_servers, 0);
+        let off = farm("    live_traffic:\n      failover_period: 0\n");
+        let snap = load_str(&off, "f.yaml", &StateRegistry::default()).expect("valid");
+        assert!(snap.farms[0].health.live.is_none());
+    }
+
+    #[test]
+    fn mistakes_are_placed_and_explained() {
+        let e =
+            errors("    health_check:\n      url: /health\n      acceptable_status: \"200-abc\"\n");
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].starts_with("f.yaml:10:26: farms[0].health_check.acceptable_status: \"abc\""),
+            "{e:?}"
+        );
+        let e = errors("    health_check:\n      url: health\n");
+        assert!(
+            e[0].starts_with("f.yaml:9:12: farms[0].health_check.url:"),
+            "{e:?}"
+        );
+        let e = errors("    health_check:\n      url: /h\n      method: POST\n");
+        assert!(
+            e[0].contains("health_check.method: unsupported method \"POST\""),
+            "{e:?}"
+        );
+        let e = errors(
+            "    health_check:\n      url: /h\n      method: HEAD\n      response_match: OK\n",
+        );
+        assert!(
+            e[0].contains("health_check.response_match: a HEAD response has no body"),
+            "{e:?}"
+        );
+        let e = errors("    health_check:\n      url: /h\n      healthy_threshold: 0\n");
+        assert!(
+            e[0].contains("health_check.healthy_threshold: must be at least 1"),
+            "{e:?}"
+        );
+        let e = errors("    health_check:\n      url: /h\n      interval: 0\n");
+        assert!(
+            e[0].contains("health_check.interval: must be greater than 0"),
+            "{e:?}"
+        );
+        let e = errors("    min_servers: 3\n");
+        assert!(
+            e[0].contains("farms[0].min_servers: min_servers is 3 but farm \"web\" has only 2"),
+            "{e:?}"
+        );
+        let e = errors("    live_traffic:\n      failure_codes: \"5xx\"\n");
+        assert!(
+            e[0].contains("live_traffic.failure_codes: \"5xx\""),
+            "{e:?}"
+        );
+        let e = errors("    health_check:\n      url: /h\n      intervall: 5s\n");
+        assert!(e[0].contains("unknown field `intervall`"), "{e:?}");
+    }
+
+    #[test]
+    fn urls() {
+        let (p, h) = parse_url("/health?deep=1").expect("path");
+        assert_eq!(p.as_str(), "/health?deep=1");
+        assert!(h.is_none());
+        let (p, h) = parse_url("http://shop.example:8080/ping").expect("absolute");
+        assert_eq!(p.as_str(), "/ping");
+        assert_eq!(h.expect("host"), "shop.example:8080");
+        assert!(parse_url("health").is_err());
+        let (_, h) = parse_url("https://x.example/health").expect("https");
+        assert_eq!(h.expect("host"), "x.example");
+        assert!(parse_url("ftp://x/health").is_err());
+        assert!(parse_url("/bad path").is_err());
+    }
+}

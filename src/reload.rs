@@ -1,0 +1,164 @@
+//! Hot reload of the YAML config: the triggers (the file changing on disk,
+//! SIGHUP, `POST /api/reload`) and what a reload does. The new file is read
+//! and validated off the request path; an invalid one leaves the running
+//! config untouched and is reported (log, metrics, status); a valid one is
+//! swapped in atomically, requests in flight finishing on the snapshot they
+//! started with, and the listeners are reconciled.
+
+use crate::config;
+use crate::gateway::Gateway;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// How often the config file's metadata is looked at. Polling (not inotify)
+/// sees every way a file gets replaced: in-place writes, editors that write
+/// a temp file and rename it, symlink swaps (Kubernetes ConfigMaps).
+pub const WATCH_INTERVAL: Duration = Duration::from_millis(200);
+
+/// Reload counters and the last outcome, for metrics and /api/status.
+#[derive(Debug, Default)]
+pub struct ReloadStats {
+    pub successes: AtomicU64,
+    pub failures: AtomicU64,
+    /// Unix time in milliseconds of the last successful load (start-up counts).
+    pub last_success_ms: AtomicU64,
+    last: Mutex<Option<ReloadEvent>>,
+}
+
+/// The outcome of the latest reload attempt.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReloadEvent {
+    /// Unix time in seconds.
+    pub at: f64,
+    pub ok: bool,
+    /// `file`, `signal`, `admin`.
+    pub trigger: &'static str,
+    /// A summary when it worked; every problem (`file:line:col: key: msg`) when not.
+    pub message: String,
+    pub duration_ms: f64,
+}
+
+impl ReloadStats {
+    pub fn last(&self) -> Option<ReloadEvent> {
+        self.last.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn mark_loaded_now(&self) {
+        self.last_success_ms.store(unix_ms(), Ordering::Relaxed);
+    }
+
+    fn record(&self, event: ReloadEvent) {
+        if event.ok {
+            self.successes.fetch_add(1, Ordering::Relaxed);
+            self.mark_loaded_now();
+        } else {
+            self.failures.fetch_add(1, Ordering::Relaxed);
+        }
+        *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some(event);
+    }
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Reads, validates and applies the config file. Reloads are serialised.
+pub async fn reload(gw: &Arc<Gateway>, trigger: &'static str) -> ReloadEvent {
+    let started = Instant::now();
+    let at = unix_ms() as f64 / 1000.0;
+    let outcome = apply_file(gw).await;
+    let event = ReloadEvent {
+        at,
+        ok: outcome.is_ok(),
+        trigger,
+        message: outcome.unwrap_or_else(|e| e),
+        duration_ms: started.elapsed().as_secs_f64() * 1000.0,
+    };
+    if event.ok {
+        tracing::info!(
+            "config reloaded ({trigger}) in {:.1} ms: {}",
+            event.duration_ms,
+            event.message
+        );
+    } else {
+        tracing::error!(
+            "config reload ({trigger}) refused; the running config stays:\n{}",
+            event.message
+        );
+    }
+    gw.reloads.record(event.clone());
+    event
+}
+
+async fn apply_file(gw: &Arc<Gateway>) -> Result<String, String> {
+    let Some(path) = gw.config_path().map(Path::to_path_buf) else {
+        return Err("farmgate was started without a config file (the built-in demo); there is nothing to reload".into());
+    };
+    let mut listeners = gw.listeners.lock().await;
+    let registry = gw.registry.clone();
+    let snapshot = tokio::task::spawn_blocking(move || config::load_file(&path, &registry))
+        .await
+        .map_err(|e| format!("config loader failed: {e}"))?
+        .map_err(|errors| errors.to_string())?;
+    let prepared = listeners.prepare(&snapshot).map_err(|e| e.to_string())?;
+    let summary = snapshot.summary();
+    gw.install(snapshot);
+    let current = gw.snapshot();
+    let applied = listeners.commit(prepared, &current, gw).await;
+    gw.publish_listeners(&listeners);
+    applied.map_err(|e| format!("the new config is serving, but: {e}"))?;
+    Ok(summary)
+}
+
+/// File metadata that changes when the file is written or replaced.
+fn fingerprint(path: &Path) -> Option<(SystemTime, u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.modified().ok()?, m.len(), m.ino()))
+}
+
+/// Watches `path` and reloads when it changes, once it has stopped changing
+/// (debounced: two looks `WATCH_INTERVAL` apart agree). A file that is
+/// briefly missing (rename in progress) is waited for, not reloaded.
+pub fn watch_file(gw: Arc<Gateway>, path: PathBuf) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut seen = fingerprint(&path);
+        let mut pending: Option<(SystemTime, u64, u64)> = None;
+        let mut tick = tokio::time::interval(WATCH_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if gw.is_shutting_down() {
+                return;
+            }
+            let now = fingerprint(&path);
+            match (now, pending) {
+                (None, _) => pending = None,
+                (Some(f), Some(p)) if f == p => {
+                    pending = None;
+                    seen = Some(f);
+                    reload(&gw, "file").await;
+                }
+                (Some(f), _) if Some(f) != seen => pending = Some(f),
+                _ => {}
+            }
+        }
+    })
+}
+
+/// Reloads on every SIGHUP.
+#[cfg(unix)]
+pub fn on_sighup(gw: Arc<Gateway>) -> std::io::Result<tokio::task::JoinHandle<()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hup = signal(SignalKind::hangup())?;
+    Ok(tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            reload(&gw, "signal").await;
+        }
+    }))
+}

@@ -1,0 +1,181 @@
+//! The listener side of TLS: the compiled `listeners[].tls` settings
+//! ([`TlsSpec`]) and the running [`TlsListener`] that performs handshakes.
+//!
+//! The rustls `ServerConfig` sits behind an `ArcSwap` and certificates
+//! behind the resolver's own, so certificate files, versions and ALPN can all
+//! change under a running listener; each handshake takes the current ones
+//! and open connections keep what they negotiated. The session ticketer and
+//! the session cache outlive those swaps so resumption keeps working across
+//! a certificate reload.
+
+use super::certs::{format_unix, unix_now, CertPaths, CertSet};
+use super::resolver::SniResolver;
+use super::stats::TlsStats;
+use arc_swap::ArcSwap;
+use rustls::server::{ProducesTickets, ServerSessionMemoryCache, StoresServerSessions};
+use rustls::{HandshakeKind, ServerConfig};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio_rustls::server::TlsStream;
+use tokio_rustls::TlsAcceptor;
+
+/// Lowest TLS version a listener accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MinVersion {
+    Tls12,
+    Tls13,
+}
+
+/// Sessions remembered for TLS 1.2 clients that resume by session id
+/// rather than by ticket (about 200 bytes each).
+const SESSION_CACHE_SIZE: usize = 16 * 1024;
+
+/// Certificates expiring sooner than this are warned about at load.
+const EXPIRY_WARNING: i64 = 14 * 86_400;
+
+/// `listeners[].tls`, compiled and with its certificates already loaded.
+#[derive(Debug)]
+pub struct TlsSpec {
+    pub certificates: Vec<CertPaths>,
+    /// Loaded and validated by config build (so `check` proves them).
+    pub loaded: Arc<CertSet>,
+    pub min_version: MinVersion,
+    /// ALPN protocol ids in preference order, e.g. `h2`, `http/1.1`.
+    pub alpn: Vec<Vec<u8>>,
+    pub handshake_timeout: Duration,
+    /// How often certificate files are checked for changes; zero: never.
+    pub watch_interval: Duration,
+}
+
+/// A running TLS listener: its rustls config, certificate resolver and counters.
+pub struct TlsListener {
+    pub name: Arc<str>,
+    pub stats: Arc<TlsStats>,
+    resolver: Arc<SniResolver>,
+    config: ArcSwap<ServerConfig>,
+    spec: ArcSwap<TlsSpec>,
+    ticketer: Arc<dyn ProducesTickets>,
+    sessions: Arc<dyn StoresServerSessions>,
+}
+
+impl std::fmt::Debug for TlsListener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsListener")
+            .field("name", &self.name)
+            .field("certificates", &self.resolver.current())
+            .finish()
+    }
+}
+
+impl TlsListener {
+    pub fn new(name: Arc<str>, spec: Arc<TlsSpec>) -> Result<Arc<Self>, rustls::Error> {
+        super::provider();
+        let resolver = Arc::new(SniResolver::new(spec.loaded.clone()));
+        let ticketer = rustls::crypto::aws_lc_rs::Ticketer::new()?;
+        let sessions: Arc<dyn StoresServerSessions> =
+            ServerSessionMemoryCache::new(SESSION_CACHE_SIZE);
+        let config = server_config(&spec, &resolver, &ticketer, &sessions)?;
+        Ok(Arc::new(TlsListener {
+            stats: Arc::new(TlsStats::new(name.clone())),
+            name,
+            resolver,
+            config: ArcSwap::new(config),
+            spec: ArcSwap::new(spec),
+            ticketer,
+            sessions,
+        }))
+    }
+
+    /// Applies new settings (a config reload): versions, ALPN and
+    /// certificates change for new handshakes; open connections are kept.
+    pub fn apply(&self, spec: Arc<TlsSpec>) -> Result<(), rustls::Error> {
+        let config = server_config(&spec, &self.resolver, &self.ticketer, &self.sessions)?;
+        self.resolver.replace(spec.loaded.clone());
+        self.config.store(config);
+        self.spec.store(spec);
+        self.log_certificates();
+        Ok(())
+    }
+
+    /// Serves `set` from the next handshake on (the watcher's reload).
+    pub fn replace_certificates(&self, set: Arc<CertSet>) {
+        self.resolver.replace(set);
+        self.log_certificates();
+    }
+
+    pub fn spec(&self) -> Arc<TlsSpec> {
+        self.spec.load_full()
+    }
+
+    pub fn certificates(&self) -> Arc<CertSet> {
+        self.resolver.current()
+    }
+
+    /// Runs the server handshake within `handshake_timeout`. A failure is
+    /// counted and logged at debug only: scanners would flood the log.
+    pub async fn accept(&self, tcp: TcpStream) -> Option<TlsStream<TcpStream>> {
+        let acceptor = TlsAcceptor::from(self.config.load_full());
+        let timeout = self.spec.load().handshake_timeout;
+        match tokio::time::timeout(timeout, acceptor.accept(tcp)).await {
+            Ok(Ok(stream)) => {
+                let resumed = stream.get_ref().1.handshake_kind() == Some(HandshakeKind::Resumed);
+                self.stats.handshake_done(resumed);
+                Some(stream)
+            }
+            Ok(Err(e)) => {
+                self.stats.handshake_failed(false);
+                tracing::debug!(listener = %self.name, "TLS handshake failed: {e}");
+                None
+            }
+            Err(_) => {
+                self.stats.handshake_failed(true);
+                tracing::debug!(listener = %self.name, "TLS handshake timed out after {timeout:?}");
+                None
+            }
+        }
+    }
+
+    /// One log line per certificate; a warning when one is close to expiry.
+    pub fn log_certificates(&self) {
+        let now = unix_now();
+        for c in self.resolver.current().certs() {
+            let days = (c.not_after - now) / 86_400;
+            let until = format_unix(c.not_after);
+            if c.not_before > now {
+                tracing::warn!(listener = %self.name, "certificate {} is not valid before {}; clients will refuse it until then",
+                    c.paths.cert.display(), format_unix(c.not_before));
+            }
+            if c.not_after - now < EXPIRY_WARNING {
+                tracing::warn!(listener = %self.name, "certificate {} for {} expires on {until} (in {days} day(s))",
+                    c.paths.cert.display(), c.names_text());
+            } else {
+                tracing::info!(listener = %self.name, "certificate {} for {} valid until {until}",
+                    c.paths.cert.display(), c.names_text());
+            }
+        }
+    }
+}
+
+fn server_config(
+    spec: &TlsSpec,
+    resolver: &Arc<SniResolver>,
+    ticketer: &Arc<dyn ProducesTickets>,
+    sessions: &Arc<dyn StoresServerSessions>,
+) -> Result<Arc<ServerConfig>, rustls::Error> {
+    let versions: &[&'static rustls::SupportedProtocolVersion] = match spec.min_version {
+        MinVersion::Tls12 => &[&rustls::version::TLS13, &rustls::version::TLS12],
+        MinVersion::Tls13 => &[&rustls::version::TLS13],
+    };
+    let mut config = ServerConfig::builder_with_provider(super::provider())
+        .with_protocol_versions(versions)?
+        .with_no_client_auth()
+        .with_cert_resolver(resolver.clone());
+    config.alpn_protocols = spec.alpn.clone();
+    // Resumption: stateless tickets (TLS 1.2 and 1.3) plus a session-id
+    // cache for TLS 1.2 clients without ticket support. No 0-RTT: early
+    // data can be replayed, and a proxy cannot tell which requests are safe.
+    config.ticketer = ticketer.clone();
+    config.session_storage = sessions.clone();
+    Ok(Arc::new(config))
+}
