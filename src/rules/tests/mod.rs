@@ -6,6 +6,9 @@ use crate::config::{load_str, Snapshot};
 use crate::farm::StateRegistry;
 use http::{HeaderMap, Method, StatusCode, Uri, Version};
 
+mod compile_errors;
+mod inputs;
+
 const FARMS: &str = "\
 listeners: [ { bind: \"127.0.0.1:0\" } ]
 admin: { enabled: false }
@@ -89,99 +92,6 @@ fn header<'d>(d: &'d Decision, name: &str) -> Option<&'d str> {
         .iter()
         .find(|(n, _)| n == name)
         .and_then(|(_, v)| v.to_str().ok())
-}
-
-#[test]
-fn every_input_variable_is_tested_by_a_condition() {
-    let hit = |mut r: Req, f: fn(&mut Req)| {
-        f(&mut r);
-        r
-    };
-    let table: Vec<(&str, &str, Req, Req)> = vec![
-        (
-            "{HTTP_HOST}",
-            "^api\\.",
-            hit(get("/"), |r| r.headers = vec![("host", "API.example.com")]),
-            get("/"),
-        ),
-        (
-            "{HTTPS}",
-            "^on$",
-            hit(get("/"), |r| r.https = true),
-            get("/"),
-        ),
-        (
-            "{QUERY_STRING}",
-            "(^|&)debug=1(&|$)",
-            get("/x?a=2&debug=1"),
-            get("/x?debug=10"),
-        ),
-        ("{REQUEST_URI}", "^/x\\?y=1$", get("/x?y=1"), get("/x?y=2")),
-        (
-            "{REQUEST_METHOD}",
-            "^(POST|PUT)$",
-            hit(get("/"), |r| r.method = Method::PUT),
-            get("/"),
-        ),
-        (
-            "{REMOTE_ADDR}",
-            "^10\\.",
-            hit(get("/"), |r| r.remote = "10.9.8.7"),
-            get("/"),
-        ),
-        (
-            "{SERVER_PORT}",
-            "^8443$",
-            hit(get("/"), |r| r.port = 8443),
-            get("/"),
-        ),
-        (
-            "{SERVER_PROTOCOL}",
-            "^HTTP/2$",
-            hit(get("/"), |r| r.version = Version::HTTP_2),
-            get("/"),
-        ),
-        ("{URL}", "^/a/b$", get("/a//x/../b"), get("/a/c")),
-        (
-            "{HTTP_X_ANY_HEADER}",
-            "^yes$",
-            hit(get("/"), |r| r.headers.push(("x-any-header", "yes"))),
-            hit(get("/"), |r| r.headers.push(("x-any-header", "no"))),
-        ),
-        (
-            "{HTTP_USER_AGENT}",
-            "bot",
-            hit(get("/"), |r| r.headers.push(("user-agent", "GoodBot/1.0"))),
-            get("/"),
-        ),
-        (
-            "{HTTP_HOST}|{HTTPS}",
-            "^www\\.example\\.com\\|off$",
-            get("/"),
-            hit(get("/"), |r| r.https = true),
-        ),
-    ];
-    for (input, pattern, yes, no) in table {
-        let s = snap(&format!(
-            "  - match: \".*\"\n    conditions: [ {{ input: \"{input}\", pattern: \"{}\" }} ]\n    action: {{ route: {{ farm: b }} }}\n",
-            pattern.replace('\\', "\\\\")
-        ));
-        assert_eq!(routed(&s, &eval(&s, &yes)).0, "b", "{input} should match");
-        assert_eq!(
-            routed(&s, &eval(&s, &no)).0,
-            "a",
-            "{input} should not match"
-        );
-    }
-}
-
-#[test]
-fn http2_host_comes_from_the_authority() {
-    let s = snap("  - match: \".*\"\n    conditions: [ { input: \"{HTTP_HOST}\", pattern: \"^h2\\\\.example$\" } ]\n    action: { route: { farm: c } }\n");
-    let mut r = get("https://h2.example/x");
-    r.headers.clear();
-    r.version = Version::HTTP_2;
-    assert_eq!(routed(&s, &eval(&s, &r)).0, "c");
 }
 
 #[test]
@@ -446,63 +356,6 @@ fn empty_header_value_removes_and_later_rules_win() {
     assert_eq!(header(&d, "x-a"), Some("second"));
     assert_eq!(header(&d, "x-internal"), Some(""));
     assert_eq!(d.set_headers.len(), 2);
-}
-
-#[test]
-fn compile_errors_name_their_key_path() {
-    let bad = r#"  - { match: "^/(unclosed", action: abort }
-  - { match: ".*", action: { route: { farm: nowhere } } }
-  - match: ".*"
-    conditions: [ { input: "{NO_SUCH_VAR}", pattern: "x" } ]
-    action: none
-  - { match: ".*", action: { redirect: { url: "/x", status: 200 } } }
-  - { match: ".*", action: { respond: { status: 42 } } }
-  - { match: "^/(a)", action: { route: { url: "/{R:2}" } } }
-  - { match: ".*", action: { respond: { status: 200, body: "{C:1}" } } }
-  - { match: ".*", stop_processing: false, action: abort }
-  - { match: ".*", set_headers: { Content-Length: "1" }, action: none }
-  - { match: ".*", action: { route: { url: "http://farm/x" } } }
-  - { match: { pattern: "^/(x)", negate: true }, action: { route: { url: "/{R:1}" } } }
-  - { name: dup, match: "a", action: none }
-  - { name: dup, match: "b", action: none }
-  - match: ".*"
-    conditions: [ { input: "{HTTP_HOST}", pattern: "(" } ]
-    action: none
-"#;
-    let errs = errors(bad);
-    let want = [
-        "rules[0].match: invalid regular expression \"^/(unclosed\": unclosed group",
-        "rules[1].action.route.farm: unknown farm \"nowhere\"",
-        "rules[2].conditions[0].input: unknown server variable {NO_SUCH_VAR}",
-        "rules[3].action.redirect.status: a redirect status is 301, 302, 303, 307 or 308, not 200",
-        "rules[4].action.respond.status:",
-        "rules[5].action.route.url: {R:2} refers to a group the match pattern does not have",
-        "rules[6].action.respond.body: {C:1} needs a condition",
-        "rules[7].stop_processing:",
-        "rules[8].set_headers.Content-Length: Content-Length cannot be set by a rule",
-        "rules[9].action.route.url: a route url is a path starting with /",
-        "rules[10].action.route.url: {R:1} is always empty",
-        "rules[12].name: duplicate rule name \"dup\"",
-        "rules[13].conditions[0].pattern: invalid regular expression",
-    ];
-    for w in want {
-        assert!(
-            errs.iter().any(|e| e.contains(&format!(": {w}"))),
-            "missing {w:?} in {errs:#?}"
-        );
-    }
-    assert_eq!(errs.len(), want.len(), "{errs:#?}");
-    // Every message is placed on a line of the rule it names.
-    assert!(errs[0].starts_with("t.yaml:9:14:"), "{}", errs[0]);
-}
-
-#[test]
-fn action_shape_errors_come_from_the_parser() {
-    let errs = errors("  - { match: \".*\", action: explode }\n");
-    assert_eq!(errs.len(), 1);
-    assert!(errs[0].contains("rules[0].action"), "{errs:?}");
-    let errs = errors("  - { match: \".*\", action: { route: { farm: a, bogus: 1 } } }\n");
-    assert!(errs[0].contains("unknown field `bogus`"), "{errs:?}");
 }
 
 #[test]
