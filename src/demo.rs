@@ -26,8 +26,10 @@ pub const DEMO_BACKENDS: [(&str, &str); 3] = [
 ];
 
 /// Starts one demo backend named `name` on `listener`. It answers:
-/// `/health` with `OK`, `/slow?ms=N` after N ms (default 2000), and every
-/// other path with a line naming itself, the path and X-Forwarded-For.
+/// `/health` with `OK`, `/slow?ms=N` after N ms (default 2000), `/static/...`
+/// with a line that may be cached for 60 s (`Cache-Control: public,
+/// max-age=60`), and every other path with a line naming itself, the path
+/// and X-Forwarded-For (no cache headers: never cached).
 pub fn spawn_backend(name: &str, listener: TcpListener) -> tokio::task::JoinHandle<()> {
     let name: Arc<str> = name.into();
     tokio::spawn(async move {
@@ -51,8 +53,13 @@ pub fn spawn_backend(name: &str, listener: TcpListener) -> tokio::task::JoinHand
 
 async fn answer(name: &str, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let path = req.uri().path();
+    let mut cacheable = false;
     let body = match path {
         "/health" => "OK\n".to_string(),
+        p if p.starts_with("/static/") => {
+            cacheable = true;
+            format!("{name} served {p}; farmgate may keep it for 60 s\n")
+        }
         "/slow" => {
             let ms = req
                 .uri()
@@ -79,6 +86,12 @@ async fn answer(name: &str, req: Request<Incoming>) -> Response<Full<Bytes>> {
         http::header::CONTENT_TYPE,
         http::HeaderValue::from_static("text/plain; charset=utf-8"),
     );
+    if cacheable {
+        resp.headers_mut().insert(
+            http::header::CACHE_CONTROL,
+            http::HeaderValue::from_static("public, max-age=60"),
+        );
+    }
     if let Ok(v) = http::HeaderValue::from_str(name) {
         resp.headers_mut().insert("x-served-by", v);
     }
@@ -124,6 +137,7 @@ pub fn banner(proxy: SocketAddr, tls: Option<SocketAddr>, admin: Option<SocketAd
          curl http://{proxy}/                 # round robin: demo-1, demo-2, demo-3, ...\n  \
          for i in 1 2 3 4 5 6; do curl -s http://{proxy}/; done\n  \
          curl http://{proxy}/slow?ms=500      # a slow request, streamed back\n  \
+         curl -i http://{proxy}/static/logo.png   # cacheable: X-Cache MISS, then HIT from the same server for 60 s\n  \
          curl -H 'X-Forwarded-For: 203.0.113.7' http://{proxy}/   # X-Forwarded-For is appended\n  \
          curl http://{proxy}/v1/users/7       # rule api-v1: demo-1 sees /users/7\n  \
          curl http://{proxy}/current/users/7  # follows the latest API: demo-2 or demo-3\n  \
@@ -141,12 +155,34 @@ pub fn banner(proxy: SocketAddr, tls: Option<SocketAddr>, admin: Option<SocketAd
     }
     if let Some(a) = admin {
         s.push_str(&format!(
-            "  curl http://{a}/healthz              # the admin listener\n  \
-             curl -X POST http://{a}/api/farms/web/servers/demo-2/drain    # no new requests for demo-2\n  \
+            "\nWatch and steer the farm on the admin listener:\n  \
+             open http://{a}/                    # the status page: states, req/s, errors, drain/enable buttons\n  \
+             curl http://{a}/metrics             # Prometheus metrics\n  \
+             curl http://{a}/api/status          # the farm as JSON\n  \
+             curl -X POST http://{a}/api/farms/web/servers/demo-2/drain    # no new requests for demo-2: watch the page\n  \
              curl -X POST http://{a}/api/farms/web/servers/demo-2/enable   # back in rotation\n  \
-             curl -X POST http://{a}/api/farms/web/servers/demo-3/verify   # run its health check now\n"
+             curl -X POST http://{a}/api/farms/web/servers/demo-3/verify   # run its health check now\n  \
+             curl http://{a}/healthz             # 200 while serving, 503 once shutting down\n"
         ));
     }
     s.push_str("\nThe config is config/demo.yaml. Press Ctrl-C to stop.\n");
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn banner_points_at_the_status_page_and_metrics() {
+        let b = banner(
+            "127.0.0.1:8080".parse().expect("addr"),
+            None,
+            Some("127.0.0.1:9090".parse().expect("addr")),
+        );
+        assert!(b.contains("open http://127.0.0.1:9090/ "));
+        assert!(b.contains("curl http://127.0.0.1:9090/metrics"));
+        assert!(b.contains("/api/farms/web/servers/demo-2/drain"));
+        assert!(!banner("127.0.0.1:8080".parse().expect("addr"), None, None).contains("9090"));
+    }
 }

@@ -7,6 +7,7 @@ use crate::farm::StateRegistry;
 use crate::listener::set::{BoundListener, ListenerSet};
 use crate::listener::ConnTracker;
 use crate::log::access::AccessLog;
+use crate::metrics::Metrics;
 use crate::proxy::body::UpstreamBody;
 use crate::proxy::connector::Connector;
 use crate::reload::ReloadStats;
@@ -31,6 +32,8 @@ pub struct Gateway {
     access_log: ArcSwapOption<AccessLog>,
     shutting_down: AtomicBool,
     pub connections: Arc<ConnTracker>,
+    /// Listener and reload statistics and the Prometheus registry.
+    pub metrics: Metrics,
     /// Wakes the health task (a new snapshot, a changed server).
     pub(crate) health_wake: Arc<tokio::sync::Notify>,
     /// Every running TLS listener: its settings, certificates and counters.
@@ -62,7 +65,7 @@ impl Gateway {
             .build(connector.clone());
         let access_log =
             AccessLog::start(snapshot.log.access, snapshot.log.access_file.as_deref())?;
-        Ok(Arc::new(Gateway {
+        Ok(Arc::new_cyclic(|me| Gateway {
             snapshot: ArcSwap::from_pointee(snapshot),
             registry,
             client,
@@ -70,6 +73,7 @@ impl Gateway {
             access_log: ArcSwapOption::new(access_log),
             shutting_down: AtomicBool::new(false),
             connections: Arc::new(ConnTracker::default()),
+            metrics: Metrics::new(me.clone()),
             health_wake: Arc::new(tokio::sync::Notify::new()),
             tls: TlsRegistry::default(),
             listeners: tokio::sync::Mutex::new(ListenerSet::default()),

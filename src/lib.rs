@@ -5,6 +5,7 @@
 //! `config` beside it; `tls` terminates and re-encrypts TLS. `gateway` ties the running pieces together.
 
 pub mod admin;
+pub mod cache;
 pub mod config;
 pub mod demo;
 pub mod farm;
@@ -12,6 +13,7 @@ pub mod gateway;
 pub mod health;
 pub mod listener;
 pub mod log;
+pub mod metrics;
 pub mod proxy;
 pub mod reload;
 pub mod rules;

@@ -13,10 +13,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-/// How often the config file's metadata is looked at. Polling (not inotify)
+/// How often the config file's metadata is looked at (a change serves
+/// after two looks, so about 100-200 ms after the write). Polling (not inotify)
 /// sees every way a file gets replaced: in-place writes, editors that write
 /// a temp file and rename it, symlink swaps (Kubernetes ConfigMaps).
-pub const WATCH_INTERVAL: Duration = Duration::from_millis(200);
+pub const WATCH_INTERVAL: Duration = Duration::from_millis(100);
 
 /// Reload counters and the last outcome, for metrics and /api/status.
 #[derive(Debug, Default)]
@@ -126,8 +127,9 @@ fn fingerprint(path: &Path) -> Option<(SystemTime, u64, u64)> {
 /// (debounced: two looks `WATCH_INTERVAL` apart agree). A file that is
 /// briefly missing (rename in progress) is waited for, not reloaded.
 pub fn watch_file(gw: Arc<Gateway>, path: PathBuf) -> tokio::task::JoinHandle<()> {
+    // Looked at now, not when the task first runs: an edit in between counts.
+    let mut seen = fingerprint(&path);
     tokio::spawn(async move {
-        let mut seen = fingerprint(&path);
         let mut pending: Option<(SystemTime, u64, u64)> = None;
         let mut tick = tokio::time::interval(WATCH_INTERVAL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -69,6 +69,12 @@ fn set_admin(farm: &Farm, server: &Server, to: AdminState) -> Response<Full<Byte
     let from = state.admin();
     state.set_admin(to);
     if from != to {
+        let done = match to {
+            AdminState::Draining => "drained through the admin API",
+            AdminState::Disabled => "disabled through the admin API",
+            AdminState::Enabled => "enabled through the admin API",
+        };
+        state.stats.record_change(state.state_name(), done);
         if to == AdminState::Enabled && state.is_healthy() {
             state.begin_ramp(farm.health.slow_start);
         }

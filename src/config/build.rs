@@ -237,7 +237,6 @@ fn build_farms(raw: &[RawFarm], registry: &StateRegistry, p: &mut Problems) -> V
         }
         for (key, present) in [
             ("affinity", f.affinity.is_some()),
-            ("cache", f.cache.is_some()),
             ("hash_key", f.hash_key.is_some()),
         ] {
             if present {
@@ -260,11 +259,23 @@ fn build_farms(raw: &[RawFarm], registry: &StateRegistry, p: &mut Problems) -> V
                 health: crate::health::FarmHealth::new(f.name.as_str().into(), health, &servers),
                 servers,
                 policy,
+                cache: build_cache(f, &at, registry, p),
             }),
             Err(e) => p.add(format!("{at}.algorithm"), e),
         }
     }
     out
+}
+
+fn build_cache(
+    f: &RawFarm,
+    at: &str,
+    registry: &StateRegistry,
+    p: &mut Problems,
+) -> Option<crate::cache::FarmCache> {
+    let spec = crate::cache::config::build(f.cache.as_ref()?, &format!("{at}.cache"), p)?;
+    let store = registry.caches.get_or_create(&f.name, &spec);
+    Some(crate::cache::FarmCache { spec, store })
 }
 
 fn build_servers(f: &RawFarm, at: &str, registry: &StateRegistry, p: &mut Problems) -> Vec<Server> {

@@ -207,9 +207,9 @@ pub struct RawFarm {
     pub min_servers: Option<u32>,
     #[serde(default)]
     pub slow_start: Option<Dur>,
-    // cache: owned by the cache feature
+    /// The response cache (`cache::config`).
     #[serde(default)]
-    pub cache: Option<yaml_serde::Value>,
+    pub cache: Option<crate::cache::RawCache>,
     /// TLS to this farm's `https://` servers.
     #[serde(default)]
     pub tls: Option<RawFarmTls>,

@@ -18,8 +18,11 @@ pub struct Farm {
     pub algorithm: String,
     pub servers: Vec<Server>,
     pub policy: Box<dyn Policy>,
+    /// Long-lived per-farm statistics (cache counters), kept across reloads.
     /// Health checks, live traffic, minimum servers, slow start.
     pub health: crate::health::FarmHealth,
+    /// The response cache, when `cache` is configured and enabled.
+    pub cache: Option<crate::cache::FarmCache>,
 }
 
 impl Farm {

@@ -6,6 +6,7 @@
 //! transitions live in `health/` (`health::ServerHealth` is a field here).
 
 use crate::health::{FarmHealth, ServerHealth};
+use crate::metrics::{FailureReason, ServerStats};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
@@ -76,6 +77,9 @@ pub struct ServerState {
     /// Sum of response-header latency in microseconds, for the average.
     pub latency_us_total: AtomicU64,
     pub created: Instant,
+    /// Status codes, failures by reason, latency histogram, health checks
+    /// and the last state change: what metrics and /api/status report.
+    pub stats: ServerStats,
     /// Probes, live-traffic window, probation, slow start (`health/`).
     pub health: ServerHealth,
 }
@@ -94,6 +98,7 @@ impl ServerState {
             bytes_received: AtomicU64::new(0),
             latency_us_total: AtomicU64::new(0),
             created: Instant::now(),
+            stats: ServerStats::default(),
             health: ServerHealth::default(),
         }
     }
@@ -133,6 +138,16 @@ impl ServerState {
     pub fn set_admin(&self, state: AdminState) {
         self.admin.store(state as u8, Ordering::Relaxed);
     }
+    /// The state operators see: `disabled` or `draining` when the admin
+    /// says so, else `healthy` or `unhealthy` (one of `metrics::names::STATES`).
+    pub fn state_name(&self) -> &'static str {
+        match self.admin() {
+            AdminState::Disabled => "disabled",
+            AdminState::Draining => "draining",
+            AdminState::Enabled if self.is_healthy() => "healthy",
+            AdminState::Enabled => "unhealthy",
+        }
+    }
     /// Accounts for one attempt: the single place where live traffic feeds
     /// counters, latency and the farm's live-traffic checks.
     #[inline]
@@ -141,12 +156,16 @@ impl ServerState {
             Attempt::Response { latency, status } => {
                 self.latency_us_total
                     .fetch_add(latency.as_micros() as u64, Ordering::Relaxed);
+                if self.stats.record_response(status, latency) {
+                    self.failures.fetch_add(1, Ordering::Relaxed);
+                }
                 farm.live
                     .as_ref()
                     .is_some_and(|l| l.failure_codes.contains(status))
             }
-            Attempt::Failed { .. } => {
+            Attempt::Failed { reason } => {
                 self.failures.fetch_add(1, Ordering::Relaxed);
+                self.stats.record_failure(FailureReason::from_label(reason));
                 true
             }
         };
@@ -164,6 +183,8 @@ impl ServerState {
 #[derive(Default, Debug)]
 pub struct StateRegistry {
     map: Mutex<HashMap<ServerKey, Arc<ServerState>>>,
+    /// Response cache stores by farm name; they outlive snapshots too.
+    pub caches: crate::cache::CacheRegistry,
 }
 
 impl StateRegistry {
@@ -175,10 +196,11 @@ impl StateRegistry {
             .clone()
     }
 
-    /// Forgets servers that no snapshot references any more (only the
-    /// registry holds them).
+    /// Forgets servers and farms that no snapshot references any more
+    /// (only the registry holds them).
     pub fn prune(&self) {
         let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
         map.retain(|_, s| Arc::strong_count(s) > 1);
+        self.caches.prune();
     }
 }

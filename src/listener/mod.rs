@@ -130,6 +130,7 @@ pub fn spawn(
         crate::tls::watch::spawn(t.clone(), stop.subscribe());
     }
     let task_name = name.clone();
+    let stats = gw.metrics.listener(&name);
     let task_tls = tls;
     let task = tokio::spawn(async move {
         let mut generation = gw.generation();
@@ -148,7 +149,7 @@ pub fn spawn(
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
                     let secure = task_tls.is_some();
-                    let info = Arc::new(ConnInfo::new(peer, local_addr, task_name.clone(), secure));
+                    let info = Arc::new(ConnInfo::new(peer, local_addr, stats.clone(), secure));
                     match &task_tls {
                         None => serve_connection(
                             TokioIo::new(stream),
@@ -200,6 +201,7 @@ async fn run_connection<I>(
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
     let _guard = guard;
+    let _counted = info.stats.connection();
     let mut shutdown = gw.connections.subscribe();
     let svc_gw = gw.clone();
     let service = service_fn(move |req| proxy::handle(svc_gw.clone(), info.clone(), req));

@@ -13,6 +13,7 @@ pub mod upgrade;
 
 use crate::gateway::Gateway;
 use crate::log::access::AccessRecord;
+use crate::metrics::ListenerStats;
 use body::ProxyBody;
 use error::ProxyError;
 use exchange::Exchange;
@@ -30,20 +31,23 @@ pub struct ConnInfo {
     pub peer: SocketAddr,
     pub local: SocketAddr,
     pub listener: Arc<str>,
+    /// The listener's counters, resolved once when it started.
+    pub stats: Arc<ListenerStats>,
     pub tls: bool,
     /// The client IP, rendered once for X-Forwarded-For.
     pub client_ip: HeaderValue,
 }
 
 impl ConnInfo {
-    pub fn new(peer: SocketAddr, local: SocketAddr, listener: Arc<str>, tls: bool) -> Self {
+    pub fn new(peer: SocketAddr, local: SocketAddr, stats: Arc<ListenerStats>, tls: bool) -> Self {
         let ip = crate::config::snapshot::canonical_ip(peer.ip());
         let client_ip = HeaderValue::from_str(&ip.to_string())
             .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
         ConnInfo {
             peer,
             local,
-            listener,
+            listener: stats.name.clone(),
+            stats,
             tls,
             client_ip,
         }
@@ -100,7 +104,7 @@ pub async fn handle(
             let upgrade = forward::prepare(&mut parts, &snap, &client);
             set_headers.apply(&mut parts.headers);
             let upgrade = upgrade.map(|(on, _)| on);
-            forward::forward(
+            crate::cache::serve(
                 &gw,
                 &snap,
                 farm,
@@ -112,8 +116,10 @@ pub async fn handle(
         }
     };
     let mut resp = result.unwrap_or_else(ProxyError::into_response);
+    let status = resp.status().as_u16();
+    conn.stats.codes.inc(status);
     if let Some(r) = ex.record() {
-        r.status = resp.status().as_u16();
+        r.status = status;
     }
     resp.body_mut().set_exchange(ex);
     Ok(resp)

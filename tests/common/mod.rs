@@ -2,6 +2,8 @@
 //! 127.0.0.1 ephemeral ports, a small HTTP client, and deadline polling.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod admin;
+
 use bytes::Bytes;
 use farmgate::config;
 use farmgate::farm::StateRegistry;

@@ -1,0 +1,180 @@
+//! The admin listener's routes: one line per endpoint in [`route`].
+//!
+//! Paths are split into percent-decoded segments and matched with slice
+//! patterns (`["api", "status"]`); a subtree with its own router (the server
+//! actions under `/api/farms/`) gets the request whole. Requests that change
+//! state pass `auth::authorize` first, whatever their route.
+
+use super::{actions, auth, page, status};
+use crate::gateway::Gateway;
+use bytes::Bytes;
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use serde::Serialize;
+use std::sync::Arc;
+
+pub type AdminResponse = Response<Full<Bytes>>;
+
+/// Serves one admin request.
+pub async fn route(gw: &Arc<Gateway>, req: Request<Incoming>) -> AdminResponse {
+    let owned: Vec<String> = match segments(req.uri().path()) {
+        Some(s) => s,
+        None => return error(StatusCode::BAD_REQUEST, "the path is not valid UTF-8"),
+    };
+    let segs: Vec<&str> = owned.iter().map(String::as_str).collect();
+    if !auth::is_read_only(req.method()) {
+        let token = gw.snapshot().admin.token.clone();
+        if let Err(denied) = auth::authorize(req.headers(), token.as_deref()) {
+            let mut r = error(denied.status(), &denied.to_string());
+            if denied.status() == StatusCode::UNAUTHORIZED {
+                r.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"farmgate admin\""),
+                );
+            }
+            return r;
+        }
+    }
+    let get = matches!(*req.method(), Method::GET | Method::HEAD);
+    let post = req.method() == Method::POST;
+    match segs.as_slice() {
+        [] if get => page::index(),
+        ["healthz"] if get => healthz(gw),
+        ["metrics"] if get => metrics(gw),
+        ["api", "status"] if get => json(StatusCode::OK, &status::status(gw)),
+        ["api", "farms", ..] => actions::route(gw, &req).await,
+        ["api", "reload"] if post => reload(gw).await,
+        ["api", "cache", "purge"] if post => super::cache_purge::purge(gw, req).await,
+        // Known paths with the wrong method.
+        [] | ["healthz"] | ["metrics"] | ["api", "status"] => method_not_allowed("GET, HEAD"),
+        ["api", "reload"] | ["api", "cache", "purge"] => method_not_allowed("POST"),
+        _ => error(StatusCode::NOT_FOUND, "no such admin endpoint"),
+    }
+}
+
+fn healthz(gw: &Gateway) -> AdminResponse {
+    if gw.is_shutting_down() {
+        text(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n")
+    } else {
+        text(StatusCode::OK, "ok\n")
+    }
+}
+
+fn metrics(gw: &Gateway) -> AdminResponse {
+    let mut r = Response::new(Full::new(Bytes::from(gw.metrics.encode())));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
+    );
+    no_store(r)
+}
+
+/// `POST /api/reload`: re-reads the config file now; 200 with the summary,
+/// or 422 with every problem (the running config stays).
+async fn reload(gw: &Arc<Gateway>) -> AdminResponse {
+    let event = crate::reload::reload(gw, "admin").await;
+    let status = if event.ok {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    json(status, &event)
+}
+
+// === responses ===
+
+pub fn json<T: Serialize>(status: StatusCode, body: &T) -> AdminResponse {
+    let mut bytes = serde_json::to_vec_pretty(body).unwrap_or_default();
+    bytes.push(b'\n');
+    let mut r = Response::new(Full::new(Bytes::from(bytes)));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    no_store(r)
+}
+
+/// `{"error": message}` with `status`.
+pub fn error(status: StatusCode, message: &str) -> AdminResponse {
+    #[derive(Serialize)]
+    struct E<'a> {
+        error: &'a str,
+    }
+    json(status, &E { error: message })
+}
+
+pub fn text(status: StatusCode, body: &'static str) -> AdminResponse {
+    let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    no_store(r)
+}
+
+fn method_not_allowed(allow: &'static str) -> AdminResponse {
+    let mut r = error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed here");
+    r.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
+    r
+}
+
+/// Live data: never cached by a browser or proxy.
+fn no_store(mut r: AdminResponse) -> AdminResponse {
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+/// The non-empty, percent-decoded segments of `path`; None when a decoded
+/// segment is not UTF-8.
+fn segments(path: &str) -> Option<Vec<String>> {
+    path.split('/')
+        .filter(|s| !s.is_empty())
+        .map(percent_decode)
+        .collect()
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        match (
+            b[i],
+            b.get(i + 1).and_then(|&c| hex(c)),
+            b.get(i + 2).and_then(|&c| hex(c)),
+        ) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_split_and_decode() {
+        assert_eq!(segments("/").expect("root"), Vec::<String>::new());
+        assert_eq!(
+            segments("/api/farms/web/servers/127.0.0.1%3A9001/drain").expect("path"),
+            vec!["api", "farms", "web", "servers", "127.0.0.1:9001", "drain"]
+        );
+        assert_eq!(percent_decode("a%20b%zz%4").expect("lenient"), "a b%zz%4");
+        assert_eq!(percent_decode("%C3%A9").expect("utf8"), "é");
+        assert!(percent_decode("%FF").is_none());
+    }
+}

@@ -1,0 +1,156 @@
+//! The `farms[].cache` section: its serde shape (mirroring the YAML) and its
+//! compilation into the runtime [`CacheSpec`] a farm carries. Defaults and
+//! limits live here so `farmgate check` reports every bad value with its key.
+
+use crate::config::error::Problems;
+use crate::config::units::{Dur, Size};
+use serde::Deserialize;
+use std::time::Duration;
+
+/// Largest object the cache will hold; a moka weight is a `u32`.
+const MAX_OBJECT_LIMIT: u64 = 1 << 30;
+
+/// `farms[].cache` as written in the file.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawCache {
+    #[serde(default)]
+    pub enabled: Option<bool>,
+    #[serde(default)]
+    pub default_ttl: Option<Dur>,
+    #[serde(default)]
+    pub max_heuristic_ttl: Option<Dur>,
+    #[serde(default)]
+    pub query_string: Option<QueryString>,
+    #[serde(default)]
+    pub max_memory: Option<Size>,
+    #[serde(default)]
+    pub max_object_size: Option<Size>,
+    #[serde(default)]
+    pub request_consolidation: Option<bool>,
+    #[serde(default)]
+    pub stale_if_error: Option<Dur>,
+    #[serde(default)]
+    pub status_header: Option<bool>,
+}
+
+/// Whether the query string is part of the cache key (ARR's "cache by query
+/// string").
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum QueryString {
+    #[default]
+    Include,
+    Ignore,
+}
+
+/// The compiled cache settings of one farm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheSpec {
+    /// Freshness given to cacheable responses that carry none; zero means
+    /// the RFC 9111 heuristic only.
+    pub default_ttl: Duration,
+    /// Cap of the heuristic freshness (10% of the time since Last-Modified).
+    pub max_heuristic_ttl: Duration,
+    pub query_string: QueryString,
+    pub max_memory: u64,
+    pub max_object_size: u64,
+    pub request_consolidation: bool,
+    /// How long past its freshness a stored response may be served when the
+    /// farm cannot answer; zero turns it off.
+    pub stale_if_error: Duration,
+    pub status_header: bool,
+}
+
+impl Default for CacheSpec {
+    fn default() -> Self {
+        CacheSpec {
+            default_ttl: Duration::ZERO,
+            max_heuristic_ttl: Duration::from_secs(3600),
+            query_string: QueryString::Include,
+            max_memory: 256 << 20,
+            max_object_size: 8 << 20,
+            request_consolidation: true,
+            stale_if_error: Duration::from_secs(300),
+            status_header: true,
+        }
+    }
+}
+
+/// Compiles `raw` (found at key path `at`); `None` when the cache is off.
+pub fn build(raw: &RawCache, at: &str, p: &mut Problems) -> Option<CacheSpec> {
+    let d = CacheSpec::default();
+    let spec = CacheSpec {
+        default_ttl: raw.default_ttl.map_or(d.default_ttl, |v| v.0),
+        max_heuristic_ttl: raw.max_heuristic_ttl.map_or(d.max_heuristic_ttl, |v| v.0),
+        query_string: raw.query_string.unwrap_or(d.query_string),
+        max_memory: raw.max_memory.map_or(d.max_memory, |v| v.0),
+        max_object_size: raw.max_object_size.map_or(d.max_object_size, |v| v.0),
+        request_consolidation: raw.request_consolidation.unwrap_or(d.request_consolidation),
+        stale_if_error: raw.stale_if_error.map_or(d.stale_if_error, |v| v.0),
+        status_header: raw.status_header.unwrap_or(d.status_header),
+    };
+    let mut ok = true;
+    if spec.max_memory == 0 {
+        p.add(format!("{at}.max_memory"), "must be greater than 0");
+        ok = false;
+    }
+    if spec.max_object_size == 0 {
+        p.add(format!("{at}.max_object_size"), "must be greater than 0");
+        ok = false;
+    } else if spec.max_object_size > MAX_OBJECT_LIMIT {
+        p.add(
+            format!("{at}.max_object_size"),
+            "must be at most 1GiB (larger responses stream through uncached)",
+        );
+        ok = false;
+    } else if spec.max_object_size > spec.max_memory {
+        p.add(
+            format!("{at}.max_object_size"),
+            format!(
+                "{} bytes is more than max_memory ({} bytes): no such object could be stored",
+                spec.max_object_size, spec.max_memory
+            ),
+        );
+        ok = false;
+    }
+    (ok && raw.enabled.unwrap_or(true)).then_some(spec)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_documentation() {
+        let mut p = Problems::default();
+        let spec = build(&RawCache::default(), "farms[0].cache", &mut p).expect("enabled");
+        assert!(p.is_empty());
+        assert_eq!(spec, CacheSpec::default());
+        assert_eq!(spec.max_memory, 256 << 20);
+        assert_eq!(spec.stale_if_error, Duration::from_secs(300));
+    }
+
+    #[test]
+    fn disabled_builds_nothing() {
+        let mut p = Problems::default();
+        let raw = RawCache {
+            enabled: Some(false),
+            ..Default::default()
+        };
+        assert!(build(&raw, "c", &mut p).is_none());
+        assert!(p.is_empty());
+    }
+
+    #[test]
+    fn impossible_sizes_are_problems() {
+        let mut p = Problems::default();
+        let raw = RawCache {
+            max_memory: Some(Size(1 << 20)),
+            max_object_size: Some(Size(2 << 20)),
+            ..Default::default()
+        };
+        assert!(build(&raw, "c", &mut p).is_none());
+        assert_eq!(p.0[0].0, "c.max_object_size");
+    }
+}

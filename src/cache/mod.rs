@@ -1,0 +1,56 @@
+//! The response cache (RFC 9111, shared cache) with request consolidation.
+//! It sits between routing and forwarding: `listener -> rules -> cache ->
+//! farm -> forward`; [`serve`] is its entry point and falls back to the
+//! forwarder for farms without a cache.
+//!
+//! | file | owns |
+//! |---|---|
+//! | `config.rs` | `farms[].cache`: serde shape, defaults, compiled [`CacheSpec`] |
+//! | `control.rs` | parsing Cache-Control, Expires, Age, Date, Pragma |
+//! | `policy.rs` | storability, freshness lifetime, age, reuse rules |
+//! | `key.rs` | primary keys and Vary secondary keys |
+//! | `entry.rs` | a stored response |
+//! | `store.rs` | the bounded moka store, Vary and pass markers, purge |
+//! | `registry.rs` | stores by farm name, surviving reloads |
+//! | `stats.rs` | per-farm counters for metrics |
+//! | `consolidate.rs` | one backend request for concurrent misses |
+//! | `buffer.rs` | the shared growing body followers stream from |
+//! | `fill.rs` | the task that reads a backend body and stores it |
+//! | `revalidate.rs` | conditional requests for stale entries, 304 refresh |
+//! | `conditional.rs` | client If-None-Match / If-Modified-Since |
+//! | `invalidate.rs` | invalidation after successful unsafe requests |
+//! | `respond.rs` | responses from the cache, 304s, X-Cache |
+//! | `serve.rs` | the request path through all of the above |
+
+pub mod buffer;
+pub mod conditional;
+pub mod config;
+pub mod consolidate;
+pub mod control;
+pub mod entry;
+pub mod fill;
+pub mod invalidate;
+pub mod key;
+pub mod policy;
+pub mod registry;
+pub mod respond;
+pub mod revalidate;
+pub mod serve;
+pub mod stats;
+pub mod store;
+
+pub use config::{CacheSpec, QueryString, RawCache};
+pub use registry::CacheRegistry;
+pub use serve::serve;
+pub use stats::{CacheResult, CacheStats};
+pub use store::CacheStore;
+
+use std::sync::Arc;
+
+/// A farm's cache as a runtime snapshot holds it: the compiled settings
+/// and the long-lived store (shared with the registry and later snapshots).
+#[derive(Debug)]
+pub struct FarmCache {
+    pub spec: CacheSpec,
+    pub store: Arc<CacheStore>,
+}

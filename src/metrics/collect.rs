@@ -1,0 +1,438 @@
+//! The Prometheus collectors: at scrape time they walk the CURRENT snapshot
+//! (so a reload's new farms and servers appear, removed ones vanish) and
+//! read the long-lived atomics behind it (server state and its health
+//! record, farm stats, listener and TLS stats). Nothing here runs per request.
+
+use super::names::*;
+use super::process;
+use crate::gateway::Gateway;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, NoLabelSet};
+use prometheus_client::metrics::MetricType;
+use std::fmt;
+use std::sync::atomic::Ordering;
+use std::sync::Weak;
+
+// === helpers ===
+
+fn counters<L: EncodeLabelSet>(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    series: impl IntoIterator<Item = (L, u64)>,
+) -> fmt::Result {
+    let mut m = enc.encode_descriptor(name, help, None, MetricType::Counter)?;
+    for (labels, v) in series {
+        m.encode_family(&labels)?
+            .encode_counter::<NoLabelSet, _, u64>(&v, None)?;
+    }
+    Ok(())
+}
+
+fn gauges<L: EncodeLabelSet, V: prometheus_client::encoding::EncodeGaugeValue>(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    series: impl IntoIterator<Item = (L, V)>,
+) -> fmt::Result {
+    let mut m = enc.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    for (labels, v) in series {
+        m.encode_family(&labels)?.encode_gauge(&v)?;
+    }
+    Ok(())
+}
+
+fn gauge<V: prometheus_client::encoding::EncodeGaugeValue>(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    v: V,
+) -> fmt::Result {
+    enc.encode_descriptor(name, help, None, MetricType::Gauge)?
+        .encode_gauge(&v)
+}
+
+/// The `{farm, server}` labels of one server.
+fn key<'a>(farm: &'a str, s: &'a crate::farm::Server) -> [(&'static str, &'a str); 2] {
+    [("farm", farm), ("server", &*s.name)]
+}
+
+// === impl BackendCollector ===
+
+/// Per-server and per-farm metrics over the current snapshot.
+#[derive(Debug)]
+pub struct BackendCollector(pub Weak<Gateway>);
+
+impl Collector for BackendCollector {
+    fn encode(&self, mut enc: DescriptorEncoder) -> fmt::Result {
+        let Some(gw) = self.0.upgrade() else {
+            return Ok(());
+        };
+        let snap = gw.snapshot();
+        let servers: Vec<_> = snap
+            .farms
+            .iter()
+            .flat_map(|f| f.servers.iter().map(move |s| (&*f.name, s)))
+            .collect();
+        let mut by_code = Vec::new();
+        for (farm, s) in &servers {
+            for (code, n) in s.state.stats.codes.iter() {
+                by_code.push(([("farm", *farm), ("server", &*s.name)], code.to_string(), n));
+            }
+        }
+        counters(
+            &mut enc,
+            BACKEND_REQUESTS,
+            "Responses received from a server, by status code.",
+            by_code
+                .iter()
+                .map(|(k, code, n)| ([k[0], k[1], ("code", code.as_str())], *n)),
+        )?;
+        gauges(
+            &mut enc,
+            BACKEND_ACTIVE_REQUESTS,
+            "Requests sent to a server whose response has not ended.",
+            servers
+                .iter()
+                .map(|(f, s)| (key(f, s), s.state.in_flight())),
+        )?;
+        {
+            let mut m = enc.encode_descriptor(
+                BACKEND_RESPONSE_DURATION,
+                "Time from sending a request to a server to its response headers.",
+                None,
+                MetricType::Histogram,
+            )?;
+            for (f, s) in &servers {
+                let h = s.state.stats.latency.snapshot();
+                m.encode_family(&key(f, s))?
+                    .encode_histogram::<NoLabelSet>(
+                        h.sum_seconds(),
+                        h.count(),
+                        &h.encoder_buckets(),
+                        None,
+                    )?;
+            }
+        }
+        gauges(
+            &mut enc,
+            BACKEND_UP,
+            "1 while the server takes new requests, 0 when it does not.",
+            servers
+                .iter()
+                .map(|(f, s)| (key(f, s), u64::from(s.state.in_rotation()))),
+        )?;
+        gauges(
+            &mut enc,
+            BACKEND_STATE,
+            "1 for the server's current state (healthy, unhealthy, draining, disabled).",
+            servers.iter().flat_map(|(f, s)| {
+                let now = s.state.state_name();
+                STATES.iter().map(move |st| {
+                    (
+                        [("farm", *f), ("server", &*s.name), ("state", *st)],
+                        u64::from(now == *st),
+                    )
+                })
+            }),
+        )?;
+        counters(
+            &mut enc,
+            BACKEND_FAILURES,
+            "Failed attempts to a server, by reason (connect, timeout, status, reset).",
+            servers.iter().flat_map(|(f, s)| {
+                crate::metrics::server::FailureReason::ALL
+                    .into_iter()
+                    .map(move |r| {
+                        (
+                            [("farm", *f), ("server", &*s.name), ("reason", r.as_str())],
+                            s.state.stats.failures(r),
+                        )
+                    })
+            }),
+        )?;
+        counters(
+            &mut enc,
+            BACKEND_SENT_BYTES,
+            "Request body bytes sent to a server.",
+            servers
+                .iter()
+                .map(|(f, s)| (key(f, s), s.state.bytes_sent.load(Ordering::Relaxed))),
+        )?;
+        counters(
+            &mut enc,
+            BACKEND_RECEIVED_BYTES,
+            "Response body bytes received from a server.",
+            servers
+                .iter()
+                .map(|(f, s)| (key(f, s), s.state.bytes_received.load(Ordering::Relaxed))),
+        )?;
+        counters(
+            &mut enc,
+            HEALTH_CHECKS,
+            "Active health checks of a server, by result (pass, or why it failed).",
+            servers.iter().flat_map(|(f, s)| {
+                s.state
+                    .health
+                    .counters
+                    .checks_by_result()
+                    .map(move |(result, n)| {
+                        ([("farm", *f), ("server", &*s.name), ("result", result)], n)
+                    })
+            }),
+        )?;
+        counters(
+            &mut enc,
+            BACKEND_HEALTH_TRANSITIONS,
+            "Times the server left (down) or came back to (up) rotation for health reasons.",
+            servers.iter().flat_map(|(f, s)| {
+                let c = &s.state.health.counters;
+                [
+                    ("down", c.went_down.load(Ordering::Relaxed)),
+                    ("up", c.came_back.load(Ordering::Relaxed)),
+                ]
+                .map(|(to, n)| ([("farm", *f), ("server", &*s.name), ("to", to)], n))
+            }),
+        )?;
+        counters(
+            &mut enc,
+            BACKEND_LIVE_EJECTIONS,
+            "Times live traffic took the server out of rotation.",
+            servers.iter().map(|(f, s)| {
+                (
+                    key(f, s),
+                    s.state
+                        .health
+                        .counters
+                        .live_ejections
+                        .load(Ordering::Relaxed),
+                )
+            }),
+        )?;
+
+        // Farms.
+        gauges(
+            &mut enc,
+            FARM_SERVERS_UP,
+            "Servers of the farm that take new requests.",
+            snap.farms.iter().map(|f| {
+                let up = f.servers.iter().filter(|s| s.state.in_rotation()).count();
+                ([("farm", &*f.name)], up as u64)
+            }),
+        )?;
+        gauges(
+            &mut enc,
+            FARM_MIN_SERVERS_ACTIVE,
+            "1 while the min_servers floor keeps unhealthy servers in rotation.",
+            snap.farms
+                .iter()
+                .map(|f| ([("farm", &*f.name)], u64::from(f.health.floor_active()))),
+        )?;
+        // Only farms with a cache have cache series.
+        let cached = || {
+            snap.farms
+                .iter()
+                .filter_map(|f| f.cache.as_ref().map(|c| (f, c)))
+        };
+        counters(
+            &mut enc,
+            CACHE_REQUESTS,
+            "Requests through the farm's response cache, by result.",
+            cached().flat_map(|(f, c)| {
+                crate::cache::CacheResult::ALL.into_iter().map(move |r| {
+                    (
+                        [("farm", &*f.name), ("result", r.as_str())],
+                        c.store.stats.get(r),
+                    )
+                })
+            }),
+        )?;
+        gauges(
+            &mut enc,
+            CACHE_SIZE_BYTES,
+            "Bytes held by the farm's response cache.",
+            cached().map(|(f, c)| ([("farm", &*f.name)], c.store.size_bytes())),
+        )
+    }
+}
+
+// === impl ListenerCollector ===
+
+/// Per-listener traffic and connections.
+#[derive(Debug)]
+pub struct ListenerCollector(pub Weak<Gateway>);
+
+impl Collector for ListenerCollector {
+    fn encode(&self, mut enc: DescriptorEncoder) -> fmt::Result {
+        let Some(gw) = self.0.upgrade() else {
+            return Ok(());
+        };
+        // Listeners of the current config (a reload may have removed some).
+        let snap = gw.snapshot();
+        let listeners: Vec<_> = gw
+            .metrics
+            .listeners()
+            .into_iter()
+            .filter(|l| snap.listeners.iter().any(|s| s.name == l.name))
+            .collect();
+        let mut by_code = Vec::new();
+        for l in &listeners {
+            for (code, n) in l.codes.iter() {
+                by_code.push((&*l.name, code.to_string(), n));
+            }
+        }
+        counters(
+            &mut enc,
+            REQUESTS,
+            "Responses sent to clients, by listener and status code.",
+            by_code
+                .iter()
+                .map(|(l, code, n)| ([("listener", *l), ("code", code.as_str())], *n)),
+        )?;
+        gauges(
+            &mut enc,
+            CONNECTIONS_ACTIVE,
+            "Open client connections.",
+            listeners
+                .iter()
+                .map(|l| ([("listener", &*l.name)], l.connections_active())),
+        )?;
+        counters(
+            &mut enc,
+            CONNECTIONS,
+            "Client connections accepted.",
+            listeners.iter().map(|l| {
+                (
+                    [("listener", &*l.name)],
+                    l.connections_total.load(Ordering::Relaxed),
+                )
+            }),
+        )?;
+        let tls = gw.tls.stats();
+        counters(
+            &mut enc,
+            TLS_HANDSHAKES,
+            "TLS handshakes with clients completed (full and resumed).",
+            tls.iter()
+                .map(|t| ([("listener", &*t.listener)], t.handshakes())),
+        )?;
+        counters(
+            &mut enc,
+            TLS_RESUMED_HANDSHAKES,
+            "TLS handshakes that resumed a session.",
+            tls.iter()
+                .map(|t| ([("listener", &*t.listener)], t.resumed_handshakes())),
+        )?;
+        counters(
+            &mut enc,
+            TLS_HANDSHAKE_FAILURES,
+            "TLS handshakes with clients that failed or timed out.",
+            tls.iter()
+                .map(|t| ([("listener", &*t.listener)], t.handshake_failures())),
+        )?;
+        counters(
+            &mut enc,
+            TLS_CERTIFICATE_RELOADS,
+            "Certificate files reloaded by the watcher, by result (success, failure).",
+            tls.iter().flat_map(|t| {
+                [
+                    ("success", t.certificate_reloads()),
+                    ("failure", t.certificate_reload_failures()),
+                ]
+                .map(|(result, n)| ([("listener", &*t.listener), ("result", result)], n))
+            }),
+        )
+    }
+}
+
+// === impl ConfigCollector ===
+
+/// Reloads and build information.
+#[derive(Debug)]
+pub struct ConfigCollector(pub Weak<Gateway>);
+
+impl Collector for ConfigCollector {
+    fn encode(&self, mut enc: DescriptorEncoder) -> fmt::Result {
+        let Some(gw) = self.0.upgrade() else {
+            return Ok(());
+        };
+        let r = &gw.reloads;
+        counters(
+            &mut enc,
+            CONFIG_RELOADS,
+            "Configuration reloads, by result (success, failure).",
+            [
+                ([("result", "success")], r.successes.load(Ordering::Relaxed)),
+                ([("result", "failure")], r.failures.load(Ordering::Relaxed)),
+            ],
+        )?;
+        let last = r.last_success_ms.load(Ordering::Relaxed) as f64 / 1000.0;
+        gauge(
+            &mut enc,
+            CONFIG_LAST_RELOAD_SUCCESS,
+            "Unix time when the running configuration loaded (start-up or reload).",
+            last,
+        )?;
+        enc.encode_descriptor(BUILD, "farmgate's version.", None, MetricType::Info)?
+            .encode_info(&[("version", env!("CARGO_PKG_VERSION"))])
+    }
+}
+
+// === impl ProcessCollector ===
+
+/// CPU, memory and file descriptors of this process.
+#[derive(Debug)]
+pub struct ProcessCollector;
+
+impl Collector for ProcessCollector {
+    fn encode(&self, mut enc: DescriptorEncoder) -> fmt::Result {
+        let Some(p) = process::sample() else {
+            return Ok(());
+        };
+        enc.encode_descriptor(
+            PROCESS_CPU_SECONDS,
+            "User and system CPU time spent, in seconds.",
+            None,
+            MetricType::Counter,
+        )?
+        .encode_counter::<NoLabelSet, _, u64>(&p.cpu_seconds, None)?;
+        gauge(
+            &mut enc,
+            PROCESS_RESIDENT_MEMORY,
+            "Resident memory size in bytes.",
+            p.resident_bytes,
+        )?;
+        gauge(
+            &mut enc,
+            PROCESS_VIRTUAL_MEMORY,
+            "Virtual memory size in bytes.",
+            p.virtual_bytes,
+        )?;
+        gauge(
+            &mut enc,
+            PROCESS_THREADS,
+            "OS threads of the process.",
+            p.threads,
+        )?;
+        if let Some(n) = p.open_fds {
+            gauge(&mut enc, PROCESS_OPEN_FDS, "Open file descriptors.", n)?;
+        }
+        if let Some(n) = p.max_fds {
+            gauge(
+                &mut enc,
+                PROCESS_MAX_FDS,
+                "Maximum number of open file descriptors.",
+                n,
+            )?;
+        }
+        if let Some(t) = p.start_time_seconds {
+            gauge(
+                &mut enc,
+                PROCESS_START_TIME,
+                "Start time of the process since the unix epoch, in seconds.",
+                t,
+            )?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,68 @@
+//! Per-listener statistics: responses by status code, open and accepted
+//! connections (TLS handshake counters live in `tls::TlsStats`). One `Arc<ListenerStats>` is resolved
+//! per listener when it starts and handed to each connection, so counting a
+//! response is one indexed `fetch_add`.
+
+use super::status_codes::StatusCounts;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+#[derive(Debug)]
+pub struct ListenerStats {
+    pub name: Arc<str>,
+    /// Responses sent to clients, by status (farmgate's own 502/503 too).
+    pub codes: StatusCounts,
+    connections_active: AtomicU64,
+    /// Connections served since start (after the TLS handshake on TLS).
+    pub connections_total: AtomicU64,
+}
+
+impl ListenerStats {
+    pub fn new(name: Arc<str>) -> Self {
+        ListenerStats {
+            name,
+            codes: StatusCounts::default(),
+            connections_active: AtomicU64::new(0),
+            connections_total: AtomicU64::new(0),
+        }
+    }
+
+    /// Counts a connection as open until the guard is dropped.
+    pub fn connection(self: &Arc<Self>) -> ConnectionGuard {
+        self.connections_active.fetch_add(1, Ordering::Relaxed);
+        self.connections_total.fetch_add(1, Ordering::Relaxed);
+        ConnectionGuard(self.clone())
+    }
+
+    pub fn connections_active(&self) -> u64 {
+        self.connections_active.load(Ordering::Relaxed)
+    }
+}
+
+/// An open client connection of a listener.
+#[derive(Debug)]
+pub struct ConnectionGuard(Arc<ListenerStats>);
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        self.0.connections_active.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guard_counts_open_connections() {
+        let s = Arc::new(ListenerStats::new("public".into()));
+        let a = s.connection();
+        let b = s.connection();
+        assert_eq!(s.connections_active(), 2);
+        drop(a);
+        assert_eq!(s.connections_active(), 1);
+        drop(b);
+        assert_eq!(s.connections_active(), 0);
+        assert_eq!(s.connections_total.load(Ordering::Relaxed), 2);
+    }
+}

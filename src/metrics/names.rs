@@ -1,0 +1,88 @@
+//! Every metric farmgate exports, by name, in one place (as sozu does), so
+//! the docs, the dashboards and the code agree.
+//!
+//! Counters are named here WITHOUT their `_total` suffix: the OpenMetrics
+//! encoder appends it, so `BACKEND_REQUESTS` is scraped as
+//! `farmgate_backend_requests_total`. Histograms gain `_bucket`, `_sum` and
+//! `_count`.
+
+// === listeners ===
+/// Counter `{listener,code}`: responses sent to clients, by status code.
+pub const REQUESTS: &str = "farmgate_requests";
+/// Gauge `{listener}`: open client connections.
+pub const CONNECTIONS_ACTIVE: &str = "farmgate_connections_active";
+/// Counter `{listener}`: client connections served.
+pub const CONNECTIONS: &str = "farmgate_connections";
+/// Counter `{listener}`: TLS handshakes completed (full and resumed).
+pub const TLS_HANDSHAKES: &str = "farmgate_tls_handshakes";
+/// Counter `{listener}`: TLS handshakes that resumed a session.
+pub const TLS_RESUMED_HANDSHAKES: &str = "farmgate_tls_resumed_handshakes";
+/// Counter `{listener}`: TLS handshakes that failed or timed out.
+pub const TLS_HANDSHAKE_FAILURES: &str = "farmgate_tls_handshake_failures";
+/// Counter `{listener,result}`: certificate files reloaded by the watcher.
+pub const TLS_CERTIFICATE_RELOADS: &str = "farmgate_tls_certificate_reloads";
+
+// === backends ===
+/// Counter `{farm,server,code}`: responses received from a server, by status.
+pub const BACKEND_REQUESTS: &str = "farmgate_backend_requests";
+/// Gauge `{farm,server}`: requests sent to a server whose response has not ended.
+pub const BACKEND_ACTIVE_REQUESTS: &str = "farmgate_backend_active_requests";
+/// Histogram `{farm,server}`: time to response headers, 1 ms to 30 s.
+pub const BACKEND_RESPONSE_DURATION: &str = "farmgate_backend_response_duration_seconds";
+/// Gauge `{farm,server}`: 1 while the server takes new requests, else 0.
+pub const BACKEND_UP: &str = "farmgate_backend_up";
+/// Gauge `{farm,server,state}`: 1 for the server's current state.
+pub const BACKEND_STATE: &str = "farmgate_backend_state";
+/// Counter `{farm,server,reason}`: failed attempts (connect, timeout, status, reset).
+pub const BACKEND_FAILURES: &str = "farmgate_backend_failures";
+/// Counter `{farm,server}`: request body bytes sent to the server.
+pub const BACKEND_SENT_BYTES: &str = "farmgate_backend_sent_bytes";
+/// Counter `{farm,server}`: response body bytes received from the server.
+pub const BACKEND_RECEIVED_BYTES: &str = "farmgate_backend_received_bytes";
+/// Counter `{farm,server,result}`: active health checks by result (`pass`,
+/// or why it failed: `health::outcome::PROBE_RESULTS`).
+pub const HEALTH_CHECKS: &str = "farmgate_health_checks";
+/// Counter `{farm,server,to}`: times the server left (`down`) or came back
+/// to (`up`) rotation for health reasons.
+pub const BACKEND_HEALTH_TRANSITIONS: &str = "farmgate_backend_health_transitions";
+/// Counter `{farm,server}`: times live traffic took the server out.
+pub const BACKEND_LIVE_EJECTIONS: &str = "farmgate_backend_live_ejections";
+
+// === farms ===
+/// Gauge `{farm}`: 1 while the min_servers floor keeps unhealthy servers in rotation.
+pub const FARM_MIN_SERVERS_ACTIVE: &str = "farmgate_farm_min_servers_active";
+/// Gauge `{farm}`: servers of the farm that take new requests.
+pub const FARM_SERVERS_UP: &str = "farmgate_farm_servers_up";
+/// Counter `{farm,result}`: cache lookups (hit, miss, stale, bypass, consolidated).
+pub const CACHE_REQUESTS: &str = "farmgate_cache_requests";
+/// Gauge `{farm}`: bytes held by the farm's response cache.
+pub const CACHE_SIZE_BYTES: &str = "farmgate_cache_size_bytes";
+
+// === config and process ===
+/// Counter `{result}`: configuration reloads, success or failure.
+pub const CONFIG_RELOADS: &str = "farmgate_config_reloads";
+/// Gauge: unix time of the last configuration that loaded (start-up counts).
+pub const CONFIG_LAST_RELOAD_SUCCESS: &str =
+    "farmgate_config_last_reload_success_timestamp_seconds";
+/// Info `{version}`: always 1 (scraped as `farmgate_build_info`).
+pub const BUILD: &str = "farmgate_build";
+/// Standard process metrics (as every Prometheus client library names them).
+pub const PROCESS_CPU_SECONDS: &str = "process_cpu_seconds";
+pub const PROCESS_RESIDENT_MEMORY: &str = "process_resident_memory_bytes";
+pub const PROCESS_VIRTUAL_MEMORY: &str = "process_virtual_memory_bytes";
+pub const PROCESS_OPEN_FDS: &str = "process_open_fds";
+pub const PROCESS_MAX_FDS: &str = "process_max_fds";
+pub const PROCESS_THREADS: &str = "process_threads";
+pub const PROCESS_START_TIME: &str = "process_start_time_seconds";
+
+// === label values ===
+/// `farmgate_backend_state{state}` values.
+pub const STATES: [&str; 4] = ["healthy", "unhealthy", "draining", "disabled"];
+/// `farmgate_backend_failures_total{reason}` values, in [`FailureReason`] order.
+///
+/// [`FailureReason`]: super::server::FailureReason
+pub const FAILURE_REASONS: [&str; 4] = ["connect", "timeout", "status", "reset"];
+/// `farmgate_cache_requests_total{result}` values, in [`CacheResult`] order.
+///
+/// [`CacheResult`]: super::farm::CacheResult
+pub const CACHE_RESULTS: [&str; 5] = ["hit", "miss", "stale", "bypass", "consolidated"];
