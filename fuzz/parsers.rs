@@ -91,6 +91,62 @@ pub fn cache_control(data: &[u8]) {
     }
 }
 
+/// A farm with cookie affinity over three servers, built once.
+fn affinity_snapshot() -> &'static farmgate::config::Snapshot {
+    static SNAP: std::sync::OnceLock<farmgate::config::Snapshot> = std::sync::OnceLock::new();
+    SNAP.get_or_init(|| {
+        let yaml = "listeners: [ { bind: \"127.0.0.1:0\" } ]\nadmin: { enabled: false }\n\
+                    farms:\n  - name: web\n    affinity: { cookie: FG, secret: s3cret }\n    servers:\n\
+                    \x20     - { name: a, address: \"127.0.0.1:1\" }\n\
+                    \x20     - { name: b, address: \"127.0.0.1:2\" }\n\
+                    \x20     - { name: c, address: \"127.0.0.1:3\" }\n";
+        farmgate::config::load_str(yaml, "affinity.yaml", &StateRegistry::default())
+            .expect("the affinity config builds")
+    })
+}
+
+/// Affinity cookie decoding: each line of the input is a Cookie header.
+/// A client is bound to a server only when a server's exact cookie value is
+/// in the input (forged, truncated or foreign values bind nobody), and every
+/// server's own Set-Cookie value binds to that server.
+pub fn affinity(data: &[u8]) {
+    let farm = &affinity_snapshot().farms[0];
+    let aff = farm.affinity.as_ref().expect("affinity configured");
+    let values: Vec<Vec<u8>> = (0..farm.servers.len())
+        .map(|i| {
+            let set = aff
+                .set_cookie(i, false)
+                .expect("a Set-Cookie per server")
+                .as_bytes();
+            let v = &set[b"FG=".len()..];
+            v[..v.iter().position(|b| *b == b';').unwrap_or(v.len())].to_vec()
+        })
+        .collect();
+    let mut headers = http::HeaderMap::new();
+    for line in data.split(|b| *b == b'\n') {
+        if let Ok(v) = http::HeaderValue::from_bytes(line) {
+            headers.append(http::header::COOKIE, v);
+        }
+    }
+    if let Some(i) = aff.bound_server(&headers) {
+        assert!(
+            data.windows(values[i].len())
+                .any(|w| w == values[i].as_slice()),
+            "bound to server {i} without its cookie value"
+        );
+    }
+    for (i, v) in values.iter().enumerate() {
+        let mut h = http::HeaderMap::new();
+        let mut cookie = b"x=1; FG=".to_vec();
+        cookie.extend_from_slice(v);
+        h.insert(
+            http::header::COOKIE,
+            http::HeaderValue::from_bytes(&cookie).unwrap(),
+        );
+        assert_eq!(aff.bound_server(&h), Some(i));
+    }
+}
+
 /// The HTTP/1 framing scanner: the first byte chooses a split point; the
 /// verdict must not depend on how the bytes arrive.
 pub fn framing(data: &[u8]) {
@@ -119,5 +175,6 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("units", units),
     ("status_ranges", status_ranges),
     ("cache_control", cache_control),
+    ("affinity", affinity),
     ("framing", framing),
 ];

@@ -22,7 +22,7 @@ use super::stats::CacheResult;
 use super::store::{Found, Lookup};
 use super::FarmCache;
 use crate::config::Snapshot;
-use crate::farm::Farm;
+use crate::farm::{Farm, PickRequest};
 use crate::gateway::Gateway;
 use crate::proxy::body::ProxyBody;
 use crate::proxy::error::{local_response, ProxyError};
@@ -44,16 +44,18 @@ pub async fn serve(
     snap: &Snapshot,
     farm: &Farm,
     out: Outgoing,
+    pick: &PickRequest,
     upgrade: Option<OnUpgrade>,
     ex: &mut Exchange,
 ) -> Answer {
     let Some(cache) = farm.cache.as_ref() else {
-        return forward::forward(gw, snap, farm, out, upgrade, ex).await;
+        return forward::forward(gw, snap, farm, out, pick, upgrade, ex).await;
     };
     let c = Ctx {
         gw,
         snap,
         farm,
+        pick: *pick,
         cache,
         head_only: out.parts.method == Method::HEAD,
         req: RequestPolicy::default(),
@@ -91,6 +93,7 @@ struct Ctx<'a> {
     gw: &'a Gateway,
     snap: &'a Snapshot,
     farm: &'a Farm,
+    pick: PickRequest,
     cache: &'a FarmCache,
     head_only: bool,
     req: RequestPolicy,
@@ -107,7 +110,7 @@ impl Ctx<'_> {
         upgrade: Option<OnUpgrade>,
         ex: &mut Exchange,
     ) -> Answer {
-        forward::forward(self.gw, self.snap, self.farm, out, upgrade, ex).await
+        forward::forward(self.gw, self.snap, self.farm, out, &self.pick, upgrade, ex).await
     }
 
     /// Counts `result` and sets X-Cache.

@@ -5,8 +5,9 @@
 use super::error::Problems;
 use super::raw::*;
 use super::snapshot::*;
+use crate::farm::affinity::{self, Affinity, AffinitySpec};
+use crate::farm::hash_key::HashKey;
 use crate::farm::{selection, server::parse_address, Farm, Server, ServerKey, StateRegistry};
-use crate::rules::RuleSet;
 use ipnet::IpNet;
 use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
@@ -64,9 +65,7 @@ pub fn build(raw: RawConfig, file: &str, registry: &StateRegistry) -> Result<Sna
         None if farms.len() == 1 => Some(0),
         None => None,
     };
-    if !raw.rules.is_empty() {
-        p.add("rules", "URL rewrite rules are not available in this build");
-    }
+    let rules = crate::rules::compile(&raw.rules, &farms, &mut p);
 
     if p.is_empty() {
         Ok(Snapshot {
@@ -78,7 +77,7 @@ pub fn build(raw: RawConfig, file: &str, registry: &StateRegistry) -> Result<Sna
             runtime,
             farms,
             default_farm,
-            rules: RuleSet::default(),
+            rules,
             backend_tls,
         })
     } else {
@@ -274,23 +273,17 @@ fn build_farms(raw: &[RawFarm], registry: &StateRegistry, p: &mut Problems) -> V
                 format!("duplicate farm name {:?}", f.name),
             );
         }
-        for (key, present) in [
-            ("affinity", f.affinity.is_some()),
-            ("hash_key", f.hash_key.is_some()),
-        ] {
-            if present {
-                p.add(
-                    format!("{at}.{key}"),
-                    format!("{key} is not available in this build"),
-                );
-            }
-        }
         let servers = build_servers(f, &at, registry, p);
         let health = crate::health::spec::compile(f, &at, p);
         let algorithm = f
             .algorithm
             .clone()
             .unwrap_or_else(|| selection::DEFAULT_ALGORITHM.to_string());
+        let hash_key = build_hash_key(f, &algorithm, &at, p);
+        let affinity = f
+            .affinity
+            .as_ref()
+            .and_then(|a| build_affinity(a, &f.name, &servers, &at, p));
         match selection::build(&algorithm, &servers) {
             Ok(policy) => out.push(Farm {
                 name: f.name.as_str().into(),
@@ -299,6 +292,8 @@ fn build_farms(raw: &[RawFarm], registry: &StateRegistry, p: &mut Problems) -> V
                 servers,
                 policy,
                 cache: build_cache(f, &at, registry, p),
+                hash_key,
+                affinity,
             }),
             Err(e) => p.add(format!("{at}.algorithm"), e),
         }
@@ -315,6 +310,62 @@ fn build_cache(
     let spec = crate::cache::config::build(f.cache.as_ref()?, &format!("{at}.cache"), p)?;
     let store = registry.caches.get_or_create(&f.name, &spec);
     Some(crate::cache::FarmCache { spec, store })
+}
+
+/// `hash_key` belongs to `algorithm: hash` (default `client_ip`).
+fn build_hash_key(f: &RawFarm, algorithm: &str, at: &str, p: &mut Problems) -> Option<HashKey> {
+    if algorithm != "hash" {
+        if f.hash_key.is_some() {
+            p.add(
+                format!("{at}.hash_key"),
+                format!("hash_key is only used by algorithm: hash (this farm uses {algorithm})"),
+            );
+        }
+        return None;
+    }
+    match HashKey::parse(f.hash_key.as_deref().unwrap_or("client_ip")) {
+        Ok(k) => Some(k),
+        Err(e) => {
+            p.add(format!("{at}.hash_key"), e);
+            None
+        }
+    }
+}
+
+fn build_affinity(
+    a: &RawAffinity,
+    farm: &str,
+    servers: &[Server],
+    at: &str,
+    p: &mut Problems,
+) -> Option<Affinity> {
+    let before = p.0.len();
+    if let Err(e) = affinity::validate_cookie_name(&a.cookie) {
+        p.add(format!("{at}.affinity.cookie"), e);
+    }
+    if a.ttl.is_some_and(|t| t.0.is_zero()) {
+        p.add(
+            format!("{at}.affinity.ttl"),
+            "must be greater than 0; leave it out for a session cookie",
+        );
+    }
+    if a.secret.as_deref() == Some("") {
+        p.add(
+            format!("{at}.affinity.secret"),
+            "must not be empty; leave it out to derive the cookie from farm and server names",
+        );
+    }
+    if p.0.len() > before {
+        return None;
+    }
+    let spec = AffinitySpec {
+        cookie: a.cookie.clone(),
+        ttl: a.ttl.map(|t| t.0),
+        secret: a.secret.clone(),
+    };
+    Affinity::new(&spec, farm, servers)
+        .map_err(|e| p.add(format!("{at}.affinity"), e))
+        .ok()
 }
 
 fn build_servers(f: &RawFarm, at: &str, registry: &StateRegistry, p: &mut Problems) -> Vec<Server> {

@@ -24,9 +24,8 @@ pub struct RawConfig {
     pub runtime: RawRuntime,
     #[serde(default)]
     pub farms: Vec<RawFarm>,
-    // rules: owned by the URL rewrite feature
     #[serde(default)]
-    pub rules: Vec<yaml_serde::Value>,
+    pub rules: Vec<super::raw_rules::RawRule>,
     #[serde(default)]
     pub default_farm: Option<String>,
 }
@@ -198,14 +197,13 @@ pub struct RawFarm {
     pub name: String,
     #[serde(default)]
     pub algorithm: Option<String>,
-    // hash_key: used by the hash algorithm (farms feature)
+    /// What the `hash` algorithm hashes.
     #[serde(default)]
     pub hash_key: Option<String>,
     #[serde(default)]
     pub servers: Vec<RawServer>,
-    // affinity: owned by the farms feature
     #[serde(default)]
-    pub affinity: Option<yaml_serde::Value>,
+    pub affinity: Option<RawAffinity>,
     // health_check, live_traffic, min_servers, slow_start: the health feature
     #[serde(default)]
     pub health_check: Option<RawHealthCheck>,
@@ -231,6 +229,17 @@ pub struct RawFarmTls {
     pub ca: Option<PathBuf>,
     #[serde(default)]
     pub insecure_skip_verify: Option<bool>,
+}
+
+/// `farms[].affinity`: cookie affinity; the cookie name turns it on.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAffinity {
+    pub cookie: String,
+    #[serde(default)]
+    pub ttl: Option<Dur>,
+    #[serde(default)]
+    pub secret: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

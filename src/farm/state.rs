@@ -5,6 +5,7 @@
 //! The request path reads and writes it through atomics only. Health
 //! transitions live in `health/` (`health::ServerHealth` is a field here).
 
+use super::ewma::PeakEwma;
 use crate::health::{FarmHealth, ServerHealth};
 use crate::metrics::{FailureReason, ServerStats};
 use std::collections::HashMap;
@@ -58,6 +59,10 @@ pub enum Attempt {
     Failed { reason: &'static str },
 }
 
+/// The latency a failed attempt (refused, reset, timed out) feeds into the
+/// response-time average.
+pub const FAILURE_LATENCY: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// State shared by every snapshot that contains this server.
 #[derive(Debug)]
 pub struct ServerState {
@@ -76,6 +81,8 @@ pub struct ServerState {
     pub bytes_received: AtomicU64,
     /// Sum of response-header latency in microseconds, for the average.
     pub latency_us_total: AtomicU64,
+    /// Peak-EWMA of response latency (`least_response_time`).
+    pub latency: PeakEwma,
     pub created: Instant,
     /// Status codes, failures by reason, latency histogram, health checks
     /// and the last state change: what metrics and /api/status report.
@@ -97,6 +104,7 @@ impl ServerState {
             bytes_sent: AtomicU64::new(0),
             bytes_received: AtomicU64::new(0),
             latency_us_total: AtomicU64::new(0),
+            latency: PeakEwma::default(),
             created: Instant::now(),
             stats: ServerStats::default(),
             health: ServerHealth::default(),
@@ -159,6 +167,7 @@ impl ServerState {
                 if self.stats.record_response(status, latency) {
                     self.failures.fetch_add(1, Ordering::Relaxed);
                 }
+                self.latency.observe(latency);
                 farm.live
                     .as_ref()
                     .is_some_and(|l| l.failure_codes.contains(status))
@@ -166,6 +175,9 @@ impl ServerState {
             Attempt::Failed { reason } => {
                 self.failures.fetch_add(1, Ordering::Relaxed);
                 self.stats.record_failure(FailureReason::from_label(reason));
+                // A failed attempt counts as a very slow answer, so
+                // least_response_time steers away until it decays.
+                self.latency.observe(FAILURE_LATENCY);
                 true
             }
         };

@@ -8,12 +8,12 @@ use super::activity::ConnActivity;
 use crate::gateway::Gateway;
 use crate::proxy::body::ProxyBody;
 use crate::proxy::error::local_response;
+use crate::proxy::route::Aborted;
 use crate::proxy::{self, ConnInfo};
 use bytes::Bytes;
 use http::{header, HeaderValue, Request, Response, Version};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
-use std::convert::Infallible;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -24,7 +24,7 @@ pub async fn serve(
     conn: Arc<ConnInfo>,
     activity: Arc<ConnActivity>,
     req: Request<Incoming>,
-) -> Result<Response<TrackedBody>, Infallible> {
+) -> Result<Response<TrackedBody>, Aborted> {
     let http2 = req.version() == Version::HTTP_2;
     let index = activity.request_started(http2);
     let mut pending = Pending {
@@ -46,7 +46,13 @@ pub async fn serve(
         }
         None => match proxy::handle(gw, conn, req).await {
             Ok(resp) => resp,
-            Err(never) => match never {},
+            Err(aborted) => {
+                // A rule aborted it: ended, but not cancelled by the client.
+                if let Some(a) = pending.activity.take() {
+                    a.request_ended();
+                }
+                return Err(aborted);
+            }
         },
     };
     let activity = pending.activity.take();

@@ -19,6 +19,8 @@ pub struct Exchange {
     farm: Option<(Arc<Snapshot>, usize)>,
     bytes: u64,
     aborted: bool,
+    /// Index (in the farm) of the server whose response this is.
+    picked: Option<usize>,
     log: Option<(Arc<AccessLog>, Box<AccessRecord>)>,
 }
 
@@ -30,8 +32,18 @@ impl Exchange {
             farm: None,
             bytes: 0,
             aborted: false,
+            picked: None,
             log: None,
         }
+    }
+
+    pub fn set_picked(&mut self, index: usize) {
+        self.picked = Some(index);
+    }
+
+    /// The server that answered, when one did (not for cache hits).
+    pub fn picked(&self) -> Option<usize> {
+        self.picked
     }
 
     /// Takes an in-flight slot on `server` until this exchange ends.

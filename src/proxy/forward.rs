@@ -13,7 +13,7 @@ use super::headers::{self, ClientSide};
 use super::upgrade;
 use crate::config::Snapshot;
 use crate::farm::state::Attempt;
-use crate::farm::{Farm, Server};
+use crate::farm::{Farm, PickRequest, Server};
 use crate::gateway::Gateway;
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
@@ -85,6 +85,7 @@ pub async fn forward(
     snap: &Snapshot,
     farm: &Farm,
     out: Outgoing,
+    pick: &PickRequest,
     client_upgrade: Option<OnUpgrade>,
     ex: &mut Exchange,
 ) -> Result<Response<ProxyBody>, ProxyError> {
@@ -114,7 +115,7 @@ pub async fn forward(
     let mut client_upgrade = client_upgrade;
 
     for attempt in 0..max_attempts {
-        let Some(idx) = farm.pick(&tried[..attempt]) else {
+        let Some(idx) = farm.pick(pick, &tried[..attempt]) else {
             return Err(last_err);
         };
         tried[attempt] = idx;
@@ -157,6 +158,9 @@ pub async fn forward(
                     .state
                     .record_attempt(Attempt::Response { status, latency }, &farm.health);
                 ex.set_upstream_time(latency);
+                // The affinity cookie is added by `proxy::handle`, outside
+                // the cache, so a stored response never carries one.
+                ex.set_picked(idx);
                 return Ok(respond(resp, &mut client_upgrade));
             }
             Ok(Err(e)) => {

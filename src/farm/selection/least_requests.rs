@@ -3,7 +3,7 @@
 //! scan at a rotating offset, so equal servers share traffic instead of the
 //! first one taking it all.
 
-use super::{PickContext, Policy};
+use super::{rotated, PickContext, Policy};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 #[derive(Debug, Default)]
@@ -19,21 +19,21 @@ impl Policy for LeastRequests {
         }
         let start = self.offset.fetch_add(1, Ordering::Relaxed) % n;
         let mut best: Option<(usize, u64, u64)> = None; // (index, in_flight, weight)
-        for k in 0..n {
-            let i = (start + k) % n;
-            if !ctx.is_candidate(i) {
-                continue;
-            }
+        for i in rotated(n, start) {
             let s = &ctx.servers[i];
-            if s.weight == 0 {
+            if s.weight == 0 || !ctx.is_candidate(i) {
                 continue;
             }
             let load = s.state.in_flight();
+            if load == 0 {
+                // Nothing beats an idle server; the rotating start spreads ties.
+                return Some(i);
+            }
             let w = u64::from(s.weight);
             // load_i / w_i < load_b / w_b  <=>  load_i * w_b < load_b * w_i
             let better = match best {
                 None => true,
-                Some((_, bl, bw)) => (load as u128) * (bw as u128) < (bl as u128) * (w as u128),
+                Some((_, bl, bw)) => load.saturating_mul(bw) < bl.saturating_mul(w),
             };
             if better {
                 best = Some((i, load, w));

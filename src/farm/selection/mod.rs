@@ -4,11 +4,21 @@
 //! Building a policy from the server set happens once per snapshot; `pick`
 //! runs per request and takes no lock and allocates nothing.
 
+mod hash;
 mod least_requests;
+mod least_response_time;
+mod power_of_two;
+mod random;
 mod round_robin;
+mod weighted_round_robin;
 
+pub use hash::ConsistentHash;
 pub use least_requests::LeastRequests;
+pub use least_response_time::LeastResponseTime;
+pub use power_of_two::PowerOfTwo;
+pub use random::Random;
 pub use round_robin::RoundRobin;
+pub use weighted_round_robin::WeightedRoundRobin;
 
 use super::server::Server;
 use std::fmt;
@@ -18,7 +28,8 @@ pub struct PickContext<'a> {
     pub servers: &'a [Server],
     /// Indexes already tried for this request (a retry wants another server).
     pub exclude: &'a [usize],
-    /// Hash of the request's key, for key-based policies.
+    /// Hash of the request's `hash_key`, for the `hash` policy; None when
+    /// the farm has no key or the request lacks it.
     pub hash: Option<u64>,
 }
 
@@ -26,8 +37,15 @@ impl PickContext<'_> {
     /// In rotation and not already tried.
     #[inline]
     pub fn is_candidate(&self, i: usize) -> bool {
-        !self.exclude.contains(&i) && self.servers[i].state.in_rotation()
+        self.servers[i].state.in_rotation() && !self.exclude.contains(&i)
     }
+}
+
+/// Indexes `start..n` then `0..start`: a scan from a rotating offset
+/// without a division per step.
+#[inline]
+pub(crate) fn rotated(n: usize, start: usize) -> impl Iterator<Item = usize> {
+    (start..n).chain(0..start)
 }
 
 /// A load-balancing policy: picks the index of a server, or None when no
@@ -37,17 +55,29 @@ pub trait Policy: Send + Sync + fmt::Debug {
 }
 
 /// Names accepted by `farms[].algorithm`.
-pub const ALGORITHMS: &[&str] = &["round_robin", "least_requests"];
+pub const ALGORITHMS: &[&str] = &[
+    "round_robin",
+    "weighted_round_robin",
+    "least_requests",
+    "least_response_time",
+    "random",
+    "power_of_two",
+    "hash",
+];
 
 /// The default algorithm, as in ARR.
 pub const DEFAULT_ALGORITHM: &str = "least_requests";
 
 /// Builds the policy named by the config for this server set.
 pub fn build(algorithm: &str, servers: &[Server]) -> Result<Box<dyn Policy>, String> {
-    let _ = servers;
     match algorithm {
         "round_robin" => Ok(Box::new(RoundRobin::default())),
+        "weighted_round_robin" => Ok(Box::new(WeightedRoundRobin::new(servers))),
         "least_requests" => Ok(Box::new(LeastRequests::default())),
+        "least_response_time" => Ok(Box::new(LeastResponseTime::default())),
+        "random" => Ok(Box::new(Random::new(servers))),
+        "power_of_two" => Ok(Box::new(PowerOfTwo::new(servers))),
+        "hash" => Ok(Box::new(ConsistentHash::new(servers))),
         other => Err(format!(
             "unknown algorithm {other:?}; expected one of: {}",
             ALGORITHMS.join(", ")
