@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 pub struct Exchange {
     started: Instant,
     server: Option<Arc<ServerState>>,
-    /// The snapshot and farm the request went to, to account a failure
-    /// that happens after the response head (a backend closing mid-body).
-    farm: Option<(Arc<Snapshot>, usize)>,
+    /// The snapshot the request used, to account a failure that happens
+    /// after the response head (a backend closing mid-body).
+    snapshot: Option<Arc<Snapshot>>,
     bytes: u64,
     aborted: bool,
     /// Index (in the farm) of the server whose response this is.
@@ -29,7 +29,7 @@ impl Exchange {
         Exchange {
             started,
             server: None,
-            farm: None,
+            snapshot: None,
             bytes: 0,
             aborted: false,
             picked: None,
@@ -55,18 +55,24 @@ impl Exchange {
         }
     }
 
-    /// Names the farm (index in `snap`) whose server this exchange holds.
-    pub fn set_farm(&mut self, snap: Arc<Snapshot>, farm: usize) {
-        self.farm = Some((snap, farm));
+    /// The snapshot the request was routed with.
+    pub fn set_snapshot(&mut self, snap: Arc<Snapshot>) {
+        self.snapshot = Some(snap);
     }
 
     /// The server failed after its response head (closed or broke the
     /// body): a failed attempt for its counters and live-traffic checks.
+    /// Rare, so its farm is looked up here rather than carried along.
     pub fn backend_failed(&mut self, reason: &'static str) {
-        if let (Some(server), Some((snap, fi))) = (&self.server, &self.farm) {
-            if let Some(farm) = snap.farms.get(*fi) {
-                server.record_attempt(Attempt::Failed { reason }, &farm.health);
-            }
+        let (Some(server), Some(snap)) = (&self.server, &self.snapshot) else {
+            return;
+        };
+        let farm = snap
+            .farms
+            .iter()
+            .find(|f| f.servers.iter().any(|s| Arc::ptr_eq(&s.state, server)));
+        if let Some(farm) = farm {
+            server.record_attempt(Attempt::Failed { reason }, &farm.health);
         }
     }
 

@@ -92,9 +92,7 @@ pub async fn handle(
             return Err(route::Aborted);
         }
         Route::Forward(farm, set_headers) => {
-            if let Some(fi) = snap.farms.iter().position(|f| std::ptr::eq(f, farm)) {
-                ex.set_farm(snap.clone(), fi);
-            }
+            ex.set_snapshot(snap.clone());
             if let Some(r) = ex.record() {
                 r.farm = Some(farm.name.clone());
             }
