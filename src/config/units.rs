@@ -15,26 +15,42 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .ok_or_else(|| format!("duration {t:?} needs a unit: ms, s, m, h or d (e.g. \"5s\")"))?;
     let (num, unit) = t.split_at(split);
-    let value: f64 = num
-        .parse()
-        .map_err(|_| format!("duration {t:?} does not start with a number"))?;
-    let scale = match unit.trim() {
-        "ms" => 0.001,
-        "s" => 1.0,
-        "m" => 60.0,
-        "h" => 3600.0,
-        "d" => 86400.0,
+    // Exact decimal arithmetic in nanoseconds: through f64, "299ms" came
+    // out as 298.999...ms (found by fuzzing).
+    let unit_ns: u128 = match unit.trim() {
+        "ms" => 1_000_000,
+        "s" => 1_000_000_000,
+        "m" => 60_000_000_000,
+        "h" => 3_600_000_000_000,
+        "d" => 86_400_000_000_000,
         other => {
             return Err(format!(
                 "duration {t:?} has unknown unit {other:?}; use ms, s, m, h or d"
             ))
         }
     };
-    let secs = value * scale;
-    if !secs.is_finite() || secs > 10.0 * 365.0 * 86400.0 {
-        return Err(format!("duration {t:?} is out of range"));
+    let (int, frac) = num.split_once('.').unwrap_or((num, ""));
+    if (int.is_empty() && frac.is_empty()) || frac.contains('.') {
+        return Err(format!("duration {t:?} does not start with a number"));
     }
-    Ok(Duration::from_secs_f64(secs))
+    let out_of_range = || format!("duration {t:?} is out of range");
+    let whole: u128 = if int.is_empty() {
+        0
+    } else {
+        int.parse().map_err(|_| out_of_range())?
+    };
+    // Digits past the 20th are below a nanosecond for every unit.
+    let (mut frac_value, mut frac_scale) = (0u128, 1u128);
+    for d in frac.bytes().take(20) {
+        frac_value = frac_value * 10 + u128::from(d - b'0');
+        frac_scale *= 10;
+    }
+    let nanos = whole
+        .checked_mul(unit_ns)
+        .and_then(|n| n.checked_add(frac_value * unit_ns / frac_scale))
+        .filter(|n| *n <= 10 * 365 * 86_400_000_000_000)
+        .ok_or_else(out_of_range)?;
+    Ok(Duration::from_nanos(nanos as u64))
 }
 
 /// Parses `64KiB`, `8MiB`, `1GiB`, `10KB`, `512B` or a plain number of bytes.
@@ -142,6 +158,31 @@ mod tests {
         assert!(parse_duration("5").is_err());
         assert!(parse_duration("5 parsecs").is_err());
         assert!(parse_duration("fast").is_err());
+    }
+
+    #[test]
+    fn durations_are_exact() {
+        // Regression (fuzz target `units`): f64 scaling lost a millisecond.
+        assert_eq!(parse_duration("299ms"), Ok(Duration::from_millis(299)));
+        assert_eq!(
+            parse_duration("88888888.3s"),
+            Ok(Duration::from_millis(88_888_888_300))
+        );
+        assert_eq!(
+            parse_duration("88888888299ms"),
+            Ok(Duration::from_millis(88_888_888_299))
+        );
+        assert_eq!(parse_duration("0.001s"), Ok(Duration::from_millis(1)));
+        assert_eq!(parse_duration(".5s"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("1.s"), Ok(Duration::from_secs(1)));
+        assert_eq!(
+            parse_duration("3650d"),
+            Ok(Duration::from_secs(3650 * 86400))
+        );
+        assert!(parse_duration("3651d").is_err());
+        assert!(parse_duration("99999999999999999999999999999999999999999s").is_err());
+        assert!(parse_duration(".s").is_err());
+        assert!(parse_duration("1.2.3s").is_err());
     }
 
     #[test]
