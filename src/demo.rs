@@ -139,7 +139,11 @@ pub fn banner(proxy: SocketAddr, tls: Option<SocketAddr>, admin: Option<SocketAd
          for i in 1 2 3; do curl -s -c /tmp/fg.jar -b /tmp/fg.jar http://{proxy}/; done   # cookie affinity: one server\n  \
          curl http://{proxy}/slow?ms=500      # a slow request, streamed back\n  \
          curl -i http://{proxy}/static/logo.png   # cacheable: X-Cache MISS, then HIT from the same server for 60 s\n  \
-         curl -H 'X-Forwarded-For: 203.0.113.7' http://{proxy}/   # X-Forwarded-For is appended\n"
+         curl -H 'X-Forwarded-For: 203.0.113.7' http://{proxy}/   # X-Forwarded-For is appended\n  \
+         curl http://{proxy}/v1/users/7       # rule api-v1: demo-1 sees /users/7\n  \
+         curl http://{proxy}/current/users/7  # follows the latest API: demo-2 or demo-3\n  \
+         curl -i http://{proxy}/%61dmin       # maintenance rule: 503, encodings do not dodge it\n  \
+         curl http://{proxy}/index.php        # scanner rule: connection closed, no answer\n"
     );
     if let Some(t) = tls {
         let port = t.port();

@@ -8,7 +8,6 @@ use super::snapshot::*;
 use crate::farm::affinity::{self, Affinity, AffinitySpec};
 use crate::farm::hash_key::HashKey;
 use crate::farm::{selection, server::parse_address, Farm, Server, ServerKey, StateRegistry};
-use crate::rules::RuleSet;
 use ipnet::IpNet;
 use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
@@ -66,9 +65,7 @@ pub fn build(raw: RawConfig, file: &str, registry: &StateRegistry) -> Result<Sna
         None if farms.len() == 1 => Some(0),
         None => None,
     };
-    if !raw.rules.is_empty() {
-        p.add("rules", "URL rewrite rules are not available in this build");
-    }
+    let rules = crate::rules::compile(&raw.rules, &farms, &mut p);
 
     if p.is_empty() {
         Ok(Snapshot {
@@ -80,7 +77,7 @@ pub fn build(raw: RawConfig, file: &str, registry: &StateRegistry) -> Result<Sna
             runtime,
             farms,
             default_farm,
-            rules: RuleSet::default(),
+            rules,
             backend_tls,
         })
     } else {

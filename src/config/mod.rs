@@ -11,6 +11,7 @@ pub mod build;
 pub mod error;
 pub mod locate;
 pub mod raw;
+pub mod raw_rules;
 pub mod snapshot;
 pub mod tls;
 pub mod units;

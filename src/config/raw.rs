@@ -24,9 +24,8 @@ pub struct RawConfig {
     pub runtime: RawRuntime,
     #[serde(default)]
     pub farms: Vec<RawFarm>,
-    // rules: owned by the URL rewrite feature
     #[serde(default)]
-    pub rules: Vec<yaml_serde::Value>,
+    pub rules: Vec<super::raw_rules::RawRule>,
     #[serde(default)]
     pub default_farm: Option<String>,
 }

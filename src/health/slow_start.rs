@@ -131,13 +131,16 @@ mod tests {
         for _ in 0..30_000 {
             hits[admit(&s, &[], &pick).expect("pick")] += 1;
         }
-        let f = (f0 + s[0].state.slow_start_factor()) / 2.0;
-        assert!((0.2..0.35).contains(&f), "factor {f}");
+        let f1 = s[0].state.slow_start_factor();
+        assert!((0.2..0.35).contains(&f0), "factor at the start {f0}");
+        // The ramp moves while we pick (a loaded machine makes that slow), so
+        // the share lies between what the first and the last factor give.
         let share = f64::from(hits[0]) / 30_000.0;
-        let expected = f / 3.0;
         assert!(
-            (share - expected).abs() < 0.03,
-            "share {share:.3}, expected about {expected:.3} (factor {f:.3})"
+            share > f0 / 3.0 - 0.03 && share < f1 / 3.0 + 0.03,
+            "share {share:.3}, expected between {:.3} and {:.3}",
+            f0 / 3.0,
+            f1 / 3.0
         );
     }
 

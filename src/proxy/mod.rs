@@ -8,6 +8,7 @@ pub mod error;
 pub mod exchange;
 pub mod forward;
 pub mod headers;
+pub mod route;
 pub mod upgrade;
 
 use crate::gateway::Gateway;
@@ -19,7 +20,7 @@ use exchange::Exchange;
 use headers::ClientSide;
 use http::{HeaderValue, Request, Response};
 use hyper::body::Incoming;
-use std::convert::Infallible;
+use route::Route;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
@@ -58,7 +59,7 @@ pub async fn handle(
     gw: Arc<Gateway>,
     conn: Arc<ConnInfo>,
     req: Request<Incoming>,
-) -> Result<Response<ProxyBody>, Infallible> {
+) -> Result<Response<ProxyBody>, route::Aborted> {
     let started = Instant::now();
     let snap = gw.snapshot();
     let mut ex = Exchange::new(started);
@@ -83,10 +84,14 @@ pub async fn handle(
     }
 
     let (mut parts, body) = req.into_parts();
-    let result = match snap.default_farm {
-        None => Err(ProxyError::NoRoute),
-        Some(fi) => {
-            let farm = &snap.farms[fi];
+    let result = match route::route(&snap, &conn, &mut parts) {
+        Route::Local(resp) => Ok(resp),
+        Route::Fail(e) => Err(e),
+        Route::Abort => {
+            ex.mark_aborted();
+            return Err(route::Aborted);
+        }
+        Route::Forward(farm, set_headers) => {
             if let Some(r) = ex.record() {
                 r.farm = Some(farm.name.clone());
             }
@@ -100,6 +105,7 @@ pub async fn handle(
             // cookie as the client sent them.
             let pick = farm.pick_request(&parts, conn.peer.ip(), client.trusted, conn.tls);
             let upgrade = forward::prepare(&mut parts, &snap, &client);
+            set_headers.apply(&mut parts.headers);
             let upgrade = upgrade.map(|(on, _)| on);
             let answer = crate::cache::serve(
                 &gw,

@@ -1,0 +1,100 @@
+//! Routing a request: runs the snapshot's rules and turns their decision
+//! into what `handle` does next: forward to a farm (with the rewritten URI
+//! in place and the headers rules set), answer locally (redirect, respond,
+//! 400, 404), or abort the connection.
+
+use super::body::ProxyBody;
+use super::error::ProxyError;
+use super::ConnInfo;
+use crate::config::Snapshot;
+use crate::farm::Farm;
+use crate::rules::{Outcome, RequestView};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Response, Uri};
+
+/// Where a request goes.
+pub enum Route<'s> {
+    Forward(&'s Farm, SetHeaders),
+    Local(Response<ProxyBody>),
+    Fail(ProxyError),
+    Abort,
+}
+
+/// A rule's `abort`: returned from the service so hyper drops the
+/// connection (HTTP/1) or resets the stream (HTTP/2) without a response.
+#[derive(Debug, thiserror::Error)]
+#[error("request aborted by a rule")]
+pub struct Aborted;
+
+/// Request headers rules set, applied after the forwarding headers.
+pub struct SetHeaders(Vec<(HeaderName, HeaderValue)>);
+
+impl SetHeaders {
+    pub fn apply(self, headers: &mut HeaderMap) {
+        for (name, value) in self.0 {
+            if value.is_empty() {
+                headers.remove(&name);
+            } else {
+                headers.insert(name, value);
+            }
+        }
+    }
+}
+
+/// Runs the rules for a request head; a rewritten URL replaces the path
+/// and query in `parts.uri` (the forwarder sends that).
+pub fn route<'s>(
+    snap: &'s Snapshot,
+    conn: &ConnInfo,
+    parts: &mut http::request::Parts,
+) -> Route<'s> {
+    let view = RequestView::new(
+        &parts.method,
+        &parts.uri,
+        parts.version,
+        &parts.headers,
+        conn.client_ip.as_bytes(),
+        conn.local.port(),
+        conn.tls,
+    );
+    let decision = snap.rules.evaluate(&view);
+    if let Some(i) = decision.rule {
+        tracing::debug!(rule = ?snap.rules.name(i), uri = %parts.uri, "rule matched");
+    }
+    match decision.outcome {
+        Outcome::Route { farm, url } => {
+            let Some(farm) = farm.or(snap.default_farm).and_then(|i| snap.farms.get(i)) else {
+                return Route::Fail(ProxyError::NoRoute);
+            };
+            if let Some(pq) = url {
+                let mut up = std::mem::take(&mut parts.uri).into_parts();
+                up.path_and_query = Some(pq);
+                match Uri::from_parts(up) {
+                    Ok(uri) => parts.uri = uri,
+                    Err(_) => return Route::Fail(ProxyError::BadRequest),
+                }
+            }
+            Route::Forward(farm, SetHeaders(decision.set_headers))
+        }
+        Outcome::Redirect { status, location } => {
+            let mut resp = Response::new(ProxyBody::empty());
+            *resp.status_mut() = status;
+            resp.headers_mut().insert(header::LOCATION, location);
+            Route::Local(resp)
+        }
+        Outcome::Respond {
+            status,
+            headers,
+            body,
+        } => {
+            let mut resp = Response::new(ProxyBody::full(body));
+            *resp.status_mut() = status;
+            for (name, value) in headers {
+                resp.headers_mut().append(name, value);
+            }
+            Route::Local(resp)
+        }
+        Outcome::Abort => Route::Abort,
+        Outcome::BadRequest => Route::Fail(ProxyError::BadRequest),
+    }
+}
