@@ -13,7 +13,10 @@ const BROWSER_HEAD: &[(&str, &str)] = &[
     ("host", "shop.example.com"),
     ("connection", "keep-alive"),
     ("cache-control", "max-age=0"),
-    ("sec-ch-ua", "\"Chromium\";v=\"130\", \"Not?A_Brand\";v=\"99\""),
+    (
+        "sec-ch-ua",
+        "\"Chromium\";v=\"130\", \"Not?A_Brand\";v=\"99\"",
+    ),
     ("sec-ch-ua-mobile", "?0"),
     ("sec-ch-ua-platform", "\"Linux\""),
     ("upgrade-insecure-requests", "1"),
@@ -32,7 +35,10 @@ const BROWSER_HEAD: &[(&str, &str)] = &[
     ("referer", "https://shop.example.com/cart"),
     ("accept-encoding", "gzip, deflate, br, zstd"),
     ("accept-language", "en-GB,en;q=0.9"),
-    ("cookie", "session=3f9a7c1e5b2d4a6f8e0c; farmgate_web=web2; theme=dark"),
+    (
+        "cookie",
+        "session=3f9a7c1e5b2d4a6f8e0c; farmgate_web=web2; theme=dark",
+    ),
 ];
 
 fn head(extra: &[(&str, &str)]) -> HeaderMap {
@@ -84,17 +90,20 @@ fn rewrite(c: &mut Criterion) {
     ];
     for (name, base, mode) in cases {
         let spec = spec(mode);
-        c.bench_function(&format!("strip_hop_by_hop + apply_forwarded: {name}"), |b| {
-            b.iter_batched_ref(
-                || base.clone(),
-                |h| {
-                    strip_hop_by_hop(h);
-                    apply_forwarded(h, &spec, &client, Some(&host));
-                    black_box(h.len())
-                },
-                BatchSize::SmallInput,
-            )
-        });
+        c.bench_function(
+            &format!("strip_hop_by_hop + apply_forwarded: {name}"),
+            |b| {
+                b.iter_batched_ref(
+                    || base.clone(),
+                    |h| {
+                        strip_hop_by_hop(h);
+                        apply_forwarded(h, &spec, &client, Some(&host));
+                        black_box(h.len())
+                    },
+                    BatchSize::SmallInput,
+                )
+            },
+        );
     }
     let base = head(&[]);
     c.bench_function("copy of a browser head (kept for a retry)", |b| {
