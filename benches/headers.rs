@@ -64,6 +64,7 @@ fn spec(mode: ForwardedFor) -> ProxySpec {
         idle_timeout: Duration::from_secs(90),
         retries: 1,
         max_request_body: 1 << 20,
+        limits: Default::default(),
     }
 }
 

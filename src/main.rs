@@ -173,6 +173,7 @@ fn serve(
 ) -> ExitCode {
     let demo = config_path.is_none();
     farmgate::log::init(&snapshot.log.level);
+    farmgate::listener::limit::raise_fd_limit(&snapshot);
     // One worker: the current-thread scheduler runs the same tasks on one
     // thread without the work-stealing machinery (atomics, a second thread
     // to wake), which profiling showed costs CPU per request for nothing.

@@ -121,10 +121,20 @@ fn build_listeners(raw: &[RawListener], p: &mut Problems) -> Vec<ListenerSpec> {
                         format!("another listener already binds {bind}"),
                     );
                 }
+                let max_connections = l
+                    .max_connections
+                    .unwrap_or(ClientLimits::DEFAULT_MAX_CONNECTIONS);
+                if max_connections == 0 {
+                    p.add(
+                        format!("listeners[{i}].max_connections"),
+                        "must be at least 1",
+                    );
+                }
                 out.push(ListenerSpec {
                     name: name.into(),
                     bind,
                     tls,
+                    max_connections,
                 });
             }
             Err(e) => p.add(format!("listeners[{i}].bind"), e),
@@ -203,12 +213,7 @@ fn build_proxy(raw: &RawProxy, p: &mut Problems) -> ProxySpec {
     if response_timeout.is_zero() {
         p.add("proxy.response_timeout", "must be greater than 0");
     }
-    if raw.header_timeout.is_some() || raw.max_header_size.is_some() {
-        p.add(
-            "proxy",
-            "header_timeout and max_header_size are not available in this build",
-        );
-    }
+    let limits = build_limits(raw, p);
     ProxySpec {
         forwarded_for: raw.forwarded_for,
         trusted_proxies: trusted,
@@ -218,6 +223,37 @@ fn build_proxy(raw: &RawProxy, p: &mut Problems) -> ProxySpec {
         idle_timeout: raw.idle_timeout.map_or(Duration::from_secs(90), |d| d.0),
         retries: raw.retries.unwrap_or(2),
         max_request_body: raw.max_request_body.map_or(100 << 20, |s| s.0),
+        limits,
+    }
+}
+
+/// Client connection limits; the bounds keep hyper's own limits valid (an
+/// HTTP/1 head must fit hyper's read buffer, ~400 KiB).
+fn build_limits(raw: &RawProxy, p: &mut Problems) -> ClientLimits {
+    let d = ClientLimits::default();
+    let header_timeout = raw.header_timeout.map_or(d.header_timeout, |t| t.0);
+    if header_timeout.is_zero() {
+        p.add("proxy.header_timeout", "must be greater than 0");
+    }
+    let max_header_size = raw
+        .max_header_size
+        .map_or(d.max_header_size as u64, |s| s.0);
+    if !(1024..=256 << 10).contains(&max_header_size) {
+        p.add("proxy.max_header_size", "must be between 1KiB and 256KiB");
+    }
+    let max_headers = raw.max_headers.unwrap_or(d.max_headers);
+    if !(1..=1000).contains(&max_headers) {
+        p.add("proxy.max_headers", "must be between 1 and 1000");
+    }
+    let http2_max_streams = raw.http2_max_streams.unwrap_or(d.http2_max_streams);
+    if http2_max_streams == 0 {
+        p.add("proxy.http2_max_streams", "must be at least 1");
+    }
+    ClientLimits {
+        header_timeout,
+        max_header_size: max_header_size.min(256 << 10) as usize,
+        max_headers,
+        http2_max_streams,
     }
 }
 

@@ -38,6 +38,9 @@ pub struct RawListener {
     pub bind: String,
     #[serde(default)]
     pub tls: Option<RawListenerTls>,
+    /// Open client connections at most; see `docs/hardening.md`.
+    #[serde(default)]
+    pub max_connections: Option<usize>,
 }
 
 /// `listeners[].tls`: terminate TLS on this listener.
@@ -148,11 +151,15 @@ pub struct RawProxy {
     pub retries: Option<u32>,
     #[serde(default)]
     pub max_request_body: Option<Size>,
-    // hardening limits: owned by the hardening feature
+    // hardening limits: see docs/hardening.md
     #[serde(default)]
     pub header_timeout: Option<Dur>,
     #[serde(default)]
     pub max_header_size: Option<Size>,
+    #[serde(default)]
+    pub max_headers: Option<usize>,
+    #[serde(default)]
+    pub http2_max_streams: Option<u32>,
 }
 
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, Default)]

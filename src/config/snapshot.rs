@@ -52,6 +52,8 @@ pub struct ListenerSpec {
     pub bind: SocketAddr,
     /// TLS termination settings; `None` for plain HTTP.
     pub tls: Option<Arc<crate::tls::TlsSpec>>,
+    /// At most this many client connections are open on this listener.
+    pub max_connections: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -71,6 +73,39 @@ pub struct ProxySpec {
     pub idle_timeout: Duration,
     pub retries: u32,
     pub max_request_body: u64,
+    /// What a client connection may send and how long it may take.
+    pub limits: ClientLimits,
+}
+
+/// Limits on client connections (see `docs/hardening.md`). Read once per
+/// connection by the listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientLimits {
+    /// From the first byte of a request head (from accept for the first
+    /// request) until the head is complete.
+    pub header_timeout: Duration,
+    /// Bytes of an HTTP/1 request head (request line and headers); the
+    /// HTTP/2 header list size.
+    pub max_header_size: usize,
+    /// Header fields of an HTTP/1 request head.
+    pub max_headers: usize,
+    /// Concurrent streams of one HTTP/2 connection.
+    pub http2_max_streams: u32,
+}
+
+impl ClientLimits {
+    pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+}
+
+impl Default for ClientLimits {
+    fn default() -> Self {
+        ClientLimits {
+            header_timeout: Duration::from_secs(10),
+            max_header_size: 32 << 10,
+            max_headers: 100,
+            http2_max_streams: 100,
+        }
+    }
 }
 
 impl ProxySpec {

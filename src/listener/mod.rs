@@ -2,20 +2,37 @@
 //! (prior knowledge, or by ALPN over TLS: `tls.rs`) on them through
 //! hyper-util's auto server, with upgrades. Also the connection tracker that
 //! graceful shutdown waits on.
+//!
+//! Hostile clients are held off here (see `docs/hardening.md`): the
+//! connection cap with eviction (`limit.rs`), the header and idle timeouts
+//! and rapid-reset detection (`activity.rs`), the strict second reading of
+//! HTTP/1 framing against request smuggling (`framing.rs`, fed by `io.rs`),
+//! the refusal of what it flags (`service.rs`), and hyper's own HTTP/1 and
+//! HTTP/2 limits (`http_builder`).
 
+pub mod activity;
+pub mod framing;
+mod io;
+pub mod limit;
+mod service;
 pub mod set;
 mod tls;
 
+use crate::config::snapshot::ClientLimits;
 use crate::gateway::Gateway;
-use crate::proxy::{self, ConnInfo};
+use crate::proxy::ConnInfo;
 use crate::tls::TlsListener;
+use activity::{ConnActivity, Expiry};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
+use limit::{ConnSet, Slot};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
@@ -53,6 +70,8 @@ pub struct ConnTracker {
     active: AtomicUsize,
     idle: Notify,
     shutdown: watch::Sender<bool>,
+    /// Each listener's open connections, by listener name.
+    per_listener: Mutex<HashMap<Arc<str>, Arc<ConnSet>>>,
 }
 
 impl Default for ConnTracker {
@@ -61,6 +80,7 @@ impl Default for ConnTracker {
             active: AtomicUsize::new(0),
             idle: Notify::new(),
             shutdown: watch::Sender::new(false),
+            per_listener: Mutex::default(),
         }
     }
 }
@@ -87,6 +107,11 @@ impl ConnTracker {
     pub fn subscribe(&self) -> watch::Receiver<bool> {
         self.shutdown.subscribe()
     }
+    /// The open connections of the listener `name` (open count, evictions).
+    pub fn listener(&self, name: &Arc<str>) -> Arc<ConnSet> {
+        let mut map = self.per_listener.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(name.clone()).or_default().clone()
+    }
     /// Asks every connection to finish its in-flight requests and close,
     /// then waits up to `timeout`. Returns the connections still open.
     pub async fn drain(&self, timeout: Duration) -> usize {
@@ -104,15 +129,31 @@ impl ConnTracker {
     }
 }
 
+/// HTTP/2 streams a client may reset before the server accepted them;
+/// beyond, the connection gets GOAWAY (h2's rapid reset defence).
+const H2_MAX_PENDING_ACCEPT_RESETS: usize = 20;
+/// Streams the server may reset because of client protocol errors before
+/// the connection gets GOAWAY.
+const H2_MAX_LOCAL_ERROR_RESETS: usize = 256;
+
 /// The hyper server settings every traffic connection uses.
 pub fn http_builder(gw: &Gateway) -> auto::Builder<TokioExecutor> {
-    let snap = gw.snapshot();
+    let limits = gw.snapshot().proxy.limits;
     let mut b = auto::Builder::new(TokioExecutor::new());
     b.http1()
         .timer(TokioTimer::new())
         .keep_alive(true)
-        .header_read_timeout(snap.proxy.idle_timeout);
-    b.http2().timer(TokioTimer::new());
+        // The header and idle timeouts are the connection watchdog's
+        // (`activity.rs`): hyper's one timer would run across both.
+        .header_read_timeout(None)
+        // Too many header fields: 431.
+        .max_headers(limits.max_headers);
+    b.http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(limits.http2_max_streams)
+        .max_header_list_size(u32::try_from(limits.max_header_size).unwrap_or(u32::MAX))
+        .max_pending_accept_reset_streams(H2_MAX_PENDING_ACCEPT_RESETS)
+        .max_local_error_reset_streams(H2_MAX_LOCAL_ERROR_RESETS);
     b
 }
 
@@ -132,6 +173,7 @@ pub fn spawn(
     let task_name = name.clone();
     let stats = gw.metrics.listener(&name);
     let task_tls = tls;
+    let conns = gw.connections.listener(&name);
     let task = tokio::spawn(async move {
         let mut generation = gw.generation();
         let mut builder = http_builder(&gw);
@@ -147,17 +189,26 @@ pub fn spawn(
             }
             match accepted {
                 Ok((stream, peer)) => {
+                    let (limits, idle_timeout, max) = conn_settings(&gw, &task_name);
+                    let activity = Arc::new(ConnActivity::new(limits.header_timeout, idle_timeout));
+                    // At the cap this evicts an idle connection, or waits
+                    // (not accepting) until one ends.
+                    let slot = tokio::select! {
+                        s = conns.admit(activity.clone(), max) => s,
+                        _ = stopped.wait_for(|s| *s) => break,
+                    };
                     let _ = stream.set_nodelay(true);
                     let secure = task_tls.is_some();
                     let info = Arc::new(ConnInfo::new(peer, local_addr, stats.clone(), secure));
+                    let conn = Conn {
+                        info,
+                        activity,
+                        max_head: limits.max_header_size,
+                        slot,
+                    };
                     match &task_tls {
-                        None => serve_connection(
-                            TokioIo::new(stream),
-                            info,
-                            gw.clone(),
-                            builder.clone(),
-                        ),
-                        Some(t) => tls::serve(stream, t.clone(), info, gw.clone(), builder.clone()),
+                        None => serve_connection(stream, conn, gw.clone(), builder.clone()),
+                        Some(t) => tls::serve(stream, t.clone(), conn, gw.clone(), builder.clone()),
                     }
                 }
                 Err(e) => {
@@ -176,46 +227,96 @@ pub fn spawn(
     })
 }
 
-/// Serves one client connection until it closes or shutdown drains it.
-pub fn serve_connection<I>(
-    io: I,
+/// The settings a new connection of listener `name` gets from the current
+/// snapshot: client limits, idle timeout, and the listener's cap.
+fn conn_settings(gw: &Gateway, name: &str) -> (ClientLimits, Duration, usize) {
+    let snap = gw.snapshot();
+    let max = snap
+        .listeners
+        .iter()
+        .find(|l| &*l.name == name)
+        .map_or(ClientLimits::DEFAULT_MAX_CONNECTIONS, |l| l.max_connections);
+    (snap.proxy.limits, snap.proxy.idle_timeout, max)
+}
+
+/// An accepted client connection and what watches over it.
+pub(crate) struct Conn {
     info: Arc<ConnInfo>,
+    activity: Arc<ConnActivity>,
+    max_head: usize,
+    /// Its place under the listener's `max_connections`.
+    slot: Slot,
+}
+
+/// Serves one client connection until it closes or shutdown drains it.
+fn serve_connection<S>(
+    stream: S,
+    conn: Conn,
     gw: Arc<Gateway>,
     builder: auto::Builder<TokioExecutor>,
 ) where
-    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let guard = gw.connections.enter();
-    tokio::spawn(run_connection(io, info, gw, builder, guard));
+    tokio::spawn(run_connection(stream, conn, gw, builder, guard));
 }
 
 /// Serves HTTP on an open (and, for TLS, handshaken) connection; `guard`
-/// counts it as open until it ends.
-async fn run_connection<I>(
-    io: I,
-    info: Arc<ConnInfo>,
+/// counts it as open until it ends. The connection ends when the client
+/// closes it, at shutdown (gracefully), at the idle timeout (gracefully),
+/// or at once when a request head is late, when it is evicted, or when the
+/// client cancels most of its requests.
+async fn run_connection<S>(
+    stream: S,
+    conn: Conn,
     gw: Arc<Gateway>,
     builder: auto::Builder<TokioExecutor>,
     guard: ConnGuard,
 ) where
-    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let _guard = guard;
+    let Conn {
+        info,
+        activity,
+        max_head,
+        slot,
+    } = conn;
+    let _slot = slot;
     let _counted = info.stats.connection();
     let mut shutdown = gw.connections.subscribe();
+    let io = TokioIo::new(io::ScannedIo::new(stream, activity.clone(), max_head));
     let svc_gw = gw.clone();
-    let service = service_fn(move |req| proxy::handle(svc_gw.clone(), info.clone(), req));
+    let svc_activity = activity.clone();
+    let service = service_fn(move |req| {
+        service::serve(svc_gw.clone(), info.clone(), svc_activity.clone(), req)
+    });
     let conn = builder.serve_connection_with_upgrades(io, service);
     tokio::pin!(conn);
-    tokio::select! {
-        res = conn.as_mut() => {
-            if let Err(e) = res {
-                tracing::debug!("client connection ended: {e}");
+    let mut draining = false;
+    let mut watch_idle = true;
+    loop {
+        tokio::select! {
+            res = conn.as_mut() => {
+                if let Err(e) = res {
+                    tracing::debug!("client connection ended: {e}");
+                }
+                break;
+            }
+            _ = shutdown.wait_for(|s| *s), if !draining => {
+                conn.as_mut().graceful_shutdown();
+                draining = true;
+            }
+            why = activity.expired(watch_idle) => {
+                if why == Expiry::Idle {
+                    conn.as_mut().graceful_shutdown();
+                    watch_idle = false;
+                } else {
+                    tracing::debug!("closing client connection: {why:?}");
+                    break;
+                }
             }
         }
-        _ = async { let _ = shutdown.wait_for(|s| *s).await; } => {
-            conn.as_mut().graceful_shutdown();
-            let _ = conn.await;
-        }
     }
+    activity.set_done();
 }

@@ -96,6 +96,12 @@ impl Body for ProxyBody {
                 Poll::Ready(Some(Ok(frame)))
             }
             Some(Err(e)) => {
+                if let (Inner::Upstream(_), Some(ex)) = (&this.inner, this.exchange.as_mut()) {
+                    // The backend's body broke: its connection closed early
+                    // or sent bad framing. hyper ends the client's response
+                    // (HTTP/1.1: connection closed; HTTP/2: stream reset).
+                    ex.backend_failed("body");
+                }
                 this.finish(false);
                 Poll::Ready(Some(Err(e)))
             }

@@ -3,6 +3,8 @@
 //! (when the response body ends or the client goes away) releases the
 //! server's in-flight slot and writes the access-log line.
 
+use crate::config::Snapshot;
+use crate::farm::state::Attempt;
 use crate::farm::ServerState;
 use crate::log::access::{AccessLog, AccessRecord};
 use std::sync::atomic::Ordering;
@@ -12,6 +14,9 @@ use std::time::{Duration, Instant};
 pub struct Exchange {
     started: Instant,
     server: Option<Arc<ServerState>>,
+    /// The snapshot the request used, to account a failure that happens
+    /// after the response head (a backend closing mid-body).
+    snapshot: Option<Arc<Snapshot>>,
     bytes: u64,
     aborted: bool,
     /// Index (in the farm) of the server whose response this is.
@@ -24,6 +29,7 @@ impl Exchange {
         Exchange {
             started,
             server: None,
+            snapshot: None,
             bytes: 0,
             aborted: false,
             picked: None,
@@ -46,6 +52,27 @@ impl Exchange {
         server.requests.fetch_add(1, Ordering::Relaxed);
         if let Some(old) = self.server.replace(server) {
             old.in_flight.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The snapshot the request was routed with.
+    pub fn set_snapshot(&mut self, snap: Arc<Snapshot>) {
+        self.snapshot = Some(snap);
+    }
+
+    /// The server failed after its response head (closed or broke the
+    /// body): a failed attempt for its counters and live-traffic checks.
+    /// Rare, so its farm is looked up here rather than carried along.
+    pub fn backend_failed(&mut self, reason: &'static str) {
+        let (Some(server), Some(snap)) = (&self.server, &self.snapshot) else {
+            return;
+        };
+        let farm = snap
+            .farms
+            .iter()
+            .find(|f| f.servers.iter().any(|s| Arc::ptr_eq(&s.state, server)));
+        if let Some(farm) = farm {
+            server.record_attempt(Attempt::Failed { reason }, &farm.health);
         }
     }
 

@@ -10,7 +10,8 @@ pub static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-h
 
 /// Removes hop-by-hop headers: Connection and every header it names, plus
 /// Keep-Alive, Proxy-Connection, TE, Transfer-Encoding and Upgrade (RFC 9110
-/// §7.6.1). Works for requests and responses alike.
+/// §7.6.1). Works for requests and responses alike. A Content-Length
+/// that came with a Transfer-Encoding goes too.
 ///
 /// `Trailer` is kept: RFC 9110 §6.6.2 makes it end-to-end, and HTTP/1.1
 /// peers only receive the trailer fields it declares. A request's
@@ -28,6 +29,14 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
     if found == 0 {
         return;
+    }
+    // RFC 9112 §6.3: Transfer-Encoding overrides Content-Length, and a
+    // message with both must lose its Content-Length before it is
+    // forwarded. hyper decoded the chunked body; the message is re-framed
+    // on the other side. Kept, a stale Content-Length would cut the body.
+    const TRANSFER_ENCODING_BIT: u8 = 1 << 4;
+    if found & TRANSFER_ENCODING_BIT != 0 {
+        headers.remove(header::CONTENT_LENGTH);
     }
     if found & 1 != 0 {
         // Connection may name other headers ("Connection: close, X-Foo").
@@ -192,6 +201,7 @@ mod tests {
             idle_timeout: Duration::from_secs(1),
             retries: 0,
             max_request_body: 0,
+            limits: Default::default(),
         }
     }
 
@@ -223,6 +233,16 @@ mod tests {
         assert_eq!(h.len(), 1, "{h:?}");
         assert_eq!(h["x-kept"], "yes");
         assert!(!wants_trailers(&h));
+    }
+
+    #[test]
+    fn content_length_beside_transfer_encoding_is_dropped() {
+        let mut h = map(&[("transfer-encoding", "chunked"), ("content-length", "3")]);
+        strip_hop_by_hop(&mut h);
+        assert!(h.is_empty(), "{h:?}");
+        let mut h = map(&[("content-length", "3")]);
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h["content-length"], "3");
     }
 
     #[test]

@@ -92,6 +92,7 @@ pub async fn handle(
             return Err(route::Aborted);
         }
         Route::Forward(farm, set_headers) => {
+            ex.set_snapshot(snap.clone());
             if let Some(r) = ex.record() {
                 r.farm = Some(farm.name.clone());
             }

@@ -1,0 +1,8 @@
+//! cargo-fuzz target `affinity`; the properties live in `../parsers.rs`, shared
+//! with the stable corpus replay in `tests/fuzz_corpus.rs`.
+#![no_main]
+
+#[path = "../parsers.rs"]
+mod parsers;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| parsers::affinity(data));
