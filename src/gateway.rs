@@ -1,5 +1,5 @@
 //! The running proxy: the current runtime snapshot (one `ArcSwap`), the
-//! long-lived server state, the pooled backend client, the listeners, and
+//! long-lived server state, the backend connection pools, the listeners, and
 //! graceful shutdown. Binary, tests and benches all start farmgate here.
 
 use crate::config::Snapshot;
@@ -8,26 +8,23 @@ use crate::listener::set::{BoundListener, ListenerSet};
 use crate::listener::ConnTracker;
 use crate::log::access::AccessLog;
 use crate::metrics::Metrics;
-use crate::proxy::body::UpstreamBody;
 use crate::proxy::connector::Connector;
+use crate::proxy::upstream::Upstream;
 use crate::reload::ReloadStats;
 use crate::tls::TlsRegistry;
 use arc_swap::{ArcSwap, ArcSwapOption};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-pub type UpstreamClient = Client<Connector, UpstreamBody>;
-
 /// State shared by every connection and background task.
 pub struct Gateway {
     snapshot: ArcSwap<Snapshot>,
     pub registry: Arc<StateRegistry>,
-    pub client: UpstreamClient,
+    /// Sends requests to backends over pooled connections.
+    pub upstream: Upstream,
     connector: Connector,
     access_log: ArcSwapOption<AccessLog>,
     shutting_down: AtomicBool,
@@ -59,16 +56,13 @@ impl Gateway {
         let connector =
             Connector::new(snapshot.proxy.connect_timeout, snapshot.backend_tls.clone());
         snapshot.backend_tls.warn_insecure();
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_timer(TokioTimer::new())
-            .build(connector.clone());
+        let upstream = Upstream::new(connector.clone());
         let access_log =
             AccessLog::start(snapshot.log.access, snapshot.log.access_file.as_deref())?;
         Ok(Arc::new_cyclic(|me| Gateway {
             snapshot: ArcSwap::from_pointee(snapshot),
             registry,
-            client,
+            upstream,
             connector,
             access_log: ArcSwapOption::new(access_log),
             shutting_down: AtomicBool::new(false),
@@ -158,6 +152,7 @@ pub struct Running {
     /// The background health task (probes, probation, minimum servers).
     pub health: crate::health::HealthHandle,
     watcher: Option<tokio::task::JoinHandle<()>>,
+    sweeper: tokio::task::JoinHandle<()>,
 }
 
 impl Running {
@@ -194,6 +189,7 @@ impl Running {
             gateway.publish_listeners(&set);
         }
         let health = crate::health::supervisor::spawn(&gateway);
+        let sweeper = crate::proxy::pool::spawn_sweeper(Arc::downgrade(&gateway.registry.pools));
         let watcher = path.map(|p| {
             let _ = gateway.config_path.set(p.clone());
             crate::reload::watch_file(gateway.clone(), p)
@@ -202,6 +198,7 @@ impl Running {
             gateway,
             health,
             watcher,
+            sweeper,
         })
     }
 
@@ -234,6 +231,7 @@ impl Running {
         listeners.stop_traffic();
         let left = self.gateway.connections.drain(timeout).await;
         self.health.stop();
+        self.sweeper.abort();
         listeners.stop_admin();
         left
     }

@@ -86,9 +86,17 @@ async fn status_matches_the_farm_after_drain_and_health_changes() {
     // c starts failing its health check: the checker takes it out, and the
     // status says why, with the check that did it.
     c_sick.store(true, Ordering::SeqCst);
-    wait_until(Duration::from_secs(5), "c marked unhealthy", || async {
-        server(&status_json(&client(), &fg).await, "web", "c")["state"] == "unhealthy"
-    })
+    // (a's first probe may come later than c's: each server's first probe
+    // is at a random point of the interval.)
+    wait_until(
+        Duration::from_secs(5),
+        "c marked unhealthy, a probed",
+        || async {
+            let st = status_json(&client(), &fg).await;
+            server(&st, "web", "c")["state"] == "unhealthy"
+                && !server(&st, "web", "a")["last_check"].is_null()
+        },
+    )
     .await;
     let st = status_json(&http, &fg).await;
     let sc = server(&st, "web", "c");

@@ -397,6 +397,7 @@ fn build_servers(f: &RawFarm, at: &str, registry: &StateRegistry, p: &mut Proble
                 };
                 let host_header = http::HeaderValue::from_str(authority.as_str())
                     .unwrap_or_else(|_| http::HeaderValue::from_static("localhost"));
+                let pool = registry.pools.get_or_create(&scheme, &authority);
                 out.push(Server {
                     name: name.as_str().into(),
                     address: s.address.as_str().into(),
@@ -405,6 +406,7 @@ fn build_servers(f: &RawFarm, at: &str, registry: &StateRegistry, p: &mut Proble
                     host_header,
                     weight: s.weight.unwrap_or(1),
                     state: registry.get_or_create(&key),
+                    pool,
                 });
             }
             Err(e) => p.add(format!("{sat}.address"), e),

@@ -197,6 +197,8 @@ pub struct StateRegistry {
     map: Mutex<HashMap<ServerKey, Arc<ServerState>>>,
     /// Response cache stores by farm name; they outlive snapshots too.
     pub caches: crate::cache::CacheRegistry,
+    /// Backend connection pools by address; they outlive snapshots too.
+    pub pools: Arc<crate::proxy::pool::PoolRegistry>,
 }
 
 impl StateRegistry {
@@ -214,5 +216,6 @@ impl StateRegistry {
         let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
         map.retain(|_, s| Arc::strong_count(s) > 1);
         self.caches.prune();
+        self.pools.prune();
     }
 }

@@ -10,6 +10,7 @@
 //! retry when the backend was never reached.
 
 use super::exchange::Exchange;
+use super::pool::Checkin;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
@@ -29,7 +30,9 @@ pub struct ProxyBody {
 enum Inner {
     Empty,
     Full(Option<Bytes>),
-    Upstream(Incoming),
+    /// A backend's body and, until it has been read to the end, the way
+    /// its connection goes back to the pool.
+    Upstream(Incoming, Option<Checkin>),
     Boxed(BoxBody),
 }
 
@@ -46,9 +49,18 @@ impl ProxyBody {
             exchange: None,
         }
     }
-    pub fn upstream(body: Incoming) -> Self {
+    /// A backend's body; `checkin` returns its connection to the pool once
+    /// the body has been read to the end (at once when there is none).
+    pub fn upstream(body: Incoming, checkin: Option<Checkin>) -> Self {
+        let checkin = match checkin {
+            Some(c) if body.is_end_stream() => {
+                c.give_back();
+                None
+            }
+            c => c,
+        };
         ProxyBody {
-            inner: Inner::Upstream(body),
+            inner: Inner::Upstream(body, checkin),
             exchange: None,
         }
     }
@@ -83,9 +95,21 @@ impl Body for ProxyBody {
         let polled = match &mut this.inner {
             Inner::Empty => Poll::Ready(None),
             Inner::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
-            Inner::Upstream(b) => Pin::new(b)
-                .poll_frame(cx)
-                .map(|o| o.map(|r| r.map_err(BoxError::from))),
+            Inner::Upstream(b, checkin) => {
+                let polled = Pin::new(&mut *b)
+                    .poll_frame(cx)
+                    .map(|o| o.map(|r| r.map_err(BoxError::from)));
+                // The last frame: the connection can serve another request
+                // (servers stop polling once `is_end_stream` says so).
+                if matches!(polled, Poll::Ready(None) | Poll::Ready(Some(Ok(_))))
+                    && b.is_end_stream()
+                {
+                    if let Some(c) = checkin.take() {
+                        c.give_back();
+                    }
+                }
+                polled
+            }
             Inner::Boxed(b) => Pin::new(b).poll_frame(cx),
         };
         match ready!(polled) {
@@ -96,7 +120,7 @@ impl Body for ProxyBody {
                 Poll::Ready(Some(Ok(frame)))
             }
             Some(Err(e)) => {
-                if let (Inner::Upstream(_), Some(ex)) = (&this.inner, this.exchange.as_mut()) {
+                if let (Inner::Upstream(..), Some(ex)) = (&this.inner, this.exchange.as_mut()) {
                     // The backend's body broke: its connection closed early
                     // or sent bad framing. hyper ends the client's response
                     // (HTTP/1.1: connection closed; HTTP/2: stream reset).
@@ -116,7 +140,7 @@ impl Body for ProxyBody {
         match &self.inner {
             Inner::Empty => true,
             Inner::Full(b) => b.is_none(),
-            Inner::Upstream(b) => b.is_end_stream(),
+            Inner::Upstream(b, _) => b.is_end_stream(),
             Inner::Boxed(b) => b.is_end_stream(),
         }
     }
@@ -125,7 +149,7 @@ impl Body for ProxyBody {
         match &self.inner {
             Inner::Empty => SizeHint::with_exact(0),
             Inner::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
-            Inner::Upstream(b) => b.size_hint(),
+            Inner::Upstream(b, _) => b.size_hint(),
             Inner::Boxed(b) => b.size_hint(),
         }
     }

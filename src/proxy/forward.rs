@@ -6,11 +6,12 @@
 //! headers arrived nothing is retried.
 
 use super::body::{BodyTooLarge, ClientBodyError, ProxyBody, ReturnSlot, UpstreamBody};
-use super::connector::ConnectTimeout;
 use super::error::{Origin, ProxyError};
 use super::exchange::Exchange;
 use super::headers::{self, ClientSide};
+use super::pool::Checkin;
 use super::upgrade;
+use super::upstream::SendError;
 use crate::config::Snapshot;
 use crate::farm::state::Attempt;
 use crate::farm::{Farm, PickRequest, Server};
@@ -150,8 +151,9 @@ pub async fn forward(
         );
         ex.hold(server.state.clone());
         let sent_at = Instant::now();
-        match tokio::time::timeout(proxy.response_timeout, gw.client.request(req)).await {
-            Ok(Ok(resp)) => {
+        let sent = gw.upstream.send(server, req);
+        match tokio::time::timeout(proxy.response_timeout, sent).await {
+            Ok(Ok((resp, checkin))) => {
                 let latency = sent_at.elapsed();
                 let status = resp.status().as_u16();
                 server
@@ -161,7 +163,7 @@ pub async fn forward(
                 // The affinity cookie is added by `proxy::handle`, outside
                 // the cache, so a stored response never carries one.
                 ex.set_picked(idx);
-                return Ok(respond(resp, &mut client_upgrade));
+                return Ok(respond(resp, checkin, &mut client_upgrade));
             }
             Ok(Err(e)) => {
                 let err = classify(&e);
@@ -197,13 +199,10 @@ fn build_request(
     last: bool,
     body: UpstreamBody,
 ) -> Request<UpstreamBody> {
-    let mut uri = http::uri::Parts::default();
-    uri.scheme = Some(server.scheme.clone());
-    uri.authority = Some(server.authority.clone());
-    uri.path_and_query = Some(path_and_query);
     let mut req = Request::new(body);
     *req.method_mut() = parts.method.clone();
-    *req.uri_mut() = Uri::from_parts(uri).unwrap_or_default();
+    // Origin form: the connection already goes to the server.
+    *req.uri_mut() = Uri::from(path_and_query);
     *req.version_mut() = Version::HTTP_11;
     // Keep the head for another attempt unless this is the last one.
     *req.headers_mut() = if last {
@@ -220,6 +219,7 @@ fn build_request(
 
 fn respond(
     resp: Response<Incoming>,
+    checkin: Checkin,
     client_upgrade: &mut Option<OnUpgrade>,
 ) -> Response<ProxyBody> {
     let (mut parts, body) = resp.into_parts();
@@ -228,31 +228,26 @@ fn respond(
             client_upgrade.take(),
             parts.extensions.remove::<OnUpgrade>(),
         ) {
+            // The connection now belongs to the tunnel (`checkin` dropped).
             upgrade::tunnel(client, backend);
             return Response::from_parts(parts, ProxyBody::empty());
         }
     }
     headers::strip_hop_by_hop(&mut parts.headers);
-    Response::from_parts(parts, ProxyBody::upstream(body))
+    Response::from_parts(parts, ProxyBody::upstream(body, Some(checkin)))
 }
 
-fn classify(e: &hyper_util::client::legacy::Error) -> ProxyError {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(s) = source {
+fn classify(e: &SendError) -> ProxyError {
+    for s in e.chain() {
         if s.is::<BodyTooLarge>() {
             return ProxyError::BodyTooLarge;
         }
         if s.is::<ClientBodyError>() {
             return ProxyError::BadRequest;
         }
-        if s.is::<ConnectTimeout>() {
-            return ProxyError::Connect;
-        }
-        source = s.source();
     }
-    if e.is_connect() {
-        ProxyError::Connect
-    } else {
-        ProxyError::Backend
+    match e {
+        SendError::Connect(_) => ProxyError::Connect,
+        SendError::Http(_) => ProxyError::Backend,
     }
 }

@@ -8,8 +8,10 @@ pub mod error;
 pub mod exchange;
 pub mod forward;
 pub mod headers;
+pub mod pool;
 pub mod route;
 pub mod upgrade;
+pub mod upstream;
 
 use crate::gateway::Gateway;
 use crate::log::access::AccessRecord;

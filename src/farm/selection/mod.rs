@@ -111,6 +111,7 @@ pub(crate) mod testing {
                         farm: "f".into(),
                         server: name,
                     })),
+                    pool: Arc::new(crate::proxy::pool::BackendPool::new(&address)),
                 }
             })
             .collect()
