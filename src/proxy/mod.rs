@@ -87,7 +87,7 @@ pub async fn handle(
 
     let (mut parts, body) = req.into_parts();
     let result = match route::route(&snap, &conn, &mut parts) {
-        Route::Local(resp) => Ok(resp),
+        Route::Local(resp) => Ok(*resp),
         Route::Fail(e) => Err(e),
         Route::Abort => {
             ex.mark_aborted();

@@ -15,7 +15,7 @@ use http::{Response, Uri};
 /// Where a request goes.
 pub enum Route<'s> {
     Forward(&'s Farm, SetHeaders),
-    Local(Response<ProxyBody>),
+    Local(Box<Response<ProxyBody>>),
     Fail(ProxyError),
     Abort,
 }
@@ -80,7 +80,7 @@ pub fn route<'s>(
             let mut resp = Response::new(ProxyBody::empty());
             *resp.status_mut() = status;
             resp.headers_mut().insert(header::LOCATION, location);
-            Route::Local(resp)
+            Route::Local(Box::new(resp))
         }
         Outcome::Respond {
             status,
@@ -92,7 +92,7 @@ pub fn route<'s>(
             for (name, value) in headers {
                 resp.headers_mut().append(name, value);
             }
-            Route::Local(resp)
+            Route::Local(Box::new(resp))
         }
         Outcome::Abort => Route::Abort,
         Outcome::BadRequest => Route::Fail(ProxyError::BadRequest),
