@@ -1,17 +1,31 @@
 #!/usr/bin/env python3
 """Side-by-side load benchmark: farmgate vs nginx vs HAProxy on the same backends.
 
-Starts cheap backends (one nginx worker on 127.0.0.1:19001-19003), the three proxies
-in front of them (one worker/thread each, round robin, upstream keep-alive), and wrk
-straight to one backend as the ceiling. Interleaves the targets over several rounds
-and prints medians and ratios. CPU per request of the proxy process (utime+stime from
-/proc over the run) is the figure that decides on a 2-core machine where proxy,
-backends and wrk share the cores.
+Starts cheap backends (one nginx worker on three ports), the three proxies in front
+of them (one worker/thread each, round robin, upstream keep-alive), and wrk straight
+to one backend as the ceiling. Interleaves the targets over several rounds and prints
+medians and ratios. CPU per request of the proxy process (utime+stime from /proc over
+the run) is the figure that decides on a 2-core machine where proxy, backends and the
+load generator share the cores.
+
+Scenario groups (--only takes a comma-separated list of them):
+  http   plain HTTP: small and 16 KiB bodies at 64 and 256 keep-alive connections,
+         a new connection per request (wrk)
+  tls    the proxies terminate TLS 1.3 with one ECDSA P-256 certificate: keep-alive
+         small requests at 64 connections (wrk), and one request per new connection
+         with full and with resumed handshakes (tls_handshakes.py; req/s there are
+         handshakes/s)
+  cache  cache hits (nginx proxy_cache, HAProxy cache, farmgate farms[].cache) of a
+         small and a 16 KiB response, 64 keep-alive connections (wrk)
 
 Everything runs on loopback, is bounded in time, and only what this script started is
-stopped. Usage: benches/load/run.sh [--rounds N] [--duration S] [--quick]
+stopped. Ports: proxies on BASE+81..83 (plain), BASE+91..93 (TLS), BASE+71..73 (cache),
+backends on BASE+1001..1003; BASE is --port-base, default 18000.
+Usage: benches/load/run.sh [--only GROUPS] [--rounds N] [--duration S] [--quick] [--port-base N]
 """
 import argparse
+import http.client
+import json
 import os
 import re
 import shutil
@@ -27,23 +41,30 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 TICK = os.sysconf("SC_CLK_TCK")
 
-# name -> (port, is a proxy whose CPU we measure)
-TARGETS = {
-    "direct": 19001,
-    "nginx": 18081,
-    "haproxy": 18082,
-    "farmgate": 18083,
-}
 PROXIES = ["nginx", "haproxy", "farmgate"]
+TARGETS = ["direct"] + PROXIES
+GROUPS = ["http", "tls", "cache"]
+# Concurrent client processes of the handshake scenarios (see tls_handshakes.py).
+HANDSHAKE_CONNS = 4
 
-# name, path, connections, new connection per request
+# name, group, listener (plain | tls | cache), load (wrk | full | resumed), path,
+# connections, new connection per request
 SCENARIOS = [
-    ("small keep-alive c64", "/", 64, False),
-    ("small keep-alive c256", "/", 256, False),
-    ("16k keep-alive c64", "/16k", 64, False),
-    ("16k keep-alive c256", "/16k", 256, False),
-    ("small new-conn c64", "/", 64, True),
+    ("small keep-alive c64", "http", "plain", "wrk", "/", 64, False),
+    ("small keep-alive c256", "http", "plain", "wrk", "/", 256, False),
+    ("16k keep-alive c64", "http", "plain", "wrk", "/16k", 64, False),
+    ("16k keep-alive c256", "http", "plain", "wrk", "/16k", 256, False),
+    ("small new-conn c64", "http", "plain", "wrk", "/", 64, True),
+    ("TLS small keep-alive c64", "tls", "tls", "wrk", "/", 64, False),
+    (f"TLS full handshake c{HANDSHAKE_CONNS}", "tls", "tls", "full", "/", HANDSHAKE_CONNS, True),
+    (f"TLS resumed handshake c{HANDSHAKE_CONNS}", "tls", "tls", "resumed", "/", HANDSHAKE_CONNS, True),
+    ("cache hit small c64", "cache", "cache", "wrk", "/cached", 64, False),
+    ("cache hit 16k c64", "cache", "cache", "wrk", "/cached16k", 64, False),
 ]
+
+# The backends log requests for the cacheable paths (to count misses); wrk straight
+# to a backend asks for the same body under the path that is not logged.
+DIRECT_PATH = {"/cached": "/", "/cached16k": "/16k"}
 
 started = []  # Popen handles of what we started, stopped at exit
 
@@ -53,16 +74,26 @@ def sh(cmd, **kw):
 
 
 def ensure_tools():
-    missing = [t for t in ("nginx", "haproxy", "wrk") if not shutil.which(t) and not os.path.exists(f"/usr/sbin/{t}")]
+    missing = [t for t in ("nginx", "haproxy", "wrk", "openssl") if not shutil.which(t) and not os.path.exists(f"/usr/sbin/{t}")]
     if missing:
         print(f"installing {' '.join(missing)} from Debian ...", flush=True)
-        pkgs = {"nginx": "nginx-light", "haproxy": "haproxy", "wrk": "wrk"}
+        pkgs = {"nginx": "nginx-light", "haproxy": "haproxy", "wrk": "wrk", "openssl": "openssl"}
         sh("apt-get update -qq")
         sh("DEBIAN_FRONTEND=noninteractive apt-get install -y -qq " + " ".join(pkgs[m] for m in missing))
 
 
 def tool(name):
     return shutil.which(name) or f"/usr/sbin/{name}"
+
+
+def port_map(base):
+    """Every port the benchmark uses, from --port-base (default: the historical 18081-3, 19001-3)."""
+    p = {"backends": [base + 1001, base + 1002, base + 1003]}
+    for i, proxy in enumerate(PROXIES, start=1):
+        p[(proxy, "plain")] = base + 80 + i
+        p[(proxy, "tls")] = base + 90 + i
+        p[(proxy, "cache")] = base + 70 + i
+    return p
 
 
 def port_free(port):
@@ -85,15 +116,19 @@ def render(template, out, **subs):
     text = open(os.path.join(HERE, template)).read()
     for k, v in subs.items():
         text = text.replace(f"@{k}@", str(v))
+    left = re.search(r"@[A-Z_0-9]+@", text)
+    if left:
+        raise SystemExit(f"{template}: no value for {left.group(0)}")
     with open(out, "w") as f:
         f.write(text)
     return out
 
 
-def start(cmd, port, log):
+def start(cmd, ports, log):
     p = subprocess.Popen(cmd, stdout=open(log, "w"), stderr=subprocess.STDOUT, start_new_session=True)
     started.append(p)
-    wait_port(port, p)
+    for port in ports:
+        wait_port(port, p)
     return p
 
 
@@ -168,11 +203,11 @@ def to_ms(text):
     return v / 1000 if unit == "us" else v * 1000 if unit == "s" else v
 
 
-def wrk(port, path, conns, newconn, duration):
-    cmd = [tool("wrk"), "-t2", f"-c{conns}", f"-d{duration}s", "--latency", "--timeout", "5s"]
+def wrk(url, conns, newconn, duration):
+    cmd = [tool("wrk"), f"-t{min(2, conns)}", f"-c{conns}", f"-d{duration}s", "--latency", "--timeout", "5s"]
     if newconn:
         cmd += ["-H", "Connection: close"]
-    cmd.append(f"http://127.0.0.1:{port}{path}")
+    cmd.append(url)
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 30).stdout
     reqs = int(re.search(r"(\d+) requests in", out).group(1))
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
@@ -183,72 +218,226 @@ def wrk(port, path, conns, newconn, duration):
     return {"reqs": reqs, "rps": rps, "p50": to_ms(lat["50"]), "p99": to_ms(lat["99"]), "errors": errors}
 
 
+def handshakes(port, path, mode, conns, duration):
+    cmd = [sys.executable, os.path.join(HERE, "tls_handshakes.py"), "--port", str(port), "--path", path,
+           "--mode", mode, "--conns", str(conns), "--duration", str(duration)]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60, check=True).stdout
+    return json.loads(out)
+
+
+class Bench:
+    def __init__(self, args, ports, work):
+        self.args, self.ports, self.work = args, ports, work
+        self.procs = {}  # instance name -> Popen
+
+    def instance(self, target, listener):
+        return target + "-cache" if listener == "cache" else target
+
+    def port(self, target, listener):
+        return self.ports["backends"][0] if target == "direct" else self.ports[(target, listener)]
+
+    def targets(self, scen):
+        _, group, *_ = scen
+        return TARGETS if group != "tls" else PROXIES  # the backends speak plain HTTP only
+
+    def run(self, scen, target, duration):
+        _, _, listener, load, path, conns, newconn = scen
+        port = self.port(target, listener)
+        if target == "direct":  # the backend's answer of the same size, not logged
+            path = DIRECT_PATH.get(path, path)
+        if load == "wrk":
+            scheme = "https" if listener == "tls" else "http"
+            return wrk(f"{scheme}://127.0.0.1:{port}{path}", conns, newconn, duration)
+        return handshakes(port, path, load, conns, duration)
+
+    def backend_fetches(self):
+        try:
+            with open(f"{self.work}/backend-cached.log") as f:
+                return sum(1 for _ in f)
+        except FileNotFoundError:
+            return 0
+
+
+def start_instances(b, groups, cert, key, pem, access):
+    ports, work = b.ports, b.work
+    bk = {f"B{i + 1}": p for i, p in enumerate(ports["backends"])}
+    start([tool("nginx"), "-c", render("nginx-backend.conf", f"{work}/backend.conf", DIR=work, **bk), "-p", work],
+          ports["backends"], f"{work}/backend.out")
+    tls = dict(CERT=cert, KEY=key, PEM=pem)
+    if groups & {"http", "tls"}:
+        b.procs["nginx"] = start(
+            [tool("nginx"), "-c", render("nginx-proxy.conf", f"{work}/proxy.conf", DIR=work,
+                                         PORT=ports[("nginx", "plain")], TLS_PORT=ports[("nginx", "tls")], **bk, **tls),
+             "-p", work], [ports[("nginx", "plain")], ports[("nginx", "tls")]], f"{work}/nginx.out")
+        b.procs["haproxy"] = start(
+            [tool("haproxy"), "-db", "-f", render("haproxy.cfg", f"{work}/haproxy.cfg", DIR=work,
+                                                  PORT=ports[("haproxy", "plain")], TLS_PORT=ports[("haproxy", "tls")],
+                                                  **bk, **tls)],
+            [ports[("haproxy", "plain")], ports[("haproxy", "tls")]], f"{work}/haproxy.out")
+        cfg = render("farmgate.yaml", f"{work}/farmgate.yaml", DIR=work, ACCESS=access,
+                     PORT=ports[("farmgate", "plain")], TLS_PORT=ports[("farmgate", "tls")], **bk, **tls)
+        b.procs["farmgate"] = start([os.path.join(ROOT, "target/release/farmgate"), "run", "--config", cfg],
+                                    [ports[("farmgate", "plain")], ports[("farmgate", "tls")]], f"{work}/farmgate.out")
+    if "cache" in groups:
+        port = ports[("nginx", "cache")]
+        b.procs["nginx-cache"] = start(
+            [tool("nginx"), "-c", render("nginx-cache.conf", f"{work}/nginx-cache.conf", DIR=work, PORT=port, **bk),
+             "-p", work], [port], f"{work}/nginx-cache.out")
+        port = ports[("haproxy", "cache")]
+        b.procs["haproxy-cache"] = start(
+            [tool("haproxy"), "-db", "-f", render("haproxy-cache.cfg", f"{work}/haproxy-cache.cfg", DIR=work,
+                                                  PORT=port, **bk)], [port], f"{work}/haproxy-cache.out")
+        port = ports[("farmgate", "cache")]
+        cfg = render("farmgate-cache.yaml", f"{work}/farmgate-cache.yaml", DIR=work, ACCESS=access, PORT=port, **bk)
+        b.procs["farmgate-cache"] = start([os.path.join(ROOT, "target/release/farmgate"), "run", "--config", cfg],
+                                          [port], f"{work}/farmgate-cache.out")
+
+
+def check_tls(b):
+    """Proves, per proxy, what the TLS rows measure: the negotiated parameters (openssl
+    s_client) and that a resumed handshake really resumes while a full one does not."""
+    facts = {}
+    for t in PROXIES:
+        port = b.ports[(t, "tls")]
+        out = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-servername", "localhost",
+                              "-tls1_3", "-brief"], input="", capture_output=True, text=True, timeout=20).stderr
+        get = {k: (re.search(rf"^{k}: (.*)$", out, re.M) or [None, "?"])[1] for k in
+               ("Protocol version", "Ciphersuite", "Signature type", "Server Temp Key")}
+        facts[t] = (f"{get['Protocol version']} {get['Ciphersuite']}, {get['Signature type']} signature, "
+                    f"{get['Server Temp Key'].split(',')[0]} key exchange")
+        full = handshakes(port, "/", "full", 1, 0.5)
+        res = handshakes(port, "/", "resumed", 1, 0.5)
+        print(f"  {t:9} {facts[t]}; full: {full['resumed']}/{full['reqs']} resumed; "
+              f"resumed: {res['resumed']}/{res['reqs']} resumed", flush=True)
+        if full["errors"] or res["errors"] or full["resumed"] or res["reqs"] < 5 or res["resumed"] < res["reqs"] - 1:
+            raise SystemExit(f"{t}: TLS check failed (full {full}, resumed {res})")
+    if len(set(facts.values())) != 1:
+        print("  WARNING: the proxies negotiate different TLS parameters", flush=True)
+    return facts
+
+
+def check_cache(b):
+    """Fills each proxy's cache and proves that hits are answered by the proxy: after
+    the first request, a run of requests must not reach the backends."""
+    for t in PROXIES:
+        port = b.ports[(t, "cache")]
+        for path in ("/cached", "/cached16k"):
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            statuses = []
+            first = b.backend_fetches()
+            for i in range(201):
+                conn.request("GET", path)
+                resp = conn.getresponse()
+                resp.read()
+                statuses.append(resp.status)
+                if i == 0:
+                    # The first request is a miss; the backend logs it after it has
+                    # answered, so wait for that line before counting.
+                    deadline = time.time() + 3
+                    while b.backend_fetches() == first and time.time() < deadline:
+                        time.sleep(0.01)
+                    before = b.backend_fetches()
+            conn.close()
+            time.sleep(0.1)  # a late miss would be logged by now
+            fetched = b.backend_fetches() - before
+            print(f"  {t:9} {path:11} 200 requests after the first, {fetched} reached a backend", flush=True)
+            if set(statuses) != {200} or fetched:
+                raise SystemExit(f"{t}: {path} is not answered from its cache (statuses {set(statuses)})")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--duration", type=int, default=3, help="seconds per wrk run")
+    ap.add_argument("--duration", type=int, default=2, help="seconds per run")
     ap.add_argument("--quick", action="store_true", help="1 round of 2 s runs")
+    ap.add_argument("--only", default=",".join(GROUPS), help=f"comma-separated scenario groups: {', '.join(GROUPS)}")
+    ap.add_argument("--port-base", type=int, default=18000,
+                    help="ports are BASE+71..93 (proxies) and BASE+1001..1003 (backends); default 18000")
     ap.add_argument("--access-log", action="store_true", help="farmgate with its access log on (to a file)")
-    ap.add_argument("--out", default=os.path.join(HERE, "results-latest.md"))
+    ap.add_argument("--out", help="where the table goes; default benches/load/results-latest.md for a run of "
+                    "every group, none (printed only) for an --only run")
     args = ap.parse_args()
     if args.quick:
         args.rounds, args.duration = 1, 2
+    groups = {g.strip() for g in args.only.split(",") if g.strip()}
+    if not groups or groups - set(GROUPS):
+        ap.error(f"--only: unknown group(s) {', '.join(sorted(groups - set(GROUPS))) or '(none)'}; "
+                 f"choose from {', '.join(GROUPS)}")
+    scenarios = [s for s in SCENARIOS if s[1] in groups]
+    if args.out is None and groups == set(GROUPS):
+        args.out = os.path.join(HERE, "results-latest.md")
+    ports = port_map(args.port_base)
 
     ensure_tools()
-    for port in list(TARGETS.values()) + [19002, 19003]:
+    needed = list(ports["backends"]) + [p for (t, l), p in ((k, v) for k, v in ports.items() if k != "backends")
+                                         if (l in ("plain", "tls") and groups & {"http", "tls"})
+                                         or (l == "cache" and "cache" in groups)]
+    for port in needed:
         if not port_free(port):
-            raise SystemExit(f"port {port} is busy; stop what uses it first")
+            raise SystemExit(f"port {port} is busy; stop what uses it first or pick another --port-base")
     print("building farmgate (release) ...", flush=True)
     sh("cargo build --release --quiet", cwd=ROOT)
 
     work = tempfile.mkdtemp(prefix="farmgate-load-")
     os.chmod(work, 0o755)  # nginx workers run as www-data and must read www/
     os.makedirs(f"{work}/www")
-    with open(f"{work}/www/16k", "wb") as f:
-        f.write(b"x" * 16384)
-    procs = {}
+    for name in ("16k", "cached16k"):
+        with open(f"{work}/www/{name}", "wb") as f:
+            f.write(b"x" * 16384)
+    b = Bench(args, ports, work)
     try:
-        backend = start([tool("nginx"), "-c", render("nginx-backend.conf", f"{work}/backend.conf", DIR=work), "-p", work],
-                        19001, f"{work}/backend.out")
-        procs["nginx"] = start([tool("nginx"), "-c", render("nginx-proxy.conf", f"{work}/proxy.conf", DIR=work), "-p", work],
-                               18081, f"{work}/nginx.out")
-        procs["haproxy"] = start([tool("haproxy"), "-db", "-f", render("haproxy.cfg", f"{work}/haproxy.cfg", DIR=work)],
-                                 18082, f"{work}/haproxy.out")
-        fg_cfg = render("farmgate.yaml", f"{work}/farmgate.yaml", DIR=work, ACCESS="text" if args.access_log else "off")
-        procs["farmgate"] = start([os.path.join(ROOT, "target/release/farmgate"), "run", "--config", fg_cfg],
-                                  18083, f"{work}/farmgate.out")
-        _ = backend
+        # One certificate for every TLS listener: ECDSA P-256 (farmgate gen-certs).
+        sh(f"{os.path.join(ROOT, 'target/release/farmgate')} gen-certs --out {work}/certs >/dev/null")
+        cert, key = f"{work}/certs/localhost.crt", f"{work}/certs/localhost.key"
+        with open(f"{work}/certs/localhost.pem", "w") as f:  # HAProxy wants certificate and key in one file
+            f.write(open(cert).read() + open(key).read())
+        start_instances(b, groups, cert, key, f"{work}/certs/localhost.pem", "text" if args.access_log else "off")
 
-        total = args.rounds * len(SCENARIOS) * len(TARGETS) * (args.duration + 1) + len(SCENARIOS) * len(PROXIES) * 3
-        print(f"running {args.rounds} round(s) x {len(SCENARIOS)} scenarios x {len(TARGETS)} targets, about {total} s", flush=True)
-        for name, port in TARGETS.items():  # warm up pools and caches
-            wrk(port, "/", 16, False, 1)
+        runs = sum(len(b.targets(s)) for s in scenarios)
+        total = args.rounds * runs * (args.duration + 0.4) + len(scenarios) * len(PROXIES) * 1.8 + 10
+        print(f"running {args.rounds} round(s) x {len(scenarios)} scenario(s), about {total:.0f} s", flush=True)
+        for inst, proc in b.procs.items():  # warm up pools and caches
+            listener = "cache" if inst.endswith("-cache") else "plain"
+            target = inst.removesuffix("-cache")
+            wrk(f"http://127.0.0.1:{b.port(target, listener)}/", 16, False, 1)
+        notes = {}
+        if "tls" in groups:
+            print("checking TLS parameters and resumption ...", flush=True)
+            notes["tls"] = check_tls(b)
+        if "cache" in groups:
+            print("checking that cache hits are hits ...", flush=True)
+            check_cache(b)
 
         results = {}  # (scenario, target) -> list of runs
         for rnd in range(args.rounds):
-            for scen, path, conns, newconn in SCENARIOS:
-                order = list(TARGETS) if rnd % 2 == 0 else list(reversed(TARGETS))
+            for scen in scenarios:
+                name, _, listener, *_ = scen
+                order = b.targets(scen) if rnd % 2 == 0 else list(reversed(b.targets(scen)))
                 for target in order:
-                    port = TARGETS[target]
-                    pids = pids_of(procs[target]) if target in procs else []
+                    proc = b.procs.get(b.instance(target, listener))
+                    pids = pids_of(proc) if proc else []
                     c0 = cpu_ticks(pids) if pids else 0
-                    r = wrk(port, path, conns, newconn, args.duration)
+                    f0 = b.backend_fetches()
+                    r = b.run(scen, target, args.duration)
+                    r["fetches"] = b.backend_fetches() - f0
                     if pids:
                         r["cpu_us"] = (cpu_ticks(pids) - c0) / TICK * 1e6 / max(r["reqs"], 1)
-                    results.setdefault((scen, target), []).append(r)
-                    print(f"  round {rnd + 1} {scen:24} {target:9} {r['rps']:>10.0f} req/s"
+                    results.setdefault((name, target), []).append(r)
+                    print(f"  round {rnd + 1} {name:28} {target:9} {r['rps']:>10.0f} req/s"
                           + (f"  {r['cpu_us']:.1f} us/req" if pids else "")
+                          + (f"  resumed {r['resumed']}/{r['reqs']}" if "resumed" in r else "")
                           + (f"  ERRORS {r['errors']}" if r["errors"] else ""), flush=True)
         # Syscalls in a separate pass: tracing them inflates the CPU figures.
-        for scen, path, conns, newconn in SCENARIOS:
+        for scen in scenarios:
+            name, _, listener, *_ = scen
             for target in PROXIES:
-                counter = SyscallCounter(pids_of(procs[target]))
-                r = wrk(TARGETS[target], path, conns, newconn, 2)
+                counter = SyscallCounter(pids_of(b.procs[b.instance(target, listener)]))
+                r = b.run(scen, target, 1)
                 n = counter.stop()
-                for run in results[(scen, target)]:
+                for run in results[(name, target)]:
                     run["sys"] = n / max(r["reqs"], 1) if n is not None else float("nan")
-        rss = {t: peak_rss_kib(pids_of(p)) for t, p in procs.items()}
-        report(results, rss, args)
+        rss = {inst: peak_rss_kib(pids_of(p)) for inst, p in b.procs.items()}
+        report(results, rss, scenarios, notes, args)
     finally:
         stop_all()
         shutil.rmtree(work, ignore_errors=True)
@@ -258,21 +447,25 @@ def med(runs, key):
     return statistics.median(r[key] for r in runs)
 
 
-def report(results, rss, args):
+def report(results, rss, scenarios, notes, args):
     lines = [
         f"Load benchmark, {time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, "
         f"{args.rounds} round(s) of {args.duration} s per target, medians. "
-        f"farmgate access log {'on' if args.access_log else 'off'}.",
+        f"farmgate access log {'on' if args.access_log else 'off'}."
+        + (" TLS rows: one ECDSA P-256 certificate, TLS 1.3; handshake rows count handshakes/s as req/s."
+           if "tls" in notes else ""),
         "",
         "| scenario | target | req/s | vs direct | p50 ms | p99 ms | CPU us/req | vs nginx | vs HAProxy | syscalls/req | errors |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for scen, *_ in SCENARIOS:
-        direct = med(results[(scen, "direct")], "rps")
-        ref = {t: med(results[(scen, t)], "cpu_us") for t in ("nginx", "haproxy")}
+    for name, *_ in scenarios:
+        direct = med(results[(name, "direct")], "rps") if (name, "direct") in results else None
+        ref = {t: med(results[(name, t)], "cpu_us") for t in ("nginx", "haproxy")}
         for target in TARGETS:
-            runs = results[(scen, target)]
-            row = [scen, target, f"{med(runs, 'rps'):.0f}", f"{med(runs, 'rps') / direct:.2f}",
+            runs = results.get((name, target))
+            if not runs:
+                continue
+            row = [name, target, f"{med(runs, 'rps'):.0f}", f"{med(runs, 'rps') / direct:.2f}" if direct else "-",
                    f"{med(runs, 'p50'):.2f}", f"{med(runs, 'p99'):.2f}"]
             if target in PROXIES:
                 cpu = med(runs, "cpu_us")
@@ -281,13 +474,32 @@ def report(results, rss, args):
                 row += ["-", "-", "-", "-"]
             row.append(str(sum(r["errors"] for r in runs)))
             lines.append("| " + " | ".join(row) + " |")
-    lines += ["", "Peak RSS (VmHWM, all processes of the target): "
+    lines += [""]
+    if "tls" in notes:
+        params = set(notes["tls"].values())
+        lines.append("TLS rows: the proxies terminate TLS with one ECDSA P-256 certificate and forward plain HTTP; "
+                     "negotiated (openssl s_client): "
+                     + ("; ".join(params) if len(params) == 1 else "; ".join(f"{t} {v}" for t, v in notes["tls"].items()))
+                     + ". Handshake rows: one request per new connection, so req/s = handshakes/s and CPU us/req is "
+                     f"per handshake plus request; {HANDSHAKE_CONNS} client processes (tls_handshakes.py). Resumed: "
+                     + ", ".join(f"{t} {sum(r['resumed'] for r in runs)}/{sum(r['reqs'] for r in runs)}"
+                                 for (n, t), runs in results.items() if "resumed handshake" in n and t in PROXIES)
+                     + " handshakes (the first of each client process is full).")
+        lines.append("")
+    cached = [(n, t, runs) for (n, t), runs in results.items() if n.startswith("cache hit") and t in PROXIES]
+    if cached:
+        lines.append("Cache rows: requests that reached a backend during the measured runs (misses): "
+                     + ", ".join(f"{t} {n.removeprefix('cache hit ')} {sum(r['fetches'] for r in runs)}"
+                                 f"/{sum(r['reqs'] for r in runs)}" for n, t, runs in cached) + ".")
+        lines.append("")
+    lines += ["Peak RSS (VmHWM, all processes of the instance): "
               + ", ".join(f"{t} {kib / 1024:.1f} MiB" for t, kib in rss.items())]
     text = "\n".join(lines) + "\n"
     print("\n" + text)
-    with open(args.out, "w") as f:
-        f.write(text)
-    print(f"written to {args.out}")
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(text)
+        print(f"written to {args.out}")
 
 
 if __name__ == "__main__":
