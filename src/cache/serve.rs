@@ -62,10 +62,13 @@ pub async fn serve(
         cond: Conditions::default(),
         passing: false,
     };
+    // Boxed: these futures are kilobytes, and an `async fn` moves its
+    // callee's whole future into its own state, so unboxed they would
+    // enlarge (and be copied through) every request's future, cached or not.
     if upgrade.is_some() || !cacheable_request(&out) {
-        return c.bypass(out, upgrade, ex).await;
+        return Box::pin(c.bypass(out, upgrade, ex)).await;
     }
-    c.cached(out, ex).await
+    Box::pin(c.cached(out, ex)).await
 }
 
 /// GET or HEAD, without a body, a Range or conditionals the cache does not

@@ -211,6 +211,25 @@ impl Framing {
                     };
                     continue;
                 }
+                // Inside a line whose bytes need no look (a request line past
+                // its first bytes, a field value other than the framing
+                // fields): skip to the next CR or LF in one scan.
+                State::RequestLine if self.line_len >= self.line.len() => {
+                    let n = self.plain_run(&bytes[i..]);
+                    if n > 0 {
+                        self.push_line_run(&bytes[i..i + n]);
+                        i += n;
+                        continue;
+                    }
+                }
+                State::Value if self.field == Field::Other => {
+                    let n = self.plain_run(&bytes[i..]);
+                    if n > 0 {
+                        self.head_len += n;
+                        i += n;
+                        continue;
+                    }
+                }
                 _ => {}
             }
             let b = bytes[i];
@@ -226,6 +245,30 @@ impl Framing {
         }
         Fed {
             in_head: self.in_head(),
+        }
+    }
+
+    /// How many bytes before the next CR or LF can be taken at once without
+    /// passing `max_head` (0: go byte by byte, which reports the overflow).
+    fn plain_run(&self, bytes: &[u8]) -> usize {
+        let n = memchr::memchr2(b'\r', b'\n', bytes).unwrap_or(bytes.len());
+        if self.head_len + n > self.max_head {
+            0
+        } else {
+            n
+        }
+    }
+
+    /// `push_line` for a run of bytes after the request line's first 16.
+    fn push_line_run(&mut self, run: &[u8]) {
+        self.head_len += run.len();
+        self.line_len += run.len();
+        const T: usize = 8;
+        if run.len() >= T {
+            self.tail.copy_from_slice(&run[run.len() - T..]);
+        } else {
+            self.tail.copy_within(run.len().., 0);
+            self.tail[T - run.len()..].copy_from_slice(run);
         }
     }
 

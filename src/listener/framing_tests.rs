@@ -205,3 +205,42 @@ fn in_head_tracks_partial_heads() {
     assert!(!f.feed(b"\r\n").in_head);
     assert!(f.feed(b"G").in_head);
 }
+
+#[test]
+fn long_lines_read_in_runs_keep_every_verdict() {
+    // Request lines and field values are skipped in runs up to the next CR
+    // or LF; the version at the end of a long line and the head limit must
+    // come out the same for every way the bytes arrive.
+    let path = "/".to_string() + &"p".repeat(100);
+    let http10 = format!(
+        "POST {path} HTTP/1.0\r\nX-Long: {}\r\nTransfer-Encoding: chunked\r\n\r\n",
+        "v".repeat(300)
+    );
+    let http11 = http10.replace("HTTP/1.0", "HTTP/1.1") + "0\r\n\r\n";
+    for size in 1..=13 {
+        let feed = |bytes: &[u8], max: usize| {
+            let mut f = Framing::new(max);
+            for part in bytes.chunks(size) {
+                f.feed(part);
+            }
+            f.finding()
+        };
+        assert_eq!(
+            feed(http10.as_bytes(), MAX),
+            Some((0, Violation::TeInHttp10)),
+            "parts of {size}"
+        );
+        assert_eq!(feed(http11.as_bytes(), MAX), None, "parts of {size}");
+        // The limit falls inside the long value: found wherever it splits.
+        assert_eq!(
+            feed(http11.as_bytes(), 300),
+            Some((0, Violation::HeadTooLarge)),
+            "parts of {size}"
+        );
+        assert_eq!(
+            feed(http11.as_bytes(), http11.len() - 5),
+            None,
+            "parts of {size}"
+        );
+    }
+}

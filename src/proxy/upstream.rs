@@ -63,7 +63,9 @@ impl Upstream {
         loop {
             let (mut sender, reused) = match server.pool.checkout() {
                 Some(s) => (s, true),
-                None => (self.connect(server).await?, false),
+                // Boxed: connecting is rare next to reuse, and its future
+                // would otherwise enlarge every request's.
+                None => (Box::pin(self.connect(server)).await?, false),
             };
             if reused && sender.ready().await.is_err() {
                 continue;
