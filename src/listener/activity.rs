@@ -30,6 +30,9 @@ pub enum Expiry {
     Evicted,
     /// The client cancels most of its requests: close at once.
     Abusive,
+    /// Idle for `park_after`: release hyper's connection state and buffers
+    /// and wait for the next request with none (`park.rs`).
+    Park,
 }
 
 #[derive(Debug)]
@@ -52,6 +55,16 @@ pub struct ConnActivity {
     done: AtomicBool,
     evicted: AtomicBool,
     abusive: AtomicBool,
+    /// Parking: idle HTTP/1 connections give up their buffers after this.
+    park_after: Option<Duration>,
+    /// Request heads the framing scanner has read completely.
+    heads: AtomicU32,
+    /// `idle_since` when the connection last parked (parks once per idle).
+    parked_idle: AtomicU64,
+    /// HTTP/2, an upgrade or a finding: this connection never parks.
+    no_park: AtomicBool,
+    /// hyper's connection is being closed to park: keep the socket.
+    parking: AtomicBool,
     wake: Notify,
 }
 
@@ -74,8 +87,19 @@ impl ConnActivity {
             done: AtomicBool::new(false),
             evicted: AtomicBool::new(false),
             abusive: AtomicBool::new(false),
+            park_after: None,
+            heads: AtomicU32::new(0),
+            parked_idle: AtomicU64::new(0),
+            no_park: AtomicBool::new(false),
+            parking: AtomicBool::new(false),
             wake: Notify::new(),
         }
+    }
+
+    /// Lets this (plain HTTP/1) connection park after `after` idle.
+    pub fn with_park_after(mut self, after: Duration) -> Self {
+        self.park_after = Some(after);
+        self
     }
 
     /// Milliseconds since accept, plus one so that 0 means "never".
@@ -91,7 +115,8 @@ impl ConnActivity {
 
     /// Bytes of a request head arrived (`in_head`), or the last head is
     /// complete (`!in_head`).
-    pub fn head_progress(&self, in_head: bool) {
+    pub fn head_progress(&self, in_head: bool, heads: u32) {
+        self.heads.store(heads, Relaxed);
         let since = self.head_since.load(Relaxed);
         if in_head && since == 0 {
             self.head_since.store(self.tick(), Relaxed);
@@ -112,6 +137,34 @@ impl ConnActivity {
 
     pub fn set_done(&self) {
         self.done.store(true, Relaxed);
+    }
+
+    pub fn never_park(&self) {
+        self.no_park.store(true, Relaxed);
+    }
+
+    pub fn is_parking(&self) -> bool {
+        self.parking.load(Relaxed)
+    }
+
+    /// Can hyper's connection be closed now without losing anything? No
+    /// request in flight, no head arriving, every head read from the
+    /// socket already handed to hyper's service, still HTTP/1.
+    pub fn can_park(&self) -> bool {
+        self.park_after.is_some()
+            && !self.no_park.load(Relaxed)
+            && self.in_flight.load(Relaxed) == 0
+            && self.head_since.load(Relaxed) == 0
+            && self.heads.load(Relaxed) == self.requests.load(Relaxed)
+    }
+
+    /// Parking starts (`true`: hyper's shutdown keeps the socket) or ends.
+    pub fn set_parking(&self, on: bool) {
+        if on {
+            self.parked_idle
+                .store(self.idle_since.load(Relaxed), Relaxed);
+        }
+        self.parking.store(on, Relaxed);
     }
 
     // === impl ConnActivity: the request side ===
@@ -188,14 +241,33 @@ impl ConnActivity {
         }
         let idle = self.idle_since.load(Relaxed);
         let head = self.head_since.load(Relaxed);
-        Some(if head != 0 {
-            (
+        if head != 0 {
+            return Some((
                 self.at(head.max(idle)) + self.header_timeout,
                 Expiry::Header,
-            )
-        } else {
-            (self.at(idle) + self.idle_timeout, Expiry::Idle)
-        })
+            ));
+        }
+        let close = (self.at(idle) + self.idle_timeout, Expiry::Idle);
+        match self.park_after {
+            // Once per idle period, and only after a request.
+            Some(after)
+                if self.requests.load(Relaxed) > 0
+                    && self.parked_idle.load(Relaxed) != idle
+                    && !self.no_park.load(Relaxed)
+                    && after < self.idle_timeout =>
+            {
+                Some((self.at(idle) + after, Expiry::Park))
+            }
+            _ => Some(close),
+        }
+    }
+
+    /// Marks the current idle period as one that will not park (the
+    /// connection could not, e.g. a head was half read): the idle timeout
+    /// still applies.
+    pub fn skip_park(&self) {
+        self.parked_idle
+            .store(self.idle_since.load(Relaxed), Relaxed);
     }
 
     /// Resolves when the connection must end. After it returned
@@ -205,7 +277,7 @@ impl ConnActivity {
         loop {
             let woken = self.wake.notified();
             match self.deadline() {
-                Some((_, Expiry::Idle)) if !idle => woken.await,
+                Some((_, Expiry::Idle | Expiry::Park)) if !idle => woken.await,
                 Some((when, why)) if when <= Instant::now() => return why,
                 Some((when, _)) => {
                     tokio::select! {
@@ -258,7 +330,7 @@ mod tests {
         assert_eq!(Instant::now() - t0, Duration::from_secs(10));
 
         let a = ConnActivity::new(Duration::from_secs(10), Duration::from_secs(90));
-        a.head_progress(false);
+        a.head_progress(false, 1);
         let i = a.request_started(false);
         assert_eq!(i, 0);
         a.request_ended();
@@ -270,7 +342,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn in_flight_requests_hold_off_timeouts() {
         let a = ConnActivity::new(Duration::from_secs(1), Duration::from_secs(1));
-        a.head_progress(false);
+        a.head_progress(false, 1);
         a.request_started(false);
         let r = tokio::time::timeout(Duration::from_secs(60), a.expired(true)).await;
         assert!(r.is_err(), "a request in flight must not time out");

@@ -178,6 +178,11 @@ impl Framing {
         self.finding
     }
 
+    /// Request heads read completely so far.
+    pub fn heads(&self) -> u32 {
+        self.heads
+    }
+
     /// Has the scanner stopped (HTTP/2 or a finding)?
     pub fn is_off(&self) -> bool {
         self.state == State::Off

@@ -3,55 +3,89 @@
 //! [`Framing`](super::framing::Framing), which reports request-head
 //! progress (for the header timeout) and smuggling findings to the
 //! connection's [`ConnActivity`]. Writes pass straight through.
+//!
+//! For parking (`park.rs`) the wrapper can hand its stream back: while the
+//! connection's `parking` flag is set, hyper's closing shutdown is not passed
+//! on, and dropping the wrapper (with hyper's connection and its buffers)
+//! returns the stream and the scanner through the shared slot.
 
 use super::activity::ConnActivity;
 use super::framing::Framing;
 use std::io;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-pin_project_lite::pin_project! {
-    pub struct ScannedIo<S> {
-        #[pin]
-        inner: S,
-        framing: Option<Box<Framing>>,
-        activity: Arc<ConnActivity>,
-    }
+/// A parked connection's stream and framing state, between two hyper
+/// connections.
+pub type Handback<S> = Arc<Mutex<Option<(S, Option<Box<Framing>>)>>>;
+
+pub struct ScannedIo<S> {
+    /// Always `Some` until dropped (taken by `Drop` for the hand-back).
+    inner: Option<S>,
+    framing: Option<Box<Framing>>,
+    activity: Arc<ConnActivity>,
+    handback: Option<Handback<S>>,
 }
 
 impl<S> ScannedIo<S> {
-    pub fn new(inner: S, activity: Arc<ConnActivity>, max_head: usize) -> Self {
+    /// Wraps a stream (again, after parking) with its scanner state.
+    pub fn resume(
+        inner: S,
+        framing: Option<Box<Framing>>,
+        activity: Arc<ConnActivity>,
+        handback: Option<Handback<S>>,
+    ) -> Self {
         ScannedIo {
-            inner,
-            framing: Some(Box::new(Framing::new(max_head))),
+            inner: Some(inner),
+            framing,
             activity,
+            handback,
+        }
+    }
+
+    fn io(&mut self) -> io::Result<&mut S> {
+        self.inner
+            .as_mut()
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotConnected))
+    }
+}
+
+impl<S> Drop for ScannedIo<S> {
+    fn drop(&mut self) {
+        if !self.activity.is_parking() {
+            return;
+        }
+        if let (Some(slot), Some(io)) = (self.handback.take(), self.inner.take()) {
+            let mut parked = slot.lock().unwrap_or_else(|p| p.into_inner());
+            *parked = Some((io, self.framing.take()));
         }
     }
 }
 
-impl<S: AsyncRead> AsyncRead for ScannedIo<S> {
+impl<S: AsyncRead + Unpin> AsyncRead for ScannedIo<S> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        let this = self.project();
+        let this = self.get_mut();
         let before = buf.filled().len();
-        let polled = this.inner.poll_read(cx, buf);
+        let polled = Pin::new(this.io()?).poll_read(cx, buf);
         if let (Poll::Ready(Ok(())), Some(framing)) = (&polled, this.framing.as_mut()) {
             let new = &buf.filled()[before..];
             if !new.is_empty() {
                 let fed = framing.feed(new);
-                this.activity.head_progress(fed.in_head);
+                this.activity.head_progress(fed.in_head, framing.heads());
                 if let Some((index, v)) = framing.finding() {
                     this.activity.set_finding(index, v);
                 }
                 if framing.is_off() || this.activity.is_done() {
                     // HTTP/2, a finding, or an upgraded tunnel: nothing
                     // more to read as HTTP/1 heads. Free the state.
-                    *this.framing = None;
+                    this.framing = None;
+                    this.activity.never_park();
                 }
             }
         }
@@ -59,13 +93,13 @@ impl<S: AsyncRead> AsyncRead for ScannedIo<S> {
     }
 }
 
-impl<S: AsyncWrite> AsyncWrite for ScannedIo<S> {
+impl<S: AsyncWrite + Unpin> AsyncWrite for ScannedIo<S> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        self.project().inner.poll_write(cx, buf)
+        Pin::new(self.get_mut().io()?).poll_write(cx, buf)
     }
 
     fn poll_write_vectored(
@@ -73,18 +107,23 @@ impl<S: AsyncWrite> AsyncWrite for ScannedIo<S> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        self.project().inner.poll_write_vectored(cx, bufs)
+        Pin::new(self.get_mut().io()?).poll_write_vectored(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
+        self.inner.as_ref().is_some_and(|s| s.is_write_vectored())
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.project().inner.poll_flush(cx)
+        Pin::new(self.get_mut().io()?).poll_flush(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.project().inner.poll_shutdown(cx)
+        let this = self.get_mut();
+        if this.activity.is_parking() && this.handback.is_some() {
+            // hyper closes its idle connection; the socket stays open.
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(this.io()?).poll_shutdown(cx)
     }
 }

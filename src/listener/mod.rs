@@ -14,6 +14,7 @@ pub mod activity;
 pub mod framing;
 mod io;
 pub mod limit;
+mod park;
 mod service;
 pub mod set;
 mod tls;
@@ -27,6 +28,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use limit::{ConnSet, Slot};
+use park::Parkable;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -190,7 +192,11 @@ pub fn spawn(
             match accepted {
                 Ok((stream, peer)) => {
                     let (limits, idle_timeout, max) = conn_settings(&gw, &task_name);
-                    let activity = Arc::new(ConnActivity::new(limits.header_timeout, idle_timeout));
+                    let mut activity = ConnActivity::new(limits.header_timeout, idle_timeout);
+                    if task_tls.is_none() {
+                        activity = activity.with_park_after(park::PARK_AFTER);
+                    }
+                    let activity = Arc::new(activity);
                     // At the cap this evicts an idle connection, or waits
                     // (not accepting) until one ends.
                     let slot = tokio::select! {
@@ -255,7 +261,7 @@ fn serve_connection<S>(
     gw: Arc<Gateway>,
     builder: auto::Builder<TokioExecutor>,
 ) where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: AsyncRead + AsyncWrite + Parkable + Unpin + Send + 'static,
 {
     let guard = gw.connections.enter();
     tokio::spawn(run_connection(stream, conn, gw, builder, guard));
@@ -265,7 +271,8 @@ fn serve_connection<S>(
 /// counts it as open until it ends. The connection ends when the client
 /// closes it, at shutdown (gracefully), at the idle timeout (gracefully),
 /// or at once when a request head is late, when it is evicted, or when the
-/// client cancels most of its requests.
+/// client cancels most of its requests. An idle plain HTTP/1 connection
+/// parks in between (`park.rs`).
 async fn run_connection<S>(
     stream: S,
     conn: Conn,
@@ -273,7 +280,7 @@ async fn run_connection<S>(
     builder: auto::Builder<TokioExecutor>,
     guard: ConnGuard,
 ) where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: AsyncRead + AsyncWrite + Parkable + Unpin + Send + 'static,
 {
     let _guard = guard;
     let Conn {
@@ -285,38 +292,78 @@ async fn run_connection<S>(
     let _slot = slot;
     let _counted = info.stats.connection();
     let mut shutdown = gw.connections.subscribe();
-    let io = TokioIo::new(io::ScannedIo::new(stream, activity.clone(), max_head));
-    let svc_gw = gw.clone();
-    let svc_activity = activity.clone();
-    let service = service_fn(move |req| {
-        service::serve(svc_gw.clone(), info.clone(), svc_activity.clone(), req)
-    });
-    let conn = builder.serve_connection_with_upgrades(io, service);
-    tokio::pin!(conn);
-    let mut draining = false;
-    let mut watch_idle = true;
+    let handback: Option<io::Handback<S>> = S::PARKS.then(Arc::default);
+    let framing = Some(Box::new(framing::Framing::new(max_head)));
+    let mut io = io::ScannedIo::resume(stream, framing, activity.clone(), handback.clone());
     loop {
-        tokio::select! {
-            res = conn.as_mut() => {
-                if let Err(e) = res {
-                    tracing::debug!("client connection ended: {e}");
+        let (svc_gw, svc_info, svc_activity) = (gw.clone(), info.clone(), activity.clone());
+        let service = service_fn(move |req| {
+            service::serve(svc_gw.clone(), svc_info.clone(), svc_activity.clone(), req)
+        });
+        // Boxed, so that a parked connection does not hold its space.
+        let mut conn = Box::pin(builder.serve_connection_with_upgrades(TokioIo::new(io), service));
+        // Until hyper's connection ends; `parked`: it ended to park (its
+        // socket is then in the hand-back).
+        let mut draining = false;
+        let mut watch_idle = true;
+        let mut parking = false;
+        let parked = loop {
+            tokio::select! {
+                res = conn.as_mut() => {
+                    if let Err(e) = res {
+                        tracing::debug!("client connection ended: {e}");
+                    }
+                    break parking && !draining;
                 }
-                break;
-            }
-            _ = shutdown.wait_for(|s| *s), if !draining => {
-                conn.as_mut().graceful_shutdown();
-                draining = true;
-            }
-            why = activity.expired(watch_idle) => {
-                if why == Expiry::Idle {
+                _ = shutdown.wait_for(|s| *s), if !draining => {
                     conn.as_mut().graceful_shutdown();
-                    watch_idle = false;
-                } else {
-                    tracing::debug!("closing client connection: {why:?}");
-                    break;
+                    draining = true;
+                }
+                why = activity.expired(watch_idle && !parking) => match why {
+                    Expiry::Idle => {
+                        conn.as_mut().graceful_shutdown();
+                        watch_idle = false;
+                    }
+                    Expiry::Park if activity.can_park() => {
+                        // hyper closes its idle connection, the socket stays.
+                        activity.set_parking(true);
+                        conn.as_mut().graceful_shutdown();
+                        parking = true;
+                    }
+                    Expiry::Park => activity.skip_park(),
+                    why => {
+                        tracing::debug!("closing client connection: {why:?}");
+                        break false;
+                    }
                 }
             }
+        };
+        drop(conn);
+        activity.set_parking(false);
+        let resumed = match handback.as_ref() {
+            Some(h) if parked => h.lock().unwrap_or_else(|p| p.into_inner()).take(),
+            _ => None,
+        };
+        let Some((stream, framing)) = resumed else {
+            break;
+        };
+        // Parked: the socket, the scanner and the watchdog, nothing else.
+        info.stats
+            .connections_parked
+            .fetch_add(1, Ordering::Relaxed);
+        let woken = tokio::select! {
+            r = stream.readable() => r.is_ok(),
+            _ = shutdown.wait_for(|s| *s) => false,
+            // The idle timeout, or eviction: nothing is in flight, close.
+            _ = activity.expired(true) => false,
+        };
+        info.stats
+            .connections_parked
+            .fetch_sub(1, Ordering::Relaxed);
+        if !woken {
+            break;
         }
+        io = io::ScannedIo::resume(stream, framing, activity.clone(), handback.clone());
     }
     activity.set_done();
 }

@@ -297,6 +297,17 @@ impl Collector for ListenerCollector {
                 .iter()
                 .map(|l| ([("listener", &*l.name)], l.connections_active())),
         )?;
+        gauges(
+            &mut enc,
+            CONNECTIONS_PARKED,
+            "Idle HTTP/1 client connections parked (holding no HTTP state or buffers).",
+            listeners.iter().map(|l| {
+                (
+                    [("listener", &*l.name)],
+                    l.connections_parked.load(Ordering::Relaxed),
+                )
+            }),
+        )?;
         counters(
             &mut enc,
             CONNECTIONS,

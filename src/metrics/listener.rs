@@ -15,6 +15,8 @@ pub struct ListenerStats {
     connections_active: AtomicU64,
     /// Connections served since start (after the TLS handshake on TLS).
     pub connections_total: AtomicU64,
+    /// Idle connections parked now (holding no HTTP state or buffers).
+    pub connections_parked: AtomicU64,
 }
 
 impl ListenerStats {
@@ -24,6 +26,7 @@ impl ListenerStats {
             codes: StatusCounts::default(),
             connections_active: AtomicU64::new(0),
             connections_total: AtomicU64::new(0),
+            connections_parked: AtomicU64::new(0),
         }
     }
 
