@@ -80,13 +80,7 @@ async fn a_burst_for_a_cold_key_makes_one_backend_request() {
         .iter()
         .all(|(s, _, body)| *s == StatusCode::OK && body == "v1"));
     assert_eq!(answers.iter().filter(|a| a.1 == "MISS").count(), 1);
-    let stats = fg.gateway.snapshot().farms[0]
-        .cache
-        .as_ref()
-        .unwrap()
-        .store
-        .stats
-        .clone();
+    let stats = cache_stats(&fg);
     assert_eq!(stats.misses.load(Ordering::Relaxed), 1);
     assert_eq!(stats.consolidated.load(Ordering::Relaxed), 99);
 }
@@ -302,13 +296,7 @@ async fn stored_responses_survive_a_reload_unless_the_key_changes() {
         .install(farmgate::config::load_str(&changed, "test.yaml", &registry).unwrap());
     let (_, h, _) = get(&client(), &url).await;
     assert_eq!(h["x-cache"], "MISS", "old keys mean something else now");
-    let stats = fg.gateway.snapshot().farms[0]
-        .cache
-        .as_ref()
-        .unwrap()
-        .store
-        .stats
-        .clone();
+    let stats = cache_stats(&fg);
     assert_eq!(
         stats.misses.load(Ordering::Relaxed),
         2,

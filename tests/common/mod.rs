@@ -267,3 +267,24 @@ where
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+/// The response-cache counters of the first farm (which has a cache).
+pub fn cache_stats(fg: &Running) -> Arc<farmgate::cache::CacheStats> {
+    let snap = fg.gateway.snapshot();
+    let cache = snap.farms[0].cache.as_ref().expect("the farm has a cache");
+    cache.store.stats.clone()
+}
+
+/// A fresh directory under the system temp dir, unique per process and call.
+pub fn fresh_temp_dir(prefix: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}

@@ -14,15 +14,7 @@ pub fn bin() -> &'static str {
 
 /// Writes `text` to a fresh temp file and returns its path.
 pub fn temp_file(name: &str, text: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "farmgate-test-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = crate::common::fresh_temp_dir("farmgate-test");
     let path = dir.join(name);
     std::fs::File::create(&path)
         .unwrap()

@@ -32,15 +32,7 @@ pub struct CertDir {
 impl CertDir {
     pub fn new() -> CertDir {
         farmgate::tls::provider();
-        let dir = std::env::temp_dir().join(format!(
-            "farmgate-tls-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = crate::common::fresh_temp_dir("farmgate-tls");
         let ca = DevCa::generate("farmgate test CA").unwrap();
         std::fs::write(dir.join("ca.crt"), &ca.cert_pem).unwrap();
         CertDir { dir, ca }
