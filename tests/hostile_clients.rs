@@ -148,7 +148,14 @@ async fn at_max_connections_idle_and_slow_connections_make_room() {
         normal_client_served(addr, Duration::from_secs(2)).await;
     }
     assert!(conns.open() <= 50);
-    assert!(conns.evicted.load(std::sync::atomic::Ordering::Relaxed) >= 1000);
+    let evicted = conns.evicted.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(evicted >= 1000);
+    // Operators see it in /metrics.
+    let exported = common::admin::Scrape::parse(&fg.gateway.metrics.encode()).value(
+        "farmgate_connections_evicted_total",
+        &[("listener", "public")],
+    );
+    assert!(exported >= evicted as f64, "{exported} < {evicted}");
 
     // A request in flight is never evicted to make room.
     let slow = Backend::with_handler(

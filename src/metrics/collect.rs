@@ -310,6 +310,18 @@ impl Collector for ListenerCollector {
         )?;
         counters(
             &mut enc,
+            CONNECTIONS_EVICTED,
+            "Idle client connections closed to make room at max_connections.",
+            listeners.iter().map(|l| {
+                let set = gw.connections.listener(&l.name);
+                (
+                    [("listener", &*l.name)],
+                    set.evicted.load(Ordering::Relaxed),
+                )
+            }),
+        )?;
+        counters(
+            &mut enc,
             CONNECTIONS,
             "Client connections accepted.",
             listeners.iter().map(|l| {

@@ -12,6 +12,7 @@ pub const REQUESTS: &str = "farmgate_requests";
 /// Gauge `{listener}`: open client connections.
 pub const CONNECTIONS_ACTIVE: &str = "farmgate_connections_active";
 pub const CONNECTIONS_PARKED: &str = "farmgate_connections_parked";
+pub const CONNECTIONS_EVICTED: &str = "farmgate_connections_evicted";
 /// Counter `{listener}`: client connections served.
 pub const CONNECTIONS: &str = "farmgate_connections";
 /// Counter `{listener}`: TLS handshakes completed (full and resumed).
