@@ -339,7 +339,7 @@ impl Framing {
                 b'\n' => self.fail(Violation::BareLf),
                 b';' if digits > 0 => self.state = State::ChunkExt(size),
                 b' ' | b'\t' if digits > 0 => self.state = State::ChunkLws(size),
-                _ => match hex(b) {
+                _ => match char::from(b).to_digit(16) {
                     // 16 hex digits already fill a u64: more is an overflow.
                     Some(d) if digits < 16 => {
                         self.state = State::ChunkSize {
@@ -516,15 +516,6 @@ impl Framing {
 /// RFC 9110 token characters.
 fn is_tchar(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-}
-
-fn hex(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
 }
 
 fn trim_ows(mut v: &[u8]) -> &[u8] {
