@@ -135,7 +135,9 @@ async fn shutdown_closes_parked_connections_at_once() {
 #[tokio::test]
 async fn http2_connections_do_not_park() {
     // HTTP/2 (prior knowledge) multiplexes; its connection is never closed
-    // behind the client's back to save memory.
+    // behind the client's back to save memory. An HTTP/1 connection idle
+    // for as long serves as the clock: once it has parked, the HTTP/2 one
+    // would have too.
     let (_b, fg) = start_farm("").await;
     let h2 = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .http2_only(true)
@@ -143,10 +145,11 @@ async fn http2_connections_do_not_park() {
     let url = format!("http://{}/", fg.first_addr());
     let (status, _, _) = get(&h2, &url).await;
     assert_eq!(status, 200);
-    // Long enough to have parked if it were HTTP/1 (the HTTP/1 test above
-    // shows parking takes about a second).
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(parked(&fg).await, 0.0);
+    let mut witness = TcpStream::connect(fg.first_addr()).await.unwrap();
+    witness.write_all(GET).await.unwrap();
+    assert_eq!(raw::read_response(&mut witness).await.0, 200);
+    wait_parked(&fg, 1.0).await;
+    assert_eq!(parked(&fg).await, 1.0, "only the HTTP/1 connection parked");
     let (status, _, _) = get(&h2, &url).await;
     assert_eq!(status, 200);
 }

@@ -51,13 +51,12 @@ impl ProxyBody {
     }
     /// A backend's body; `checkin` returns its connection to the pool once
     /// the body has been read to the end (at once when there is none).
-    pub fn upstream(body: Incoming, checkin: Option<Checkin>) -> Self {
-        let checkin = match checkin {
-            Some(c) if body.is_end_stream() => {
-                c.give_back();
-                None
-            }
-            c => c,
+    pub fn upstream(body: Incoming, checkin: Checkin) -> Self {
+        let checkin = if body.is_end_stream() {
+            checkin.give_back();
+            None
+        } else {
+            Some(checkin)
         };
         ProxyBody {
             inner: Inner::Upstream(body, checkin),

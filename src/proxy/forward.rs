@@ -234,7 +234,7 @@ fn respond(
         }
     }
     headers::strip_hop_by_hop(&mut parts.headers);
-    Response::from_parts(parts, ProxyBody::upstream(body, Some(checkin)))
+    Response::from_parts(parts, ProxyBody::upstream(body, checkin))
 }
 
 fn classify(e: &SendError) -> ProxyError {
