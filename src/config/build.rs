@@ -249,11 +249,21 @@ fn build_limits(raw: &RawProxy, p: &mut Problems) -> ClientLimits {
     if http2_max_streams == 0 {
         p.add("proxy.http2_max_streams", "must be at least 1");
     }
+    let body_timeout = raw.body_timeout.map_or(d.body_timeout, |t| t.0);
+    if body_timeout.is_zero() {
+        p.add("proxy.body_timeout", "must be greater than 0");
+    }
+    let send_timeout = raw.send_timeout.map_or(d.send_timeout, |t| t.0);
+    if send_timeout.is_zero() {
+        p.add("proxy.send_timeout", "must be greater than 0");
+    }
     ClientLimits {
         header_timeout,
         max_header_size: max_header_size.min(256 << 10) as usize,
         max_headers,
         http2_max_streams,
+        body_timeout,
+        send_timeout,
     }
 }
 
@@ -368,6 +378,13 @@ fn build_affinity(
         .ok()
 }
 
+/// `farms[].backend_idle_timeout` when not set: below the shortest
+/// keep-alive of common application servers (gunicorn 2 s; Node.js, Apache
+/// and uvicorn 5 s), so that we retire an idle connection before the server
+/// closes it under a request. A busy farm reuses its connections long before
+/// this; a quiet one pays a reconnect (well under a millisecond on a LAN).
+pub const DEFAULT_BACKEND_IDLE_TIMEOUT: Duration = Duration::from_millis(1500);
+
 fn build_servers(f: &RawFarm, at: &str, registry: &StateRegistry, p: &mut Problems) -> Vec<Server> {
     if f.servers.is_empty() {
         p.add(
@@ -375,6 +392,9 @@ fn build_servers(f: &RawFarm, at: &str, registry: &StateRegistry, p: &mut Proble
             format!("farm {:?} has no servers", f.name),
         );
     }
+    let idle_timeout = f
+        .backend_idle_timeout
+        .map_or(DEFAULT_BACKEND_IDLE_TIMEOUT, |d| d.0);
     let mut names = HashSet::new();
     let mut out = Vec::new();
     for (si, s) in f.servers.iter().enumerate() {
@@ -407,6 +427,7 @@ fn build_servers(f: &RawFarm, at: &str, registry: &StateRegistry, p: &mut Proble
                     weight: s.weight.unwrap_or(1),
                     state: registry.get_or_create(&key),
                     pool,
+                    idle_timeout,
                 });
             }
             Err(e) => p.add(format!("{sat}.address"), e),

@@ -160,6 +160,10 @@ pub struct RawProxy {
     pub max_headers: Option<usize>,
     #[serde(default)]
     pub http2_max_streams: Option<u32>,
+    #[serde(default)]
+    pub body_timeout: Option<Dur>,
+    #[serde(default)]
+    pub send_timeout: Option<Dur>,
 }
 
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, Default)]
@@ -219,6 +223,9 @@ pub struct RawFarm {
     /// TLS to this farm's `https://` servers.
     #[serde(default)]
     pub tls: Option<RawFarmTls>,
+    /// How long an idle pooled connection to a server is kept.
+    #[serde(default)]
+    pub backend_idle_timeout: Option<Dur>,
 }
 
 /// `farms[].tls`: how `https://` servers are verified.

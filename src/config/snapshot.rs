@@ -91,6 +91,10 @@ pub struct ClientLimits {
     pub max_headers: usize,
     /// Concurrent streams of one HTTP/2 connection.
     pub http2_max_streams: u32,
+    /// How long a read of an HTTP/1 request body may wait for the client.
+    pub body_timeout: Duration,
+    /// How long a response write may wait for the client to read.
+    pub send_timeout: Duration,
 }
 
 impl ClientLimits {
@@ -104,6 +108,9 @@ impl Default for ClientLimits {
             max_header_size: 32 << 10,
             max_headers: 100,
             http2_max_streams: 100,
+            // nginx's client_body_timeout and send_timeout.
+            body_timeout: Duration::from_secs(60),
+            send_timeout: Duration::from_secs(60),
         }
     }
 }

@@ -8,6 +8,13 @@
 //! sum of sixteen loads; successes cost one bitset lookup. The window is
 //! exact to a sixteenth of the period.
 //!
+//! A server that cannot be connected to (refused, unreachable, connect
+//! timeout, TLS handshake failed) is out at once, before its next probe
+//! (`eject_unreachable`): every request sent to it meanwhile would pay a
+//! failed connect. This needs a way back, so it applies to farms with an
+//! explicit check or live-traffic checks; the minimum-servers floor still
+//! holds every enabled server in rotation when too few are left.
+//!
 //! Coming back: with an explicit check the next passing probe restores the
 //! server (`state.rs`). Without one it goes on probation after the period:
 //! one request decides; a failure sends it out again with the wait doubled,
@@ -96,6 +103,32 @@ impl ServerState {
         if failures > live.max_failures {
             self.eject_live(failures, live, farm);
         }
+    }
+
+    /// Takes the server out at once after a connection to it could not be
+    /// made. Like a live-traffic ejection it comes back by the next passing
+    /// probe, or by probation after `failover_period` without a check.
+    pub fn eject_unreachable(&self, reason: Reason, farm: &FarmHealth) {
+        if !self.is_healthy() || (farm.check.is_none() && farm.live.is_none()) {
+            return;
+        }
+        let mut rec = self.health.lock();
+        if !self.is_healthy() {
+            return; // another request got here first
+        }
+        rec.down_by_live = true;
+        if let (None, Some(live)) = (&farm.check, &farm.live) {
+            rec.backoff = live.period;
+            rec.probation_at_ms = now_ms() + live.period.as_millis() as u64;
+        }
+        self.go_down(&mut rec, reason);
+        self.health.window.reset();
+        self.health
+            .counters
+            .live_ejections
+            .fetch_add(1, Ordering::Relaxed);
+        drop(rec);
+        farm.apply_floor();
     }
 
     fn eject_live(&self, failures: u32, live: &LiveTraffic, farm: &FarmHealth) {

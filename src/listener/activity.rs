@@ -2,8 +2,12 @@
 //! requests and its watchdog: whether a request head is arriving, how many
 //! requests are in flight, since when it has been idle, and the findings of
 //! the framing scanner. The watchdog turns that into the header timeout,
-//! the idle timeout, eviction at `max_connections`, and closing a
-//! connection that cancels most of its requests (HTTP/2 rapid reset).
+//! the idle timeout, eviction at `max_connections`, closing a connection
+//! that cancels most of its requests (HTTP/2 rapid reset), and the body and
+//! send timeouts: the IO wrapper notes when a read of a request body or a
+//! write of a response starts waiting on the client and when it moves again
+//! (one relaxed load per read or write, no timer); the watchdog's one timer
+//! covers them all.
 //!
 //! All of it is atomics; a request touches them a few times and takes no
 //! lock. Times are millisecond ticks since the connection was accepted.
@@ -33,6 +37,10 @@ pub enum Expiry {
     /// Idle for `park_after`: release hyper's connection state and buffers
     /// and wait for the next request with none (`park.rs`).
     Park,
+    /// A request body read waited longer than `body_timeout`: close at once.
+    Body,
+    /// A response write waited longer than `send_timeout`: close at once.
+    Send,
 }
 
 #[derive(Debug)]
@@ -40,8 +48,17 @@ pub struct ConnActivity {
     accepted: Instant,
     header_timeout: Duration,
     idle_timeout: Duration,
+    body_timeout: Duration,
+    send_timeout: Duration,
     /// Tick since which a request head has been arriving; 0: none.
     head_since: AtomicU64,
+    /// Bytes of the current request head have arrived (a stalled head is
+    /// answered 408; a connection that sent nothing is closed silently).
+    head_bytes: AtomicBool,
+    /// Tick since which a read of a request body waits for the client; 0: none.
+    read_wait: AtomicU64,
+    /// Tick since which a response write waits for the client; 0: none.
+    write_wait: AtomicU64,
     /// Tick since which no request has been in flight.
     idle_since: AtomicU64,
     in_flight: AtomicU32,
@@ -77,7 +94,12 @@ impl ConnActivity {
             accepted: Instant::now(),
             header_timeout,
             idle_timeout,
+            body_timeout: Duration::MAX,
+            send_timeout: Duration::MAX,
             head_since: AtomicU64::new(now),
+            head_bytes: AtomicBool::new(false),
+            read_wait: AtomicU64::new(0),
+            write_wait: AtomicU64::new(0),
             idle_since: AtomicU64::new(now),
             in_flight: AtomicU32::new(0),
             requests: AtomicU32::new(0),
@@ -102,6 +124,13 @@ impl ConnActivity {
         self
     }
 
+    /// Sets `proxy.body_timeout` and `proxy.send_timeout`.
+    pub fn with_io_timeouts(mut self, body: Duration, send: Duration) -> Self {
+        self.body_timeout = body;
+        self.send_timeout = send;
+        self
+    }
+
     /// Milliseconds since accept, plus one so that 0 means "never".
     fn tick(&self) -> u64 {
         self.accepted.elapsed().as_millis() as u64 + 1
@@ -109,6 +138,13 @@ impl ConnActivity {
 
     fn at(&self, tick: u64) -> Instant {
         self.accepted + Duration::from_millis(tick.saturating_sub(1))
+    }
+
+    /// `at(tick) + d`, saturating (timeouts may be "never").
+    fn after(&self, tick: u64, d: Duration) -> Instant {
+        let at = self.at(tick);
+        at.checked_add(d)
+            .unwrap_or_else(|| at + Duration::from_secs(86_400 * 365))
     }
 
     // === impl ConnActivity: the IO side ===
@@ -123,6 +159,49 @@ impl ConnActivity {
             self.wake.notify_one();
         } else if !in_head && since != 0 {
             self.head_since.store(0, Relaxed);
+        }
+        if in_head != self.head_bytes.load(Relaxed) {
+            self.head_bytes.store(in_head, Relaxed);
+        }
+    }
+
+    /// Has part of a request head arrived that is not complete yet?
+    pub fn head_started(&self) -> bool {
+        self.head_bytes.load(Relaxed)
+    }
+
+    /// A read of a request body found nothing to read: it waits for the
+    /// client from now (unless it already did).
+    #[inline]
+    pub fn read_waiting(&self) {
+        if self.read_wait.load(Relaxed) == 0 {
+            self.read_wait.store(self.tick(), Relaxed);
+            self.wake.notify_one();
+        }
+    }
+
+    /// Bytes were read: no read waits.
+    #[inline]
+    pub fn read_progress(&self) {
+        if self.read_wait.load(Relaxed) != 0 {
+            self.read_wait.store(0, Relaxed);
+        }
+    }
+
+    /// A write could not go out: it waits for the client to read.
+    #[inline]
+    pub fn write_waiting(&self) {
+        if self.write_wait.load(Relaxed) == 0 {
+            self.write_wait.store(self.tick(), Relaxed);
+            self.wake.notify_one();
+        }
+    }
+
+    /// Bytes went out: no write waits.
+    #[inline]
+    pub fn write_progress(&self) {
+        if self.write_wait.load(Relaxed) != 0 {
+            self.write_wait.store(0, Relaxed);
         }
     }
 
@@ -236,8 +315,20 @@ impl ConnActivity {
         if self.evicted.load(Relaxed) {
             return Some((Instant::now(), Expiry::Evicted));
         }
+        // A write may wait with no request in flight (the last response
+        // still in hyper's buffer), a body read only with one.
+        let write = self.write_wait.load(Relaxed);
+        let send = (write != 0).then(|| (self.after(write, self.send_timeout), Expiry::Send));
         if self.in_flight.load(Relaxed) > 0 {
-            return None;
+            let read = self.read_wait.load(Relaxed);
+            let body = (read != 0).then(|| (self.after(read, self.body_timeout), Expiry::Body));
+            return match (send, body) {
+                (Some(s), Some(b)) => Some(if s.0 <= b.0 { s } else { b }),
+                (s, b) => s.or(b),
+            };
+        }
+        if let Some(send) = send {
+            return Some(send);
         }
         let idle = self.idle_since.load(Relaxed);
         let head = self.head_since.load(Relaxed);
@@ -348,6 +439,43 @@ mod tests {
         assert!(r.is_err(), "a request in flight must not time out");
         a.request_ended();
         assert_eq!(a.expired(true).await, Expiry::Idle);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stalled_body_or_unread_response_expires() {
+        let a = ConnActivity::new(Duration::from_secs(10), Duration::from_secs(90))
+            .with_io_timeouts(Duration::from_secs(3), Duration::from_secs(5));
+        a.head_progress(false, 1);
+        a.request_started(false);
+        // Reading the body: a read that got bytes keeps it alive.
+        a.read_waiting();
+        tokio::time::advance(Duration::from_secs(2)).await;
+        a.read_progress();
+        a.read_waiting();
+        let t0 = Instant::now();
+        assert_eq!(a.expired(true).await, Expiry::Body);
+        assert_eq!(Instant::now() - t0, Duration::from_secs(3));
+        a.read_progress();
+
+        // The response: a write that waits too long, even once the request
+        // has ended (its last bytes in the buffer).
+        a.write_waiting();
+        a.request_ended();
+        let t0 = Instant::now();
+        assert_eq!(a.expired(true).await, Expiry::Send);
+        assert_eq!(Instant::now() - t0, Duration::from_secs(5));
+        a.write_progress();
+        assert_eq!(a.expired(true).await, Expiry::Idle);
+    }
+
+    #[test]
+    fn only_a_started_head_is_a_started_head() {
+        let a = ConnActivity::new(Duration::from_secs(10), Duration::from_secs(90));
+        assert!(!a.head_started());
+        a.head_progress(true, 0);
+        assert!(a.head_started());
+        a.head_progress(false, 1);
+        assert!(!a.head_started());
     }
 
     #[test]

@@ -188,6 +188,28 @@ impl Framing {
         self.state == State::Off
     }
 
+    /// Is a request body (or its chunk framing) due next? Then a read that
+    /// finds nothing waits on the client (`proxy.body_timeout`).
+    pub fn in_body(&self) -> bool {
+        matches!(
+            self.state,
+            State::BodyFixed(_)
+                | State::ChunkSize { .. }
+                | State::ChunkLws(_)
+                | State::ChunkExt(_)
+                | State::ChunkData(_)
+                | State::ChunkDataCr
+                | State::TrailerStart
+                | State::TrailerLine
+                | State::Lf(
+                    AfterLf::ChunkSize(_)
+                        | AfterLf::ChunkData
+                        | AfterLf::TrailerLine
+                        | AfterLf::TrailerEnd
+                )
+        )
+    }
+
     /// Reads `bytes`, the next bytes the client sent.
     pub fn feed(&mut self, bytes: &[u8]) -> Fed {
         let mut i = 0;

@@ -2,7 +2,9 @@
 //! framing scanner: every byte hyper reads is also shown to
 //! [`Framing`](super::framing::Framing), which reports request-head
 //! progress (for the header timeout) and smuggling findings to the
-//! connection's [`ConnActivity`]. Writes pass straight through.
+//! connection's [`ConnActivity`]. Writes pass straight through. Both tell
+//! the activity when they start waiting on the client and when they move
+//! again (the body and send timeouts).
 //!
 //! For parking (`park.rs`) the wrapper can hand its stream back: while the
 //! connection's `parking` flag is set, hyper's closing shutdown is not passed
@@ -73,6 +75,13 @@ impl<S: AsyncRead + Unpin> AsyncRead for ScannedIo<S> {
         let this = self.get_mut();
         let before = buf.filled().len();
         let polled = Pin::new(this.io()?).poll_read(cx, buf);
+        if polled.is_pending() {
+            if this.framing.as_ref().is_some_and(|f| f.in_body()) {
+                this.activity.read_waiting();
+            }
+            return polled;
+        }
+        this.activity.read_progress();
         if let (Poll::Ready(Ok(())), Some(framing)) = (&polled, this.framing.as_mut()) {
             let new = &buf.filled()[before..];
             if !new.is_empty() {
@@ -93,13 +102,28 @@ impl<S: AsyncRead + Unpin> AsyncRead for ScannedIo<S> {
     }
 }
 
+impl<S> ScannedIo<S> {
+    /// Notes whether a write waits on the client or moved.
+    #[inline]
+    fn wrote(&self, polled: &Poll<io::Result<usize>>) {
+        match polled {
+            Poll::Pending => self.activity.write_waiting(),
+            Poll::Ready(Ok(n)) if *n > 0 => self.activity.write_progress(),
+            Poll::Ready(_) => {}
+        }
+    }
+}
+
 impl<S: AsyncWrite + Unpin> AsyncWrite for ScannedIo<S> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(self.get_mut().io()?).poll_write(cx, buf)
+        let this = self.get_mut();
+        let polled = Pin::new(this.io()?).poll_write(cx, buf);
+        this.wrote(&polled);
+        polled
     }
 
     fn poll_write_vectored(
@@ -107,7 +131,10 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for ScannedIo<S> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(self.get_mut().io()?).poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        let polled = Pin::new(this.io()?).poll_write_vectored(cx, bufs);
+        this.wrote(&polled);
+        polled
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -115,7 +142,14 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for ScannedIo<S> {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(self.get_mut().io()?).poll_flush(cx)
+        let this = self.get_mut();
+        let polled = Pin::new(this.io()?).poll_flush(cx);
+        // TLS flushes its buffered records here.
+        match &polled {
+            Poll::Pending => this.activity.write_waiting(),
+            Poll::Ready(_) => this.activity.write_progress(),
+        }
+        polled
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

@@ -15,12 +15,14 @@ pub mod framing;
 mod io;
 pub mod limit;
 mod park;
+pub mod preface;
 mod service;
 pub mod set;
 mod tls;
 
 use crate::config::snapshot::ClientLimits;
 use crate::gateway::Gateway;
+use crate::metrics::listener::ClientTimeout;
 use crate::proxy::ConnInfo;
 use crate::tls::TlsListener;
 use activity::{ConnActivity, Expiry};
@@ -34,7 +36,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
@@ -192,7 +194,8 @@ pub fn spawn(
             match accepted {
                 Ok((stream, peer)) => {
                     let (limits, idle_timeout, max) = conn_settings(&gw, &task_name);
-                    let mut activity = ConnActivity::new(limits.header_timeout, idle_timeout);
+                    let mut activity = ConnActivity::new(limits.header_timeout, idle_timeout)
+                        .with_io_timeouts(limits.body_timeout, limits.send_timeout);
                     if task_tls.is_none() {
                         activity = activity.with_park_after(park::PARK_AFTER);
                     }
@@ -245,6 +248,20 @@ fn conn_settings(gw: &Gateway, name: &str) -> (ClientLimits, Duration, usize) {
     (snap.proxy.limits, snap.proxy.idle_timeout, max)
 }
 
+/// Answers a request head that did not arrive within `header_timeout`
+/// (RFC 9110 §15.5.9) and closes. Bounded: a client that reads nothing
+/// does not hold the connection.
+async fn request_timeout<S: AsyncWrite + Unpin>(mut stream: S) {
+    const RESPONSE: &[u8] = b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\
+        Content-Type: text/plain; charset=utf-8\r\nContent-Length: 20\r\n\r\n\
+        408 Request Timeout\n";
+    let write = async {
+        stream.write_all(RESPONSE).await?;
+        stream.shutdown().await
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), write).await;
+}
+
 /// An accepted client connection and what watches over it.
 pub(crate) struct Conn {
     info: Arc<ConnInfo>,
@@ -270,8 +287,9 @@ fn serve_connection<S>(
 /// Serves HTTP on an open (and, for TLS, handshaken) connection; `guard`
 /// counts it as open until it ends. The connection ends when the client
 /// closes it, at shutdown (gracefully), at the idle timeout (gracefully),
-/// or at once when a request head is late, when it is evicted, or when the
-/// client cancels most of its requests. An idle plain HTTP/1 connection
+/// or at once when a request head is late (408 once part of it arrived),
+/// when a request body or a response write stalls on the client, when it
+/// is evicted, or when the client cancels most of its requests. An idle plain HTTP/1 connection
 /// parks in between (`park.rs`).
 async fn run_connection<S>(
     stream: S,
@@ -292,7 +310,8 @@ async fn run_connection<S>(
     let _slot = slot;
     let _counted = info.stats.connection();
     let mut shutdown = gw.connections.subscribe();
-    let handback: Option<io::Handback<S>> = S::PARKS.then(Arc::default);
+    // The hand-back also gives the socket back for a 408.
+    let handback: Option<io::Handback<S>> = Some(Arc::default());
     let framing = Some(Box::new(framing::Framing::new(max_head)));
     let mut io = io::ScannedIo::resume(stream, framing, activity.clone(), handback.clone());
     loop {
@@ -331,8 +350,19 @@ async fn run_connection<S>(
                         parking = true;
                     }
                     Expiry::Park => activity.skip_park(),
+                    Expiry::Header if activity.head_started() => {
+                        // Take the socket back from hyper to answer 408.
+                        info.stats.count_timeout(ClientTimeout::Header);
+                        activity.set_parking(true);
+                        break true;
+                    }
                     why => {
                         tracing::debug!("closing client connection: {why:?}");
+                        match why {
+                            Expiry::Body => info.stats.count_timeout(ClientTimeout::Body),
+                            Expiry::Send => info.stats.count_timeout(ClientTimeout::Send),
+                            _ => {}
+                        }
                         break false;
                     }
                 }
@@ -347,6 +377,12 @@ async fn run_connection<S>(
         let Some((stream, framing)) = resumed else {
             break;
         };
+        if activity.head_started() {
+            // Parked for the 408 above: answer and close.
+            info.stats.codes.inc(408);
+            request_timeout(stream).await;
+            break;
+        }
         // Parked: the socket, the scanner and the watchdog, nothing else.
         info.stats
             .connections_parked

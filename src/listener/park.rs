@@ -26,21 +26,17 @@ pub const PARK_AFTER: Duration = Duration::from_secs(1);
 /// A client stream that may park: it can wait for readability without
 /// reading.
 pub trait Parkable {
-    /// Whether connections on this stream park at all.
-    const PARKS: bool;
     /// Resolves when the client has sent something (or closed).
     fn readable(&self) -> impl Future<Output = io::Result<()>> + Send;
 }
 
 impl Parkable for TcpStream {
-    const PARKS: bool = true;
     fn readable(&self) -> impl Future<Output = io::Result<()>> + Send {
         TcpStream::readable(self)
     }
 }
 
 impl Parkable for tokio_rustls::server::TlsStream<TcpStream> {
-    const PARKS: bool = false;
     fn readable(&self) -> impl Future<Output = io::Result<()>> + Send {
         self.get_ref().0.readable()
     }

@@ -1,9 +1,11 @@
 //! The accept path of a TLS listener: the handshake (bounded by
 //! `handshake_timeout`, abandoned at shutdown) runs in the connection's own
 //! task, never in the accept loop, then the connection is served like a
-//! plain one. HTTP/2 or HTTP/1.1 follows from ALPN: the auto server reads
-//! the h2 preface the client sends after negotiating `h2`.
+//! plain one. HTTP/2 or HTTP/1.1 follows from ALPN: a connection whose ALPN
+//! chose `h2` must start with the HTTP/2 preface (`preface.rs`) and is
+//! served as HTTP/2 only.
 
+use super::preface::{self, Replayed};
 use super::{run_connection, Conn};
 use crate::gateway::Gateway;
 use crate::tls::TlsListener;
@@ -29,8 +31,26 @@ pub(super) fn serve(
             _ = shutdown.wait_for(|s| *s) => None,
             _ = conn.activity.expired(true) => None,
         };
-        if let Some(stream) = stream {
-            run_connection(stream, conn, gw, builder, guard).await;
+        let Some(mut stream) = stream else { return };
+        if stream.get_ref().1.alpn_protocol() != Some(b"h2") {
+            let stream = Replayed::new(stream, false);
+            return run_connection(stream, conn, gw, builder, guard).await;
+        }
+        let valid = tokio::select! {
+            r = preface::read(&mut stream) => r.ok(),
+            _ = shutdown.wait_for(|s| *s) => None,
+            _ = conn.activity.expired(true) => None,
+        };
+        match valid {
+            Some(true) => {
+                let stream = Replayed::new(stream, true);
+                run_connection(stream, conn, gw, builder.http2_only(), guard).await;
+            }
+            Some(false) => {
+                tracing::debug!(peer = %conn.info.peer, "invalid HTTP/2 preface: GOAWAY");
+                preface::refuse(stream).await;
+            }
+            None => {}
         }
     });
 }

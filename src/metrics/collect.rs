@@ -320,6 +320,19 @@ impl Collector for ListenerCollector {
                 )
             }),
         )?;
+        let mut timeouts = Vec::new();
+        for l in &listeners {
+            for t in crate::metrics::listener::ClientTimeout::ALL {
+                let n = l.client_timeouts[t as usize].load(Ordering::Relaxed);
+                timeouts.push(([("listener", &*l.name), ("timeout", t.as_str())], n));
+            }
+        }
+        counters(
+            &mut enc,
+            CLIENT_TIMEOUTS,
+            "Client connections cut off by header_timeout (408), body_timeout or send_timeout.",
+            timeouts.into_iter(),
+        )?;
         counters(
             &mut enc,
             CONNECTIONS,

@@ -17,6 +17,34 @@ pub struct ListenerStats {
     pub connections_total: AtomicU64,
     /// Idle connections parked now (holding no HTTP state or buffers).
     pub connections_parked: AtomicU64,
+    /// Client connections cut off by a timeout, by [`ClientTimeout`].
+    pub client_timeouts: [AtomicU64; 3],
+}
+
+/// Which client timeout cut a connection off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientTimeout {
+    /// `proxy.header_timeout`: a request head arrived too slowly (408).
+    Header = 0,
+    /// `proxy.body_timeout`: a request body stalled.
+    Body = 1,
+    /// `proxy.send_timeout`: the client stopped reading the response.
+    Send = 2,
+}
+
+impl ClientTimeout {
+    pub const ALL: [ClientTimeout; 3] = [
+        ClientTimeout::Header,
+        ClientTimeout::Body,
+        ClientTimeout::Send,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClientTimeout::Header => "header",
+            ClientTimeout::Body => "body",
+            ClientTimeout::Send => "send",
+        }
+    }
 }
 
 impl ListenerStats {
@@ -27,6 +55,7 @@ impl ListenerStats {
             connections_active: AtomicU64::new(0),
             connections_total: AtomicU64::new(0),
             connections_parked: AtomicU64::new(0),
+            client_timeouts: Default::default(),
         }
     }
 
@@ -35,6 +64,10 @@ impl ListenerStats {
         self.connections_active.fetch_add(1, Ordering::Relaxed);
         self.connections_total.fetch_add(1, Ordering::Relaxed);
         ConnectionGuard(self.clone())
+    }
+
+    pub fn count_timeout(&self, which: ClientTimeout) {
+        self.client_timeouts[which as usize].fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn connections_active(&self) -> u64 {

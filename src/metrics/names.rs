@@ -13,6 +13,9 @@ pub const REQUESTS: &str = "farmgate_requests";
 pub const CONNECTIONS_ACTIVE: &str = "farmgate_connections_active";
 pub const CONNECTIONS_PARKED: &str = "farmgate_connections_parked";
 pub const CONNECTIONS_EVICTED: &str = "farmgate_connections_evicted";
+/// Counter `{listener,timeout}`: client connections cut off by
+/// `header_timeout` (with a 408), `body_timeout` or `send_timeout`.
+pub const CLIENT_TIMEOUTS: &str = "farmgate_client_timeouts";
 /// Counter `{listener}`: client connections served.
 pub const CONNECTIONS: &str = "farmgate_connections";
 /// Counter `{listener}`: TLS handshakes completed (full and resumed).

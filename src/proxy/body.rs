@@ -214,6 +214,11 @@ impl UpstreamBody {
         }
     }
 
+    /// The client's body of a request that was never sent (not polled).
+    pub fn into_unsent(mut self) -> Option<Incoming> {
+        self.inner.take()
+    }
+
     /// Counts bytes sent into this server's state.
     pub fn count_into(&mut self, state: Arc<crate::farm::ServerState>) {
         self.sent = Some(state);

@@ -1,21 +1,26 @@
 //! Sends one request to a server of the chosen farm and returns its
-//! response head, streaming both bodies. Owns retries: a request whose
-//! connection failed before any response byte (connect refused, connect
-//! timeout, reset, also on a reused pooled connection) goes to another
-//! server when it is idempotent and its body was not sent. Once response
-//! headers arrived nothing is retried.
+//! response head, streaming both bodies. Owns retries: a request that never
+//! reached a server (connect refused, connect timeout, TLS handshake failed,
+//! a new connection closed before a byte was written) goes to another server
+//! whatever its method, and a server that could not be connected to leaves
+//! rotation at once (`health::passive`). A request whose connection failed
+//! after it went out but before any response byte (a reset) goes to another
+//! server only when it is idempotent and its body was not sent. Once
+//! response headers arrived nothing is retried.
 
 use super::body::{BodyTooLarge, ClientBodyError, ProxyBody, ReturnSlot, UpstreamBody};
 use super::error::{Origin, ProxyError};
 use super::exchange::Exchange;
 use super::headers::{self, ClientSide};
 use super::pool::Checkin;
+use super::connector::ConnectTimeout;
 use super::upgrade;
 use super::upstream::SendError;
 use crate::config::Snapshot;
 use crate::farm::state::Attempt;
 use crate::farm::{Farm, PickRequest, Server};
 use crate::gateway::Gateway;
+use crate::health::Reason;
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use hyper::body::{Body as _, Incoming};
@@ -52,8 +57,11 @@ pub fn prepare(
     client: &ClientSide<'_>,
 ) -> Option<(OnUpgrade, HeaderValue)> {
     let upgrade = headers::upgrade_protocol(&parts.headers)
-        .filter(|_| parts.version == Version::HTTP_11)
+        .filter(|proto| parts.version == Version::HTTP_11 && !headers::is_h2c(proto))
         .and_then(|proto| Some((parts.extensions.remove::<OnUpgrade>()?, proto)));
+    // `Upgrade: h2c` is dropped with the other hop-by-hop headers and the
+    // request goes on as plain HTTP/1.1 (`headers::is_h2c`).
+    parts.headers.remove(&headers::HTTP2_SETTINGS);
     let trailers = headers::wants_trailers(&parts.headers) || parts.version == Version::HTTP_2;
     headers::strip_hop_by_hop(&mut parts.headers);
     if trailers {
@@ -102,26 +110,28 @@ pub async fn forward(
         .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
 
     let body_empty = body.is_end_stream();
-    let retryable = client_upgrade.is_none() && is_idempotent(&parts.method);
-    let max_attempts = if retryable {
-        (proxy.retries as usize + 1).min(MAX_ATTEMPTS)
+    // A request the server may have processed goes to another server only
+    // when it is idempotent, up to `retries` times. One that never reached
+    // a server (`SendError::Unsent`) always does, once per server: nothing
+    // was sent, so nothing can happen twice.
+    let mut retries_left = if client_upgrade.is_none() && is_idempotent(&parts.method) {
+        proxy.retries
     } else {
-        1
+        0
     };
     let slot: Option<ReturnSlot> =
-        (max_attempts > 1 && !body_empty).then(|| Arc::new(Mutex::new(None)));
+        (retries_left > 0 && !body_empty).then(|| Arc::new(Mutex::new(None)));
     let mut body = Some(body);
     let mut tried = [usize::MAX; MAX_ATTEMPTS];
     let mut last_err = ProxyError::NoServer;
     let mut client_upgrade = client_upgrade;
 
-    for attempt in 0..max_attempts {
+    for attempt in 0..MAX_ATTEMPTS {
         let Some(idx) = farm.pick(pick, &tried[..attempt]) else {
             return Err(last_err);
         };
         tried[attempt] = idx;
         let server = &farm.servers[idx];
-        let last = attempt + 1 == max_attempts;
         if let Some(r) = ex.record() {
             r.server = Some(server.name.clone());
         }
@@ -146,7 +156,7 @@ pub async fn forward(
             server,
             path_and_query.clone(),
             proxy.preserve_host,
-            last,
+            retries_left == 0,
             upstream_body,
         );
         ex.hold(server.state.clone());
@@ -165,6 +175,30 @@ pub async fn forward(
                 ex.set_picked(idx);
                 return Ok(respond(resp, checkin, &mut client_upgrade));
             }
+            Ok(Err(SendError::Unsent {
+                cause,
+                connect,
+                req,
+            })) => {
+                tracing::debug!(farm = %farm.name, server = %server.name, "not sent: {cause}");
+                if connect {
+                    // Down or unreachable: out of new picks now, not at the
+                    // next probe.
+                    server
+                        .state
+                        .eject_unreachable(unreachable_reason(&*cause), &farm.health);
+                }
+                let reason = ProxyError::Connect.reason();
+                server
+                    .state
+                    .record_attempt(Attempt::Failed { reason }, &farm.health);
+                ex.release();
+                // The head and body come back untouched for the next server.
+                let (head, unsent) = req.into_parts();
+                parts.headers = head.headers;
+                body = unsent.into_unsent();
+                last_err = ProxyError::Connect;
+            }
             Ok(Err(e)) => {
                 let err = classify(&e);
                 // A client's broken or oversized body is not the server's failure.
@@ -176,9 +210,10 @@ pub async fn forward(
                 }
                 tracing::debug!(farm = %farm.name, server = %server.name, "backend error: {e:?}");
                 ex.release();
-                if !err.is_retryable() {
+                if !err.is_retryable() || retries_left == 0 {
                     return Err(err);
                 }
+                retries_left -= 1;
                 last_err = err;
             }
             Err(_) => {
@@ -191,6 +226,27 @@ pub async fn forward(
     Err(last_err)
 }
 
+/// Why a connection could not be made, for the server's health record.
+fn unreachable_reason(cause: &(dyn std::error::Error + 'static)) -> Reason {
+    let chain = std::iter::successors(Some(cause), |e| e.source());
+    for e in chain {
+        if e.is::<ConnectTimeout>() {
+            return Reason::Timeout;
+        }
+        if e.is::<rustls::Error>() {
+            return Reason::Tls;
+        }
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::ConnectionRefused {
+                return Reason::Refused;
+            }
+        }
+    }
+    Reason::Unreachable
+}
+
+/// `last`: no retry can follow that needs the head (an unsent request
+/// brings its head back).
 fn build_request(
     parts: &mut http::request::Parts,
     server: &Server,
@@ -247,7 +303,7 @@ fn classify(e: &SendError) -> ProxyError {
         }
     }
     match e {
-        SendError::Connect(_) => ProxyError::Connect,
+        SendError::Unsent { .. } => ProxyError::Connect,
         SendError::Http(_) => ProxyError::Backend,
     }
 }

@@ -100,6 +100,25 @@ pub fn upgrade_protocol(headers: &HeaderMap) -> Option<HeaderValue> {
     connection_names_upgrade.then(|| upgrade.clone())
 }
 
+/// The h2c upgrade's settings header (RFC 7540 §3.2), hop-by-hop even
+/// when `Connection` does not name it.
+pub static HTTP2_SETTINGS: HeaderName = HeaderName::from_static("http2-settings");
+
+/// Does an `Upgrade` value ask for h2c (HTTP/2 over cleartext)? Such an
+/// upgrade is never forwarded: the backend's `101` would hand the client an
+/// HTTP/2 connection to the backend that no longer passes through our
+/// rules, limits or logs (h2c smuggling). The request itself is served as
+/// plain HTTP/1.1, which RFC 9110 §7.8 allows (a server may ignore
+/// `Upgrade`) and which every h2c client handles; RFC 9113 deprecated the
+/// upgrade anyway. Clients that want HTTP/2 use TLS with ALPN or prior
+/// knowledge, both served by farmgate itself.
+pub fn is_h2c(upgrade: &HeaderValue) -> bool {
+    upgrade
+        .as_bytes()
+        .split(|b| *b == b',')
+        .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"h2c"))
+}
+
 /// What the proxy knows about the client side of a request.
 pub struct ClientSide<'a> {
     /// The client's IP, pre-rendered once per connection.

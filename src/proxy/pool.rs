@@ -8,6 +8,13 @@
 //! first, so under light load a few connections stay warm and the rest age
 //! out. A connection goes back when its response body has been read to the
 //! end (`Checkin`); one abandoned mid-body is closed instead.
+//!
+//! An idle connection is retired before its backend would close it: after
+//! the farm's `backend_idle_timeout`, or sooner when the backend announced
+//! `Keep-Alive: timeout=N` (less a margin, [`keep_for`]). A backend closes an
+//! idle connection on its own clock; a request written in the same instant
+//! meets a closed socket after its bytes went out, and may not be retried.
+//! Retiring first leaves that race to us, where it costs a reconnect.
 
 use super::body::UpstreamBody;
 use http::uri::{Authority, Scheme};
@@ -18,16 +25,20 @@ use std::time::{Duration, Instant};
 
 /// Idle connections kept per backend address; more are closed on return.
 pub const MAX_IDLE_PER_ADDRESS: usize = 1024;
-/// An idle connection unused for this long is closed by the sweeper.
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
-/// How often the sweeper runs.
+/// How often the sweeper closes retired connections (checkout never hands
+/// one out, whenever the sweeper ran last).
 pub const SWEEP_EVERY: Duration = Duration::from_secs(5);
+/// Taken off a backend's announced keep-alive timeout: the backend's timer
+/// started when it finished writing, ours when we finished reading, and a
+/// request needs time to reach it.
+pub const KEEP_ALIVE_MARGIN: Duration = Duration::from_millis(1000);
 
 type Sender = SendRequest<UpstreamBody>;
 
 struct Idle {
     sender: Sender,
-    since: Instant,
+    /// Retired (never handed out again) from this instant.
+    until: Instant,
 }
 
 /// The idle connections to one backend address.
@@ -53,35 +64,41 @@ impl BackendPool {
         }
     }
 
-    /// The most recently returned idle connection that is still open.
+    /// The most recently returned idle connection that is still open and
+    /// not retired. Retired ones met on the way are closed.
     pub fn checkout(&self) -> Option<Sender> {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        let now = if idle.is_empty() {
+            return None;
+        } else {
+            Instant::now()
+        };
         while let Some(c) = idle.pop() {
-            if !c.sender.is_closed() {
+            if c.until > now && !c.sender.is_closed() {
                 return Some(c.sender);
             }
         }
         None
     }
 
-    /// Keeps `sender` for the next request (closed ones and those past the
-    /// cap are dropped, which closes them).
-    pub fn checkin(&self, sender: Sender) {
-        if sender.is_closed() {
+    /// Keeps `sender` for the next request for up to `keep` (closed ones
+    /// and those past the cap are dropped, which closes them).
+    pub fn checkin(&self, sender: Sender, keep: Duration) {
+        if sender.is_closed() || keep.is_zero() {
             return;
         }
-        let since = Instant::now();
+        let until = Instant::now() + keep;
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         if idle.len() < MAX_IDLE_PER_ADDRESS {
-            idle.push(Idle { sender, since });
+            idle.push(Idle { sender, until });
         }
     }
 
-    /// Closes connections idle since before `cutoff` and forgets closed ones.
-    pub fn sweep(&self, cutoff: Instant) -> usize {
+    /// Closes connections retired by `now` and forgets closed ones.
+    pub fn sweep(&self, now: Instant) -> usize {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         let before = idle.len();
-        idle.retain(|c| c.since >= cutoff && !c.sender.is_closed());
+        idle.retain(|c| c.until > now && !c.sender.is_closed());
         before - idle.len()
     }
 
@@ -94,19 +111,46 @@ impl BackendPool {
     }
 }
 
+/// How long a connection may sit idle: the farm's `backend_idle_timeout`,
+/// or less when the backend's response announced `Keep-Alive: timeout=N`
+/// (N less [`KEEP_ALIVE_MARGIN`], at least half of N). Must be asked
+/// before the response's hop-by-hop headers are removed.
+pub fn keep_for(farm_idle: Duration, response: &http::HeaderMap) -> Duration {
+    match announced_timeout(response) {
+        Some(n) => farm_idle.min(n.saturating_sub(KEEP_ALIVE_MARGIN).max(n / 2)),
+        None => farm_idle,
+    }
+}
+
+/// `timeout=N` (seconds) of a `Keep-Alive` response header (RFC 2068
+/// §19.7.1.1; Node, Apache and others send it).
+fn announced_timeout(h: &http::HeaderMap) -> Option<Duration> {
+    let v = h.get("keep-alive")?.to_str().ok()?;
+    v.split(',').find_map(|p| {
+        let (k, n) = p.split_once('=')?;
+        if !k.trim().eq_ignore_ascii_case("timeout") {
+            return None;
+        }
+        let secs: u64 = n.trim().trim_matches('"').parse().ok()?;
+        Some(Duration::from_secs(secs))
+    })
+}
+
 /// Gives a connection back to its pool once its response has been read to
 /// the end. Dropped without `give_back`, it closes the connection.
 pub struct Checkin {
     pool: Arc<BackendPool>,
     sender: Sender,
+    keep: Duration,
 }
 
 impl Checkin {
-    pub fn new(pool: Arc<BackendPool>, sender: Sender) -> Self {
-        Checkin { pool, sender }
+    /// `keep`: how long the connection may then sit idle ([`keep_for`]).
+    pub fn new(pool: Arc<BackendPool>, sender: Sender, keep: Duration) -> Self {
+        Checkin { pool, sender, keep }
     }
     pub fn give_back(self) {
-        self.pool.checkin(self.sender);
+        self.pool.checkin(self.sender, self.keep);
     }
 }
 
@@ -139,16 +183,14 @@ impl PoolRegistry {
         map.retain(|_, p| p.strong_count() > 0);
     }
 
-    /// Closes connections idle longer than `idle_timeout`. Returns how many.
-    pub fn sweep(&self, idle_timeout: Duration) -> usize {
-        let Some(cutoff) = Instant::now().checked_sub(idle_timeout) else {
-            return 0;
-        };
+    /// Closes retired connections. Returns how many.
+    pub fn sweep(&self) -> usize {
+        let now = Instant::now();
         let pools: Vec<Arc<BackendPool>> = {
             let map = self.map.lock().unwrap_or_else(|p| p.into_inner());
             map.values().filter_map(Weak::upgrade).collect()
         };
-        pools.iter().map(|p| p.sweep(cutoff)).sum()
+        pools.iter().map(|p| p.sweep(now)).sum()
     }
 }
 
@@ -160,7 +202,7 @@ pub fn spawn_sweeper(registry: Weak<PoolRegistry>) -> tokio::task::JoinHandle<()
         loop {
             tick.tick().await;
             let Some(reg) = registry.upgrade() else { break };
-            let closed = reg.sweep(IDLE_TIMEOUT);
+            let closed = reg.sweep();
             if closed > 0 {
                 tracing::debug!("closed {closed} idle backend connection(s)");
             }
@@ -186,5 +228,22 @@ mod tests {
         drop((p1, p2));
         reg.prune();
         assert!(reg.map.lock().unwrap_or_else(|p| p.into_inner()).is_empty());
+    }
+
+    #[test]
+    fn announced_keep_alive_shortens_the_idle_time() {
+        let farm = Duration::from_millis(1500);
+        let mut h = http::HeaderMap::new();
+        assert_eq!(keep_for(farm, &h), farm);
+        h.insert("keep-alive", http::HeaderValue::from_static("timeout=2, max=100"));
+        assert_eq!(keep_for(farm, &h), Duration::from_secs(1));
+        h.insert("keep-alive", http::HeaderValue::from_static("max=5, Timeout=1"));
+        assert_eq!(keep_for(farm, &h), Duration::from_millis(500));
+        h.insert("keep-alive", http::HeaderValue::from_static("timeout=0"));
+        assert_eq!(keep_for(farm, &h), Duration::ZERO);
+        h.insert("keep-alive", http::HeaderValue::from_static("timeout=60"));
+        assert_eq!(keep_for(farm, &h), farm);
+        h.insert("keep-alive", http::HeaderValue::from_static("timeout=x"));
+        assert_eq!(keep_for(farm, &h), farm);
     }
 }

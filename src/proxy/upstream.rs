@@ -5,11 +5,14 @@
 //! A pooled connection the server closed while it sat idle hands the request
 //! back unsent (hyper's `try_send_request`); it then goes out on the next
 //! idle connection or a new one, so a keep-alive race never reaches the
-//! retry logic or the server's failure count.
+//! retry logic or the server's failure count. A request that never went out
+//! at all (no connection could be made, or a new one closed before a byte
+//! was written) comes back to the caller whole in [`SendError::Unsent`], to
+//! be sent to another server whatever its method.
 
 use super::body::{BoxError, UpstreamBody};
 use super::connector::Connector;
-use super::pool::Checkin;
+use super::pool::{keep_for, Checkin};
 use crate::farm::Server;
 use http::{Request, Response};
 use hyper::body::Incoming;
@@ -17,21 +20,44 @@ use hyper::client::conn::http1;
 use tower::Service;
 
 /// Why a request got no response head.
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 pub enum SendError {
-    /// No connection could be made (refused, unreachable, timeout, TLS).
-    #[error("connect: {0}")]
-    Connect(BoxError),
-    /// The connection failed while sending or before the response head.
+    /// Not a byte of the request reached the server: no connection could
+    /// be made (refused, unreachable, connect timeout, TLS handshake), or
+    /// a new connection closed before the request was written. The request
+    /// comes back unsent.
+    #[error("not sent: {cause}")]
+    Unsent {
+        cause: BoxError,
+        /// The connection could not be made at all (the server is down or
+        /// unreachable), as opposed to one that closed at once.
+        connect: bool,
+        req: Box<Request<UpstreamBody>>,
+    },
+    /// The connection failed while sending or before the response head:
+    /// the server may have processed the request.
     #[error(transparent)]
     Http(hyper::Error),
+}
+
+impl std::fmt::Debug for SendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SendError::Unsent { cause, connect, .. } => f
+                .debug_struct("Unsent")
+                .field("cause", cause)
+                .field("connect", connect)
+                .finish_non_exhaustive(),
+            SendError::Http(e) => f.debug_tuple("Http").field(e).finish(),
+        }
+    }
 }
 
 impl SendError {
     /// The error and its causes, outermost first.
     pub fn chain(&self) -> impl Iterator<Item = &(dyn std::error::Error + 'static)> {
         let first: &(dyn std::error::Error + 'static) = match self {
-            SendError::Connect(e) => e.as_ref(),
+            SendError::Unsent { cause, .. } => cause.as_ref(),
             SendError::Http(e) => e,
         };
         std::iter::successors(Some(first), |e| e.source())
@@ -65,39 +91,51 @@ impl Upstream {
                 Some(s) => (s, true),
                 // Boxed: connecting is rare next to reuse, and its future
                 // would otherwise enlarge every request's.
-                None => (Box::pin(self.connect(server)).await?, false),
+                None => match Box::pin(self.connect(server)).await {
+                    Ok(s) => (s, false),
+                    Err(cause) => {
+                        let req = Box::new(req);
+                        return Err(SendError::Unsent {
+                            cause,
+                            connect: true,
+                            req,
+                        });
+                    }
+                },
             };
             if reused && sender.ready().await.is_err() {
                 continue;
             }
             match sender.try_send_request(req).await {
-                Ok(resp) => return Ok((resp, Checkin::new(server.pool.clone(), sender))),
+                Ok(resp) => {
+                    let keep = keep_for(server.idle_timeout, resp.headers());
+                    let checkin = Checkin::new(server.pool.clone(), sender, keep);
+                    return Ok((resp, checkin));
+                }
                 Err(mut e) => match e.take_message() {
                     // Closed before our request went out: another one.
                     Some(back) if reused => req = back,
-                    _ => return Err(SendError::Http(e.into_error())),
+                    Some(back) => {
+                        return Err(SendError::Unsent {
+                            cause: e.into_error().into(),
+                            connect: false,
+                            req: Box::new(back),
+                        })
+                    }
+                    None => return Err(SendError::Http(e.into_error())),
                 },
             }
         }
     }
 
-    async fn connect(
-        &self,
-        server: &Server,
-    ) -> Result<http1::SendRequest<UpstreamBody>, SendError> {
+    async fn connect(&self, server: &Server) -> Result<http1::SendRequest<UpstreamBody>, BoxError> {
         let uri = http::Uri::builder()
             .scheme(server.scheme.clone())
             .authority(server.authority.clone())
             .path_and_query("/")
-            .build()
-            .map_err(|e| SendError::Connect(e.into()))?;
-        let io = self
-            .connector
-            .clone()
-            .call(uri)
-            .await
-            .map_err(SendError::Connect)?;
-        let (sender, conn) = self.http1.handshake(io).await.map_err(SendError::Http)?;
+            .build()?;
+        let io = self.connector.clone().call(uri).await?;
+        let (sender, conn) = self.http1.handshake(io).await?;
         // Not the pool itself: idle connections must not keep it alive.
         let address = server.pool.address().clone();
         tokio::spawn(async move {

@@ -112,6 +112,7 @@ pub(crate) mod testing {
                         server: name,
                     })),
                     pool: Arc::new(crate::proxy::pool::BackendPool::new(&address)),
+                    idle_timeout: std::time::Duration::from_secs(1),
                 }
             })
             .collect()
