@@ -150,7 +150,10 @@ mod tests {
     async fn an_http1_request_is_not_a_preface() {
         let (mut client, mut server) = tokio::io::duplex(256);
         // Shorter than the preface: decided without waiting for more.
-        client.write_all(b"GET / HTTP/1.1\r\n\r\n").await.expect("write");
+        client
+            .write_all(b"GET / HTTP/1.1\r\n\r\n")
+            .await
+            .expect("write");
         assert!(!read(&mut server).await.expect("read"));
     }
 }

@@ -9,11 +9,11 @@
 //! response headers arrived nothing is retried.
 
 use super::body::{BodyTooLarge, ClientBodyError, ProxyBody, ReturnSlot, UpstreamBody};
+use super::connector::ConnectTimeout;
 use super::error::{Origin, ProxyError};
 use super::exchange::Exchange;
 use super::headers::{self, ClientSide};
 use super::pool::Checkin;
-use super::connector::ConnectTimeout;
 use super::upgrade;
 use super::upstream::SendError;
 use crate::config::Snapshot;

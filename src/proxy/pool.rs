@@ -235,9 +235,15 @@ mod tests {
         let farm = Duration::from_millis(1500);
         let mut h = http::HeaderMap::new();
         assert_eq!(keep_for(farm, &h), farm);
-        h.insert("keep-alive", http::HeaderValue::from_static("timeout=2, max=100"));
+        h.insert(
+            "keep-alive",
+            http::HeaderValue::from_static("timeout=2, max=100"),
+        );
         assert_eq!(keep_for(farm, &h), Duration::from_secs(1));
-        h.insert("keep-alive", http::HeaderValue::from_static("max=5, Timeout=1"));
+        h.insert(
+            "keep-alive",
+            http::HeaderValue::from_static("max=5, Timeout=1"),
+        );
         assert_eq!(keep_for(farm, &h), Duration::from_millis(500));
         h.insert("keep-alive", http::HeaderValue::from_static("timeout=0"));
         assert_eq!(keep_for(farm, &h), Duration::ZERO);
