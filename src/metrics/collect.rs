@@ -331,7 +331,7 @@ impl Collector for ListenerCollector {
             &mut enc,
             CLIENT_TIMEOUTS,
             "Client connections cut off by header_timeout (408), body_timeout or send_timeout.",
-            timeouts.into_iter(),
+            timeouts,
         )?;
         counters(
             &mut enc,
