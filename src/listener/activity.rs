@@ -165,7 +165,12 @@ impl ConnActivity {
         }
     }
 
-    /// Has part of a request head arrived that is not complete yet?
+    /// The bytes are not an HTTP/1 head (HTTP/2, a finding, a tunnel).
+    pub fn not_http1_head(&self) {
+        self.head_bytes.store(false, Relaxed);
+    }
+
+    /// Has part of an HTTP/1 request head arrived that is not complete yet?
     pub fn head_started(&self) -> bool {
         self.head_bytes.load(Relaxed)
     }

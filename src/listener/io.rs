@@ -95,6 +95,8 @@ impl<S: AsyncRead + Unpin> AsyncRead for ScannedIo<S> {
                     // more to read as HTTP/1 heads. Free the state.
                     this.framing = None;
                     this.activity.never_park();
+                    // Not an HTTP/1 head: a late one is never answered 408.
+                    this.activity.not_http1_head();
                 }
             }
         }
