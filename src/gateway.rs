@@ -188,7 +188,7 @@ impl Running {
             set.commit(prepared, &snap, &gateway).await?;
             gateway.publish_listeners(&set);
         }
-        let health = crate::health::supervisor::spawn(&gateway);
+        let health = crate::checks::supervisor::spawn(&gateway);
         let sweeper = crate::proxy::pool::spawn_sweeper(Arc::downgrade(&gateway.registry.pools));
         let watcher = path.map(|p| {
             let _ = gateway.config_path.set(p.clone());

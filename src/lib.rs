@@ -6,16 +6,19 @@
 
 pub mod admin;
 pub mod cache;
+pub mod checks;
 pub mod config;
 pub mod demo;
 pub mod farm;
 pub mod gateway;
+pub mod ground;
 pub mod health;
 pub mod listener;
 pub mod log;
 pub mod metrics;
 pub mod proxy;
 pub mod reload;
+pub mod request;
 pub mod rules;
 pub mod tls;
 

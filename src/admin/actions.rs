@@ -15,7 +15,7 @@
 
 use crate::farm::{AdminState, Farm, Server};
 use crate::gateway::Gateway;
-use crate::health::probe;
+use crate::checks::probe;
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::Full;

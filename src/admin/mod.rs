@@ -8,7 +8,9 @@
 
 pub mod actions;
 pub mod auth;
+pub mod collect;
 pub mod page;
+pub mod process;
 pub mod router;
 pub mod status;
 

@@ -8,13 +8,11 @@
 //! `file:line:column: key.path: message`.
 
 pub mod build;
-pub mod error;
-pub mod locate;
+pub use crate::ground::{error, locate, units};
 pub mod raw;
 pub mod raw_rules;
 pub mod snapshot;
 pub mod tls;
-pub mod units;
 
 pub use error::{ConfigError, ConfigErrors};
 pub use snapshot::Snapshot;

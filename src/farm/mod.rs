@@ -3,6 +3,7 @@
 //! balancing policy (`selection/`, one file per policy), keyed by the request
 //! part `hash_key.rs` names.
 
+pub mod admission;
 pub mod affinity;
 pub mod ewma;
 pub mod hash_key;
@@ -82,7 +83,7 @@ impl Farm {
                 return Some(b);
             }
         }
-        crate::health::slow_start::admit(&self.servers, exclude, |exclude| {
+        admission::admit(&self.servers, exclude, |exclude| {
             self.policy.pick(&PickContext {
                 servers: &self.servers,
                 exclude,

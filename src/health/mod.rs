@@ -19,19 +19,16 @@ pub mod farm;
 pub mod floor;
 pub mod outcome;
 pub mod passive;
-pub mod probe;
-pub mod slow_start;
 pub mod spec;
 pub mod state;
 pub mod status_ranges;
-pub mod supervisor;
 
 pub use farm::FarmHealth;
 pub use outcome::{ProbeReport, Reason};
 pub use spec::{HealthCheck, HealthSpec, LiveTraffic};
 pub use state::{HealthView, ServerHealth};
 pub use status_ranges::StatusSet;
-pub use supervisor::HealthHandle;
+pub use crate::checks::supervisor::HealthHandle;
 
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};

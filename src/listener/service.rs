@@ -8,7 +8,7 @@ use super::activity::ConnActivity;
 use crate::gateway::Gateway;
 use crate::proxy::body::ProxyBody;
 use crate::proxy::error::local_response;
-use crate::proxy::route::Aborted;
+use crate::request::route::Aborted;
 use crate::proxy::{self, ConnInfo};
 use bytes::Bytes;
 use http::{header, HeaderValue, Request, Response, Version};

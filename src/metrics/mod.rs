@@ -8,11 +8,9 @@
 //! prometheus-client `Registry` of custom collectors (`collect.rs`) walks
 //! the current snapshot and reads those atomics. Names live in `names.rs`.
 
-pub mod collect;
 pub mod histogram;
 pub mod listener;
 pub mod names;
-pub mod process;
 pub mod server;
 pub mod status_codes;
 
@@ -45,10 +43,10 @@ impl Metrics {
     /// the collectors do not keep it alive).
     pub fn new(gw: Weak<Gateway>) -> Metrics {
         let mut registry = Registry::default();
-        registry.register_collector(Box::new(collect::ListenerCollector(gw.clone())));
-        registry.register_collector(Box::new(collect::BackendCollector(gw.clone())));
-        registry.register_collector(Box::new(collect::ConfigCollector(gw)));
-        registry.register_collector(Box::new(collect::ProcessCollector));
+        registry.register_collector(Box::new(crate::admin::collect::ListenerCollector(gw.clone())));
+        registry.register_collector(Box::new(crate::admin::collect::BackendCollector(gw.clone())));
+        registry.register_collector(Box::new(crate::admin::collect::ConfigCollector(gw)));
+        registry.register_collector(Box::new(crate::admin::collect::ProcessCollector));
         Metrics {
             listeners: Mutex::new(Vec::new()),
             registry,

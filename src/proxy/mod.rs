@@ -9,7 +9,6 @@ pub mod exchange;
 pub mod forward;
 pub mod headers;
 pub mod pool;
-pub mod route;
 pub mod upgrade;
 pub mod upstream;
 
@@ -22,7 +21,7 @@ use exchange::Exchange;
 use headers::ClientSide;
 use http::{HeaderValue, Request, Response};
 use hyper::body::Incoming;
-use route::Route;
+use crate::request::route::{self, Route};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};

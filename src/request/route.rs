@@ -3,9 +3,9 @@
 //! in place and the headers rules set), answer locally (redirect, respond,
 //! 400, 404), or abort the connection.
 
-use super::body::ProxyBody;
-use super::error::ProxyError;
-use super::ConnInfo;
+use crate::proxy::body::ProxyBody;
+use crate::proxy::error::ProxyError;
+use crate::proxy::ConnInfo;
 use crate::config::Snapshot;
 use crate::farm::Farm;
 use crate::rules::{Outcome, RequestView};

@@ -9,10 +9,10 @@
 //! never probed all at once. A probe that changes a server's state wakes the
 //! task at once.
 
-use super::now_ms;
-use super::outcome::Reason;
+use crate::health::now_ms;
+use crate::health::outcome::Reason;
 use super::probe;
-use super::spec::HealthCheck;
+use crate::health::spec::HealthCheck;
 use crate::config::Snapshot;
 use crate::farm::{Farm, ServerState};
 use crate::gateway::Gateway;

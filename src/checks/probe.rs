@@ -4,8 +4,8 @@
 //! use the client connection pool and never touch a server's traffic
 //! counters.
 
-use super::outcome::{ProbeReport, Reason};
-use super::spec::HealthCheck;
+use crate::health::outcome::{ProbeReport, Reason};
+use crate::health::spec::HealthCheck;
 use crate::farm::Server;
 use crate::proxy::connector::{ConnectTimeout, Connector};
 use bytes::{Bytes, BytesMut};

@@ -9,7 +9,7 @@
 //! probation. Lock-free: a few atomic loads, and a random number only while
 //! a ramp runs.
 
-use super::now_ms;
+use crate::health::now_ms;
 use crate::farm::{Server, ServerState};
 use std::sync::atomic::Ordering;
 use std::time::Duration;

@@ -3,7 +3,7 @@
 //! read the long-lived atomics behind it (server state and its health
 //! record, farm stats, listener and TLS stats). Nothing here runs per request.
 
-use super::names::*;
+use crate::metrics::names::*;
 use super::process;
 use crate::gateway::Gateway;
 use prometheus_client::collector::Collector;

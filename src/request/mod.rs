@@ -1,0 +1,3 @@
+//! The request stage.
+
+pub mod route;
