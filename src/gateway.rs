@@ -1,6 +1,6 @@
-//! The running proxy: the current runtime snapshot (one `ArcSwap`), the
-//! long-lived server state, the backend connection pools, the listeners, and
-//! graceful shutdown. Binary, tests and benches all start farmgate here.
+//! The running proxy's state: the current runtime snapshot (one `ArcSwap`),
+//! the long-lived server state, the backend connection pools, the listeners.
+//! Starting and stopping it is `running.rs`, one layer up.
 
 use crate::config::Snapshot;
 use crate::farm::StateRegistry;
@@ -10,14 +10,13 @@ use crate::log::access::AccessLog;
 use crate::metrics::Metrics;
 use crate::proxy::connector::Connector;
 use crate::proxy::upstream::Upstream;
-use crate::reload::ReloadStats;
+use crate::metrics::reload::ReloadStats;
 use crate::tls::TlsRegistry;
 use arc_swap::{ArcSwap, ArcSwapOption};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
 
 /// State shared by every connection and background task.
 pub struct Gateway {
@@ -59,7 +58,7 @@ impl Gateway {
         let upstream = Upstream::new(connector.clone());
         let access_log =
             AccessLog::start(snapshot.log.access, snapshot.log.access_file.as_deref())?;
-        Ok(Arc::new_cyclic(|me| Gateway {
+        Ok(Arc::new(Gateway {
             snapshot: ArcSwap::from_pointee(snapshot),
             registry,
             upstream,
@@ -67,7 +66,7 @@ impl Gateway {
             access_log: ArcSwapOption::new(access_log),
             shutting_down: AtomicBool::new(false),
             connections: Arc::new(ConnTracker::default()),
-            metrics: Metrics::new(me.clone()),
+            metrics: Metrics::new(),
             health_wake: Arc::new(tokio::sync::Notify::new()),
             tls: TlsRegistry::default(),
             listeners: tokio::sync::Mutex::new(ListenerSet::default()),
@@ -141,98 +140,17 @@ impl Gateway {
         self.access_log.load_full()
     }
 
+    /// Reloads read this file from now on.
+    pub(crate) fn set_config_path(&self, path: PathBuf) {
+        let _ = self.config_path.set(path);
+    }
+
+    /// Marks the gateway as going down (reload watchers stop).
+    pub(crate) fn begin_shutdown(&self) {
+        self.shutting_down.store(true, Ordering::Relaxed);
+    }
+
     pub fn is_shutting_down(&self) -> bool {
         self.shutting_down.load(Ordering::Relaxed)
-    }
-}
-
-/// A started farmgate: its gateway and its background tasks.
-pub struct Running {
-    pub gateway: Arc<Gateway>,
-    /// The background health task (probes, probation, minimum servers).
-    pub health: crate::health::HealthHandle,
-    watcher: Option<tokio::task::JoinHandle<()>>,
-    sweeper: tokio::task::JoinHandle<()>,
-}
-
-impl Running {
-    /// Binds every listener of the snapshot and starts serving.
-    pub async fn start(
-        snapshot: Snapshot,
-        registry: Arc<StateRegistry>,
-    ) -> std::io::Result<Running> {
-        Self::start_inner(snapshot, registry, None).await
-    }
-
-    /// Like `start`, and reloads when the file at `path` changes (and on
-    /// `POST /api/reload`).
-    pub async fn start_watching(
-        snapshot: Snapshot,
-        registry: Arc<StateRegistry>,
-        path: PathBuf,
-    ) -> std::io::Result<Running> {
-        Self::start_inner(snapshot, registry, Some(path)).await
-    }
-
-    async fn start_inner(
-        snapshot: Snapshot,
-        registry: Arc<StateRegistry>,
-        path: Option<PathBuf>,
-    ) -> std::io::Result<Running> {
-        let gateway = Gateway::new(snapshot, registry)?;
-        gateway.reloads.mark_loaded_now();
-        {
-            let mut set = gateway.listeners.lock().await;
-            let snap = gateway.snapshot();
-            let prepared = set.prepare(&snap)?;
-            set.commit(prepared, &snap, &gateway).await?;
-            gateway.publish_listeners(&set);
-        }
-        let health = crate::checks::supervisor::spawn(&gateway);
-        let sweeper = crate::proxy::pool::spawn_sweeper(Arc::downgrade(&gateway.registry.pools));
-        let watcher = path.map(|p| {
-            let _ = gateway.config_path.set(p.clone());
-            crate::reload::watch_file(gateway.clone(), p)
-        });
-        Ok(Running {
-            gateway,
-            health,
-            watcher,
-            sweeper,
-        })
-    }
-
-    /// The bound address of the listener named `name`.
-    pub fn addr(&self, name: &str) -> Option<SocketAddr> {
-        self.gateway
-            .bound_listeners()
-            .iter()
-            .find(|l| &*l.name == name)
-            .map(|l| l.addr)
-    }
-
-    /// The first traffic listener's bound address.
-    pub fn first_addr(&self) -> SocketAddr {
-        self.gateway.bound_listeners()[0].addr
-    }
-
-    pub fn admin_addr(&self) -> Option<SocketAddr> {
-        self.gateway.admin_addr()
-    }
-
-    /// Stops accepting, lets in-flight requests finish for up to `timeout`,
-    /// then returns. Returns how many connections were still open.
-    pub async fn shutdown(self, timeout: Duration) -> usize {
-        self.gateway.shutting_down.store(true, Ordering::Relaxed);
-        if let Some(w) = &self.watcher {
-            w.abort();
-        }
-        let listeners = self.gateway.listeners.lock().await;
-        listeners.stop_traffic();
-        let left = self.gateway.connections.drain(timeout).await;
-        self.health.stop();
-        self.sweeper.abort();
-        listeners.stop_admin();
-        left
     }
 }

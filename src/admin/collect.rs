@@ -11,7 +11,18 @@ use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, NoLabelSet}
 use prometheus_client::metrics::MetricType;
 use std::fmt;
 use std::sync::atomic::Ordering;
-use std::sync::Weak;
+use std::sync::{Arc, Weak};
+
+/// Registers every collector with `gw`'s metrics; done once at start.
+/// They hold the gateway weakly, so they do not keep it alive.
+pub fn register(gw: &Arc<Gateway>) {
+    let weak = Arc::downgrade(gw);
+    gw.metrics
+        .register(Box::new(ListenerCollector(weak.clone())));
+    gw.metrics.register(Box::new(BackendCollector(weak.clone())));
+    gw.metrics.register(Box::new(ConfigCollector(weak)));
+    gw.metrics.register(Box::new(ProcessCollector));
+}
 
 // === helpers ===
 

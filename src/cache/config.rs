@@ -2,8 +2,8 @@
 //! compilation into the runtime [`CacheSpec`] a farm carries. Defaults and
 //! limits live here so `farmgate check` reports every bad value with its key.
 
-use crate::config::error::Problems;
-use crate::config::units::{Dur, Size};
+use crate::ground::error::Problems;
+use crate::ground::units::{Dur, Size};
 use serde::Deserialize;
 use std::time::Duration;
 

@@ -28,7 +28,11 @@ pub fn build(raw: RawConfig, file: &str, registry: &StateRegistry) -> Result<Sna
     }
     let proxy = build_proxy(&raw.proxy, &mut p);
     let log = LogSpec {
-        access: raw.log.access,
+        access: match raw.log.access {
+            RawAccessFormat::Text => AccessFormat::Text,
+            RawAccessFormat::Json => AccessFormat::Json,
+            RawAccessFormat::Off => AccessFormat::Off,
+        },
         access_file: raw.log.access_file.clone(),
         level: raw.log.level.clone().unwrap_or_else(|| "info".into()),
     };
@@ -274,7 +278,15 @@ fn build_farms(raw: &[RawFarm], registry: &StateRegistry, p: &mut Problems) -> V
             );
         }
         let servers = build_servers(f, &at, registry, p);
-        let health = crate::health::spec::compile(f, &at, p);
+        let raw_health = crate::health::spec::RawHealth {
+            farm: &f.name,
+            servers: f.servers.len(),
+            health_check: f.health_check.as_ref(),
+            live_traffic: f.live_traffic.as_ref(),
+            min_servers: f.min_servers,
+            slow_start: f.slow_start,
+        };
+        let health = crate::health::spec::compile(raw_health, &at, p);
         let algorithm = f
             .algorithm
             .clone()

@@ -10,7 +10,6 @@
 pub mod build;
 pub use crate::ground::{error, locate, units};
 pub mod raw;
-pub mod raw_rules;
 pub mod snapshot;
 pub mod tls;
 

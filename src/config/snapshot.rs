@@ -10,7 +10,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use super::raw::{AccessFormat, ForwardedFor};
+pub use super::raw::ForwardedFor;
+pub use crate::ground::net::canonical_ip;
+pub use crate::log::access::AccessFormat;
 
 #[derive(Debug)]
 pub struct Snapshot {
@@ -116,14 +118,6 @@ impl ProxySpec {
     }
 }
 
-/// IPv4-mapped IPv6 addresses (from dual-stack sockets) as plain IPv4.
-#[inline]
-pub fn canonical_ip(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
-        v4 => v4,
-    }
-}
 
 #[derive(Debug, Clone)]
 pub struct LogSpec {

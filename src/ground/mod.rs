@@ -1,6 +1,8 @@
 //! The ground layer's small shared pieces: config units, config errors that
-//! say where, and the YAML locator. Imports nothing from the rest of farmgate.
+//! say where, the YAML locator, client addresses. Imports nothing from the rest of farmgate.
 
 pub mod error;
 pub mod locate;
+pub mod net;
 pub mod units;
+pub mod yaml;

@@ -3,8 +3,9 @@
 //! `config::build` calls [`compile`]; the YAML types stop here.
 
 use super::status_ranges::StatusSet;
-use crate::config::error::Problems;
-use crate::config::raw::{RawFarm, RawHealthCheck, RawLiveTraffic};
+use crate::ground::error::Problems;
+use crate::ground::units::Dur;
+use serde::Deserialize;
 use http::uri::PathAndQuery;
 use http::{HeaderValue, Method};
 use std::sync::Arc;
@@ -60,30 +61,99 @@ pub const DEFAULT_FAILOVER_PERIOD: Duration = Duration::from_secs(30);
 /// 0 (as in ARR) turns the floor off.
 pub const DEFAULT_MIN_SERVERS: u32 = 0;
 
+/// The health keys of one farm as written: `health_check`, `live_traffic`,
+/// `min_servers`, `slow_start` (they sit in the farm's own mapping).
+#[derive(Debug, Clone, Copy)]
+pub struct RawHealth<'a> {
+    pub farm: &'a str,
+    pub servers: usize,
+    pub health_check: Option<&'a RawHealthCheck>,
+    pub live_traffic: Option<&'a RawLiveTraffic>,
+    pub min_servers: Option<u32>,
+    pub slow_start: Option<Dur>,
+}
+
+/// `farms[].health_check`: the explicit URL test.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHealthCheck {
+    pub url: String,
+    #[serde(default)]
+    pub method: Option<String>,
+    #[serde(default)]
+    pub interval: Option<Dur>,
+    #[serde(default)]
+    pub timeout: Option<Dur>,
+    #[serde(default)]
+    pub acceptable_status: Option<StatusText>,
+    #[serde(default)]
+    pub response_match: Option<String>,
+    #[serde(default)]
+    pub healthy_threshold: Option<u32>,
+    #[serde(default)]
+    pub unhealthy_threshold: Option<u32>,
+}
+
+/// `farms[].live_traffic`: passive checks on client traffic.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLiveTraffic {
+    #[serde(default)]
+    pub failure_codes: Option<StatusText>,
+    #[serde(default)]
+    pub max_failures: Option<u32>,
+    #[serde(default)]
+    pub failover_period: Option<Dur>,
+}
+
+/// A list of status codes and ranges (`"200, 204, 300-399"`); a single code
+/// may be written as a bare number.
+#[derive(Debug, Clone, Default)]
+pub struct StatusText(pub String);
+
+impl<'de> Deserialize<'de> for StatusText {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = StatusText;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("status codes and ranges such as \"200, 204, 300-399\"")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<StatusText, E> {
+                Ok(StatusText(v.to_string()))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<StatusText, E> {
+                Ok(StatusText(v.to_string()))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<StatusText, E> {
+                Ok(StatusText(v.to_string()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
 /// Compiles the health sections of farm `f` (at key path `at`).
-pub fn compile(f: &RawFarm, at: &str, p: &mut Problems) -> HealthSpec {
+pub fn compile(f: RawHealth<'_>, at: &str, p: &mut Problems) -> HealthSpec {
     let check = f
         .health_check
-        .as_ref()
         .and_then(|h| compile_check(h, &format!("{at}.health_check"), p))
         .map(Arc::new);
     let live = f
         .live_traffic
-        .as_ref()
         .map_or(Ok(None), |l| compile_live(l, &format!("{at}.live_traffic")))
         .unwrap_or_else(|(key, e)| {
             p.add(key, e);
             None
         });
     let min_servers = f.min_servers.unwrap_or(DEFAULT_MIN_SERVERS);
-    if min_servers as usize > f.servers.len() && !f.servers.is_empty() {
+    if min_servers as usize > f.servers && f.servers > 0 {
         p.add(
             format!("{at}.min_servers"),
             format!(
                 "min_servers is {min_servers} but farm {:?} has only {} server(s); \
                  the floor would always hold every server in rotation",
-                f.name,
-                f.servers.len()
+                f.farm, f.servers
             ),
         );
     }

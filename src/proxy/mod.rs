@@ -41,7 +41,7 @@ pub struct ConnInfo {
 
 impl ConnInfo {
     pub fn new(peer: SocketAddr, local: SocketAddr, stats: Arc<ListenerStats>, tls: bool) -> Self {
-        let ip = crate::config::snapshot::canonical_ip(peer.ip());
+        let ip = crate::ground::net::canonical_ip(peer.ip());
         let client_ip = HeaderValue::from_str(&ip.to_string())
             .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
         ConnInfo {
@@ -69,7 +69,7 @@ pub async fn handle(
             log,
             AccessRecord {
                 time: SystemTime::now(),
-                client: crate::config::snapshot::canonical_ip(conn.peer.ip()),
+                client: crate::ground::net::canonical_ip(conn.peer.ip()),
                 listener: conn.listener.clone(),
                 method: req.method().clone(),
                 uri: req.uri().clone(),

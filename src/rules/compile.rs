@@ -1,17 +1,17 @@
-//! Compiles the `rules:` section ([`crate::config::raw_rules`]) into a
+//! Compiles the `rules:` section ([`super::raw`]) into a
 //! [`RuleSet`]: regexes built, templates parsed, farms resolved to indexes,
 //! header names checked. Every problem is reported with its key path
 //! (`rules[2].match`, `rules[0].action.route.farm`) so `farmgate check`
 //! places it in the file.
 
 use super::action::Action;
-use super::condition::{Condition, Conditions};
+use super::condition::{Condition, ConditionMatch, Conditions};
 use super::pattern::Pattern;
 use super::prefilter::Prefilter;
 use super::template::{url_safe, Template};
 use super::{Rule, RuleSet};
-use crate::config::error::Problems;
-use crate::config::raw_rules::*;
+use crate::ground::error::Problems;
+use super::raw::*;
 use crate::farm::Farm;
 use http::header::{self, HeaderName};
 use http::StatusCode;
@@ -97,7 +97,11 @@ fn compile_rule(
             conditions.push(Condition { input, pattern });
         }
     }
-    let conditions = Conditions::new(conditions, r.condition_match);
+    let mode = match r.condition_match {
+        RawConditionMatch::All => ConditionMatch::All,
+        RawConditionMatch::Any => ConditionMatch::Any,
+    };
+    let conditions = Conditions::new(conditions, mode);
 
     let mut set_headers = Vec::with_capacity(r.set_headers.0.len());
     for (k, v) in &r.set_headers.0 {

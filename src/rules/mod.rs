@@ -17,6 +17,7 @@ pub mod condition;
 pub mod normalize;
 pub mod pattern;
 pub mod prefilter;
+pub mod raw;
 pub mod template;
 pub mod variables;
 

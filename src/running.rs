@@ -1,0 +1,103 @@
+//! Starting and stopping farmgate: binds the listeners of a snapshot, starts
+//! the background tasks (health checks, pool sweeper, config watcher) and
+//! shuts everything down gracefully. Binary, tests and benches start here.
+
+use crate::config::Snapshot;
+use crate::farm::StateRegistry;
+use crate::gateway::Gateway;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A started farmgate: its gateway and its background tasks.
+pub struct Running {
+    pub gateway: Arc<Gateway>,
+    /// The background health task (probes, probation, minimum servers).
+    pub health: crate::health::HealthHandle,
+    watcher: Option<tokio::task::JoinHandle<()>>,
+    sweeper: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// Binds every listener of the snapshot and starts serving.
+    pub async fn start(
+        snapshot: Snapshot,
+        registry: Arc<StateRegistry>,
+    ) -> std::io::Result<Running> {
+        Self::start_inner(snapshot, registry, None).await
+    }
+
+    /// Like `start`, and reloads when the file at `path` changes (and on
+    /// `POST /api/reload`).
+    pub async fn start_watching(
+        snapshot: Snapshot,
+        registry: Arc<StateRegistry>,
+        path: PathBuf,
+    ) -> std::io::Result<Running> {
+        Self::start_inner(snapshot, registry, Some(path)).await
+    }
+
+    async fn start_inner(
+        snapshot: Snapshot,
+        registry: Arc<StateRegistry>,
+        path: Option<PathBuf>,
+    ) -> std::io::Result<Running> {
+        let gateway = Gateway::new(snapshot, registry)?;
+        crate::admin::collect::register(&gateway);
+        gateway.reloads.mark_loaded_now();
+        {
+            let mut set = gateway.listeners.lock().await;
+            let snap = gateway.snapshot();
+            let prepared = set.prepare(&snap)?;
+            set.commit(prepared, &snap, &gateway).await?;
+            gateway.publish_listeners(&set);
+        }
+        let health = crate::checks::supervisor::spawn(&gateway);
+        let sweeper = crate::proxy::pool::spawn_sweeper(Arc::downgrade(&gateway.registry.pools));
+        let watcher = path.map(|p| {
+            gateway.set_config_path(p.clone());
+            crate::reload::watch_file(gateway.clone(), p)
+        });
+        Ok(Running {
+            gateway,
+            health,
+            watcher,
+            sweeper,
+        })
+    }
+
+    /// The bound address of the listener named `name`.
+    pub fn addr(&self, name: &str) -> Option<SocketAddr> {
+        self.gateway
+            .bound_listeners()
+            .iter()
+            .find(|l| &*l.name == name)
+            .map(|l| l.addr)
+    }
+
+    /// The first traffic listener's bound address.
+    pub fn first_addr(&self) -> SocketAddr {
+        self.gateway.bound_listeners()[0].addr
+    }
+
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.gateway.admin_addr()
+    }
+
+    /// Stops accepting, lets in-flight requests finish for up to `timeout`,
+    /// then returns. Returns how many connections were still open.
+    pub async fn shutdown(self, timeout: Duration) -> usize {
+        self.gateway.begin_shutdown();
+        if let Some(w) = &self.watcher {
+            w.abort();
+        }
+        let listeners = self.gateway.listeners.lock().await;
+        listeners.stop_traffic();
+        let left = self.gateway.connections.drain(timeout).await;
+        self.health.stop();
+        self.sweeper.abort();
+        listeners.stop_admin();
+        left
+    }
+}
