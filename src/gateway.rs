@@ -5,43 +5,48 @@
 use crate::config::Snapshot;
 use crate::farm::StateRegistry;
 use crate::listener::set::{BoundListener, ListenerSet};
-use crate::listener::ConnTracker;
+use crate::listener::{ConnTracker, ListenerHandle, Serving};
 use crate::log::access::AccessLog;
+use crate::metrics::reload::ReloadStats;
 use crate::metrics::Metrics;
 use crate::proxy::connector::Connector;
 use crate::proxy::upstream::Upstream;
-use crate::metrics::reload::ReloadStats;
+use crate::request::Shared;
 use crate::tls::TlsRegistry;
-use arc_swap::{ArcSwap, ArcSwapOption};
+use arc_swap::ArcSwap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 /// State shared by every connection and background task.
 pub struct Gateway {
-    snapshot: ArcSwap<Snapshot>,
+    /// What the listeners and the request path take from here, resolved
+    /// once: the snapshot, the upstream, the access log and the rest.
+    pub serving: Arc<Serving>,
     pub registry: Arc<StateRegistry>,
-    /// Sends requests to backends over pooled connections.
-    pub upstream: Upstream,
     connector: Connector,
-    access_log: ArcSwapOption<AccessLog>,
     shutting_down: AtomicBool,
     pub connections: Arc<ConnTracker>,
     /// Listener and reload statistics and the Prometheus registry.
-    pub metrics: Metrics,
+    pub metrics: Arc<Metrics>,
     /// Wakes the health task (a new snapshot, a changed server).
     pub(crate) health_wake: Arc<tokio::sync::Notify>,
     /// Every running TLS listener: its settings, certificates and counters.
-    pub tls: TlsRegistry,
+    pub tls: Arc<TlsRegistry>,
     /// The running listeners; locked by start, reload and shutdown only.
     pub(crate) listeners: tokio::sync::Mutex<ListenerSet>,
     bound: ArcSwap<Bound>,
-    /// Bumped by every `install`, so long-lived loops notice new settings.
-    generation: AtomicU64,
     config_path: OnceLock<PathBuf>,
+    /// Starts the admin server on a socket; set once at start by
+    /// `running.rs` (the admin API sits above the gateway).
+    admin_starter: OnceLock<AdminStarter>,
     pub reloads: ReloadStats,
 }
+
+/// How the admin server is started on a bound socket.
+pub type AdminStarter =
+    Box<dyn Fn(tokio::net::TcpListener) -> std::io::Result<ListenerHandle> + Send + Sync>;
 
 /// Where the listeners run now.
 #[derive(Debug, Default)]
@@ -58,21 +63,28 @@ impl Gateway {
         let upstream = Upstream::new(connector.clone());
         let access_log =
             AccessLog::start(snapshot.log.access, snapshot.log.access_file.as_deref())?;
+        let connections = Arc::new(ConnTracker::default());
+        let metrics = Arc::new(Metrics::new());
+        let tls = Arc::new(TlsRegistry::default());
+        let serving = Arc::new(Serving {
+            shared: Arc::new(Shared::new(snapshot, upstream, access_log)),
+            connections: connections.clone(),
+            metrics: metrics.clone(),
+            tls: tls.clone(),
+        });
         Ok(Arc::new(Gateway {
-            snapshot: ArcSwap::from_pointee(snapshot),
+            serving,
             registry,
-            upstream,
             connector,
-            access_log: ArcSwapOption::new(access_log),
             shutting_down: AtomicBool::new(false),
-            connections: Arc::new(ConnTracker::default()),
-            metrics: Metrics::new(),
+            connections,
+            metrics,
             health_wake: Arc::new(tokio::sync::Notify::new()),
-            tls: TlsRegistry::default(),
+            tls,
             listeners: tokio::sync::Mutex::new(ListenerSet::default()),
             bound: ArcSwap::from_pointee(Bound::default()),
-            generation: AtomicU64::new(0),
             config_path: OnceLock::new(),
+            admin_starter: OnceLock::new(),
             reloads: ReloadStats::default(),
         }))
     }
@@ -80,7 +92,7 @@ impl Gateway {
     /// The snapshot a request uses from start to end.
     #[inline]
     pub fn snapshot(&self) -> Arc<Snapshot> {
-        self.snapshot.load_full()
+        self.serving.shared.snapshot()
     }
 
     /// Installs a new snapshot; requests in flight keep the one they loaded.
@@ -89,23 +101,22 @@ impl Gateway {
         if old.log.access != snapshot.log.access || old.log.access_file != snapshot.log.access_file
         {
             match AccessLog::start(snapshot.log.access, snapshot.log.access_file.as_deref()) {
-                Ok(log) => self.access_log.store(log),
+                Ok(log) => self.serving.shared.set_access_log(log),
                 Err(e) => tracing::error!("access log not changed: {e}"),
             }
         }
         self.connector.set_timeout(snapshot.proxy.connect_timeout);
         self.connector.set_tls(snapshot.backend_tls.clone());
         snapshot.backend_tls.warn_insecure();
-        self.snapshot.store(Arc::new(snapshot));
+        self.serving.shared.store(Arc::new(snapshot));
         self.registry.prune();
-        self.generation.fetch_add(1, Ordering::Release);
         self.health_wake.notify_one();
     }
 
     /// Changes with every installed snapshot.
     #[inline]
     pub fn generation(&self) -> u64 {
-        self.generation.load(Ordering::Acquire)
+        self.serving.shared.generation()
     }
 
     /// The config file this gateway reloads from (none for the demo).
@@ -137,12 +148,27 @@ impl Gateway {
 
     #[inline]
     pub fn access_log(&self) -> Option<Arc<AccessLog>> {
-        self.access_log.load_full()
+        self.serving.shared.access_log()
     }
 
     /// Reloads read this file from now on.
     pub(crate) fn set_config_path(&self, path: PathBuf) {
         let _ = self.config_path.set(path);
+    }
+
+    /// Sets how the admin server starts (once, at start).
+    pub(crate) fn set_admin_starter(&self, start: AdminStarter) {
+        let _ = self.admin_starter.set(start);
+    }
+
+    /// Starts the admin server on `tcp` (start-up, or a reload that moved it).
+    pub fn start_admin(&self, tcp: tokio::net::TcpListener) -> std::io::Result<ListenerHandle> {
+        match self.admin_starter.get() {
+            Some(start) => start(tcp),
+            None => Err(std::io::Error::other(
+                "the admin API is not part of this gateway",
+            )),
+        }
     }
 
     /// Marks the gateway as going down (reload watchers stop).

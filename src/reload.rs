@@ -7,10 +7,10 @@
 
 use crate::config;
 use crate::gateway::Gateway;
+use crate::metrics::reload::unix_ms;
 pub use crate::metrics::reload::{ReloadEvent, ReloadStats};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use crate::metrics::reload::unix_ms;
 use std::time::{Duration, Instant, SystemTime};
 
 /// How often the config file's metadata is looked at (a change serves
@@ -61,7 +61,10 @@ async fn apply_file(gw: &Arc<Gateway>) -> Result<String, String> {
     let summary = snapshot.summary();
     gw.install(snapshot);
     let current = gw.snapshot();
-    let applied = listeners.commit(prepared, &current, gw).await;
+    let admin = |tcp| gw.start_admin(tcp);
+    let applied = listeners
+        .commit(prepared, &current, &gw.serving, admin)
+        .await;
     gw.publish_listeners(&listeners);
     applied.map_err(|e| format!("the new config is serving, but: {e}"))?;
     Ok(summary)

@@ -14,7 +14,7 @@ use std::time::Duration;
 pub struct Running {
     pub gateway: Arc<Gateway>,
     /// The background health task (probes, probation, minimum servers).
-    pub health: crate::health::HealthHandle,
+    pub health: crate::checks::supervisor::HealthHandle,
     watcher: Option<tokio::task::JoinHandle<()>>,
     sweeper: tokio::task::JoinHandle<()>,
 }
@@ -45,16 +45,26 @@ impl Running {
     ) -> std::io::Result<Running> {
         let gateway = Gateway::new(snapshot, registry)?;
         crate::admin::collect::register(&gateway);
+        let weak = Arc::downgrade(&gateway);
+        gateway.set_admin_starter(Box::new(move |tcp| match weak.upgrade() {
+            Some(gw) => crate::admin::spawn(tcp, gw),
+            None => Err(std::io::Error::other("the gateway has stopped")),
+        }));
         gateway.reloads.mark_loaded_now();
         {
             let mut set = gateway.listeners.lock().await;
             let snap = gateway.snapshot();
             let prepared = set.prepare(&snap)?;
-            set.commit(prepared, &snap, &gateway).await?;
+            let admin = |tcp| gateway.start_admin(tcp);
+            set.commit(prepared, &snap, &gateway.serving, admin).await?;
             gateway.publish_listeners(&set);
         }
         let health = crate::checks::supervisor::spawn(&gateway);
-        let sweeper = crate::proxy::pool::spawn_sweeper(Arc::downgrade(&gateway.registry.pools));
+        let sweeper = crate::proxy::pool::spawn_sweeper(Arc::downgrade(
+            &gateway
+                .registry
+                .attached::<crate::proxy::pool::PoolRegistry>(),
+        ));
         let watcher = path.map(|p| {
             gateway.set_config_path(p.clone());
             crate::reload::watch_file(gateway.clone(), p)

@@ -11,7 +11,8 @@ fn layer_of(layers: &[&[&str]], module: &str) -> Option<usize> {
     layers.iter().position(|l| l.contains(&module))
 }
 
-/// The file's text without comments (doc comments name modules freely).
+/// The file's text without comments (doc comments name modules freely) and
+/// without string contents; line breaks are kept, so lines keep their numbers.
 fn code_only(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
@@ -29,7 +30,9 @@ fn code_only(text: &str) -> String {
         if rest.starts_with("//") {
             rest = rest.find('\n').map_or("", |e| &rest[e..]);
         } else if rest.starts_with("/*") {
-            rest = rest.find("*/").map_or("", |e| &rest[e + 2..]);
+            let end = rest.find("*/").map_or(rest.len(), |e| e + 2);
+            out.extend(rest[..end].chars().filter(|c| *c == '\n'));
+            rest = &rest[end..];
         } else {
             // A string literal: skip it (escaped quotes included).
             let mut end = 1;
@@ -38,6 +41,7 @@ fn code_only(text: &str) -> String {
                 end += if b[end] == b'\\' { 2 } else { 1 };
             }
             out.push_str("\"\"");
+            out.extend(rest[..end.min(rest.len())].chars().filter(|c| *c == '\n'));
             rest = rest.get(end + 1..).unwrap_or("");
         }
     }
@@ -55,8 +59,17 @@ fn module_path(rel: &str) -> Vec<String> {
     parts
 }
 
-/// The top-level modules a file's code names: `crate::x`, `crate::{x, y}`
-/// and `super::` paths that climb out of the file's own top-level module.
+/// The line (`number: text`) of `code` at byte `at`.
+fn line_at(code: &str, at: usize) -> String {
+    let start = code[..at].rfind('\n').map_or(0, |i| i + 1);
+    let end = code[at..].find('\n').map_or(code.len(), |i| at + i);
+    let number = code[..at].matches('\n').count() + 1;
+    format!("{number}: `{}`", code[start..end].trim())
+}
+
+/// The top-level modules a file's code names, with the line naming each:
+/// `crate::x`, `crate::{x, y}` and `super::` paths that climb out of the
+/// file's own top-level module.
 fn imports(rel: &str, text: &str) -> Vec<(String, String)> {
     let code = code_only(text);
     let mut found = Vec::new();
@@ -72,7 +85,7 @@ fn imports(rel: &str, text: &str) -> Vec<(String, String)> {
             continue;
         }
         let rest = &code[i + "crate::".len()..];
-        let line = code[i..].lines().next().unwrap_or("").trim().to_string();
+        let line = line_at(&code, i);
         if let Some(group) = rest.strip_prefix('{') {
             let group = &group[..group.find('}').unwrap_or(group.len())];
             for part in group.split(',') {
@@ -99,15 +112,14 @@ fn imports(rel: &str, text: &str) -> Vec<(String, String)> {
         }
         // Only a climb to the crate root leaves the top-level module.
         if up == path.len() {
-            let line = code[i..].lines().next().unwrap_or("").trim().to_string();
-            found.push((ident(rest), line));
+            found.push((ident(rest), line_at(&code, i)));
         }
     }
     found
 }
 
 /// Every import in `files` that does not run downward, as
-/// `file: import (module `from` in layer i imports `to` in layer j)`.
+/// ``file:line: `code` runs upward: `from` (layer i) imports `to` (layer j)``.
 fn violations(layers: &[&[&str]], files: &[(String, String)]) -> Vec<String> {
     let mut out = Vec::new();
     for (rel, text) in files {
@@ -134,7 +146,7 @@ fn violations(layers: &[&[&str]], files: &[(String, String)]) -> Vec<String> {
                     "upward"
                 };
                 out.push(format!(
-                    "{rel}: `{line}` runs {how}: `{own}` (layer {own_layer}) imports `{target}` (layer {to_layer})"
+                    "{rel}:{line} runs {how}: `{own}` (layer {own_layer}) imports `{target}` (layer {to_layer})"
                 ));
             }
         }
@@ -196,9 +208,16 @@ fn every_module_of_src_is_in_a_layer() {
         .filter(|m| layer_of(farmgate::LAYERS, m).is_none())
         .collect();
     assert!(missing.is_empty(), "modules in no layer: {missing:?}");
-    let listed: Vec<&str> = farmgate::LAYERS.iter().flat_map(|l| l.iter().copied()).collect();
+    let listed: Vec<&str> = farmgate::LAYERS
+        .iter()
+        .flat_map(|l| l.iter().copied())
+        .collect();
     let unique: BTreeSet<&str> = listed.iter().copied().collect();
-    assert_eq!(unique.len(), listed.len(), "a module listed twice: {listed:?}");
+    assert_eq!(
+        unique.len(),
+        listed.len(),
+        "a module listed twice: {listed:?}"
+    );
 }
 
 // === the checker checks ===
@@ -219,7 +238,11 @@ fn an_upward_import_fails_naming_file_and_import() {
     ];
     let found = violations(farmgate::LAYERS, &files);
     assert_eq!(found.len(), 1, "{found:?}");
-    assert!(found[0].starts_with("src/farm/server.rs: `use crate::proxy::pool::BackendPool;`"));
+    assert!(
+        found[0].starts_with("src/farm/server.rs:2: `use crate::proxy::pool::BackendPool;`"),
+        "{}",
+        found[0]
+    );
     assert!(found[0].contains("upward"), "{}", found[0]);
 }
 

@@ -13,9 +13,11 @@
 //! reloads for servers that remain. With `admin.token` set every request
 //! here needs `Authorization: Bearer <token>`.
 
-use crate::farm::{AdminState, Farm, Server};
-use crate::gateway::Gateway;
 use crate::checks::probe;
+use crate::config::FarmRuntime;
+use crate::farm::{AdminState, Server};
+use crate::gateway::Gateway;
+use crate::health::ServerHealth;
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::Full;
@@ -42,7 +44,7 @@ pub async fn route<B>(gw: &Gateway, req: &Request<B>) -> Response<Full<Bytes>> {
     let Some(farm) = snap.farms.iter().find(|f| *f.name == *farm_name) else {
         return error(StatusCode::NOT_FOUND, format!("no farm {farm_name:?}"));
     };
-    let Some((_, server)) = farm.server_by_name(&server_name) else {
+    let Some((index, server)) = farm.server_by_name(&server_name) else {
         return error(
             StatusCode::NOT_FOUND,
             format!("farm {farm_name:?} has no server {server_name:?}"),
@@ -50,11 +52,14 @@ pub async fn route<B>(gw: &Gateway, req: &Request<B>) -> Response<Full<Bytes>> {
     };
     let method = req.method();
     match (action, method) {
-        (None, &Method::GET) => json_response(StatusCode::OK, &server_view(farm, server)),
+        (None, &Method::GET) => json_response(
+            StatusCode::OK,
+            &server_view(farm, server, farm.health.server(index)),
+        ),
         (None, _) => not_allowed("GET"),
-        (Some("drain"), &Method::POST) => set_admin(farm, server, AdminState::Draining),
-        (Some("disable"), &Method::POST) => set_admin(farm, server, AdminState::Disabled),
-        (Some("enable"), &Method::POST) => set_admin(farm, server, AdminState::Enabled),
+        (Some("drain"), &Method::POST) => set_admin(farm, index, server, AdminState::Draining),
+        (Some("disable"), &Method::POST) => set_admin(farm, index, server, AdminState::Disabled),
+        (Some("enable"), &Method::POST) => set_admin(farm, index, server, AdminState::Enabled),
         (Some("verify"), &Method::POST) => verify(gw, farm, server).await,
         (Some("drain" | "disable" | "enable" | "verify"), _) => not_allowed("POST"),
         (Some(other), _) => error(
@@ -64,7 +69,12 @@ pub async fn route<B>(gw: &Gateway, req: &Request<B>) -> Response<Full<Bytes>> {
     }
 }
 
-fn set_admin(farm: &Farm, server: &Server, to: AdminState) -> Response<Full<Bytes>> {
+fn set_admin(
+    farm: &FarmRuntime,
+    index: usize,
+    server: &Server,
+    to: AdminState,
+) -> Response<Full<Bytes>> {
     let state = &server.state;
     let from = state.admin();
     state.set_admin(to);
@@ -82,10 +92,13 @@ fn set_admin(farm: &Farm, server: &Server, to: AdminState) -> Response<Full<Byte
             "admin: {} -> {} ({} request(s) in flight)", from.as_str(), to.as_str(), state.in_flight());
     }
     farm.health.apply_floor();
-    json_response(StatusCode::OK, &server_view(farm, server))
+    json_response(
+        StatusCode::OK,
+        &server_view(farm, server, farm.health.server(index)),
+    )
 }
 
-async fn verify(gw: &Gateway, farm: &Farm, server: &Server) -> Response<Full<Bytes>> {
+async fn verify(gw: &Gateway, farm: &FarmRuntime, server: &Server) -> Response<Full<Bytes>> {
     let Some(check) = &farm.health.check else {
         return error(
             StatusCode::CONFLICT,
@@ -129,7 +142,11 @@ struct ServerView<'a> {
     floor_active: bool,
 }
 
-fn server_view<'a>(farm: &'a Farm, server: &'a Server) -> ServerView<'a> {
+fn server_view<'a>(
+    farm: &'a FarmRuntime,
+    server: &'a Server,
+    health: &ServerHealth,
+) -> ServerView<'a> {
     let s = &server.state;
     ServerView {
         farm: &farm.name,
@@ -140,7 +157,7 @@ fn server_view<'a>(farm: &'a Farm, server: &'a Server) -> ServerView<'a> {
         in_flight: s.in_flight(),
         requests: s.requests.load(Ordering::Relaxed),
         failures: s.failures.load(Ordering::Relaxed),
-        health: s.health_view(),
+        health: health.health_view(),
         floor_active: farm.health.floor_active(),
     }
 }

@@ -14,7 +14,7 @@ pub mod snapshot;
 pub mod tls;
 
 pub use error::{ConfigError, ConfigErrors};
-pub use snapshot::Snapshot;
+pub use snapshot::{FarmRuntime, Snapshot};
 
 use crate::farm::StateRegistry;
 use std::path::Path;
@@ -80,6 +80,9 @@ pub fn parse_raw(text: &str, file: &str) -> Result<raw::RawConfig, ConfigErrors>
         }])
     })
 }
+
+#[cfg(test)]
+mod section_tests;
 
 #[cfg(test)]
 mod tests {

@@ -125,7 +125,7 @@ fn default_admin_bind() -> String {
 
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, Default)]
 #[serde(rename_all = "snake_case")]
-pub enum ForwardedFor {
+pub enum RawForwardedFor {
     #[default]
     Append,
     Replace,
@@ -136,7 +136,7 @@ pub enum ForwardedFor {
 #[serde(deny_unknown_fields)]
 pub struct RawProxy {
     #[serde(default)]
-    pub forwarded_for: ForwardedFor,
+    pub forwarded_for: RawForwardedFor,
     #[serde(default)]
     pub trusted_proxies: Vec<String>,
     #[serde(default)]

@@ -4,8 +4,8 @@
 //! position marks say where the node is; this works for block and flow style
 //! alike. A path that is absent resolves to its nearest present ancestor.
 
-use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use super::yaml::Scalar;
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use std::fmt;
 
 const HERE: &str = "\u{0}farmgate-locate-here";

@@ -1,5 +1,5 @@
 //! Live-traffic checks: the forwarder reports every attempt through
-//! `ServerState::record_attempt`; failures (a `failure_codes` status, a
+//! [`FarmHealth::record`]; failures (a `failure_codes` status, a
 //! connection error or a timeout) are counted in a sliding window, and more
 //! than `max_failures` within `failover_period` takes the server out.
 //!
@@ -16,9 +16,9 @@
 use super::farm::FarmHealth;
 use super::outcome::Reason;
 use super::spec::LiveTraffic;
-use super::state::{PROBATION_OFF, PROBATION_OPEN, PROBATION_TRIAL};
+use super::state::ServerHealth;
 use super::{human, now_ms};
-use crate::farm::ServerState;
+use crate::farm::admission::{PROBATION_OFF, PROBATION_OPEN, PROBATION_TRIAL};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -78,28 +78,28 @@ impl FailureWindow {
     }
 }
 
-// === impl ServerState: live traffic ===
+// === impl ServerHealth: live traffic ===
 
-impl ServerState {
+impl ServerHealth {
     /// Feeds one attempt's outcome to the live-traffic checks of its farm.
     #[inline]
     pub(crate) fn observe_live(&self, failed: bool, farm: &FarmHealth) {
         let Some(live) = &farm.live else { return };
-        if self.health.probation.load(Ordering::Relaxed) == PROBATION_TRIAL {
+        if self.state.probation.load(Ordering::Relaxed) == PROBATION_TRIAL {
             self.end_trial(!failed, live, farm);
             return;
         }
         if !failed || !self.is_healthy() {
             return;
         }
-        let failures = self.health.window.add(now_ms(), live.period);
+        let failures = self.window.add(now_ms(), live.period);
         if failures > live.max_failures {
             self.eject_live(failures, live, farm);
         }
     }
 
     fn eject_live(&self, failures: u32, live: &LiveTraffic, farm: &FarmHealth) {
-        let mut rec = self.health.lock();
+        let mut rec = self.lock();
         if !self.is_healthy() {
             return; // another request got here first
         }
@@ -115,18 +115,15 @@ impl ServerState {
                 period: live.period,
             },
         );
-        self.health.window.reset();
-        self.health
-            .counters
-            .live_ejections
-            .fetch_add(1, Ordering::Relaxed);
+        self.window.reset();
+        self.counters.live_ejections.fetch_add(1, Ordering::Relaxed);
         drop(rec);
         farm.apply_floor();
     }
 
     fn end_trial(&self, ok: bool, live: &LiveTraffic, farm: &FarmHealth) {
         if self
-            .health
+            .state
             .probation
             .compare_exchange(
                 PROBATION_TRIAL,
@@ -138,14 +135,14 @@ impl ServerState {
         {
             return;
         }
-        let mut rec = self.health.lock();
+        let mut rec = self.lock();
         if ok {
             self.go_up(&mut rec, Reason::ProbationPassed, farm.slow_start);
         } else {
             rec.backoff = (rec.backoff * 2).clamp(live.period, MAX_BACKOFF);
             rec.probation_at_ms = now_ms() + rec.backoff.as_millis() as u64;
             rec.reason = Some(Reason::ProbationFailed);
-            tracing::warn!(farm = %self.key.farm, server = %self.key.server,
+            tracing::warn!(farm = %self.state.key.farm, server = %self.state.key.server,
                 "probation request failed; server stays out, next probation in {}",
                 human(rec.backoff));
         }
@@ -158,12 +155,12 @@ impl ServerState {
     /// back (the client went away) after `stuck_after`. Returns the next
     /// time (ms stamp) this needs a look, if any.
     pub(crate) fn tick_probation(&self, now: u64, stuck_after: Duration) -> Option<u64> {
-        match self.health.probation.load(Ordering::Relaxed) {
+        match self.state.probation.load(Ordering::Relaxed) {
             PROBATION_TRIAL => {
                 let due =
-                    self.health.trial_ms.load(Ordering::Relaxed) + stuck_after.as_millis() as u64;
+                    self.state.trial_ms.load(Ordering::Relaxed) + stuck_after.as_millis() as u64;
                 if now >= due {
-                    let _ = self.health.probation.compare_exchange(
+                    let _ = self.state.probation.compare_exchange(
                         PROBATION_TRIAL,
                         PROBATION_OPEN,
                         Ordering::Relaxed,
@@ -175,7 +172,7 @@ impl ServerState {
             }
             PROBATION_OPEN => None,
             _ => {
-                let mut rec = self.health.lock();
+                let mut rec = self.lock();
                 if self.is_healthy() || !rec.down_by_live || rec.probation_at_ms == 0 {
                     return None;
                 }
@@ -183,40 +180,14 @@ impl ServerState {
                     return Some(rec.probation_at_ms);
                 }
                 rec.probation_at_ms = 0;
-                self.health
+                self.state
                     .probation
                     .store(PROBATION_OPEN, Ordering::Relaxed);
-                tracing::info!(farm = %self.key.farm, server = %self.key.server,
+                tracing::info!(farm = %self.state.key.farm, server = %self.state.key.server,
                     "server is on probation: the next request decides");
                 None
             }
         }
-    }
-
-    /// Claims the one trial request of a server on probation. True when this
-    /// request is the trial.
-    #[inline]
-    pub(crate) fn claim_trial(&self) -> bool {
-        let won = self
-            .health
-            .probation
-            .compare_exchange(
-                PROBATION_OPEN,
-                PROBATION_TRIAL,
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            )
-            .is_ok();
-        if won {
-            self.health.trial_ms.store(now_ms(), Ordering::Relaxed);
-        }
-        won
-    }
-
-    /// Is the server waiting for its trial request?
-    #[inline]
-    pub fn on_probation(&self) -> bool {
-        self.health.probation.load(Ordering::Relaxed) == PROBATION_OPEN
     }
 }
 

@@ -1,15 +1,14 @@
 //! The per-request service of a client connection: refuses a request the
 //! framing scanner found fault with (400 or 431, then close) before
-//! anything is forwarded, hands the rest to [`proxy::handle`], and keeps the
+//! anything is forwarded, hands the rest to [`request::handle`], and keeps the
 //! connection's [`ConnActivity`] told which requests are in flight and which
 //! the client cancelled before their answer.
 
 use super::activity::ConnActivity;
-use crate::gateway::Gateway;
 use crate::proxy::body::ProxyBody;
 use crate::proxy::error::local_response;
 use crate::request::route::Aborted;
-use crate::proxy::{self, ConnInfo};
+use crate::request::{self, ConnInfo, Shared};
 use bytes::Bytes;
 use http::{header, HeaderValue, Request, Response, Version};
 use http_body::{Body, Frame, SizeHint};
@@ -20,7 +19,7 @@ use std::task::{Context, Poll};
 
 /// Serves one request of the connection `activity` belongs to.
 pub async fn serve(
-    gw: Arc<Gateway>,
+    gw: Arc<Shared>,
     conn: Arc<ConnInfo>,
     activity: Arc<ConnActivity>,
     req: Request<Incoming>,
@@ -44,7 +43,7 @@ pub async fn serve(
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
             resp
         }
-        None => match proxy::handle(gw, conn, req).await {
+        None => match request::handle(gw, conn, req).await {
             Ok(resp) => resp,
             Err(aborted) => {
                 // A rule aborted it: ended, but not cancelled by the client.

@@ -1,7 +1,7 @@
 //! Request and response header rewriting for forwarding: hop-by-hop removal
 //! (RFC 9110 §7.6.1) and the X-Forwarded-* family.
 
-use crate::config::snapshot::{ForwardedFor, ProxySpec};
+use super::spec::{ForwardedFor, ProxySpec};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 pub use crate::ground::net::X_FORWARDED_FOR;

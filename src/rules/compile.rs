@@ -8,11 +8,10 @@ use super::action::Action;
 use super::condition::{Condition, ConditionMatch, Conditions};
 use super::pattern::Pattern;
 use super::prefilter::Prefilter;
+use super::raw::*;
 use super::template::{url_safe, Template};
 use super::{Rule, RuleSet};
 use crate::ground::error::Problems;
-use super::raw::*;
-use crate::farm::Farm;
 use http::header::{self, HeaderName};
 use http::StatusCode;
 use std::collections::HashSet;
@@ -30,7 +29,7 @@ const UNSETTABLE: [&str; 8] = [
     "content-length",
 ];
 
-pub fn compile(raw: &[RawRule], farms: &[Farm], p: &mut Problems) -> RuleSet {
+pub fn compile(raw: &[RawRule], farms: &[&str], p: &mut Problems) -> RuleSet {
     let mut names = HashSet::new();
     let mut rules = Vec::with_capacity(raw.len());
     for (i, r) in raw.iter().enumerate() {
@@ -66,7 +65,7 @@ fn compile_rule(
     r: &RawRule,
     name: String,
     at: &str,
-    farms: &[Farm],
+    farms: &[&str],
     p: &mut Problems,
 ) -> Option<Rule> {
     let before = p.0.len();
@@ -183,12 +182,12 @@ fn header_entry(
     Some((hn, t))
 }
 
-fn compile_action(a: &RawAction, at: &str, farms: &[Farm], p: &mut Problems) -> Option<Action> {
+fn compile_action(a: &RawAction, at: &str, farms: &[&str], p: &mut Problems) -> Option<Action> {
     Some(match a {
         RawAction::Route(r) => {
             let aat = format!("{at}.action.route");
             let farm = match &r.farm {
-                Some(name) => match farms.iter().position(|f| &*f.name == name.as_str()) {
+                Some(name) => match farms.iter().position(|f| *f == name.as_str()) {
                     Some(i) => Some(i),
                     None => {
                         p.add(format!("{aat}.farm"), format!("unknown farm {name:?}"));

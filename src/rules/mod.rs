@@ -218,6 +218,3 @@ fn upsert(list: &mut Vec<(HeaderName, HeaderValue)>, name: &HeaderName, v: Heade
         None => list.push((name.clone(), v)),
     }
 }
-
-#[cfg(test)]
-mod tests;

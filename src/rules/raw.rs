@@ -6,10 +6,10 @@
 //! `{pattern, ignore_case, negate}`, and `action` is `abort`/`none` or a
 //! one-key mapping `{route|redirect|respond: ...}`.
 
+use crate::ground::yaml::Scalar;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use std::fmt;
-use crate::ground::yaml::Scalar;
 
 /// One rule, evaluated in file order.
 #[derive(Debug, Deserialize)]
