@@ -13,6 +13,8 @@
 //! reloads for servers that remain. With `admin.token` set every request
 //! here needs `Authorization: Bearer <token>`.
 
+use super::auth;
+use super::response::{self, json};
 use crate::checks::probe;
 use crate::config::FarmRuntime;
 use crate::farm::{AdminState, Server};
@@ -31,8 +33,8 @@ pub const PREFIX: &str = "/api/farms/";
 /// Serves a request whose path starts with [`PREFIX`].
 pub async fn route<B>(gw: &Gateway, req: &Request<B>) -> Response<Full<Bytes>> {
     let snap = gw.snapshot();
-    if let Some(denied) = check_token(snap.admin.token.as_deref(), req.headers()) {
-        return denied;
+    if let Err(refused) = auth::check_token(req.headers(), snap.admin.token.as_deref()) {
+        return response::denied(refused);
     }
     let path = &req.uri().path()[PREFIX.len()..];
     let parts: Vec<&str> = path.split('/').collect();
@@ -52,7 +54,7 @@ pub async fn route<B>(gw: &Gateway, req: &Request<B>) -> Response<Full<Bytes>> {
     };
     let method = req.method();
     match (action, method) {
-        (None, &Method::GET) => json_response(
+        (None, &Method::GET) => json(
             StatusCode::OK,
             &server_view(farm, server, farm.health.server(index)),
         ),
@@ -92,7 +94,7 @@ fn set_admin(
             "admin: {} -> {} ({} request(s) in flight)", from.as_str(), to.as_str(), state.in_flight());
     }
     farm.health.apply_floor();
-    json_response(
+    json(
         StatusCode::OK,
         &server_view(farm, server, farm.health.server(index)),
     )
@@ -124,7 +126,7 @@ async fn verify(gw: &Gateway, farm: &FarmRuntime, server: &Server) -> Response<F
         "acceptable_status": check.acceptable.to_string(),
         "response_match": check.response_match.as_deref(),
     });
-    json_response(StatusCode::OK, &body)
+    json(StatusCode::OK, &body)
 }
 
 /// One server as the admin API shows it.
@@ -162,38 +164,6 @@ fn server_view<'a>(
     }
 }
 
-/// Returns the refusal when a token is configured and the request lacks it.
-pub fn check_token(
-    token: Option<&str>,
-    headers: &http::HeaderMap,
-) -> Option<Response<Full<Bytes>>> {
-    let token = token?;
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    if constant_time_eq(given.as_bytes(), token.as_bytes()) {
-        return None;
-    }
-    let mut r = error(
-        StatusCode::UNAUTHORIZED,
-        "this admin route needs Authorization: Bearer <admin.token>".into(),
-    );
-    r.headers_mut()
-        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-    Some(r)
-}
-
-/// Compares without an early exit, so timing does not reveal the token.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    let mut diff = a.len() ^ b.len();
-    for (i, x) in a.iter().enumerate() {
-        diff |= usize::from(x ^ b.get(i).copied().unwrap_or(0));
-    }
-    diff == 0
-}
-
 /// Percent-decodes a path segment (names may hold `:` or spaces).
 fn decode(segment: &str) -> String {
     let bytes = segment.as_bytes();
@@ -214,20 +184,8 @@ fn decode(segment: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-fn json_response<T: Serialize>(status: StatusCode, value: &T) -> Response<Full<Bytes>> {
-    let mut body = serde_json::to_vec_pretty(value).unwrap_or_default();
-    body.push(b'\n');
-    let mut r = Response::new(Full::new(Bytes::from(body)));
-    *r.status_mut() = status;
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    r
-}
-
 fn error(status: StatusCode, message: String) -> Response<Full<Bytes>> {
-    json_response(status, &json!({ "error": message }))
+    response::error(status, &message)
 }
 
 fn not_allowed(allow: &'static str) -> Response<Full<Bytes>> {
@@ -250,21 +208,5 @@ mod tests {
         assert_eq!(decode("web%20one"), "web one");
         assert_eq!(decode("plain"), "plain");
         assert_eq!(decode("bad%zz%4"), "bad%zz%4");
-    }
-
-    #[test]
-    fn token_comparison() {
-        assert!(constant_time_eq(b"secret", b"secret"));
-        assert!(!constant_time_eq(b"secret", b"secreT"));
-        assert!(!constant_time_eq(b"secret", b"secrets"));
-        assert!(!constant_time_eq(b"", b"x"));
-        let mut h = http::HeaderMap::new();
-        assert!(check_token(Some("t0k"), &h).is_some());
-        h.insert(
-            header::AUTHORIZATION,
-            HeaderValue::from_static("Bearer t0k"),
-        );
-        assert!(check_token(Some("t0k"), &h).is_none());
-        assert!(check_token(None, &http::HeaderMap::new()).is_none());
     }
 }

@@ -11,6 +11,7 @@ pub mod auth;
 pub mod collect;
 pub mod page;
 pub mod process;
+pub mod response;
 pub mod router;
 pub mod status;
 

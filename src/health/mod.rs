@@ -24,6 +24,7 @@ pub mod passive;
 pub mod spec;
 pub mod state;
 pub mod status_ranges;
+pub mod window;
 
 pub use farm::FarmHealth;
 pub use outcome::{ProbeReport, Reason};

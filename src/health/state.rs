@@ -9,8 +9,8 @@
 //! check), so each change is logged and counted once.
 
 use super::outcome::{ProbeReport, Reason, PROBE_RESULTS};
-use super::passive::FailureWindow;
 use super::spec::HealthCheck;
+use super::window::FailureWindow;
 use super::{human, now_ms};
 use crate::farm::admission::{PROBATION_OFF, PROBATION_OPEN, PROBATION_TRIAL};
 use crate::farm::{Prune, ServerKey, ServerState};
