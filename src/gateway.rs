@@ -4,6 +4,7 @@
 
 use crate::config::Snapshot;
 use crate::farm::StateRegistry;
+use crate::history::History;
 use crate::listener::set::{BoundListener, ListenerSet};
 use crate::listener::{ConnTracker, ListenerHandle, Serving};
 use crate::log::access::AccessLog;
@@ -42,6 +43,8 @@ pub struct Gateway {
     /// `running.rs` (the admin API sits above the gateway).
     admin_starter: OnceLock<AdminStarter>,
     pub reloads: ReloadStats,
+    /// The last minutes of every farm and server, for the status page.
+    pub history: History,
 }
 
 /// How the admin server is started on a bound socket.
@@ -86,6 +89,7 @@ impl Gateway {
             config_path: OnceLock::new(),
             admin_starter: OnceLock::new(),
             reloads: ReloadStats::default(),
+            history: History::default(),
         }))
     }
 

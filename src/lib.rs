@@ -18,7 +18,7 @@
 //! | response stages | `compress` | response compression |
 //! | cache | `cache` | the response cache, given a fetch from the request stage |
 //! | config | `config` | reads the file, runs each module's compiler, the snapshot |
-//! | request | `request` | one request in order: entry, routing, cache, forwarding |
+//! | request | `request`, `history` | one request in order: entry, routing, cache, forwarding; the status page's per-second history of the snapshot's farms |
 //! | serving | `listener` | accepting, connection limits, HTTP/1 and HTTP/2 serving |
 //! | running state | `gateway` | the current snapshot, long-lived registries, listener set |
 //! | tasks | `checks`, `reload`, `cluster` | active health checks, reload, cluster sync |
@@ -36,7 +36,7 @@ pub const LAYERS: &[&[&str]] = &[
     &["compress"],
     &["cache"],
     &["config"],
-    &["request"],
+    &["request", "history"],
     &["listener"],
     &["gateway"],
     &["checks", "reload", "cluster"],
@@ -53,6 +53,7 @@ pub mod farm;
 pub mod gateway;
 pub mod ground;
 pub mod health;
+pub mod history;
 pub mod listener;
 pub mod log;
 pub mod metrics;

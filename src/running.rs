@@ -1,5 +1,6 @@
 //! Starting and stopping farmgate: binds the listeners of a snapshot, starts
-//! the background tasks (health checks, pool sweeper, config watcher) and
+//! the background tasks (health checks, pool sweeper, history tick, config
+//! watcher) and
 //! shuts everything down gracefully. Binary, tests and benches start here.
 
 use crate::config::Snapshot;
@@ -7,8 +8,8 @@ use crate::farm::StateRegistry;
 use crate::gateway::Gateway;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, SystemTime};
 
 /// A started farmgate: its gateway and its background tasks.
 pub struct Running {
@@ -17,6 +18,7 @@ pub struct Running {
     pub health: crate::checks::supervisor::HealthHandle,
     watcher: Option<tokio::task::JoinHandle<()>>,
     sweeper: tokio::task::JoinHandle<()>,
+    history: tokio::task::JoinHandle<()>,
 }
 
 impl Running {
@@ -65,6 +67,7 @@ impl Running {
                 .registry
                 .attached::<crate::proxy::pool::PoolRegistry>(),
         ));
+        let history = spawn_history(Arc::downgrade(&gateway));
         let watcher = path.map(|p| {
             gateway.set_config_path(p.clone());
             crate::reload::watch_file(gateway.clone(), p)
@@ -74,6 +77,7 @@ impl Running {
             health,
             watcher,
             sweeper,
+            history,
         })
     }
 
@@ -107,7 +111,30 @@ impl Running {
         let left = self.gateway.connections.drain(timeout).await;
         self.health.stop();
         self.sweeper.abort();
+        self.history.abort();
         listeners.stop_admin();
         left
     }
+}
+
+/// Starts the history tick (`history.rs`); it ends when the gateway is gone.
+fn spawn_history(gw: Weak<Gateway>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(crate::history::INTERVAL);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            let Some(gw) = gw.upgrade() else { return };
+            let snap = gw.snapshot();
+            let reloads = (
+                gw.reloads
+                    .successes
+                    .load(std::sync::atomic::Ordering::Relaxed),
+                gw.reloads
+                    .failures
+                    .load(std::sync::atomic::Ordering::Relaxed),
+            );
+            gw.history.tick(&snap.farms, reloads, SystemTime::now());
+        }
+    })
 }
