@@ -93,19 +93,8 @@ pub struct Forwarder<'a> {
     pub pick: PickRequest,
 }
 
-impl Forwarder<'_> {
-    /// Forwards to the farm, retrying on another server where that is safe.
-    pub async fn forward(
-        &self,
-        out: Outgoing,
-        client_upgrade: Option<OnUpgrade>,
-        ex: &mut Exchange,
-    ) -> Result<Response<ProxyBody>, ProxyError> {
-        forward(self, out, client_upgrade, ex).await
-    }
-}
-
-async fn forward(
+/// Forwards to `to`'s farm, retrying on another server where that is safe.
+pub async fn forward(
     to: &Forwarder<'_>,
     out: Outgoing,
     client_upgrade: Option<OnUpgrade>,

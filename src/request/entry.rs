@@ -108,6 +108,6 @@ impl Fetch for Forwarder<'_> {
         upgrade: Option<OnUpgrade>,
         ex: &mut Exchange,
     ) -> impl Future<Output = Answer> + Send {
-        self.forward(out, upgrade, ex)
+        forward::forward(self, out, upgrade, ex)
     }
 }
