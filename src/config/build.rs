@@ -137,11 +137,22 @@ fn build_listeners(raw: &[RawListener], p: &mut Problems) -> Vec<ListenerSpec> {
                         "must be at least 1",
                     );
                 }
+                let proxy_protocol = l.proxy_protocol.as_ref().map(|pp| {
+                    let key = format!("listeners[{i}].proxy_protocol.trusted_sources");
+                    if pp.trusted_sources.is_empty() {
+                        p.add(
+                            key.clone(),
+                            "name the balancers that connect (addresses or CIDRs)",
+                        );
+                    }
+                    parse_nets(&pp.trusted_sources, &key, p).into()
+                });
                 out.push(ListenerSpec {
                     name: name.into(),
                     bind,
                     tls,
                     max_connections,
+                    proxy_protocol,
                 });
             }
             Err(e) => p.add(format!("listeners[{i}].bind"), e),
@@ -196,20 +207,26 @@ fn build_admin(raw: &RawAdmin, p: &mut Problems) -> AdminSpec {
     }
 }
 
-fn build_proxy(raw: &RawProxy, p: &mut Problems) -> ProxySpec {
-    let mut trusted = Vec::new();
-    for (i, t) in raw.trusted_proxies.iter().enumerate() {
+/// Addresses and CIDRs of a list at `key`; each bad one is a problem.
+fn parse_nets(list: &[String], key: &str, p: &mut Problems) -> Vec<IpNet> {
+    let mut nets = Vec::new();
+    for (i, t) in list.iter().enumerate() {
         match t.parse::<IpNet>() {
-            Ok(net) => trusted.push(net),
+            Ok(net) => nets.push(net),
             Err(_) => match t.parse::<IpAddr>() {
-                Ok(ip) => trusted.push(IpNet::from(ip)),
+                Ok(ip) => nets.push(IpNet::from(ip)),
                 Err(_) => p.add(
-                    format!("proxy.trusted_proxies[{i}]"),
+                    format!("{key}[{i}]"),
                     format!("{t:?} is not an IP address or CIDR (e.g. \"10.0.0.0/8\")"),
                 ),
             },
         }
     }
+    nets
+}
+
+fn build_proxy(raw: &RawProxy, p: &mut Problems) -> ProxySpec {
+    let trusted = parse_nets(&raw.trusted_proxies, "proxy.trusted_proxies", p);
     let connect_timeout = raw.connect_timeout.map_or(Duration::from_secs(3), |d| d.0);
     if connect_timeout.is_zero() {
         p.add("proxy.connect_timeout", "must be greater than 0");

@@ -41,6 +41,18 @@ pub struct RawListener {
     /// Open client connections at most; see `docs/hardening.md`.
     #[serde(default)]
     pub max_connections: Option<usize>,
+    /// Connections come from a layer-4 balancer that sends the PROXY
+    /// protocol header first.
+    #[serde(default)]
+    pub proxy_protocol: Option<RawProxyProtocol>,
+}
+
+/// `listeners[].proxy_protocol`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProxyProtocol {
+    /// Who may connect (and must send the header): addresses or CIDRs.
+    pub trusted_sources: Vec<String>,
 }
 
 /// `listeners[].tls`: terminate TLS on this listener.

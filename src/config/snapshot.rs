@@ -80,6 +80,9 @@ pub struct ListenerSpec {
     pub tls: Option<Arc<crate::tls::TlsSpec>>,
     /// At most this many client connections are open on this listener.
     pub max_connections: usize,
+    /// With the PROXY protocol: the sources that may connect (and must
+    /// send its header).
+    pub proxy_protocol: Option<Arc<[ipnet::IpNet]>>,
 }
 
 #[derive(Debug, Clone)]

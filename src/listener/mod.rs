@@ -15,19 +15,21 @@ pub mod framing;
 mod io;
 pub mod limit;
 mod park;
+pub mod proxy_protocol;
 mod service;
 pub mod set;
 mod tls;
 
 use crate::config::snapshot::ClientLimits;
 use crate::config::Snapshot;
-use crate::metrics::Metrics;
+use crate::metrics::{ListenerStats, Metrics};
 use crate::request::{ConnInfo, Shared};
 use crate::tls::{TlsListener, TlsRegistry};
 use activity::{ConnActivity, Expiry};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
+use ipnet::IpNet;
 use limit::{ConnSet, Slot};
 use park::Parkable;
 use std::collections::HashMap;
@@ -214,7 +216,14 @@ pub fn spawn(
             }
             match accepted {
                 Ok((stream, peer)) => {
-                    let (limits, idle_timeout, max) = conn_settings(&gw, &task_name);
+                    let (limits, idle_timeout, max, proxied) = conn_settings(&gw, &task_name);
+                    if let Some(trusted) = &proxied {
+                        if !trusted.iter().any(|n| n.contains(&peer.ip())) {
+                            // Only the balancers in front may connect here.
+                            tracing::debug!(listener = %task_name, %peer, "closed: not a trusted PROXY protocol source");
+                            continue;
+                        }
+                    }
                     let mut activity = ConnActivity::new(limits.header_timeout, idle_timeout);
                     if task_tls.is_none() {
                         activity = activity.with_park_after(park::PARK_AFTER);
@@ -228,16 +237,26 @@ pub fn spawn(
                     };
                     let _ = stream.set_nodelay(true);
                     let secure = task_tls.is_some();
-                    let info = Arc::new(ConnInfo::new(peer, local_addr, stats.clone(), secure));
-                    let conn = Conn {
-                        info,
+                    let accepted = Accepted {
+                        stream,
+                        peer,
+                        local: local_addr,
                         activity,
-                        max_head: limits.max_header_size,
                         slot,
+                        max_head: limits.max_header_size,
                     };
-                    match &task_tls {
-                        None => serve_connection(stream, conn, gw.clone(), builder.clone()),
-                        Some(t) => tls::serve(stream, t.clone(), conn, gw.clone(), builder.clone()),
+                    let (tls, gw, builder, stats) =
+                        (task_tls.clone(), gw.clone(), builder.clone(), stats.clone());
+                    if proxied.is_some() {
+                        // The header is read in the connection's own task.
+                        tokio::spawn(async move {
+                            let timeout = limits.header_timeout;
+                            if let Some(a) = accepted.behind_proxy(timeout).await {
+                                a.serve(stats, secure, tls, gw, builder);
+                            }
+                        });
+                    } else {
+                        accepted.serve(stats, secure, tls, gw, builder);
                     }
                 }
                 Err(e) => {
@@ -257,15 +276,76 @@ pub fn spawn(
 }
 
 /// The settings a new connection of listener `name` gets from the current
-/// snapshot: client limits, idle timeout, and the listener's cap.
-fn conn_settings(gw: &Serving, name: &str) -> (ClientLimits, Duration, usize) {
+/// snapshot: client limits, idle timeout, the listener's cap, and the
+/// trusted sources when it speaks the PROXY protocol.
+fn conn_settings(
+    gw: &Serving,
+    name: &str,
+) -> (ClientLimits, Duration, usize, Option<Arc<[IpNet]>>) {
     let snap = gw.snapshot();
-    let max = snap
-        .listeners
-        .iter()
-        .find(|l| &*l.name == name)
-        .map_or(ClientLimits::DEFAULT_MAX_CONNECTIONS, |l| l.max_connections);
-    (snap.proxy.limits, snap.proxy.idle_timeout, max)
+    let spec = snap.listeners.iter().find(|l| &*l.name == name);
+    let max = spec.map_or(ClientLimits::DEFAULT_MAX_CONNECTIONS, |l| l.max_connections);
+    let proxied = spec.and_then(|l| l.proxy_protocol.clone());
+    (snap.proxy.limits, snap.proxy.idle_timeout, max, proxied)
+}
+
+/// A connection just accepted, before its `ConnInfo` is known.
+struct Accepted {
+    stream: tokio::net::TcpStream,
+    /// The TCP peer; with the PROXY protocol, the client it names.
+    peer: SocketAddr,
+    local: SocketAddr,
+    activity: Arc<ConnActivity>,
+    slot: Slot,
+    max_head: usize,
+}
+
+impl Accepted {
+    /// Reads the PROXY header (within the header timeout); the peer becomes
+    /// the client it names. None: refused, the connection closes.
+    async fn behind_proxy(mut self, timeout: Duration) -> Option<Accepted> {
+        let read = proxy_protocol::read(&mut self.stream);
+        match tokio::time::timeout(timeout, read).await {
+            Ok(Ok(proxy_protocol::Header::Proxied {
+                source,
+                destination,
+            })) => {
+                self.peer = source;
+                self.local = destination;
+                Some(self)
+            }
+            Ok(Ok(proxy_protocol::Header::Local)) => Some(self),
+            Ok(Err(e)) => {
+                tracing::debug!(peer = %self.peer, "closed: {e}");
+                None
+            }
+            Err(_) => {
+                tracing::debug!(peer = %self.peer, "closed: no PROXY header within {timeout:?}");
+                None
+            }
+        }
+    }
+
+    fn serve(
+        self,
+        stats: Arc<ListenerStats>,
+        secure: bool,
+        tls: Option<Arc<TlsListener>>,
+        gw: Arc<Serving>,
+        builder: auto::Builder<TokioExecutor>,
+    ) {
+        let info = Arc::new(ConnInfo::new(self.peer, self.local, stats, secure));
+        let conn = Conn {
+            info,
+            activity: self.activity,
+            max_head: self.max_head,
+            slot: self.slot,
+        };
+        match tls {
+            None => serve_connection(self.stream, conn, gw, builder),
+            Some(t) => tls::serve(self.stream, t, conn, gw, builder),
+        }
+    }
 }
 
 /// An accepted client connection and what watches over it.
