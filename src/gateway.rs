@@ -42,6 +42,8 @@ pub struct Gateway {
     generation: AtomicU64,
     config_path: OnceLock<PathBuf>,
     pub reloads: ReloadStats,
+    /// Binary upgrade: how to start again, and whether a new process took over.
+    pub upgrade: crate::upgrade::Upgrader,
 }
 
 /// Where the listeners run now.
@@ -75,6 +77,7 @@ impl Gateway {
             generation: AtomicU64::new(0),
             config_path: OnceLock::new(),
             reloads: ReloadStats::default(),
+            upgrade: Default::default(),
         }))
     }
 
@@ -144,6 +147,18 @@ impl Gateway {
     pub fn is_shutting_down(&self) -> bool {
         self.shutting_down.load(Ordering::Relaxed)
     }
+}
+
+/// What a retiring process finished (`Running::retire`).
+#[derive(Debug, Clone, Copy)]
+pub struct Retired {
+    /// Client connections open when the new process took over.
+    pub connections: usize,
+    /// Upgraded (WebSocket, ...) connections open then.
+    pub upgraded: usize,
+    /// Still open at the deadline (closed by the exit).
+    pub left: usize,
+    pub took: Duration,
 }
 
 /// A started farmgate: its gateway and its background tasks.
@@ -221,6 +236,49 @@ impl Running {
 
     pub fn admin_addr(&self) -> Option<SocketAddr> {
         self.gateway.admin_addr()
+    }
+
+    /// After a new process took over (binary upgrade): stops accepting and
+    /// retires every connection without closing one a client may be sending
+    /// on (`ConnTracker::retire`); returns once nothing is left, or at the
+    /// later of the shutdown timeout (upgraded connections are closed then)
+    /// and the client idle timeout (idle keep-alive connections close by
+    /// themselves then).
+    pub async fn retire(self) -> Retired {
+        let started = std::time::Instant::now();
+        if let Some(w) = &self.watcher {
+            w.abort();
+        }
+        {
+            let listeners = self.gateway.listeners.lock().await;
+            listeners.stop_traffic();
+            listeners.stop_admin();
+        }
+        let conns = &self.gateway.connections;
+        let tunnels = crate::proxy::upgrade::open_tunnels;
+        let at_start = (conns.active(), tunnels());
+        conns.retire();
+        let snap = self.gateway.snapshot();
+        let wait = snap
+            .runtime
+            .shutdown_timeout
+            .max(snap.proxy.idle_timeout + Duration::from_secs(1));
+        let deadline = tokio::time::Instant::now() + wait;
+        while conns.active() + tunnels() > 0 && tokio::time::Instant::now() < deadline {
+            // Connections wake this at once; tunnels are looked at 10 times a second.
+            let step = (deadline - tokio::time::Instant::now()).min(Duration::from_millis(100));
+            conns.wait_closed(step).await;
+        }
+        let left = conns.drain(Duration::from_secs(1)).await + tunnels();
+        self.health.stop();
+        self.sweeper.abort();
+        self.history.abort();
+        Retired {
+            connections: at_start.0,
+            upgraded: at_start.1,
+            left,
+            took: started.elapsed(),
+        }
     }
 
     /// Stops accepting, lets in-flight requests finish for up to `timeout`,

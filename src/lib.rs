@@ -18,5 +18,6 @@ pub mod proxy;
 pub mod reload;
 pub mod rules;
 pub mod tls;
+pub mod upgrade;
 
 pub use gateway::{Gateway, Running};

@@ -27,6 +27,7 @@ pub async fn serve(
 ) -> Result<Response<TrackedBody>, Aborted> {
     let http2 = req.version() == Version::HTTP_2;
     let index = activity.request_started(http2);
+    let gw_retiring = gw.connections.is_retiring();
     let mut pending = Pending {
         activity: Some(activity),
     };
@@ -55,6 +56,12 @@ pub async fn serve(
             }
         },
     };
+    let mut resp = resp;
+    if !http2 && gw_retiring {
+        // A new process serves this listener now: this connection's last.
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     let activity = pending.activity.take();
     Ok(resp.map(|inner| TrackedBody { inner, activity }))
 }
