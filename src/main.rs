@@ -377,7 +377,7 @@ async fn wait_for_signal(gw: &Arc<farmgate::Gateway>) -> Option<u32> {
                     let gw = gw.clone();
                     // Its outcome is logged; a handover wakes the branch below.
                     tokio::spawn(async move {
-                        let _ = farmgate::upgrade::handover::upgrade(&gw).await;
+                        let _ = farmgate::handover::upgrade(&gw).await;
                     });
                 }
                 pid = gw.upgrade.handed_over() => return Some(pid),

@@ -9,8 +9,11 @@
 
 pub mod actions;
 pub mod auth;
+pub mod collect;
 pub mod history;
 pub mod page;
+pub mod process;
+pub mod response;
 pub mod router;
 pub mod status;
 

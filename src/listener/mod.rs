@@ -21,9 +21,10 @@ pub mod set;
 mod tls;
 
 use crate::config::snapshot::ClientLimits;
-use crate::gateway::Gateway;
-use crate::proxy::ConnInfo;
-use crate::tls::TlsListener;
+use crate::config::Snapshot;
+use crate::metrics::Metrics;
+use crate::request::{ConnInfo, Shared};
+use crate::tls::{TlsListener, TlsRegistry};
 use activity::{ConnActivity, Expiry};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -39,6 +40,28 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
+
+/// What the listeners take from the running gateway, resolved once when it
+/// is built (the accept loops call it `gw`): the request path's shared
+/// state, the connection tracker, the counters, the TLS listener registry.
+pub struct Serving {
+    pub shared: Arc<Shared>,
+    pub connections: Arc<ConnTracker>,
+    pub metrics: Arc<Metrics>,
+    pub tls: Arc<TlsRegistry>,
+}
+
+impl Serving {
+    #[inline]
+    fn snapshot(&self) -> Arc<Snapshot> {
+        self.shared.snapshot()
+    }
+
+    #[inline]
+    fn generation(&self) -> u64 {
+        self.shared.generation()
+    }
+}
 
 /// Binds with SO_REUSEADDR and a deep backlog.
 pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
@@ -195,7 +218,7 @@ const H2_MAX_PENDING_ACCEPT_RESETS: usize = 20;
 const H2_MAX_LOCAL_ERROR_RESETS: usize = 256;
 
 /// The hyper server settings every traffic connection uses.
-pub fn http_builder(gw: &Gateway) -> auto::Builder<TokioExecutor> {
+pub fn http_builder(gw: &Serving) -> auto::Builder<TokioExecutor> {
     let limits = gw.snapshot().proxy.limits;
     let mut b = auto::Builder::new(TokioExecutor::new());
     b.http1()
@@ -220,7 +243,7 @@ pub fn http_builder(gw: &Gateway) -> auto::Builder<TokioExecutor> {
 pub fn spawn(
     listener: TcpListener,
     name: Arc<str>,
-    gw: Arc<Gateway>,
+    gw: Arc<Serving>,
     tls: Option<Arc<TlsListener>>,
 ) -> std::io::Result<ListenerHandle> {
     let local_addr = listener.local_addr()?;
@@ -289,7 +312,7 @@ pub fn spawn(
 
 /// The settings a new connection of listener `name` gets from the current
 /// snapshot: client limits, idle timeout, and the listener's cap.
-fn conn_settings(gw: &Gateway, name: &str) -> (ClientLimits, Duration, usize) {
+fn conn_settings(gw: &Serving, name: &str) -> (ClientLimits, Duration, usize) {
     let snap = gw.snapshot();
     let max = snap
         .listeners
@@ -312,7 +335,7 @@ pub(crate) struct Conn {
 fn serve_connection<S>(
     stream: S,
     conn: Conn,
-    gw: Arc<Gateway>,
+    gw: Arc<Serving>,
     builder: auto::Builder<TokioExecutor>,
 ) where
     S: AsyncRead + AsyncWrite + Parkable + Unpin + Send + 'static,
@@ -330,7 +353,7 @@ fn serve_connection<S>(
 async fn run_connection<S>(
     stream: S,
     conn: Conn,
-    gw: Arc<Gateway>,
+    gw: Arc<Serving>,
     builder: auto::Builder<TokioExecutor>,
     guard: ConnGuard,
 ) where
@@ -351,9 +374,17 @@ async fn run_connection<S>(
     let framing = Some(Box::new(framing::Framing::new(max_head)));
     let mut io = io::ScannedIo::resume(stream, framing, activity.clone(), handback.clone());
     loop {
-        let (svc_gw, svc_info, svc_activity) = (gw.clone(), info.clone(), activity.clone());
+        let (svc_gw, svc_info, svc_activity) = (gw.shared.clone(), info.clone(), activity.clone());
+        let svc_conns = gw.connections.clone();
         let service = service_fn(move |req| {
-            service::serve(svc_gw.clone(), svc_info.clone(), svc_activity.clone(), req)
+            let last = svc_conns.is_retiring();
+            service::serve(
+                svc_gw.clone(),
+                svc_info.clone(),
+                svc_activity.clone(),
+                last,
+                req,
+            )
         });
         // Boxed, so that a parked connection does not hold its space.
         let mut conn = Box::pin(builder.serve_connection_with_upgrades(TokioIo::new(io), service));

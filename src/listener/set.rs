@@ -6,10 +6,10 @@
 //! finish. Applying is two-phase so that a bind that fails (port in use)
 //! refuses the whole reload before anything changed.
 
+use super::Serving;
 use super::{bind, spawn, ListenerHandle};
 use crate::config::snapshot::{AdminSpec, ListenerSpec};
 use crate::config::Snapshot;
-use crate::gateway::Gateway;
 use crate::tls::TlsListener;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -87,13 +87,16 @@ impl ListenerSet {
         Ok(Prepared { traffic, admin })
     }
 
-    /// Makes the running set match `snap` (already installed in `gw`).
-    /// Errors here are reported; what could be applied stays applied.
+    /// Makes the running set match `snap` (already installed in `gw`);
+    /// `admin` starts the admin server on its socket (the admin API sits
+    /// above the listeners). Errors here are reported; what could be
+    /// applied stays applied.
     pub async fn commit(
         &mut self,
         mut prepared: Prepared,
         snap: &Snapshot,
-        gw: &Arc<Gateway>,
+        gw: &Arc<Serving>,
+        admin: impl FnOnce(TcpListener) -> std::io::Result<ListenerHandle>,
     ) -> std::io::Result<()> {
         let mut result = Ok(());
         // Stop what the new snapshot does not have; wait for the accept loops
@@ -148,7 +151,7 @@ impl ListenerSet {
                 if let Some(old) = self.admin.take() {
                     old.handle.stop();
                 }
-                let handle = crate::admin::spawn(tcp, gw.clone())?;
+                let handle = admin(tcp)?;
                 tracing::info!("admin listening on http://{}", handle.local_addr);
                 self.admin = Some(AdminEntry {
                     bind: snap.admin.bind,
@@ -210,7 +213,7 @@ impl ListenerSet {
     }
 }
 
-fn start_one(tcp: TcpListener, spec: &ListenerSpec, gw: &Arc<Gateway>) -> std::io::Result<Entry> {
+fn start_one(tcp: TcpListener, spec: &ListenerSpec, gw: &Arc<Serving>) -> std::io::Result<Entry> {
     let tls = match &spec.tls {
         None => None,
         Some(t) => {

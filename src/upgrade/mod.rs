@@ -1,7 +1,7 @@
 //! Binary upgrade: replacing the running farmgate with a new process (a new
 //! version, a changed `runtime.worker_threads`) without losing a request.
 //!
-//! The running process (`handover.rs`) starts the new binary with the same
+//! The running process (`crate::handover`) starts the new binary with the same
 //! arguments and a Unix socket path in `FARMGATE_UPGRADE_SOCKET`, hands it
 //! every listening socket (admin included) and the servers' health and
 //! admin state over that socket, and waits for it to load its config and
@@ -9,8 +9,7 @@
 //! retire its connections (`ConnTracker::retire`), exiting once it holds
 //! nothing. A new process that fails leaves the old one serving.
 
-mod channel;
-pub mod handover;
+pub mod channel;
 pub mod takeover;
 
 use serde::{Deserialize, Serialize};
@@ -59,6 +58,32 @@ impl Upgrader {
     /// Enables upgrades: `farmgate run` sets how it was started.
     pub fn enable(&self, command: StartCommand) {
         let _ = self.command.set(command);
+    }
+
+    /// The upgrade lock: None while another upgrade runs.
+    pub fn try_begin(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        self.busy.try_lock().ok()
+    }
+
+    pub fn command(&self) -> Option<&StartCommand> {
+        self.command.get()
+    }
+
+    /// The pid of the process that took over, once one did.
+    pub fn handed_over_to(&self) -> Option<u32> {
+        *self.handed_over.borrow()
+    }
+
+    pub fn set_handed_over(&self, pid: u32) {
+        self.handed_over.send_replace(Some(pid));
+    }
+
+    pub fn count_failed(&self) {
+        self.failed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn count_refused(&self) {
+        self.refused.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Upgrades that did not happen: (failed, refused).

@@ -64,7 +64,7 @@ impl Takeover {
     pub fn apply(&self, snap: &Snapshot) -> usize {
         let mut changed = 0;
         for farm in &snap.farms {
-            for s in &farm.servers {
+            for (i, s) in farm.servers.iter().enumerate() {
                 let Some(r) = self
                     .servers
                     .iter()
@@ -81,7 +81,9 @@ impl Takeover {
                     );
                 }
                 if !r.healthy {
-                    s.state.inherit_down(&farm.health);
+                    if let Some(h) = farm.health.members.get(i) {
+                        h.inherit_down(&farm.health);
+                    }
                 }
                 changed += usize::from(admin != AdminState::Enabled || !r.healthy);
             }

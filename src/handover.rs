@@ -1,9 +1,10 @@
-//! The running process's side of an upgrade: start the new binary, hand it
-//! the listening sockets and the servers' state, wait for its word.
+//! The running process's side of a binary upgrade (`upgrade/` has the
+//! protocol and the new process's side): start the new binary, hand it the
+//! listening sockets and the servers' state, wait for its word.
 
-use super::channel;
-use super::{Hello, Reply, ServerRecord, SocketInfo, ENV};
 use crate::gateway::Gateway;
+use crate::upgrade::channel;
+use crate::upgrade::{Hello, Reply, ServerRecord, SocketInfo, StartCommand, ENV};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -32,29 +33,29 @@ pub async fn upgrade(gw: &Arc<Gateway>) -> Result<u32, UpgradeError> {
     let result = attempt(gw).await;
     let up = &gw.upgrade;
     match &result {
-        Err(UpgradeError::Failed(_)) => up.failed.fetch_add(1, Ordering::Relaxed),
+        Err(UpgradeError::Failed(_)) => up.count_failed(),
         Err(UpgradeError::Refused(why)) => {
             tracing::warn!("upgrade refused: {why}");
-            up.refused.fetch_add(1, Ordering::Relaxed)
+            up.count_refused()
         }
-        Ok(_) => 0,
-    };
+        Ok(_) => {}
+    }
     result
 }
 
 async fn attempt(gw: &Arc<Gateway>) -> Result<u32, UpgradeError> {
     let up = &gw.upgrade;
-    let Ok(_busy) = up.busy.try_lock() else {
+    let Some(_busy) = up.try_begin() else {
         return Err(UpgradeError::Refused(
             "an upgrade is already under way".into(),
         ));
     };
-    if let Some(pid) = *up.handed_over.borrow() {
+    if let Some(pid) = up.handed_over_to() {
         return Err(UpgradeError::Refused(format!(
             "already handed over to pid {pid}"
         )));
     }
-    let Some(cmd) = up.command.get() else {
+    let Some(cmd) = up.command() else {
         return Err(UpgradeError::Refused(
             "this farmgate cannot upgrade itself: only `farmgate run` can \
              (the demo's backends live in its process)"
@@ -74,14 +75,14 @@ async fn attempt(gw: &Arc<Gateway>) -> Result<u32, UpgradeError> {
                 listeners.stop_traffic();
                 listeners.stop_admin();
             }
-            up.handed_over.send_replace(Some(*pid));
+            up.set_handed_over(*pid);
         }
         Err(why) => tracing::error!("upgrade refused, this process keeps serving: {why}"),
     }
     result
 }
 
-async fn start_new(gw: &Arc<Gateway>, cmd: &super::StartCommand) -> Result<u32, String> {
+async fn start_new(gw: &Arc<Gateway>, cmd: &StartCommand) -> Result<u32, String> {
     static N: AtomicU64 = AtomicU64::new(0);
     let path = std::env::temp_dir().join(format!(
         "farmgate-upgrade-{}-{}.sock",
@@ -198,12 +199,12 @@ fn server_records(gw: &Gateway) -> Vec<ServerRecord> {
     snap.farms
         .iter()
         .flat_map(|f| {
-            f.servers.iter().map(|s| ServerRecord {
+            f.servers.iter().enumerate().map(|(i, s)| ServerRecord {
                 farm: f.name.to_string(),
                 server: s.name.to_string(),
                 admin: s.state.admin().as_str().to_string(),
                 healthy: s.state.is_healthy(),
-                down_by_live: s.state.down_by_live(),
+                down_by_live: f.health.members.get(i).is_some_and(|h| h.down_by_live()),
             })
         })
         .collect()
