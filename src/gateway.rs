@@ -45,6 +45,8 @@ pub struct Gateway {
     pub reloads: ReloadStats,
     /// The last minutes of every farm and server, for the status page.
     pub history: History,
+    /// Binary upgrade: how to start again, and whether a new process took over.
+    pub upgrade: crate::upgrade::Upgrader,
 }
 
 /// How the admin server is started on a bound socket.
@@ -90,6 +92,7 @@ impl Gateway {
             admin_starter: OnceLock::new(),
             reloads: ReloadStats::default(),
             history: History::default(),
+            upgrade: Default::default(),
         }))
     }
 

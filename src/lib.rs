@@ -20,8 +20,9 @@
 //! | config | `config` | reads the file, runs each module's compiler, the snapshot |
 //! | request | `request`, `history` | one request in order: entry, routing, cache, forwarding; the status page's per-second history of the snapshot's farms |
 //! | serving | `listener` | accepting, connection limits, HTTP/1 and HTTP/2 serving |
+//! | upgrade | `upgrade` | binary upgrade: the protocol between the processes, the new process's side |
 //! | running state | `gateway` | the current snapshot, long-lived registries, listener set |
-//! | tasks | `checks`, `reload`, `cluster` | active health checks, reload, cluster sync |
+//! | tasks | `checks`, `reload`, `cluster`, `handover` | active health checks, reload, cluster sync, the old process's side of a binary upgrade |
 //! | operators | `admin` | the admin API, status page, Prometheus exposition |
 //! | start | `running` | starting and stopping everything |
 
@@ -38,8 +39,9 @@ pub const LAYERS: &[&[&str]] = &[
     &["config"],
     &["request", "history"],
     &["listener"],
+    &["upgrade"],
     &["gateway"],
-    &["checks", "reload", "cluster"],
+    &["checks", "reload", "cluster", "handover"],
     &["admin"],
     &["running"],
 ];
@@ -52,6 +54,7 @@ pub mod demo;
 pub mod farm;
 pub mod gateway;
 pub mod ground;
+pub mod handover;
 pub mod health;
 pub mod history;
 pub mod listener;
@@ -63,6 +66,7 @@ pub mod request;
 pub mod rules;
 pub mod running;
 pub mod tls;
+pub mod upgrade;
 
 pub use gateway::Gateway;
 pub use running::Running;

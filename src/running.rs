@@ -99,6 +99,49 @@ impl Running {
         self.gateway.admin_addr()
     }
 
+    /// After a new process took over (binary upgrade): stops accepting and
+    /// retires every connection without closing one a client may be sending
+    /// on (`ConnTracker::retire`); returns once nothing is left, or at the
+    /// later of the shutdown timeout (upgraded connections are closed then)
+    /// and the client idle timeout (idle keep-alive connections close by
+    /// themselves then).
+    pub async fn retire(self) -> Retired {
+        let started = std::time::Instant::now();
+        if let Some(w) = &self.watcher {
+            w.abort();
+        }
+        {
+            let listeners = self.gateway.listeners.lock().await;
+            listeners.stop_traffic();
+            listeners.stop_admin();
+        }
+        let conns = &self.gateway.connections;
+        let tunnels = crate::proxy::upgrade::open_tunnels;
+        let at_start = (conns.active(), tunnels());
+        conns.retire();
+        let snap = self.gateway.snapshot();
+        let wait = snap
+            .runtime
+            .shutdown_timeout
+            .max(snap.proxy.idle_timeout + Duration::from_secs(1));
+        let deadline = tokio::time::Instant::now() + wait;
+        while conns.active() + tunnels() > 0 && tokio::time::Instant::now() < deadline {
+            // Connections wake this at once; tunnels are looked at 10 times a second.
+            let step = (deadline - tokio::time::Instant::now()).min(Duration::from_millis(100));
+            conns.wait_closed(step).await;
+        }
+        let left = conns.drain(Duration::from_secs(1)).await + tunnels();
+        self.health.stop();
+        self.sweeper.abort();
+        self.history.abort();
+        Retired {
+            connections: at_start.0,
+            upgraded: at_start.1,
+            left,
+            took: started.elapsed(),
+        }
+    }
+
     /// Stops accepting, lets in-flight requests finish for up to `timeout`,
     /// then returns. Returns how many connections were still open.
     pub async fn shutdown(self, timeout: Duration) -> usize {
@@ -115,6 +158,18 @@ impl Running {
         listeners.stop_admin();
         left
     }
+}
+
+/// What a retiring process finished (`Running::retire`).
+#[derive(Debug, Clone, Copy)]
+pub struct Retired {
+    /// Client connections open when the new process took over.
+    pub connections: usize,
+    /// Upgraded (WebSocket, ...) connections open then.
+    pub upgraded: usize,
+    /// Still open at the deadline (closed by the exit).
+    pub left: usize,
+    pub took: Duration,
 }
 
 /// Starts the history tick (`history.rs`); it ends when the gateway is gone.

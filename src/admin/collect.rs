@@ -404,6 +404,16 @@ impl Collector for ConfigCollector {
             "Unix time when the running configuration loaded (start-up or reload).",
             last,
         )?;
+        let (failed, refused) = gw.upgrade.not_done();
+        counters(
+            &mut enc,
+            UPGRADES_NOT_DONE,
+            "Binary upgrades that did not happen, by result (failed, refused); this process kept serving.",
+            [
+                ([("result", "failed")], failed),
+                ([("result", "refused")], refused),
+            ],
+        )?;
         enc.encode_descriptor(BUILD, "farmgate's version.", None, MetricType::Info)?
             .encode_info(&[("version", env!("CARGO_PKG_VERSION"))])
     }

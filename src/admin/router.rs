@@ -37,12 +37,15 @@ pub async fn route(gw: &Arc<Gateway>, req: Request<Incoming>) -> AdminResponse {
         ["api", "history"] if get => super::history::history(gw, req.uri().query()),
         ["api", "farms", ..] => actions::route(gw, &req).await,
         ["api", "reload"] if post => reload(gw).await,
+        ["api", "upgrade"] if post => upgrade(gw).await,
         ["api", "cache", "purge"] if post => super::cache_purge::purge(gw, req).await,
         // Known paths with the wrong method.
         [] | ["healthz"] | ["metrics"] | ["api", "status"] | ["api", "history"] => {
             method_not_allowed("GET, HEAD")
         }
-        ["api", "reload"] | ["api", "cache", "purge"] => method_not_allowed("POST"),
+        ["api", "reload"] | ["api", "upgrade"] | ["api", "cache", "purge"] => {
+            method_not_allowed("POST")
+        }
         _ => error(StatusCode::NOT_FOUND, "no such admin endpoint"),
     }
 }
@@ -74,6 +77,31 @@ async fn reload(gw: &Arc<Gateway>) -> AdminResponse {
         StatusCode::UNPROCESSABLE_ENTITY
     };
     json(status, &event)
+}
+
+/// `POST /api/upgrade`: starts the binary again and hands over; answers
+/// once the new process serves (200 with both pids), or with why not (409:
+/// not now; 500: the new process did not start; this one keeps serving).
+async fn upgrade(gw: &Arc<Gateway>) -> AdminResponse {
+    use crate::handover::{upgrade, UpgradeError};
+    #[derive(serde::Serialize)]
+    struct Upgraded {
+        old_pid: u32,
+        new_pid: u32,
+    }
+    match upgrade(gw).await {
+        Ok(new_pid) => json(
+            StatusCode::OK,
+            &Upgraded {
+                old_pid: std::process::id(),
+                new_pid,
+            },
+        ),
+        Err(e @ UpgradeError::Refused(_)) => error(StatusCode::CONFLICT, &e.to_string()),
+        Err(e @ UpgradeError::Failed(_)) => {
+            error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string())
+        }
+    }
 }
 
 /// The non-empty, percent-decoded segments of `path`; None when a decoded

@@ -56,6 +56,7 @@ pub fn build(raw: RawConfig, file: &str, registry: &StateRegistry) -> Result<Sna
             .runtime
             .shutdown_timeout
             .map_or(Duration::from_secs(30), |d| d.0),
+        pid_file: raw.runtime.pid_file.as_ref().map(std::path::PathBuf::from),
     };
 
     let farms = build_farms(&raw.farms, registry, &mut p);

@@ -201,6 +201,10 @@ pub struct RawRuntime {
     pub worker_threads: Option<usize>,
     #[serde(default)]
     pub shutdown_timeout: Option<Dur>,
+    /// Where `farmgate run` writes its pid (rewritten by the new process of
+    /// a binary upgrade).
+    #[serde(default)]
+    pub pid_file: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

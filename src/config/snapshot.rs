@@ -103,4 +103,5 @@ pub struct LogSpec {
 pub struct RuntimeSpec {
     pub worker_threads: Option<usize>,
     pub shutdown_timeout: Duration,
+    pub pid_file: Option<std::path::PathBuf>,
 }

@@ -43,6 +43,15 @@ impl AdminState {
             _ => AdminState::Enabled,
         }
     }
+    /// The state `as_str` names.
+    pub fn parse(name: &str) -> Option<AdminState> {
+        match name {
+            "enabled" => Some(AdminState::Enabled),
+            "draining" => Some(AdminState::Draining),
+            "disabled" => Some(AdminState::Disabled),
+            _ => None,
+        }
+    }
     pub fn as_str(self) -> &'static str {
         match self {
             AdminState::Enabled => "enabled",

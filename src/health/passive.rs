@@ -42,6 +42,31 @@ impl ServerHealth {
         }
     }
 
+    /// Takes the server out as the process this one replaced had it (binary
+    /// upgrade): it comes back the usual way, by its health checks, or by
+    /// probation after a live-traffic period on a farm without checks.
+    pub fn inherit_down(&self, farm: &FarmHealth) {
+        let mut rec = self.lock();
+        if !self.is_healthy() {
+            return;
+        }
+        if farm.check.is_none() {
+            rec.down_by_live = true;
+            let wait = farm
+                .live
+                .as_ref()
+                .map_or(std::time::Duration::from_secs(10), |l| l.period);
+            rec.backoff = wait;
+            rec.probation_at_ms = now_ms() + wait.as_millis() as u64;
+        }
+        self.go_down(&mut rec, Reason::Inherited);
+    }
+
+    /// Was the server taken out by live traffic (not by a health check)?
+    pub fn down_by_live(&self) -> bool {
+        self.lock().down_by_live
+    }
+
     fn eject_live(&self, failures: u32, live: &LiveTraffic, farm: &FarmHealth) {
         let mut rec = self.lock();
         if !self.is_healthy() {

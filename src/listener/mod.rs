@@ -12,6 +12,7 @@
 
 pub mod activity;
 pub mod framing;
+pub mod inherited;
 mod io;
 pub mod limit;
 mod park;
@@ -82,12 +83,40 @@ pub struct ListenerHandle {
     pub local_addr: SocketAddr,
     pub(crate) stop: watch::Sender<bool>,
     pub task: JoinHandle<()>,
+    /// A second descriptor of the listening socket, for handing it to a new
+    /// process (binary upgrade); closed by `stop`, so a stopped listener's
+    /// port is free again once its accept loop ends.
+    socket: Mutex<Option<std::os::fd::OwnedFd>>,
 }
 
 impl ListenerHandle {
+    /// `listener` is the socket the accept loop `task` serves.
+    pub fn new(
+        name: Arc<str>,
+        listener: &TcpListener,
+        stop: watch::Sender<bool>,
+        task: JoinHandle<()>,
+    ) -> std::io::Result<ListenerHandle> {
+        use std::os::fd::AsFd;
+        Ok(ListenerHandle {
+            name,
+            local_addr: listener.local_addr()?,
+            stop,
+            task,
+            socket: Mutex::new(Some(listener.as_fd().try_clone_to_owned()?)),
+        })
+    }
+
     /// Stops accepting; open connections are not touched.
     pub fn stop(&self) {
         let _ = self.stop.send(true);
+        self.socket.lock().unwrap_or_else(|p| p.into_inner()).take();
+    }
+
+    /// A new descriptor of the listening socket; None once stopped.
+    pub fn dup_socket(&self) -> Option<std::io::Result<std::os::fd::OwnedFd>> {
+        let socket = self.socket.lock().unwrap_or_else(|p| p.into_inner());
+        socket.as_ref().map(|s| s.try_clone())
     }
 }
 
@@ -97,6 +126,9 @@ pub struct ConnTracker {
     active: AtomicUsize,
     idle: Notify,
     shutdown: watch::Sender<bool>,
+    /// A new process took over (binary upgrade): see [`ConnTracker::retire`].
+    retiring: watch::Sender<bool>,
+    retiring_now: std::sync::atomic::AtomicBool,
     /// Each listener's open connections, by listener name.
     per_listener: Mutex<HashMap<Arc<str>, Arc<ConnSet>>>,
 }
@@ -107,6 +139,8 @@ impl Default for ConnTracker {
             active: AtomicUsize::new(0),
             idle: Notify::new(),
             shutdown: watch::Sender::new(false),
+            retiring: watch::Sender::new(false),
+            retiring_now: std::sync::atomic::AtomicBool::new(false),
             per_listener: Mutex::default(),
         }
     }
@@ -139,10 +173,25 @@ impl ConnTracker {
         let mut map = self.per_listener.lock().unwrap_or_else(|p| p.into_inner());
         map.entry(name.clone()).or_default().clone()
     }
-    /// Asks every connection to finish its in-flight requests and close,
-    /// then waits up to `timeout`. Returns the connections still open.
-    pub async fn drain(&self, timeout: Duration) -> usize {
-        let _ = self.shutdown.send(true);
+    /// Winds connections down without closing one under a client that may
+    /// be sending on it (binary upgrade; the new process accepts the next
+    /// connections): HTTP/2 connections get GOAWAY and finish their streams;
+    /// every HTTP/1 response from now on carries `Connection: close`, and an
+    /// idle HTTP/1 connection stays open until its next request (served,
+    /// then closed) or its idle timeout.
+    pub fn retire(&self) {
+        self.retiring_now.store(true, Ordering::Relaxed);
+        let _ = self.retiring.send(true);
+    }
+
+    #[inline]
+    pub fn is_retiring(&self) -> bool {
+        self.retiring_now.load(Ordering::Relaxed)
+    }
+
+    /// Waits until every connection has ended or `timeout` passed; returns
+    /// the connections still open.
+    pub async fn wait_closed(&self, timeout: Duration) -> usize {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let idle = self.idle.notified();
@@ -153,6 +202,13 @@ impl ConnTracker {
                 return self.active();
             }
         }
+    }
+
+    /// Asks every connection to finish its in-flight requests and close,
+    /// then waits up to `timeout`. Returns the connections still open.
+    pub async fn drain(&self, timeout: Duration) -> usize {
+        let _ = self.shutdown.send(true);
+        self.wait_closed(timeout).await
     }
 }
 
@@ -201,7 +257,10 @@ pub fn spawn(
     let stats = gw.metrics.listener(&name);
     let task_tls = tls;
     let conns = gw.connections.listener(&name);
+    let socket = std::sync::Arc::new(listener);
+    let accepting = socket.clone();
     let task = tokio::spawn(async move {
+        let listener = accepting;
         let mut generation = gw.generation();
         let mut builder = http_builder(&gw);
         loop {
@@ -267,12 +326,7 @@ pub fn spawn(
             }
         }
     });
-    Ok(ListenerHandle {
-        name,
-        local_addr,
-        stop,
-        task,
-    })
+    ListenerHandle::new(name, &socket, stop, task)
 }
 
 /// The settings a new connection of listener `name` gets from the current
@@ -395,13 +449,22 @@ async fn run_connection<S>(
     let _slot = slot;
     let _counted = info.stats.connection();
     let mut shutdown = gw.connections.subscribe();
+    let mut retiring = gw.connections.retiring.subscribe();
     let handback: Option<io::Handback<S>> = S::PARKS.then(Arc::default);
     let framing = Some(Box::new(framing::Framing::new(max_head)));
     let mut io = io::ScannedIo::resume(stream, framing, activity.clone(), handback.clone());
     loop {
         let (svc_gw, svc_info, svc_activity) = (gw.shared.clone(), info.clone(), activity.clone());
+        let svc_conns = gw.connections.clone();
         let service = service_fn(move |req| {
-            service::serve(svc_gw.clone(), svc_info.clone(), svc_activity.clone(), req)
+            let last = svc_conns.is_retiring();
+            service::serve(
+                svc_gw.clone(),
+                svc_info.clone(),
+                svc_activity.clone(),
+                last,
+                req,
+            )
         });
         // Boxed, so that a parked connection does not hold its space.
         let mut conn = Box::pin(builder.serve_connection_with_upgrades(TokioIo::new(io), service));
@@ -419,6 +482,12 @@ async fn run_connection<S>(
                     break parking && !draining;
                 }
                 _ = shutdown.wait_for(|s| *s), if !draining => {
+                    conn.as_mut().graceful_shutdown();
+                    draining = true;
+                }
+                // HTTP/2 can say GOAWAY without losing a stream; HTTP/1
+                // closes after its next response (`service.rs`).
+                _ = retiring.wait_for(|r| *r), if !draining && activity.is_http2() => {
                     conn.as_mut().graceful_shutdown();
                     draining = true;
                 }

@@ -17,11 +17,14 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-/// Serves one request of the connection `activity` belongs to.
+/// Serves one request of the connection `activity` belongs to; `last`: the
+/// process is retiring (binary upgrade), so an HTTP/1 connection closes
+/// after this response.
 pub async fn serve(
     gw: Arc<Shared>,
     conn: Arc<ConnInfo>,
     activity: Arc<ConnActivity>,
+    last: bool,
     req: Request<Incoming>,
 ) -> Result<Response<TrackedBody>, Aborted> {
     let http2 = req.version() == Version::HTTP_2;
@@ -54,6 +57,12 @@ pub async fn serve(
             }
         },
     };
+    let mut resp = resp;
+    if !http2 && last {
+        // A new process serves this listener now: this connection's last.
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     let activity = pending.activity.take();
     Ok(resp.map(|inner| TrackedBody { inner, activity }))
 }

@@ -56,6 +56,10 @@ pub struct Prepared {
 }
 
 fn bind_named(addr: SocketAddr, what: &str) -> std::io::Result<TcpListener> {
+    if let Some(socket) = super::inherited::take(addr, what) {
+        socket.set_nonblocking(true)?;
+        return TcpListener::from_std(socket);
+    }
     bind(addr).map_err(|e| {
         std::io::Error::new(e.kind(), format!("cannot listen on {addr} ({what}): {e}"))
     })
@@ -178,6 +182,21 @@ impl ListenerSet {
 
     pub fn admin_addr(&self) -> Option<SocketAddr> {
         self.admin.as_ref().map(|a| a.handle.local_addr)
+    }
+
+    /// A new descriptor of every listening socket with its listener name
+    /// (`admin` for the admin listener) and configured address: what a
+    /// binary upgrade hands to the new process.
+    pub fn sockets(&self) -> std::io::Result<Vec<(String, SocketAddr, std::os::fd::OwnedFd)>> {
+        let traffic = self.traffic.iter().map(|e| (&*e.name, e.bind, &e.handle));
+        let admin = self.admin.iter().map(|a| ("admin", a.bind, &a.handle));
+        traffic
+            .chain(admin)
+            .filter_map(|(name, bind, handle)| {
+                let fd = handle.dup_socket()?;
+                Some(fd.map(|fd| (name.to_string(), bind, fd)))
+            })
+            .collect()
     }
 
     /// Stops accepting on every traffic listener (shutdown).
