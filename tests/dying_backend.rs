@@ -288,7 +288,7 @@ async fn an_unsent_post_goes_to_another_server_and_the_refusing_one_is_out_at_on
     let state = &snap.farms[0].servers[0].state;
     assert!(!state.in_rotation());
     assert!(state.requests.load(Ordering::Relaxed) <= 1);
-    let view = state.health_view();
+    let view = snap.farms[0].health.server(0).health_view();
     assert_eq!(view.reason_code, Some("refused"));
 }
 

@@ -17,12 +17,6 @@ pub struct Server {
     /// `Host` sent when `preserve_host: false`.
     pub host_header: http::HeaderValue,
     pub state: Arc<ServerState>,
-    /// Idle connections to `scheme://authority`, shared with every server
-    /// at the same address.
-    pub pool: Arc<crate::proxy::pool::BackendPool>,
-    /// The farm's `backend_idle_timeout`: how long a connection to this
-    /// server may sit idle in the pool.
-    pub idle_timeout: std::time::Duration,
 }
 
 /// Parses `host:port`, `http://host:port` or `https://host:port`.

@@ -6,8 +6,8 @@
 //! served as HTTP/2 only.
 
 use super::preface::{self, Replayed};
+use super::Serving;
 use super::{run_connection, Conn};
-use crate::gateway::Gateway;
 use crate::tls::TlsListener;
 use hyper_util::rt::TokioExecutor;
 use hyper_util::server::conn::auto;
@@ -18,7 +18,7 @@ pub(super) fn serve(
     tcp: TcpStream,
     tls: Arc<TlsListener>,
     conn: Conn,
-    gw: Arc<Gateway>,
+    gw: Arc<Serving>,
     builder: auto::Builder<TokioExecutor>,
 ) {
     let guard = gw.connections.enter();

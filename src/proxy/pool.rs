@@ -1,7 +1,7 @@
 //! Idle keep-alive connections to backends, one pool per backend address
 //! (scheme + host:port), shared by every farm and snapshot that names it.
 //!
-//! Each `Server` of a snapshot holds its address's pool directly, so a
+//! Each farm of a snapshot holds its servers' pools (`FarmRuntime.pools`), so a
 //! request finds its idle connections without a map lookup or hashing (the
 //! general-purpose pool this replaces hashed its key twice per request).
 //! The idle list is a stack: the most recently used connection goes out
@@ -17,6 +17,7 @@
 //! Retiring first leaves that race to us, where it costs a reconnect.
 
 use super::body::UpstreamBody;
+use crate::farm::Prune;
 use http::uri::{Authority, Scheme};
 use hyper::client::conn::http1::SendRequest;
 use std::collections::HashMap;
@@ -176,13 +177,6 @@ impl PoolRegistry {
         pool
     }
 
-    /// Forgets addresses no snapshot uses any more (their connections
-    /// closed when the last server holding the pool went away).
-    pub fn prune(&self) {
-        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
-        map.retain(|_, p| p.strong_count() > 0);
-    }
-
     /// Closes retired connections. Returns how many.
     pub fn sweep(&self) -> usize {
         let now = Instant::now();
@@ -191,6 +185,15 @@ impl PoolRegistry {
             map.values().filter_map(Weak::upgrade).collect()
         };
         pools.iter().map(|p| p.sweep(now)).sum()
+    }
+}
+
+impl Prune for PoolRegistry {
+    /// Forgets addresses no snapshot uses any more (their connections
+    /// closed when the last server holding the pool went away).
+    fn prune(&self) {
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        map.retain(|_, p| p.strong_count() > 0);
     }
 }
 

@@ -12,11 +12,13 @@
 
 use super::body::{BoxError, UpstreamBody};
 use super::connector::Connector;
-use super::pool::{keep_for, Checkin};
+use super::pool::{keep_for, BackendPool, Checkin};
 use crate::farm::Server;
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::client::conn::http1;
+use std::sync::Arc;
+use std::time::Duration;
 use tower::Service;
 
 /// Why a request got no response head.
@@ -79,19 +81,24 @@ impl Upstream {
         }
     }
 
-    /// Sends `req` (origin-form URI, `Host` set) to `server`. With the
-    /// response comes the connection's way back to the pool.
+    /// Sends `req` (origin-form URI, `Host` set) to `server`, over an idle
+    /// connection of `pool` (the server's) when there is one. With the
+    /// response comes the connection's way back to the pool, where it may
+    /// then sit idle for up to `idle` (the farm's `backend_idle_timeout`,
+    /// shortened by what the backend announced: `pool::keep_for`).
     pub async fn send(
         &self,
         server: &Server,
+        pool: &Arc<BackendPool>,
+        idle: Duration,
         mut req: Request<UpstreamBody>,
     ) -> Result<(Response<Incoming>, Checkin), SendError> {
         loop {
-            let (mut sender, reused) = match server.pool.checkout() {
+            let (mut sender, reused) = match pool.checkout() {
                 Some(s) => (s, true),
                 // Boxed: connecting is rare next to reuse, and its future
                 // would otherwise enlarge every request's.
-                None => match Box::pin(self.connect(server)).await {
+                None => match Box::pin(self.connect(server, pool)).await {
                     Ok(s) => (s, false),
                     Err(cause) => {
                         let req = Box::new(req);
@@ -108,9 +115,8 @@ impl Upstream {
             }
             match sender.try_send_request(req).await {
                 Ok(resp) => {
-                    let keep = keep_for(server.idle_timeout, resp.headers());
-                    let checkin = Checkin::new(server.pool.clone(), sender, keep);
-                    return Ok((resp, checkin));
+                    let keep = keep_for(idle, resp.headers());
+                    return Ok((resp, Checkin::new(pool.clone(), sender, keep)));
                 }
                 Err(mut e) => match e.take_message() {
                     // Closed before our request went out: another one.
@@ -128,7 +134,11 @@ impl Upstream {
         }
     }
 
-    async fn connect(&self, server: &Server) -> Result<http1::SendRequest<UpstreamBody>, BoxError> {
+    async fn connect(
+        &self,
+        server: &Server,
+        pool: &BackendPool,
+    ) -> Result<http1::SendRequest<UpstreamBody>, BoxError> {
         let uri = http::Uri::builder()
             .scheme(server.scheme.clone())
             .authority(server.authority.clone())
@@ -137,7 +147,7 @@ impl Upstream {
         let io = self.connector.clone().call(uri).await?;
         let (sender, conn) = self.http1.handshake(io).await?;
         // Not the pool itself: idle connections must not keep it alive.
-        let address = server.pool.address().clone();
+        let address = pool.address().clone();
         tokio::spawn(async move {
             if let Err(e) = conn.with_upgrades().await {
                 tracing::debug!(backend = &*address, "backend connection: {e}");

@@ -111,8 +111,6 @@ pub(crate) mod testing {
                         farm: "f".into(),
                         server: name,
                     })),
-                    pool: Arc::new(crate::proxy::pool::BackendPool::new(&address)),
-                    idle_timeout: std::time::Duration::from_secs(1),
                 }
             })
             .collect()
