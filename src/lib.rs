@@ -11,6 +11,7 @@ pub mod demo;
 pub mod farm;
 pub mod gateway;
 pub mod health;
+pub mod http1;
 pub mod listener;
 pub mod log;
 pub mod metrics;
