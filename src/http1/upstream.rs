@@ -77,7 +77,8 @@ where
         }
     }
     let (target, authority) = origin_form(head.target());
-    let client_host = client_host.or(authority);
+    let host_of_target = authority.filter(|a| !a.is_empty());
+    let client_host = client_host.or(host_of_target);
     let keep = |k: Kind, name: &[u8]| -> bool {
         if in_set(set, name) {
             return false;
@@ -109,7 +110,8 @@ where
     }
     out.extend_from_slice(b" HTTP/1.1\r\n");
     let host = fwd.host.or(client_host);
-    let host_written_here = fwd.host.is_some() || (authority.is_some() && !has(head, Kind::Host));
+    let host_written_here =
+        fwd.host.is_some() || (host_of_target.is_some() && !has(head, Kind::Host));
     if let Some(h) = host.filter(|_| host_written_here && !in_set(set, b"host")) {
         put(out, b"Host", h);
     }
@@ -187,7 +189,8 @@ fn has(head: &RequestHead<'_>, k: Kind) -> bool {
 
 /// The origin form of a request target (`/path?query`, without its
 /// leading `/` when the absolute form had none: `http://h?q` gives `?q`)
-/// and, for an absolute-form target (`http://host/path`), its authority.
+/// and, for an absolute-form target (`http://host/path`), its authority
+/// (possibly empty: `http://user@`).
 fn origin_form(target: &[u8]) -> (&[u8], Option<&[u8]>) {
     let rest = if starts_with_ignore_case(target, b"http://") {
         &target[7..]
@@ -210,7 +213,7 @@ fn origin_form(target: &[u8]) -> (&[u8], Option<&[u8]>) {
         Some(b'/' | b'?') => &rest[end..],
         _ => b"".as_slice(),
     };
-    (path, Some(authority).filter(|a| !a.is_empty()))
+    (path, Some(authority))
 }
 
 fn starts_with_ignore_case(s: &[u8], prefix: &[u8]) -> bool {
