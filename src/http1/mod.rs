@@ -26,6 +26,7 @@ mod fields;
 pub mod request;
 pub mod response;
 mod scan;
+pub mod timer;
 pub mod upstream;
 
 pub use body::{BodyKind, ChunkedDecoder, Piece};
