@@ -12,9 +12,13 @@
 //!
 //! And the response side: parse a backend's response head and write the
 //! client's.
+//!
+//! `HTTP1_COUNT=<n> HTTP1_PATH=engine|today|response` runs one path n
+//! times without criterion, for an instruction count under callgrind
+//! (`docs/performance.md`, "HTTP/1 fast path: the engine").
 
 use bytes::Bytes;
-use criterion::{black_box, criterion_group, criterion_main, Criterion};
+use criterion::{black_box, criterion_group, Criterion};
 use farmgate::config::snapshot::{ForwardedFor, ProxySpec};
 use farmgate::http1::downstream::{write_response, Client};
 use farmgate::http1::upstream::{write_request, ForwardedMode, Forwarding};
@@ -97,37 +101,60 @@ fn hyper_like_encode(method: &http::Method, uri: &http::Uri, map: &HeaderMap, ou
     out.extend_from_slice(b"\r\n");
 }
 
-fn request_head(c: &mut Criterion) {
-    let fwd = Forwarding {
+fn forwarding() -> Forwarding<'static> {
+    Forwarding {
         mode: ForwardedMode::Append,
         trusted: false,
         client_ip: b"198.51.100.23",
         proto: b"https",
         host: None,
         target: None,
+    }
+}
+
+fn engine_once(parser: &mut RequestParser, fwd: &Forwarding<'_>, out: &mut Vec<u8>) -> usize {
+    let bytes = black_box(REQUEST);
+    let Ok(Parsed::Head(_)) = parser.parse(bytes) else {
+        panic!("the bench head parses")
     };
+    out.clear();
+    write_request(&parser.head(bytes), fwd, &[] as &[(&[u8], &[u8])], out);
+    black_box(out.len())
+}
+
+fn today_once(
+    read_buf: &Bytes,
+    spec: &ProxySpec,
+    client: &ClientSide<'_>,
+    out: &mut Vec<u8>,
+) -> usize {
+    let (method, uri, mut map) = hyper_like_parse(black_box(read_buf));
+    strip_hop_by_hop(&mut map);
+    let host = map.get(http::header::HOST).cloned();
+    apply_forwarded(&mut map, spec, client, host.as_ref());
+    out.clear();
+    hyper_like_encode(&method, &uri, &map, out);
+    black_box(out.len())
+}
+
+fn response_once(parser: &mut ResponseParser, client: &Client<'_>, out: &mut Vec<u8>) -> usize {
+    let bytes = black_box(RESPONSE);
+    let Ok(Some(_)) = parser.parse(bytes, false) else {
+        panic!("the bench head parses")
+    };
+    out.clear();
+    write_response(&parser.head(bytes), client, &[] as &[(&[u8], &[u8])], out);
+    black_box(out.len())
+}
+
+fn request_head(c: &mut Criterion) {
+    let fwd = forwarding();
     let mut parser = RequestParser::new(32 << 10);
     let mut out = Vec::with_capacity(4096);
     c.bench_function(
         "http1 engine: parse request head + write upstream head",
-        |b| {
-            b.iter(|| {
-                let bytes = black_box(REQUEST);
-                let Ok(Parsed::Head(_)) = parser.parse(bytes) else {
-                    panic!("the bench head parses")
-                };
-                out.clear();
-                write_request(
-                    &parser.head(bytes),
-                    &fwd,
-                    &[] as &[(&[u8], &[u8])],
-                    &mut out,
-                );
-                black_box(out.len())
-            })
-        },
+        |b| b.iter(|| engine_once(&mut parser, &fwd, &mut out)),
     );
-
     let spec = spec();
     let ip = HeaderValue::from_static("198.51.100.23");
     let client = ClientSide {
@@ -136,20 +163,9 @@ fn request_head(c: &mut Criterion) {
         proto: "https",
     };
     let read_buf = Bytes::from_static(REQUEST);
-    let mut out = Vec::with_capacity(4096);
     c.bench_function(
         "today: hyper-like parse + proxy::headers + hyper-like encode",
-        |b| {
-            b.iter(|| {
-                let (method, uri, mut map) = hyper_like_parse(black_box(&read_buf));
-                strip_hop_by_hop(&mut map);
-                let host = map.get(http::header::HOST).cloned();
-                apply_forwarded(&mut map, &spec, &client, host.as_ref());
-                out.clear();
-                hyper_like_encode(&method, &uri, &map, &mut out);
-                black_box(out.len())
-            })
-        },
+        |b| b.iter(|| today_once(&read_buf, &spec, &client, &mut out)),
     );
 }
 
@@ -164,24 +180,48 @@ fn response_head(c: &mut Criterion) {
     };
     c.bench_function(
         "http1 engine: parse response head + write client head",
-        |b| {
-            b.iter(|| {
-                let bytes = black_box(RESPONSE);
-                let Ok(Some(_)) = parser.parse(bytes, false) else {
-                    panic!("the bench head parses")
-                };
-                out.clear();
-                write_response(
-                    &parser.head(bytes),
-                    &client,
-                    &[] as &[(&[u8], &[u8])],
-                    &mut out,
-                );
-                black_box(out.len())
-            })
-        },
+        |b| b.iter(|| response_once(&mut parser, &client, &mut out)),
     );
 }
 
 criterion_group!(benches, request_head, response_head);
-criterion_main!(benches);
+
+/// The n-times mode for callgrind, else criterion.
+fn main() {
+    let count = std::env::var("HTTP1_COUNT")
+        .ok()
+        .and_then(|n| n.parse::<usize>().ok());
+    let Some(count) = count else {
+        benches();
+        Criterion::default().configure_from_args().final_summary();
+        return;
+    };
+    let path = std::env::var("HTTP1_PATH").unwrap_or_default();
+    let fwd = forwarding();
+    let (spec, ip) = (spec(), HeaderValue::from_static("198.51.100.23"));
+    let client = ClientSide {
+        ip: &ip,
+        trusted: false,
+        proto: "https",
+    };
+    let read_buf = Bytes::from_static(REQUEST);
+    let date = farmgate::http1::date::now();
+    let reply = Client {
+        minor: 1,
+        keep_alive: true,
+        date: &date,
+    };
+    let mut parser = RequestParser::new(32 << 10);
+    let mut resp = ResponseParser::new(32 << 10);
+    let mut out = Vec::with_capacity(4096);
+    let mut total = 0;
+    for _ in 0..count {
+        total += match path.as_str() {
+            "engine" => engine_once(&mut parser, &fwd, &mut out),
+            "today" => today_once(&read_buf, &spec, &client, &mut out),
+            "response" => response_once(&mut resp, &reply, &mut out),
+            other => panic!("HTTP1_PATH: engine, today or response, not {other:?}"),
+        };
+    }
+    println!("{path} x{count}: {total} bytes written");
+}

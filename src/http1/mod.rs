@@ -23,6 +23,7 @@ pub mod date;
 pub mod downstream;
 pub mod error;
 mod fields;
+pub mod io;
 pub mod request;
 pub mod response;
 mod scan;
