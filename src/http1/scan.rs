@@ -102,6 +102,7 @@ impl HeadScan {
         let limit = bytes.len().min(self.start.saturating_add(max));
         let cut = limit < bytes.len();
         loop {
+            let mut colon = None;
             let end = match memchr::memchr2(CR, LF, &bytes[self.pos..limit]) {
                 Some(off) => self.pos + off,
                 None => limit,
@@ -112,7 +113,7 @@ impl HeadScan {
                     return Ok(Scanned::Preface);
                 }
             } else {
-                check_field_prefix(line, end < limit)?;
+                colon = check_field_prefix(line, end < limit)?;
             }
             if end == limit {
                 self.pos = limit;
@@ -157,14 +158,14 @@ impl HeadScan {
                     end: self.pos,
                 });
             } else {
-                self.end_field(line)?;
+                self.end_field(line, colon)?;
             }
         }
     }
 
     /// A complete field line's framing value.
-    fn end_field(&mut self, line: &[u8]) -> Result<(), Violation> {
-        let Some(colon) = line.iter().position(|&b| b == b':') else {
+    fn end_field(&mut self, line: &[u8], colon: Option<usize>) -> Result<(), Violation> {
+        let Some(colon) = colon else {
             return Err(Violation::BadFieldName);
         };
         let value = trim_ows(&line[colon + 1..]);
@@ -190,19 +191,22 @@ impl HeadScan {
 
 /// The checks a field line gets as its bytes arrive, in byte order: no
 /// folding, a token name ended by `:`, a short framing value. `ended`: the
-/// line's CR or LF is here (a name must have ended by then).
-fn check_field_prefix(line: &[u8], ended: bool) -> Result<(), Violation> {
+/// line's CR or LF is here (a name must have ended by then). Returns
+/// where the name's colon is.
+fn check_field_prefix(line: &[u8], ended: bool) -> Result<Option<usize>, Violation> {
     match line.first() {
-        None => return Ok(()),
+        None => return Ok(None),
         Some(b' ' | b'\t') => return Err(Violation::ObsFold),
         Some(_) => {}
     }
-    let Some(colon) = line.iter().position(|&b| b == b':' || !is_tchar(b)) else {
+    // `:` is not a token character: the first non-token byte is the
+    // colon, or a bad name.
+    let Some(colon) = line.iter().position(|&b| !TCHAR[usize::from(b)]) else {
         // All name so far; a CR or LF ends a name without its colon.
         return if ended {
             Err(Violation::BadFieldName)
         } else {
-            Ok(())
+            Ok(None)
         };
     };
     if line[colon] != b':' || colon == 0 {
@@ -215,7 +219,7 @@ fn check_field_prefix(line: &[u8], ended: bool) -> Result<(), Violation> {
             Field::TransferEncoding => return Err(Violation::BadTe),
         }
     }
-    Ok(())
+    Ok(Some(colon))
 }
 
 fn field_kind(name: &[u8]) -> Field {
@@ -228,10 +232,34 @@ fn field_kind(name: &[u8]) -> Field {
     }
 }
 
-/// RFC 9110 token characters.
-pub fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-}
+/// RFC 9110 token characters, one look-up per byte.
+static TCHAR: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                b'!' | b'#'
+                    | b'$'
+                    | b'%'
+                    | b'&'
+                    | b'\''
+                    | b'*'
+                    | b'+'
+                    | b'-'
+                    | b'.'
+                    | b'^'
+                    | b'_'
+                    | b'`'
+                    | b'|'
+                    | b'~'
+            );
+        b += 1;
+    }
+    t
+};
 
 pub fn trim_ows(mut v: &[u8]) -> &[u8] {
     while let [b' ' | b'\t', rest @ ..] = v {
