@@ -4,7 +4,8 @@
 #   bash fuzz/run.sh 300 framing      # one target, 5 minutes
 # Targets: rules (normalisation and evaluation), config, units,
 # status_ranges, cache_control, affinity, framing, http1 (the HTTP/1 engine
-# against the framing scanner beside httparse, seeded from framing's corpus).
+# against the framing scanner beside httparse, seeded from framing's corpus),
+# proxy_protocol.
 # Needs a nightly toolchain (`rustup toolchain install nightly`); installs
 # cargo-fuzz when it is missing. The committed seeds in fuzz/corpus/<target>
 # are read; what the fuzzer finds grows fuzz/target/corpus/<target> (kept
@@ -21,7 +22,7 @@ seconds="${1:-60}"
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-    targets=(rules config units status_ranges cache_control affinity framing http1)
+    targets=(rules config units status_ranges cache_control affinity framing http1 proxy_protocol)
 fi
 
 if ! rustup toolchain list | grep -q '^nightly'; then
