@@ -57,6 +57,7 @@ pub mod ground;
 pub mod handover;
 pub mod health;
 pub mod history;
+pub mod http1;
 pub mod limits;
 pub mod listener;
 pub mod log;
