@@ -1,11 +1,13 @@
 //! farmgate: the front door for a web farm.
 //!
-//! A request flows `listener -> rules (pick a farm) -> cache -> farm (pick a
-//! server) -> proxy (forward)`, with `health`, `metrics`, `admin` and
+//! A request flows `listener -> rules (pick a farm) -> compress -> cache ->
+//! farm (pick a server) -> proxy (forward)`, its response back the same way
+//! (`compress` encodes it on the way out), with `health`, `metrics`, `admin` and
 //! `config` beside it; `tls` terminates and re-encrypts TLS. `gateway` ties the running pieces together.
 
 pub mod admin;
 pub mod cache;
+pub mod compress;
 pub mod config;
 pub mod demo;
 pub mod farm;

@@ -20,6 +20,7 @@ use super::respond::{self, XCache};
 use super::revalidate;
 use super::stats::CacheResult;
 use super::store::{Found, Lookup};
+use super::variants::StoredResponse;
 use super::FarmCache;
 use crate::config::Snapshot;
 use crate::farm::{Farm, PickRequest};
@@ -123,6 +124,26 @@ impl Ctx<'_> {
         Ok(resp)
     }
 
+    /// Lets the compression stage find (and keep) encoded forms of `e`
+    /// when it may want one: the client accepts an encoding, and the farm
+    /// or a rule compresses. Others pay nothing for it.
+    fn offer_variants(
+        &self,
+        resp: &mut Response<ProxyBody>,
+        e: &Arc<Entry>,
+        key: &[u8],
+        req: &HeaderMap,
+    ) {
+        if resp.status() == StatusCode::OK
+            && !self.head_only
+            && req.contains_key(header::ACCEPT_ENCODING)
+            && (self.farm.compression.spec.is_some() || self.snap.rules.any_compression())
+        {
+            let stored = StoredResponse::new(e.clone(), self.cache.store.clone(), key);
+            resp.extensions_mut().insert(stored);
+        }
+    }
+
     /// Serves `e` stale if it may stand in for a failing farm, else `fallback`.
     fn stale_or(
         &self,
@@ -162,7 +183,8 @@ impl Ctx<'_> {
         let found = std::mem::replace(&mut lookup.found, Found::Nothing);
         let (candidate, pass) = match found {
             Found::Entry(e) if e.fresh_for(&self.req) => {
-                let resp = respond::from_entry(&e, self.head_only, &self.cond);
+                let mut resp = respond::from_entry(&e, self.head_only, &self.cond);
+                self.offer_variants(&mut resp, &e, lookup.key(), &out.parts.headers);
                 return self.done(CacheResult::Hit, XCache::Hit, resp);
             }
             Found::Entry(e) => (Some(e), false),

@@ -292,6 +292,12 @@ fn build_farms(raw: &[RawFarm], registry: &StateRegistry, p: &mut Problems) -> V
                 servers,
                 policy,
                 cache: build_cache(f, &at, registry, p),
+                compression: crate::compress::FarmCompression {
+                    spec: f.compression.as_ref().and_then(|c| {
+                        crate::compress::config::build(c, &format!("{at}.compression"), p)
+                    }),
+                    stats: registry.compression.get_or_create(&f.name),
+                },
                 hash_key,
                 affinity,
             }),

@@ -216,6 +216,9 @@ pub struct RawFarm {
     /// The response cache (`cache::config`).
     #[serde(default)]
     pub cache: Option<crate::cache::RawCache>,
+    /// Response compression (`compress::config`).
+    #[serde(default)]
+    pub compression: Option<crate::compress::RawCompression>,
     /// TLS to this farm's `https://` servers.
     #[serde(default)]
     pub tls: Option<RawFarmTls>,

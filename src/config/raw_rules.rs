@@ -27,6 +27,9 @@ pub struct RawRule {
     pub action: RawAction,
     #[serde(default)]
     pub stop_processing: Option<bool>,
+    /// Replaces the compression of the farm this rule routes to.
+    #[serde(default)]
+    pub compression: Option<crate::compress::RawCompression>,
 }
 
 /// The rule's pattern against the normalised path.

@@ -33,6 +33,8 @@ pub struct Farm {
     pub health: crate::health::FarmHealth,
     /// The response cache, when `cache` is configured and enabled.
     pub cache: Option<crate::cache::FarmCache>,
+    /// Response compression (settings when on, counters always).
+    pub compression: crate::compress::FarmCompression,
 }
 
 /// What a request brings to server selection, worked out once before its

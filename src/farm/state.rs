@@ -197,6 +197,8 @@ pub struct StateRegistry {
     map: Mutex<HashMap<ServerKey, Arc<ServerState>>>,
     /// Response cache stores by farm name; they outlive snapshots too.
     pub caches: crate::cache::CacheRegistry,
+    /// Compression counters by farm name; they outlive snapshots too.
+    pub compression: crate::compress::StatsRegistry,
     /// Backend connection pools by address; they outlive snapshots too.
     pub pools: Arc<crate::proxy::pool::PoolRegistry>,
 }
@@ -216,6 +218,7 @@ impl StateRegistry {
         let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
         map.retain(|_, s| Arc::strong_count(s) > 1);
         self.caches.prune();
+        self.compression.prune();
         self.pools.prune();
     }
 }

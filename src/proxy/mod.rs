@@ -93,7 +93,7 @@ pub async fn handle(
             ex.mark_aborted();
             return Err(route::Aborted);
         }
-        Route::Forward(farm, set_headers) => {
+        Route::Forward(farm, set_headers, rule_compression) => {
             ex.set_snapshot(snap.clone());
             if let Some(r) = ex.record() {
                 r.farm = Some(farm.name.clone());
@@ -110,6 +110,8 @@ pub async fn handle(
             let upgrade = forward::prepare(&mut parts, &snap, &client);
             set_headers.apply(&mut parts.headers);
             let upgrade = upgrade.map(|(on, _)| on);
+            // Negotiated now: the request head moves on to the cache.
+            let compress = crate::compress::plan(&farm.compression, rule_compression, &parts);
             let answer = crate::cache::serve(
                 &gw,
                 &snap,
@@ -120,6 +122,10 @@ pub async fn handle(
                 &mut ex,
             )
             .await;
+            let answer = match (answer, compress) {
+                (Ok(resp), Some(plan)) => Ok(crate::compress::apply(plan, resp).await),
+                (answer, _) => answer,
+            };
             answer.map(|mut resp| {
                 if let Some(cookie) = ex.picked().and_then(|i| farm.affinity_cookie(&pick, i)) {
                     // Beside the backend's own cookies, never replacing them.

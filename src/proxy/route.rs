@@ -14,7 +14,9 @@ use http::{Response, Uri};
 
 /// Where a request goes.
 pub enum Route<'s> {
-    Forward(&'s Farm, SetHeaders),
+    /// The farm, the request headers rules set, and the compression a
+    /// rule chose instead of the farm's.
+    Forward(&'s Farm, SetHeaders, crate::compress::RuleCompression<'s>),
     Local(Box<Response<ProxyBody>>),
     Fail(ProxyError),
     Abort,
@@ -74,7 +76,8 @@ pub fn route<'s>(
                     Err(_) => return Route::Fail(ProxyError::BadRequest),
                 }
             }
-            Route::Forward(farm, SetHeaders(decision.set_headers))
+            let compression = decision.compression.and_then(|i| snap.rules.compression(i));
+            Route::Forward(farm, SetHeaders(decision.set_headers), compression)
         }
         Outcome::Redirect { status, location } => {
             let mut resp = Response::new(ProxyBody::empty());

@@ -48,7 +48,12 @@ pub fn compile(raw: &[RawRule], farms: &[Farm], p: &mut Problems) -> RuleSet {
     }
     let sources: Vec<(&str, bool)> = rules.iter().map(|r| r.pattern.source()).collect();
     let prefilter = Prefilter::build(&sources);
-    RuleSet { rules, prefilter }
+    let any_compression = rules.iter().any(|r| matches!(r.compression, Some(Some(_))));
+    RuleSet {
+        rules,
+        prefilter,
+        any_compression,
+    }
 }
 
 /// The back-references each template of a rule uses (highest `{R:n}`,
@@ -138,7 +143,15 @@ fn compile_rule(
     if p.0.len() != before {
         return None;
     }
+    let compression = r
+        .compression
+        .as_ref()
+        .map(|c| crate::compress::config::build(c, &format!("{at}.compression"), p));
+    if p.0.len() != before {
+        return None;
+    }
     Some(Rule {
+        compression,
         name: name.into(),
         pattern: pattern?,
         conditions,

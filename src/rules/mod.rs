@@ -38,6 +38,8 @@ use template::{Ctx, Template};
 pub struct RuleSet {
     rules: Vec<Rule>,
     prefilter: prefilter::Prefilter,
+    /// Some rule turns compression on.
+    any_compression: bool,
 }
 
 /// One compiled rule.
@@ -53,6 +55,8 @@ pub struct Rule {
     needs_r: bool,
     /// Some template uses `{C:n}`.
     needs_c: bool,
+    /// `compression`: `Some(None)` turns it off for this rule's requests.
+    compression: Option<Option<crate::compress::CompressSpec>>,
 }
 
 /// What the rules decided for one request.
@@ -64,6 +68,8 @@ pub struct Decision {
     pub set_headers: Vec<(HeaderName, HeaderValue)>,
     /// The index of the last rule that matched, if any.
     pub rule: Option<usize>,
+    /// The index of the last matching rule with a `compression` section.
+    pub compression: Option<usize>,
 }
 
 impl RuleSet {
@@ -78,6 +84,16 @@ impl RuleSet {
         self.rules.get(i).map(|r| &r.name)
     }
 
+    /// Does some rule turn compression on?
+    pub fn any_compression(&self) -> bool {
+        self.any_compression
+    }
+
+    /// The compression rule `i` sets (see [`Decision::compression`]).
+    pub fn compression(&self, i: usize) -> crate::compress::RuleCompression<'_> {
+        self.rules.get(i)?.compression.as_ref().map(Option::as_ref)
+    }
+
     /// Runs the rules over a request.
     pub fn evaluate(&self, req: &RequestView<'_>) -> Decision {
         let mut d = Decision {
@@ -87,6 +103,7 @@ impl RuleSet {
             },
             set_headers: Vec::new(),
             rule: None,
+            compression: None,
         };
         let Ok(mut path) = normalize::normalize(req.uri.path()) else {
             d.outcome = Outcome::BadRequest;
@@ -130,6 +147,9 @@ impl RuleSet {
             };
             let ctx = Ctx { c: &c, ..ctx };
             d.rule = Some(i);
+            if rule.compression.is_some() {
+                d.compression = Some(i);
+            }
             for (name, t) in rule.set_headers.iter() {
                 if let Some(v) = action::render_header(t, &ctx) {
                     upsert(&mut d.set_headers, name, v);
