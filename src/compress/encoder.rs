@@ -30,7 +30,7 @@ impl Encoder {
         Ok(match a {
             Algorithm::Gzip => Encoder::Gzip(flate2::write::GzEncoder::new(
                 Vec::new(),
-                flate2::Compression::new(level.clamp(1, 9) as u32),
+                flate2::Compression::new(zlib_rs_level(level)),
             )),
             Algorithm::Brotli => {
                 // The smallest window (2^10..2^24, minus 16 bytes) that
@@ -94,6 +94,16 @@ impl Encoder {
         };
         Ok(Bytes::from(v))
     }
+}
+
+/// The zlib-rs level for a configured gzip level, which means what it
+/// means in zlib (and nginx). zlib-rs, like zlib-ng, runs level 1 as a
+/// "quick" strategy that trades about a quarter of the output size for
+/// speed (16 KiB of our docs: 9.5 KB against zlib's 7.6 KB); its level 2
+/// is zlib's level 1 intent, fastest at zlib's ratio (7.2 KB, in about
+/// half of zlib 1.2's level-1 CPU). Levels 2-9 match zlib's sizes.
+fn zlib_rs_level(level: i32) -> u32 {
+    level.clamp(2, 9) as u32
 }
 
 /// Compresses a whole body at once (a stored response's variant).
@@ -181,3 +191,4 @@ mod tests {
         }
     }
 }
+
