@@ -532,3 +532,47 @@ async fn bad_settings_are_reported_with_their_keys() {
     assert!(err.contains("farms[0].compression.algorithms[1]"), "{err}");
     assert!(err.contains("farms[0].compression.level.gzip"), "{err}");
 }
+
+#[tokio::test]
+async fn an_upgraded_connection_passes_through_untouched() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::Message;
+    // A WebSocket echo server.
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = l.accept().await {
+            tokio::spawn(async move {
+                let Ok(mut ws) = tokio_tungstenite::accept_async(stream).await else {
+                    return;
+                };
+                while let Some(Ok(msg)) = ws.next().await {
+                    if msg.is_text() && ws.send(msg).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let cfg = format!(
+        "listeners:\n  - bind: \"127.0.0.1:0\"\nadmin:\n  enabled: false\nlog:\n  access: off\n\
+         farms:\n  - name: ws\n    compression: {{ min_size: 0 }}\n    servers:\n      - address: \"{addr}\"\n"
+    );
+    let fg = start(&cfg).await;
+    let mut req = format!("ws://{}/chat", fg.first_addr())
+        .into_client_request()
+        .unwrap();
+    req.headers_mut()
+        .insert("accept-encoding", "gzip, br, zstd".parse().unwrap());
+    let (mut ws, resp) = tokio_tungstenite::connect_async(req).await.unwrap();
+    assert_eq!(resp.status(), 101);
+    assert!(resp.headers().get("content-encoding").is_none());
+    let big = String::from_utf8(text(4000).to_vec()).unwrap();
+    for _ in 0..3 {
+        ws.send(Message::text(big.clone())).await.unwrap();
+        let echoed = ws.next().await.unwrap().unwrap();
+        assert_eq!(echoed.into_text().unwrap().as_str(), big);
+    }
+    ws.close(None).await.unwrap();
+}
