@@ -4,8 +4,11 @@
 //! may be), consolidated with concurrent misses of the same key,
 //! revalidated when a stale entry has validators, or answered stale when
 //! the farm cannot answer (`stale_if_error`). Requests the cache cannot
-//! answer (other methods, Range, upgrades) go straight to the forwarder;
+//! answer (other methods, Range, upgrades) go straight to the fetch;
 //! unsafe methods that succeed invalidate what is stored for their URL.
+//!
+//! The cache does not know how a response is fetched: the request stage
+//! hands it a [`Fetch`] (the forwarder, resolved for this request).
 
 use super::buffer::Buffer;
 use super::conditional::{self, Conditions};
@@ -22,43 +25,49 @@ use super::stats::CacheResult;
 use super::store::{Found, Lookup};
 use super::variants::StoredResponse;
 use super::FarmCache;
-use crate::config::Snapshot;
-use crate::farm::{Farm, PickRequest};
-use crate::gateway::Gateway;
 use crate::proxy::body::ProxyBody;
 use crate::proxy::error::{local_response, ProxyError};
 use crate::proxy::exchange::Exchange;
-use crate::proxy::forward::{self, Outgoing};
+use crate::proxy::forward::Outgoing;
 use http::header::{self, HeaderMap};
 use http::{Method, Response, StatusCode};
 use hyper::body::Body as _;
 use hyper::upgrade::OnUpgrade;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-type Answer = Result<Response<ProxyBody>, ProxyError>;
+pub type Answer = Result<Response<ProxyBody>, ProxyError>;
 
-/// Serves a request routed to `farm`: through its cache when it has one,
-/// else straight to the forwarder.
-pub async fn serve(
-    gw: &Gateway,
-    snap: &Snapshot,
-    farm: &Farm,
+/// How the cache gets a response it does not have.
+pub trait Fetch: Sync {
+    fn fetch(
+        &self,
+        out: Outgoing,
+        upgrade: Option<OnUpgrade>,
+        ex: &mut Exchange,
+    ) -> impl Future<Output = Answer> + Send;
+}
+
+/// Serves a request through `cache` when its farm has one, else straight
+/// through `fetch`. `may_encode`: the compression stage may send the
+/// response encoded, so a hit offers it the stored body (`variants.rs`).
+pub async fn serve<F: Fetch>(
+    fetch: &F,
+    cache: Option<&FarmCache>,
+    may_encode: bool,
     out: Outgoing,
-    pick: &PickRequest,
     upgrade: Option<OnUpgrade>,
     ex: &mut Exchange,
 ) -> Answer {
-    let Some(cache) = farm.cache.as_ref() else {
-        return forward::forward(gw, snap, farm, out, pick, upgrade, ex).await;
+    let Some(cache) = cache else {
+        return fetch.fetch(out, upgrade, ex).await;
     };
     let c = Ctx {
-        gw,
-        snap,
-        farm,
-        pick: *pick,
+        fetch,
         cache,
         head_only: out.parts.method == Method::HEAD,
+        may_encode,
         req: RequestPolicy::default(),
         cond: Conditions::default(),
         passing: false,
@@ -93,28 +102,27 @@ fn content_length(h: &HeaderMap) -> Option<u64> {
         .ok()
 }
 
-struct Ctx<'a> {
-    gw: &'a Gateway,
-    snap: &'a Snapshot,
-    farm: &'a Farm,
-    pick: PickRequest,
+struct Ctx<'a, F> {
+    fetch: &'a F,
     cache: &'a FarmCache,
     head_only: bool,
+    /// Hits are offered to the compression stage.
+    may_encode: bool,
     req: RequestPolicy,
     cond: Conditions,
     /// The URL is marked as not shareable (no need to mark it again).
     passing: bool,
 }
 
-impl Ctx<'_> {
-    /// The one place the cache calls the forwarder.
+impl<F: Fetch> Ctx<'_, F> {
+    /// The one place the cache fetches.
     async fn forward(
         &self,
         out: Outgoing,
         upgrade: Option<OnUpgrade>,
         ex: &mut Exchange,
     ) -> Answer {
-        forward::forward(self.gw, self.snap, self.farm, out, &self.pick, upgrade, ex).await
+        self.fetch.fetch(out, upgrade, ex).await
     }
 
     /// Counts `result` and sets X-Cache.
@@ -125,21 +133,11 @@ impl Ctx<'_> {
     }
 
     /// Lets the compression stage find (and keep) encoded forms of `e`
-    /// when it may want one: the client accepts an encoding, and the farm
-    /// or a rule compresses. Others pay nothing for it.
-    fn offer_variants(
-        &self,
-        resp: &mut Response<ProxyBody>,
-        e: &Arc<Entry>,
-        key: &[u8],
-        req: &HeaderMap,
-    ) {
-        if resp.status() == StatusCode::OK
-            && !self.head_only
-            && req.contains_key(header::ACCEPT_ENCODING)
-            && (self.farm.compression.spec.is_some() || self.snap.rules.any_compression())
-        {
-            let stored = StoredResponse::new(e.clone(), self.cache.store.clone(), key);
+    /// when it may want one: the client accepts an encoding the farm or a
+    /// rule compresses with. Others pay nothing for it.
+    fn offer_variants(&self, resp: &mut Response<ProxyBody>, e: &Arc<Entry>, key: &[u8]) {
+        if self.may_encode && resp.status() == StatusCode::OK && !self.head_only {
+            let stored = StoredResponse::offer(e.clone(), self.cache.store.clone(), key);
             resp.extensions_mut().insert(stored);
         }
     }
@@ -184,7 +182,7 @@ impl Ctx<'_> {
         let (candidate, pass) = match found {
             Found::Entry(e) if e.fresh_for(&self.req) => {
                 let mut resp = respond::from_entry(&e, self.head_only, &self.cond);
-                self.offer_variants(&mut resp, &e, lookup.key(), &out.parts.headers);
+                self.offer_variants(&mut resp, &e, lookup.key());
                 return self.done(CacheResult::Hit, XCache::Hit, resp);
             }
             Found::Entry(e) => (Some(e), false),

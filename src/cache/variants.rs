@@ -1,21 +1,23 @@
 //! Encoded variants of stored responses. The store keeps the identity
-//! body a backend sent; a later stage (compression) that encodes a hit
-//! keeps its output here, beside the identity, so the next hit for that
-//! encoding is served as stored, with no encoding work. A client asking
-//! for identity still hits the same entry; whatever removes the entry
-//! (purge, invalidation, a refresh, eviction) removes its variants with it.
+//! body a backend sent; the compression stage (the layer below) that
+//! encodes a hit keeps its output here, beside the identity, so the next
+//! hit for that encoding is served as stored, with no encoding work. A
+//! client asking for identity still hits the same entry; whatever removes
+//! the entry (purge, invalidation, a refresh, eviction) removes its
+//! variants with it.
 //!
-//! A hit carries a [`StoredResponse`] in its extensions, only when the
-//! request accepts an encoding and compression is configured somewhere.
+//! A hit carries a [`StoredBody`] in its extensions only when the request
+//! may be answered encoded (`serve.rs` is told so by the request stage).
 
 use super::entry::Entry;
 use super::key::Key;
 use super::store::CacheStore;
+use crate::compress::{Algorithm, Stored, StoredBody};
 use bytes::Bytes;
 use std::sync::{Arc, OnceLock};
 
-/// Encoded forms an entry can hold, by the encoder's dense index.
-pub const SLOTS: usize = 3;
+/// Encoded forms an entry can hold, by [`Algorithm::index`].
+pub const SLOTS: usize = Algorithm::ALL.len();
 
 #[derive(Debug, Default)]
 pub struct Variants([OnceLock<Bytes>; SLOTS]);
@@ -32,7 +34,7 @@ impl Variants {
 }
 
 /// A response served from the store, as the stage after the cache sees it.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct StoredResponse {
     entry: Arc<Entry>,
     store: Arc<CacheStore>,
@@ -40,29 +42,29 @@ pub struct StoredResponse {
 }
 
 impl StoredResponse {
-    pub fn new(entry: Arc<Entry>, store: Arc<CacheStore>, key: &[u8]) -> StoredResponse {
-        StoredResponse {
+    /// `entry` (stored at `key` in `store`) offered to the compression
+    /// stage.
+    pub fn offer(entry: Arc<Entry>, store: Arc<CacheStore>, key: &[u8]) -> StoredBody {
+        StoredBody(Arc::new(StoredResponse {
             entry,
             store,
             key: key.into(),
-        }
+        }))
     }
+}
 
-    /// The identity body as stored.
-    pub fn body(&self) -> &Bytes {
+impl Stored for StoredResponse {
+    fn body(&self) -> &Bytes {
         &self.entry.body
     }
 
-    /// The encoded form in `slot`, if one was kept.
-    pub fn variant(&self, slot: usize) -> Option<Bytes> {
-        self.entry.variants.0.get(slot)?.get().cloned()
+    fn variant(&self, a: Algorithm) -> Option<Bytes> {
+        self.entry.variants.0.get(a.index())?.get().cloned()
     }
 
-    /// Keeps `encoded` as the form in `slot` (unless another request kept
-    /// one first: that one is returned, so every hit is byte-identical)
-    /// and re-weighs the entry, so `max_memory` bounds variants too.
-    pub fn keep(&self, slot: usize, encoded: Bytes) -> Bytes {
-        let Some(cell) = self.entry.variants.0.get(slot) else {
+    /// Also re-weighs the entry, so `max_memory` bounds variants too.
+    fn keep(&self, a: Algorithm, encoded: Bytes) -> Bytes {
+        let Some(cell) = self.entry.variants.0.get(a.index()) else {
             return encoded;
         };
         match cell.set(encoded) {

@@ -4,8 +4,8 @@
 //! check` reports every bad value with its key.
 
 use super::negotiate::Algorithm;
-use crate::config::error::Problems;
-use crate::config::units::Size;
+use crate::ground::error::Problems;
+use crate::ground::units::Size;
 use serde::Deserialize;
 
 /// Types compressed when `types` is not given: text and the structured

@@ -8,7 +8,8 @@
 //! sent encoded is encoded once and the result kept beside the entry
 //! (`cache::variants`), so later hits for that encoding do no work and
 //! clients asking for identity hit the same entry. Purging the entry
-//! removes every variant.
+//! removes every variant. The cache is the layer above: it offers a hit
+//! through [`StoredBody`], and this stage never names it.
 //!
 //! | file | owns |
 //! |---|---|
@@ -17,6 +18,7 @@
 //! | `decide.rs` | the "never" cases and the encoded response head |
 //! | `encoder.rs` | the codecs behind one streaming interface |
 //! | `body.rs` | the body compressed frame by frame, flushed on pauses |
+//! | `stored.rs` | what a cache hit offers: its body and the encoded forms kept beside it |
 //! | `stats.rs` | per-farm, per-algorithm counters for metrics |
 
 pub mod body;
@@ -25,12 +27,13 @@ pub mod decide;
 pub mod encoder;
 pub mod negotiate;
 pub mod stats;
+pub mod stored;
 
 pub use config::{CompressSpec, RawCompression};
 pub use negotiate::Algorithm;
 pub use stats::{CompressStats, StatsRegistry};
+pub use stored::{Stored, StoredBody};
 
-use crate::cache::StoredResponse;
 use crate::proxy::body::{BoxError, ProxyBody};
 use body::CompressBody;
 use bytes::Bytes;
@@ -57,6 +60,23 @@ pub struct FarmCompression {
 /// off; `Some(Some(spec))` replaces it.
 pub type RuleCompression<'a> = Option<Option<&'a CompressSpec>>;
 
+/// The rules' `compression` sections by rule index (`None` for a rule
+/// without one), compiled beside the rule set: `rules/` sits below this
+/// stage and only tells which matching rule has the last word.
+#[derive(Debug, Default)]
+pub struct RuleSpecs(Box<[Option<Option<CompressSpec>>]>);
+
+impl RuleSpecs {
+    pub fn new(by_rule: Vec<Option<Option<CompressSpec>>>) -> RuleSpecs {
+        RuleSpecs(by_rule.into())
+    }
+
+    /// The compression rule `i` sets.
+    pub fn get(&self, i: usize) -> RuleCompression<'_> {
+        self.0.get(i)?.as_ref().map(Option::as_ref)
+    }
+}
+
 /// What was decided from the request, for [`apply`].
 pub struct Plan<'a> {
     spec: &'a CompressSpec,
@@ -82,9 +102,17 @@ pub fn plan<'a>(
     })
 }
 
+impl Plan<'_> {
+    /// Might the response be sent encoded? Only then is a cache hit worth
+    /// offering with its stored body ([`StoredBody`]).
+    pub fn may_encode(&self) -> bool {
+        self.choice.is_some()
+    }
+}
+
 /// Compresses `resp` when the plan and the response allow it.
 pub async fn apply(plan: Plan<'_>, mut resp: Response<ProxyBody>) -> Response<ProxyBody> {
-    let stored = resp.extensions_mut().remove::<StoredResponse>();
+    let stored = resp.extensions_mut().remove::<StoredBody>();
     let Verdict::May(len) = decide::verdict(plan.spec, &resp) else {
         return resp;
     };
@@ -116,10 +144,11 @@ pub async fn apply(plan: Plan<'_>, mut resp: Response<ProxyBody>) -> Response<Pr
 async fn from_store(
     plan: &Plan<'_>,
     a: Algorithm,
-    stored: StoredResponse,
+    stored: StoredBody,
     mut resp: Response<ProxyBody>,
 ) -> Response<ProxyBody> {
-    let (encoded, work) = match stored.variant(a.index()) {
+    let stored = stored.0;
+    let (encoded, work) = match stored.variant(a) {
         Some(v) => (v, false),
         None => {
             let level = plan.spec.level(a);
@@ -133,7 +162,7 @@ async fn from_store(
                     .and_then(Result::ok)
             };
             let Some(made) = made else { return resp };
-            (stored.keep(a.index(), made), true)
+            (stored.keep(a, made), true)
         }
     };
     let identity = stored.body().len() as u64;

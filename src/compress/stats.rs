@@ -1,9 +1,11 @@
 //! Per-farm compression counters by algorithm, as atomics the response
-//! path bumps once per response and the metrics module reads
+//! path bumps once per response and `admin/collect.rs` exposes
 //! (`farmgate_compression_*_total{farm,algorithm}`). They live in a
-//! registry by farm name, so they survive reloads.
+//! registry by farm name, attached to the `StateRegistry`, so they
+//! survive reloads.
 
 use super::negotiate::Algorithm;
+use crate::farm::Prune;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -72,9 +74,12 @@ impl StatsRegistry {
         let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
         map.entry(farm.to_string()).or_default().clone()
     }
+}
 
+/// Attached to the `StateRegistry`: pruned with the server states.
+impl Prune for StatsRegistry {
     /// Forgets counters no snapshot uses any more.
-    pub fn prune(&self) {
+    fn prune(&self) {
         let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
         map.retain(|_, s| Arc::strong_count(s) > 1);
     }

@@ -2,7 +2,6 @@
 //! file. Lines are formatted on the request's task and written by one
 //! background thread, so a slow disk or terminal never blocks a request.
 
-use crate::config::snapshot::AccessFormat;
 use http::Method;
 use serde::Serialize;
 use std::io::Write;
@@ -44,6 +43,15 @@ struct JsonLine<'a> {
     total_ms: f64,
     bytes: u64,
     aborted: bool,
+}
+
+/// The line format (`log.access`); `Off` writes nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AccessFormat {
+    #[default]
+    Text,
+    Json,
+    Off,
 }
 
 /// A running access log.

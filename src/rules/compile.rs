@@ -1,18 +1,17 @@
-//! Compiles the `rules:` section ([`crate::config::raw_rules`]) into a
+//! Compiles the `rules:` section ([`super::raw`]) into a
 //! [`RuleSet`]: regexes built, templates parsed, farms resolved to indexes,
 //! header names checked. Every problem is reported with its key path
 //! (`rules[2].match`, `rules[0].action.route.farm`) so `farmgate check`
 //! places it in the file.
 
 use super::action::Action;
-use super::condition::{Condition, Conditions};
+use super::condition::{Condition, ConditionMatch, Conditions};
 use super::pattern::Pattern;
 use super::prefilter::Prefilter;
+use super::raw::*;
 use super::template::{url_safe, Template};
 use super::{Rule, RuleSet};
-use crate::config::error::Problems;
-use crate::config::raw_rules::*;
-use crate::farm::Farm;
+use crate::ground::error::Problems;
 use http::header::{self, HeaderName};
 use http::StatusCode;
 use std::collections::HashSet;
@@ -30,7 +29,7 @@ const UNSETTABLE: [&str; 8] = [
     "content-length",
 ];
 
-pub fn compile(raw: &[RawRule], farms: &[Farm], p: &mut Problems) -> RuleSet {
+pub fn compile<C>(raw: &[RawRule<C>], farms: &[&str], p: &mut Problems) -> RuleSet {
     let mut names = HashSet::new();
     let mut rules = Vec::with_capacity(raw.len());
     for (i, r) in raw.iter().enumerate() {
@@ -48,12 +47,7 @@ pub fn compile(raw: &[RawRule], farms: &[Farm], p: &mut Problems) -> RuleSet {
     }
     let sources: Vec<(&str, bool)> = rules.iter().map(|r| r.pattern.source()).collect();
     let prefilter = Prefilter::build(&sources);
-    let any_compression = rules.iter().any(|r| matches!(r.compression, Some(Some(_))));
-    RuleSet {
-        rules,
-        prefilter,
-        any_compression,
-    }
+    RuleSet { rules, prefilter }
 }
 
 /// The back-references each template of a rule uses (highest `{R:n}`,
@@ -67,11 +61,11 @@ impl Refs {
     }
 }
 
-fn compile_rule(
-    r: &RawRule,
+fn compile_rule<C>(
+    r: &RawRule<C>,
     name: String,
     at: &str,
-    farms: &[Farm],
+    farms: &[&str],
     p: &mut Problems,
 ) -> Option<Rule> {
     let before = p.0.len();
@@ -102,7 +96,11 @@ fn compile_rule(
             conditions.push(Condition { input, pattern });
         }
     }
-    let conditions = Conditions::new(conditions, r.condition_match);
+    let mode = match r.condition_match {
+        RawConditionMatch::All => ConditionMatch::All,
+        RawConditionMatch::Any => ConditionMatch::Any,
+    };
+    let conditions = Conditions::new(conditions, mode);
 
     let mut set_headers = Vec::with_capacity(r.set_headers.0.len());
     for (k, v) in &r.set_headers.0 {
@@ -143,15 +141,8 @@ fn compile_rule(
     if p.0.len() != before {
         return None;
     }
-    let compression = r
-        .compression
-        .as_ref()
-        .map(|c| crate::compress::config::build(c, &format!("{at}.compression"), p));
-    if p.0.len() != before {
-        return None;
-    }
     Some(Rule {
-        compression,
+        compression: r.compression.is_some(),
         name: name.into(),
         pattern: pattern?,
         conditions,
@@ -192,12 +183,12 @@ fn header_entry(
     Some((hn, t))
 }
 
-fn compile_action(a: &RawAction, at: &str, farms: &[Farm], p: &mut Problems) -> Option<Action> {
+fn compile_action(a: &RawAction, at: &str, farms: &[&str], p: &mut Problems) -> Option<Action> {
     Some(match a {
         RawAction::Route(r) => {
             let aat = format!("{at}.action.route");
             let farm = match &r.farm {
-                Some(name) => match farms.iter().position(|f| &*f.name == name.as_str()) {
+                Some(name) => match farms.iter().position(|f| *f == name.as_str()) {
                     Some(i) => Some(i),
                     None => {
                         p.add(format!("{aat}.farm"), format!("unknown farm {name:?}"));

@@ -17,6 +17,7 @@ pub mod condition;
 pub mod normalize;
 pub mod pattern;
 pub mod prefilter;
+pub mod raw;
 pub mod template;
 pub mod variables;
 
@@ -38,8 +39,6 @@ use template::{Ctx, Template};
 pub struct RuleSet {
     rules: Vec<Rule>,
     prefilter: prefilter::Prefilter,
-    /// Some rule turns compression on.
-    any_compression: bool,
 }
 
 /// One compiled rule.
@@ -55,8 +54,9 @@ pub struct Rule {
     needs_r: bool,
     /// Some template uses `{C:n}`.
     needs_c: bool,
-    /// `compression`: `Some(None)` turns it off for this rule's requests.
-    compression: Option<Option<crate::compress::CompressSpec>>,
+    /// The rule has a `compression` section (compiled beside the rule set,
+    /// by the layer that owns it: `compress::RuleSpecs`).
+    compression: bool,
 }
 
 /// What the rules decided for one request.
@@ -82,16 +82,6 @@ impl RuleSet {
     /// The name of rule `i` (for logs).
     pub fn name(&self, i: usize) -> Option<&Arc<str>> {
         self.rules.get(i).map(|r| &r.name)
-    }
-
-    /// Does some rule turn compression on?
-    pub fn any_compression(&self) -> bool {
-        self.any_compression
-    }
-
-    /// The compression rule `i` sets (see [`Decision::compression`]).
-    pub fn compression(&self, i: usize) -> crate::compress::RuleCompression<'_> {
-        self.rules.get(i)?.compression.as_ref().map(Option::as_ref)
     }
 
     /// Runs the rules over a request.
@@ -147,7 +137,7 @@ impl RuleSet {
             };
             let ctx = Ctx { c: &c, ..ctx };
             d.rule = Some(i);
-            if rule.compression.is_some() {
+            if rule.compression {
                 d.compression = Some(i);
             }
             for (name, t) in rule.set_headers.iter() {
@@ -237,6 +227,3 @@ fn upsert(list: &mut Vec<(HeaderName, HeaderValue)>, name: &HeaderName, v: Heade
         None => list.push((name.clone(), v)),
     }
 }
-
-#[cfg(test)]
-mod tests;

@@ -1,13 +1,13 @@
 //! Routing a request: runs the snapshot's rules and turns their decision
 //! into what `handle` does next: forward to a farm (with the rewritten URI
-//! in place and the headers rules set), answer locally (redirect, respond,
-//! 400, 404), or abort the connection.
+//! in place, the headers rules set and the compression a rule chose),
+//! answer locally (redirect, respond, 400, 404), or abort the connection.
 
-use super::body::ProxyBody;
-use super::error::ProxyError;
 use super::ConnInfo;
-use crate::config::Snapshot;
-use crate::farm::Farm;
+use crate::compress::RuleCompression;
+use crate::config::{FarmRuntime, Snapshot};
+use crate::proxy::body::ProxyBody;
+use crate::proxy::error::ProxyError;
 use crate::rules::{Outcome, RequestView};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Response, Uri};
@@ -16,7 +16,7 @@ use http::{Response, Uri};
 pub enum Route<'s> {
     /// The farm, the request headers rules set, and the compression a
     /// rule chose instead of the farm's.
-    Forward(&'s Farm, SetHeaders, crate::compress::RuleCompression<'s>),
+    Forward(&'s FarmRuntime, SetHeaders, RuleCompression<'s>),
     Local(Box<Response<ProxyBody>>),
     Fail(ProxyError),
     Abort,
@@ -76,7 +76,9 @@ pub fn route<'s>(
                     Err(_) => return Route::Fail(ProxyError::BadRequest),
                 }
             }
-            let compression = decision.compression.and_then(|i| snap.rules.compression(i));
+            let compression = decision
+                .compression
+                .and_then(|i| snap.rule_compression.get(i));
             Route::Forward(farm, SetHeaders(decision.set_headers), compression)
         }
         Outcome::Redirect { status, location } => {

@@ -1,19 +1,23 @@
 //! Serde types of the `rules:` section (URL rewrite rules), mirroring the
-//! YAML one to one. Compiled into `rules::RuleSet` by `rules::compile`;
+//! YAML one to one. Compiled into `rules::RuleSet` by `compile.rs`;
 //! nothing on the request path sees them.
 //!
 //! Two spots accept a shorthand: `match` is a pattern string or a mapping
 //! `{pattern, ignore_case, negate}`, and `action` is `abort`/`none` or a
 //! one-key mapping `{route|redirect|respond: ...}`.
 
+use crate::ground::yaml::Scalar;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use std::fmt;
 
-/// One rule, evaluated in file order.
+/// One rule, evaluated in file order. `C` is the `compression` section,
+/// whose shape the compression stage owns (a layer above this one): the
+/// config names it (`config::raw::RawRule`) and compiles it beside the
+/// rule set; the rules only note which rule has one.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawRule {
+pub struct RawRule<C> {
     #[serde(default)]
     pub name: Option<String>,
     #[serde(rename = "match")]
@@ -21,7 +25,7 @@ pub struct RawRule {
     #[serde(default)]
     pub conditions: Vec<RawCondition>,
     #[serde(default)]
-    pub condition_match: ConditionMatch,
+    pub condition_match: RawConditionMatch,
     #[serde(default)]
     pub set_headers: TextMap,
     pub action: RawAction,
@@ -29,7 +33,7 @@ pub struct RawRule {
     pub stop_processing: Option<bool>,
     /// Replaces the compression of the farm this rule routes to.
     #[serde(default)]
-    pub compression: Option<crate::compress::RawCompression>,
+    pub compression: Option<C>,
 }
 
 /// The rule's pattern against the normalised path.
@@ -43,7 +47,7 @@ pub struct RawMatch {
 /// `all` (every condition must hold) or `any` (one is enough).
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, Default)]
 #[serde(rename_all = "snake_case")]
-pub enum ConditionMatch {
+pub enum RawConditionMatch {
     #[default]
     All,
     Any,
@@ -215,37 +219,6 @@ impl<'de> Deserialize<'de> for TextMap {
             }
             fn visit_unit<E: de::Error>(self) -> Result<TextMap, E> {
                 Ok(TextMap::default())
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
-
-/// A YAML scalar (string, number or boolean) as text.
-struct Scalar(String);
-
-impl<'de> Deserialize<'de> for Scalar {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = Scalar;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Scalar, E> {
-                Ok(Scalar(v.to_string()))
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Scalar, E> {
-                Ok(Scalar(v.to_string()))
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Scalar, E> {
-                Ok(Scalar(v.to_string()))
-            }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Scalar, E> {
-                Ok(Scalar(v.to_string()))
-            }
-            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Scalar, E> {
-                Ok(Scalar(v.to_string()))
             }
         }
         d.deserialize_any(V)
