@@ -9,6 +9,11 @@ use farmgate::cache::control::{parse_delta, CacheControl, DELTA_MAX};
 use farmgate::config::units::{parse_duration, parse_size};
 use farmgate::farm::StateRegistry;
 use farmgate::health::StatusSet;
+use farmgate::http1::body::LengthReader;
+use farmgate::http1::upstream::{write_request, ForwardedMode, Forwarding};
+use farmgate::http1::{
+    BodyKind, ChunkedDecoder, Parsed, Piece, ReadBuf, RequestHead, RequestParser,
+};
 use farmgate::listener::framing::Framing;
 use std::time::Duration;
 
@@ -166,6 +171,173 @@ pub fn framing(data: &[u8]) {
     }
 }
 
+/// The head limit both readers of the `http1` target use.
+const HTTP1_MAX_HEAD: usize = 4096;
+
+/// What a byte stream of requests comes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Every request whose head came whole was accepted.
+    Clean { heads: u32 },
+    /// Request `index` (0-based, arrival order) was refused with `status`.
+    Refused { index: u32, status: u16 },
+    /// The connection opened with the HTTP/2 preface.
+    Http2,
+}
+
+/// Today's path: the strict framing scanner reading beside hyper, which
+/// parses every complete head with httparse (100 fields at most, more is
+/// 431). Head boundaries come from the scanner itself, fed a byte at a
+/// time.
+pub fn today(bytes: &[u8], max: usize) -> Verdict {
+    let mut f = Framing::new(max);
+    let mut start = None;
+    for (i, b) in bytes.iter().enumerate() {
+        let before = f.heads();
+        let fed = f.feed(std::slice::from_ref(b));
+        if f.is_off() {
+            break;
+        }
+        if fed.in_head && start.is_none() {
+            start = Some(i);
+        }
+        if f.heads() > before {
+            let head = &bytes[start.take().unwrap()..=i];
+            let mut fields = [httparse::EMPTY_HEADER; farmgate::http1::MAX_FIELDS];
+            let status = match httparse::Request::new(&mut fields).parse(head) {
+                Ok(httparse::Status::Complete(_)) => continue,
+                Err(httparse::Error::TooManyHeaders) => 431,
+                _ => 400,
+            };
+            return Verdict::Refused {
+                index: before,
+                status,
+            };
+        }
+    }
+    match f.finding() {
+        Some((index, v)) => Verdict::Refused {
+            index,
+            status: v.status().as_u16(),
+        },
+        None if f.is_off() => Verdict::Http2,
+        None => Verdict::Clean { heads: f.heads() },
+    }
+}
+
+const FWD: Forwarding<'static> = Forwarding {
+    mode: ForwardedMode::Append,
+    trusted: false,
+    client_ip: b"192.0.2.1",
+    proto: b"http",
+    host: None,
+    target: None,
+};
+
+/// The engine reading the same stream as a connection would, the bytes
+/// arriving in `parts`: heads parsed in one reused buffer, bodies framed
+/// by the Content-Length reader and the chunked decoder. Every accepted
+/// head's upstream head must pass the strict parser again with the same
+/// method and body framing.
+pub fn engine(parts: &[&[u8]], max: usize) -> Verdict {
+    enum Body {
+        Head,
+        Length(LengthReader),
+        Chunked(ChunkedDecoder),
+    }
+    let mut buf = ReadBuf::new();
+    let mut p = RequestParser::new(max);
+    let mut body = Body::Head;
+    let mut out = Vec::new();
+    let index = |p: &RequestParser| u32::try_from(p.heads()).unwrap();
+    for part in parts {
+        buf.extend(part);
+        loop {
+            match &mut body {
+                Body::Head => match p.parse(buf.data()) {
+                    Err(v) => {
+                        return Verdict::Refused {
+                            index: index(&p),
+                            status: v.status().as_u16(),
+                        }
+                    }
+                    Ok(Parsed::Partial) => break,
+                    Ok(Parsed::Http2Preface) => return Verdict::Http2,
+                    Ok(Parsed::Head(n)) => {
+                        let h = p.head(buf.data());
+                        upstream_reparses(&h, &mut out);
+                        body = match h.body() {
+                            BodyKind::Length(len) => Body::Length(LengthReader::new(len)),
+                            BodyKind::Chunked => Body::Chunked(ChunkedDecoder::new(max)),
+                            _ => Body::Head,
+                        };
+                        buf.consume(n);
+                    }
+                },
+                Body::Length(r) => {
+                    let n = r.take(buf.data().len());
+                    buf.consume(n);
+                    if !r.is_done() {
+                        break;
+                    }
+                    body = Body::Head;
+                }
+                Body::Chunked(d) => match d.decode(buf.data()) {
+                    Err(v) => {
+                        return Verdict::Refused {
+                            index: index(&p) - 1,
+                            status: v.status().as_u16(),
+                        }
+                    }
+                    Ok((n, piece)) => {
+                        buf.consume(n);
+                        match piece {
+                            Some(Piece::End) => body = Body::Head,
+                            Some(_) => {}
+                            None => break,
+                        }
+                    }
+                },
+            }
+        }
+    }
+    Verdict::Clean { heads: index(&p) }
+}
+
+fn upstream_reparses(h: &RequestHead<'_>, out: &mut Vec<u8>) {
+    out.clear();
+    write_request(h, &FWD, &[] as &[(&[u8], &[u8])], out);
+    let mut again = RequestParser::new(1 << 16);
+    assert_eq!(
+        again.parse(out),
+        Ok(Parsed::Head(out.len())),
+        "upstream head {:?}",
+        String::from_utf8_lossy(out)
+    );
+    let sent = again.head(out);
+    assert_eq!(sent.method(), h.method());
+    assert_eq!(sent.body(), h.body());
+}
+
+/// The HTTP/1 engine against today's path: the first byte chooses a split
+/// point; whole, split there, and a byte at a time, the engine must come
+/// to the same verdict as the framing scanner beside httparse.
+pub fn http1(data: &[u8]) {
+    let Some((&split, bytes)) = data.split_first() else {
+        return;
+    };
+    let at = usize::from(split).min(bytes.len());
+    let want = today(bytes, HTTP1_MAX_HEAD);
+    let whole = engine(&[bytes], HTTP1_MAX_HEAD);
+    assert_eq!(whole, want, "engine and framing scanner differ");
+    let (a, b) = bytes.split_at(at);
+    assert_eq!(engine(&[a, b], HTTP1_MAX_HEAD), want, "split at {at}");
+    if bytes.len() <= 512 {
+        let bytewise: Vec<&[u8]> = bytes.chunks(1).collect();
+        assert_eq!(engine(&bytewise, HTTP1_MAX_HEAD), want, "a byte at a time");
+    }
+}
+
 /// The PROXY protocol header parser: never panics; a header it accepts
 /// ends inside the input, and a proxied address survives a v2 round trip;
 /// more bytes after a complete header change nothing.
@@ -201,5 +373,6 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("cache_control", cache_control),
     ("affinity", affinity),
     ("framing", framing),
+    ("http1", http1),
     ("proxy_protocol", proxy_protocol),
 ];

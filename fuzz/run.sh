@@ -3,7 +3,9 @@
 #   bash fuzz/run.sh                  # every target, 60 s each
 #   bash fuzz/run.sh 300 framing      # one target, 5 minutes
 # Targets: rules (normalisation and evaluation), config, units,
-# status_ranges, cache_control, affinity, framing.
+# status_ranges, cache_control, affinity, framing, http1 (the HTTP/1 engine
+# against the framing scanner beside httparse, seeded from framing's corpus),
+# proxy_protocol.
 # Needs a nightly toolchain (`rustup toolchain install nightly`); installs
 # cargo-fuzz when it is missing. The committed seeds in fuzz/corpus/<target>
 # are read; what the fuzzer finds grows fuzz/target/corpus/<target> (kept
@@ -20,7 +22,7 @@ seconds="${1:-60}"
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-    targets=(rules config units status_ranges cache_control affinity framing proxy_protocol)
+    targets=(rules config units status_ranges cache_control affinity framing http1 proxy_protocol)
 fi
 
 if ! rustup toolchain list | grep -q '^nightly'; then
@@ -41,7 +43,10 @@ for t in "${targets[@]}"; do
     # search down. libFuzzer writes new units to the first directory.
     max_len=4096
     [ "$t" = rules ] && max_len=512
-    cargo +nightly fuzz run --sanitizer "${SANITIZER:-address}" "$t" "target/corpus/$t" "corpus/$t" -- \
+    # http1 also starts from framing's seeds (the same request streams).
+    seeds=("corpus/$t")
+    [ "$t" = http1 ] && seeds+=(corpus/framing)
+    cargo +nightly fuzz run --sanitizer "${SANITIZER:-address}" "$t" "target/corpus/$t" "${seeds[@]}" -- \
         -max_total_time="$seconds" -max_len="$max_len" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 2>&1 |
         tee "target/fuzz-$t.log" | grep -E '^(#[0-9]+.*(DONE|pulse)|stat::number_of_executed_units|stat::peak_rss|==|SUMMARY|Done)' || true
     if grep -qE 'ERROR: libFuzzer|panicked|SUMMARY: ' "target/fuzz-$t.log"; then

@@ -10,7 +10,7 @@
 //!
 //! | layer | modules | owns |
 //! |---|---|---|
-//! | ground | `ground`, `http1`, `demo` | config units, config errors and their places in the file; an own HTTP/1 codec; the demo backends |
+//! | ground | `ground`, `http1`, `demo`, `limits` | config units, config errors and their places in the file; an own HTTP/1 codec; the demo backends; rate limiting's core (GCRA, bounded key store) |
 //! | counters | `metrics`, `log`, `tls` | per-server and per-listener counters and metric names; the access log; TLS certificates, acceptors, backend TLS |
 //! | farm | `farm` | servers, their long-lived state, selection policies and admission, affinity, hash keys |
 //! | farm parts | `health`, `rules` | health state, live traffic, floor; request rules |
@@ -29,7 +29,7 @@
 /// The layer order, lowest first. A module may import from any layer below
 /// its own. Names not present in `src/` yet are places kept for them.
 pub const LAYERS: &[&[&str]] = &[
-    &["ground", "http1", "demo"],
+    &["ground", "http1", "demo", "limits"],
     &["metrics", "log", "tls"],
     &["farm"],
     &["health", "rules"],
@@ -58,6 +58,8 @@ pub mod ground;
 pub mod handover;
 pub mod health;
 pub mod history;
+pub mod http1;
+pub mod limits;
 pub mod listener;
 pub mod log;
 pub mod metrics;

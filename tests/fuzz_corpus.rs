@@ -69,7 +69,14 @@ fn seeds_and_mutations_keep_every_property() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(300);
     for (name, check) in parsers::TARGETS {
-        let seeds = corpus(name);
+        let mut seeds = corpus(name);
+        let mut rounds = rounds;
+        if *name == "http1" {
+            // The differential test of the HTTP/1 engine: framing's seeds
+            // too, and more mutations (each is cheap).
+            seeds.extend(corpus("framing"));
+            rounds *= 30;
+        }
         for s in &seeds {
             check(s);
         }

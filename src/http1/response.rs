@@ -1,0 +1,184 @@
+//! A backend's response head, parsed in place like a request head: the
+//! strict line scan, then `httparse`; status, reason and fields as spans
+//! of the backend connection's buffer; and how the body is delimited,
+//! which also depends on the request (HEAD) and the status (1xx, 204,
+//! 304). A backend's framing is held to the same rules as a client's: a
+//! response that two readers could frame differently is refused (502 by
+//! the caller), never forwarded.
+
+use super::error::Violation;
+use super::scan::{HeadScan, Role, Scanned};
+use super::{BodyKind, Field, Span, MAX_FIELDS};
+use std::mem::MaybeUninit;
+
+/// Reads response heads off one backend connection.
+#[derive(Debug)]
+pub struct ResponseParser {
+    max_head: usize,
+    scan: HeadScan,
+    done: bool,
+    status: u16,
+    reason: Span,
+    minor: u8,
+    fields: Vec<Field>,
+    body: BodyKind,
+    content_length: Option<u64>,
+}
+
+impl ResponseParser {
+    pub fn new(max_head: usize) -> Self {
+        ResponseParser {
+            max_head,
+            scan: HeadScan::default(),
+            done: false,
+            status: 0,
+            reason: Span::default(),
+            minor: 1,
+            fields: Vec::new(),
+            body: BodyKind::None,
+            content_length: None,
+        }
+    }
+
+    /// Reads the next head from `bytes` (same contract as the request
+    /// parser's `parse`): `Some(len)` once complete. `head_request`: the
+    /// request was HEAD, so no body follows whatever the fields say.
+    pub fn parse(&mut self, bytes: &[u8], head_request: bool) -> Result<Option<usize>, Violation> {
+        if self.done {
+            self.scan = HeadScan::default();
+            self.done = false;
+        }
+        let (start, end) = match self
+            .scan
+            .scan(bytes, self.max_head, Role::Response, false)?
+        {
+            Scanned::Partial | Scanned::Preface => return Ok(None),
+            Scanned::Complete { start, end } => (start, end),
+        };
+        let head = &bytes[start..end];
+        let mut slots = [MaybeUninit::<httparse::Header<'_>>::uninit(); MAX_FIELDS];
+        let mut resp = httparse::Response::new(&mut []);
+        match httparse::ParserConfig::default()
+            .parse_response_with_uninit_headers(&mut resp, head, &mut slots)
+        {
+            Ok(httparse::Status::Complete(n)) if n == head.len() => {}
+            Err(httparse::Error::TooManyHeaders) => return Err(Violation::TooManyFields),
+            _ => return Err(Violation::Malformed),
+        }
+        let (Some(code), Some(minor)) = (resp.code, resp.version) else {
+            return Err(Violation::Malformed);
+        };
+        if !(100..=999).contains(&code) {
+            return Err(Violation::Malformed);
+        }
+        self.status = code;
+        self.minor = minor;
+        self.reason = Span::of(bytes, resp.reason.unwrap_or_default().as_bytes());
+        self.fields.clear();
+        for h in resp.headers.iter() {
+            self.fields.push(Field {
+                name: Span::of(bytes, h.name.as_bytes()),
+                value: Span::of(bytes, h.value),
+            });
+        }
+        let framing = self.scan.framing();
+        self.content_length = framing.content_length;
+        // RFC 9112 §6.3, in its order.
+        self.body = if head_request || code < 200 || code == 204 || code == 304 {
+            BodyKind::None
+        } else if framing.chunked {
+            BodyKind::Chunked
+        } else if let Some(n) = framing.content_length {
+            if n == 0 {
+                BodyKind::None
+            } else {
+                BodyKind::Length(n)
+            }
+        } else {
+            BodyKind::UntilClose
+        };
+        self.done = true;
+        Ok(Some(end))
+    }
+
+    pub fn head<'a>(&'a self, bytes: &'a [u8]) -> ResponseHead<'a> {
+        ResponseHead { p: self, bytes }
+    }
+
+    pub fn release(&mut self) {
+        self.fields = Vec::new();
+    }
+}
+
+/// A parsed response head: views into the backend connection's buffer.
+#[derive(Clone, Copy)]
+pub struct ResponseHead<'a> {
+    p: &'a ResponseParser,
+    bytes: &'a [u8],
+}
+
+impl<'a> ResponseHead<'a> {
+    pub fn status(&self) -> u16 {
+        self.p.status
+    }
+
+    pub fn reason(&self) -> &'a [u8] {
+        self.p.reason.get(self.bytes)
+    }
+
+    pub fn minor(&self) -> u8 {
+        self.p.minor
+    }
+
+    pub fn body(&self) -> BodyKind {
+        self.p.body
+    }
+
+    /// The Content-Length field's value, when there is one (checked: one
+    /// field, a plain number).
+    pub fn content_length(&self) -> Option<u64> {
+        self.p.content_length
+    }
+
+    /// An interim response (1xx other than 101): the final one follows.
+    pub fn is_interim(&self) -> bool {
+        (100..200).contains(&self.p.status) && self.p.status != 101
+    }
+
+    pub fn fields(&self) -> impl Iterator<Item = (&'a [u8], &'a [u8])> + 'a {
+        let bytes = self.bytes;
+        self.p
+            .fields
+            .iter()
+            .map(move |f| (f.name.get(bytes), f.value.get(bytes)))
+    }
+
+    pub fn field(&self, name: &[u8]) -> Option<&'a [u8]> {
+        self.fields()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    }
+
+    /// May the backend connection be reused after this response? Not
+    /// when the body runs until close, nor on `Connection: close`, nor
+    /// from HTTP/1.0 without `keep-alive`.
+    pub fn reusable(&self) -> bool {
+        if self.p.body == BodyKind::UntilClose {
+            return false;
+        }
+        let (mut close, mut keep) = (false, false);
+        for (n, v) in self.fields() {
+            if n.eq_ignore_ascii_case(b"connection") {
+                for t in super::tokens(v) {
+                    close |= t.eq_ignore_ascii_case(b"close");
+                    keep |= t.eq_ignore_ascii_case(b"keep-alive");
+                }
+            }
+        }
+        !close && (self.p.minor == 1 || keep)
+    }
+}
+
+#[cfg(test)]
+#[path = "response_tests.rs"]
+mod tests;
