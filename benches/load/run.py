@@ -17,13 +17,18 @@ Scenario groups (--only takes a comma-separated list of them):
          handshakes/s)
   cache  cache hits (nginx proxy_cache, HAProxy cache, farmgate farms[].cache) of a
          small and a 16 KiB response, 64 keep-alive connections (wrk)
+  compress  gzip of a 16 KiB text response at levels 1 and 6, and a cache hit of it at
+         level 1: nginx `gzip on` against farmgate `compression`, 64 keep-alive
+         connections sending Accept-Encoding: gzip (wrk); the compressed sizes too
 
 Everything runs on loopback, is bounded in time, and only what this script started is
 stopped. Ports: proxies on BASE+81..83 (plain), BASE+91..93 (TLS), BASE+71..73 (cache),
+BASE+61..63 (compress),
 backends on BASE+1001..1003; BASE is --port-base, default 18000.
 Usage: benches/load/run.sh [--only GROUPS] [--rounds N] [--duration S] [--quick] [--port-base N]
 """
 import argparse
+import gzip
 import http.client
 import json
 import os
@@ -43,7 +48,10 @@ TICK = os.sysconf("SC_CLK_TCK")
 
 PROXIES = ["nginx", "haproxy", "farmgate"]
 TARGETS = ["direct"] + PROXIES
-GROUPS = ["http", "tls", "cache"]
+GROUPS = ["http", "tls", "cache", "compress"]
+# The compression scenarios compare farmgate with nginx's gzip filter.
+COMPRESS_TARGETS = ["nginx", "farmgate"]
+GZIP = ["-H", "Accept-Encoding: gzip"]
 # Concurrent client processes of the handshake scenarios (see tls_handshakes.py).
 HANDSHAKE_CONNS = 4
 
@@ -60,6 +68,9 @@ SCENARIOS = [
     (f"TLS resumed handshake c{HANDSHAKE_CONNS}", "tls", "tls", "resumed", "/", HANDSHAKE_CONNS, True),
     ("cache hit small c64", "cache", "cache", "wrk", "/cached", 64, False),
     ("cache hit 16k c64", "cache", "cache", "wrk", "/cached16k", 64, False),
+    ("gzip level 1 16k text c64", "compress", "compress", "wrk", "/l1/text16k", 64, False),
+    ("gzip level 6 16k text c64", "compress", "compress", "wrk", "/l6/text16k", 64, False),
+    ("gzip level 1 cache hit 16k c64", "compress", "compress", "wrk", "/c1/cachedtext16k", 64, False),
 ]
 
 # The backends log requests for the cacheable paths (to count misses); wrk straight
@@ -93,6 +104,7 @@ def port_map(base):
         p[(proxy, "plain")] = base + 80 + i
         p[(proxy, "tls")] = base + 90 + i
         p[(proxy, "cache")] = base + 70 + i
+        p[(proxy, "compress")] = base + 60 + i
     return p
 
 
@@ -203,8 +215,9 @@ def to_ms(text):
     return v / 1000 if unit == "us" else v * 1000 if unit == "s" else v
 
 
-def wrk(url, conns, newconn, duration):
+def wrk(url, conns, newconn, duration, headers=()):
     cmd = [tool("wrk"), f"-t{min(2, conns)}", f"-c{conns}", f"-d{duration}s", "--latency", "--timeout", "5s"]
+    cmd += list(headers)
     if newconn:
         cmd += ["-H", "Connection: close"]
     cmd.append(url)
@@ -231,13 +244,15 @@ class Bench:
         self.procs = {}  # instance name -> Popen
 
     def instance(self, target, listener):
-        return target + "-cache" if listener == "cache" else target
+        return f"{target}-{listener}" if listener in ("cache", "compress") else target
 
     def port(self, target, listener):
         return self.ports["backends"][0] if target == "direct" else self.ports[(target, listener)]
 
     def targets(self, scen):
         _, group, *_ = scen
+        if group == "compress":
+            return COMPRESS_TARGETS
         return TARGETS if group != "tls" else PROXIES  # the backends speak plain HTTP only
 
     def run(self, scen, target, duration):
@@ -247,7 +262,8 @@ class Bench:
             path = DIRECT_PATH.get(path, path)
         if load == "wrk":
             scheme = "https" if listener == "tls" else "http"
-            return wrk(f"{scheme}://127.0.0.1:{port}{path}", conns, newconn, duration)
+            headers = GZIP if listener == "compress" else ()
+            return wrk(f"{scheme}://127.0.0.1:{port}{path}", conns, newconn, duration, headers)
         return handshakes(port, path, load, conns, duration)
 
     def backend_fetches(self):
@@ -291,6 +307,16 @@ def start_instances(b, groups, cert, key, pem, access):
         cfg = render("farmgate-cache.yaml", f"{work}/farmgate-cache.yaml", DIR=work, ACCESS=access, PORT=port, **bk)
         b.procs["farmgate-cache"] = start([os.path.join(ROOT, "target/release/farmgate"), "run", "--config", cfg],
                                           [port], f"{work}/farmgate-cache.out")
+    if "compress" in groups:
+        port = ports[("nginx", "compress")]
+        b.procs["nginx-compress"] = start(
+            [tool("nginx"), "-c", render("nginx-compress.conf", f"{work}/nginx-compress.conf", DIR=work, PORT=port,
+                                         **bk), "-p", work], [port], f"{work}/nginx-compress.out")
+        port = ports[("farmgate", "compress")]
+        cfg = render("farmgate-compress.yaml", f"{work}/farmgate-compress.yaml", DIR=work, ACCESS=access, PORT=port,
+                     **bk)
+        b.procs["farmgate-compress"] = start([os.path.join(ROOT, "target/release/farmgate"), "run", "--config", cfg],
+                                             [port], f"{work}/farmgate-compress.out")
 
 
 def check_tls(b):
@@ -345,6 +371,40 @@ def check_cache(b):
                 raise SystemExit(f"{t}: {path} is not answered from its cache (statuses {set(statuses)})")
 
 
+def check_compress(b, original):
+    """Proves what the compression rows measure: each proxy answers gzip that decodes to
+    the backend's text, and after the first request the cached path reaches no backend.
+    Returns the compressed body size per (path, proxy)."""
+    sizes = {}
+    for t in COMPRESS_TARGETS:
+        port = b.ports[(t, "compress")]
+        for path in ("/l1/text16k", "/l6/text16k", "/c1/cachedtext16k"):
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            first = b.backend_fetches()
+            for i in range(50):
+                conn.request("GET", path, headers={"Accept-Encoding": "gzip"})
+                resp = conn.getresponse()
+                body = resp.read()
+                if resp.status != 200 or resp.getheader("Content-Encoding") != "gzip":
+                    raise SystemExit(f"{t}: {path} answered {resp.status} {resp.getheader('Content-Encoding')}")
+                if gzip.decompress(body) != original:
+                    raise SystemExit(f"{t}: {path} does not decode to the backend's text")
+                if i == 0:
+                    deadline = time.time() + 3
+                    while path.startswith("/c1/") and b.backend_fetches() == first and time.time() < deadline:
+                        time.sleep(0.01)
+                    before = b.backend_fetches()
+            conn.close()
+            sizes[(path, t)] = len(body)
+            fetched = b.backend_fetches() - before if path.startswith("/c1/") else 0
+            print(f"  {t:9} {path:18} gzip {len(body)} bytes of {len(original)}"
+                  + (f", 49 requests after the first, {fetched} reached a backend" if path.startswith("/c1/") else ""),
+                  flush=True)
+            if fetched:
+                raise SystemExit(f"{t}: {path} is not answered from its cache")
+    return sizes
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=3)
@@ -384,6 +444,12 @@ def main():
     for name in ("16k", "cached16k"):
         with open(f"{work}/www/{name}", "wb") as f:
             f.write(b"x" * 16384)
+    # Real text for the compression rows: the project's own docs, 16 KiB of them.
+    text = b"".join(open(os.path.join(ROOT, "docs", n), "rb").read()
+                    for n in sorted(os.listdir(os.path.join(ROOT, "docs"))) if n.endswith(".md"))[:16384]
+    for name in ("text16k", "cachedtext16k"):
+        with open(f"{work}/www/{name}", "wb") as f:
+            f.write(text)
     b = Bench(args, ports, work)
     try:
         # One certificate for every TLS listener: ECDSA P-256 (farmgate gen-certs).
@@ -397,9 +463,8 @@ def main():
         total = args.rounds * runs * (args.duration + 0.4) + len(scenarios) * len(PROXIES) * 1.8 + 10
         print(f"running {args.rounds} round(s) x {len(scenarios)} scenario(s), about {total:.0f} s", flush=True)
         for inst, proc in b.procs.items():  # warm up pools and caches
-            listener = "cache" if inst.endswith("-cache") else "plain"
-            target = inst.removesuffix("-cache")
-            wrk(f"http://127.0.0.1:{b.port(target, listener)}/", 16, False, 1)
+            target, _, listener = inst.partition("-")
+            wrk(f"http://127.0.0.1:{b.port(target, listener or 'plain')}/", 16, False, 1)
         notes = {}
         if "tls" in groups:
             print("checking TLS parameters and resumption ...", flush=True)
@@ -407,6 +472,9 @@ def main():
         if "cache" in groups:
             print("checking that cache hits are hits ...", flush=True)
             check_cache(b)
+        if "compress" in groups:
+            print("checking that compressed answers decode, and cache hits are hits ...", flush=True)
+            notes["compress"] = check_compress(b, text)
 
         results = {}  # (scenario, target) -> list of runs
         for rnd in range(args.rounds):
@@ -430,7 +498,7 @@ def main():
         # Syscalls in a separate pass: tracing them inflates the CPU figures.
         for scen in scenarios:
             name, _, listener, *_ = scen
-            for target in PROXIES:
+            for target in [t for t in PROXIES if t in b.targets(scen)]:
                 counter = SyscallCounter(pids_of(b.procs[b.instance(target, listener)]))
                 r = b.run(scen, target, 1)
                 n = counter.stop()
@@ -460,7 +528,7 @@ def report(results, rss, scenarios, notes, args):
     ]
     for name, *_ in scenarios:
         direct = med(results[(name, "direct")], "rps") if (name, "direct") in results else None
-        ref = {t: med(results[(name, t)], "cpu_us") for t in ("nginx", "haproxy")}
+        ref = {t: med(results[(name, t)], "cpu_us") for t in ("nginx", "haproxy") if (name, t) in results}
         for target in TARGETS:
             runs = results.get((name, target))
             if not runs:
@@ -469,7 +537,8 @@ def report(results, rss, scenarios, notes, args):
                    f"{med(runs, 'p50'):.2f}", f"{med(runs, 'p99'):.2f}"]
             if target in PROXIES:
                 cpu = med(runs, "cpu_us")
-                row += [f"{cpu:.1f}", f"{cpu / ref['nginx']:.2f}", f"{cpu / ref['haproxy']:.2f}", f"{med(runs, 'sys'):.1f}"]
+                ratio = {t: f"{cpu / ref[t]:.2f}" if t in ref else "-" for t in ("nginx", "haproxy")}
+                row += [f"{cpu:.1f}", ratio["nginx"], ratio["haproxy"], f"{med(runs, 'sys'):.1f}"]
             else:
                 row += ["-", "-", "-", "-"]
             row.append(str(sum(r["errors"] for r in runs)))
@@ -491,6 +560,14 @@ def report(results, rss, scenarios, notes, args):
         lines.append("Cache rows: requests that reached a backend during the measured runs (misses): "
                      + ", ".join(f"{t} {n.removeprefix('cache hit ')} {sum(r['fetches'] for r in runs)}"
                                  f"/{sum(r['reqs'] for r in runs)}" for n, t, runs in cached) + ".")
+        lines.append("")
+    if "compress" in notes:
+        sizes = notes["compress"]
+        lines.append("Compression rows: gzip body bytes of the 16 KiB text (farmgate / nginx): "
+                     + ", ".join(f"{path} {sizes[(path, 'farmgate')]} / {sizes[(path, 'nginx')]} = "
+                                 f"{sizes[(path, 'farmgate')] / sizes[(path, 'nginx')]:.3f}"
+                                 for path in sorted({p for p, _ in sizes}))
+                     + ". nginx compresses every cache hit again; farmgate keeps the encoded variant.")
         lines.append("")
     lines += ["Peak RSS (VmHWM, all processes of the instance): "
               + ", ".join(f"{t} {kib / 1024:.1f} MiB" for t, kib in rss.items())]

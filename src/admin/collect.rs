@@ -260,8 +260,50 @@ impl Collector for BackendCollector {
             CACHE_SIZE_BYTES,
             "Bytes held by the farm's response cache.",
             cached().map(|(f, c)| ([("farm", &*f.name)], c.store.size_bytes())),
-        )
+        )?;
+        compression(&mut enc, &snap.farms)
     }
+}
+
+/// Compression series of farms that compress (by their own settings or,
+/// once they did, by a rule's), per algorithm.
+fn compression(enc: &mut DescriptorEncoder, farms: &[crate::config::FarmRuntime]) -> fmt::Result {
+    use crate::compress::{stats::Counts, Algorithm};
+    let series = |pick: fn(&Counts) -> u64| {
+        farms
+            .iter()
+            .filter(|f| f.compression.spec.is_some() || f.compression.stats.is_used())
+            .flat_map(move |f| {
+                Algorithm::ALL.into_iter().map(move |a| {
+                    let n = pick(&f.compression.stats.get(a));
+                    ([("farm", &*f.name), ("algorithm", a.token())], n)
+                })
+            })
+    };
+    counters(
+        enc,
+        COMPRESSION_RESPONSES,
+        "Responses sent compressed, by farm and algorithm.",
+        series(|c| c.responses),
+    )?;
+    counters(
+        enc,
+        COMPRESSION_ENCODES,
+        "Bodies run through an encoder (a cache hit on a stored variant does none).",
+        series(|c| c.encodes),
+    )?;
+    counters(
+        enc,
+        COMPRESSION_IN_BYTES,
+        "Body bytes of compressed responses before compression.",
+        series(|c| c.bytes_in),
+    )?;
+    counters(
+        enc,
+        COMPRESSION_OUT_BYTES,
+        "Body bytes of compressed responses after compression.",
+        series(|c| c.bytes_out),
+    )
 }
 
 // === impl ListenerCollector ===

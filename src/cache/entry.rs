@@ -33,7 +33,10 @@ pub struct Entry {
     pub evict_at: Instant,
     /// The request headers the response varies on.
     pub vary: Box<[HeaderName]>,
+    /// Head and identity body; encoded variants weigh in besides.
     pub weight: u32,
+    /// Encoded forms of the body made for hits (`variants.rs`).
+    pub variants: super::variants::Variants,
 }
 
 /// A response head as received from a backend, ready to be stored.
@@ -98,6 +101,7 @@ impl Entry {
                 .unwrap_or(received + Duration::from_secs(super::control::DELTA_MAX)),
             vary,
             weight,
+            variants: Default::default(),
         })
     }
 

@@ -20,6 +20,7 @@
 //! | `conditional.rs` | client If-None-Match / If-Modified-Since |
 //! | `invalidate.rs` | invalidation after successful unsafe requests |
 //! | `respond.rs` | responses from the cache, 304s, X-Cache |
+//! | `variants.rs` | encoded forms of stored bodies, kept for later hits |
 //! | `serve.rs` | the request path through all of the above |
 
 pub mod buffer;
@@ -38,12 +39,14 @@ pub mod revalidate;
 pub mod serve;
 pub mod stats;
 pub mod store;
+pub mod variants;
 
 pub use config::{CacheSpec, QueryString, RawCache};
 pub use registry::CacheRegistry;
 pub use serve::{serve, Answer, Fetch};
 pub use stats::{CacheResult, CacheStats};
 pub use store::CacheStore;
+pub use variants::StoredResponse;
 
 use std::sync::Arc;
 

@@ -23,6 +23,7 @@ use super::respond::{self, XCache};
 use super::revalidate;
 use super::stats::CacheResult;
 use super::store::{Found, Lookup};
+use super::variants::StoredResponse;
 use super::FarmCache;
 use crate::proxy::body::ProxyBody;
 use crate::proxy::error::{local_response, ProxyError};
@@ -49,10 +50,12 @@ pub trait Fetch: Sync {
 }
 
 /// Serves a request through `cache` when its farm has one, else straight
-/// through `fetch`.
+/// through `fetch`. `may_encode`: the compression stage may send the
+/// response encoded, so a hit offers it the stored body (`variants.rs`).
 pub async fn serve<F: Fetch>(
     fetch: &F,
     cache: Option<&FarmCache>,
+    may_encode: bool,
     out: Outgoing,
     upgrade: Option<OnUpgrade>,
     ex: &mut Exchange,
@@ -64,6 +67,7 @@ pub async fn serve<F: Fetch>(
         fetch,
         cache,
         head_only: out.parts.method == Method::HEAD,
+        may_encode,
         req: RequestPolicy::default(),
         cond: Conditions::default(),
         passing: false,
@@ -102,6 +106,8 @@ struct Ctx<'a, F> {
     fetch: &'a F,
     cache: &'a FarmCache,
     head_only: bool,
+    /// Hits are offered to the compression stage.
+    may_encode: bool,
     req: RequestPolicy,
     cond: Conditions,
     /// The URL is marked as not shareable (no need to mark it again).
@@ -124,6 +130,16 @@ impl<F: Fetch> Ctx<'_, F> {
         self.cache.store.stats.count(result);
         respond::mark(&mut resp, self.cache.spec.status_header, x);
         Ok(resp)
+    }
+
+    /// Lets the compression stage find (and keep) encoded forms of `e`
+    /// when it may want one: the client accepts an encoding the farm or a
+    /// rule compresses with. Others pay nothing for it.
+    fn offer_variants(&self, resp: &mut Response<ProxyBody>, e: &Arc<Entry>, key: &[u8]) {
+        if self.may_encode && resp.status() == StatusCode::OK && !self.head_only {
+            let stored = StoredResponse::offer(e.clone(), self.cache.store.clone(), key);
+            resp.extensions_mut().insert(stored);
+        }
     }
 
     /// Serves `e` stale if it may stand in for a failing farm, else `fallback`.
@@ -165,7 +181,8 @@ impl<F: Fetch> Ctx<'_, F> {
         let found = std::mem::replace(&mut lookup.found, Found::Nothing);
         let (candidate, pass) = match found {
             Found::Entry(e) if e.fresh_for(&self.req) => {
-                let resp = respond::from_entry(&e, self.head_only, &self.cond);
+                let mut resp = respond::from_entry(&e, self.head_only, &self.cond);
+                self.offer_variants(&mut resp, &e, lookup.key());
                 return self.done(CacheResult::Hit, XCache::Hit, resp);
             }
             Found::Entry(e) => (Some(e), false),

@@ -97,7 +97,7 @@ impl Expiry<Key, Slot> for SlotExpiry {
 
 fn weigh(k: &Key, v: &Slot) -> u32 {
     let slot = match v {
-        Slot::Response(e) => e.weight as usize,
+        Slot::Response(e) => e.weight as usize + e.variants.bytes(),
         Slot::Vary(m) => 64 + m.names.iter().map(|n| n.as_str().len() + 24).sum::<usize>(),
         Slot::Pass => 64,
     };
@@ -185,6 +185,20 @@ impl CacheStore {
     /// Replaces the entry at exactly `key` (a refreshed one after a 304).
     pub fn replace(&self, key: &[u8], entry: Arc<Entry>) {
         self.map.insert(key.into(), Slot::Response(entry));
+    }
+
+    /// Stores `entry` again at `key` so its weight counts the variants it
+    /// gained, unless it was replaced or removed meanwhile (a purge must
+    /// not be undone).
+    pub fn reweigh(&self, key: &Key, entry: &Arc<Entry>) {
+        let _ = self.map.entry(key.clone()).and_compute_with(|slot| {
+            match slot.map(moka::Entry::into_value) {
+                Some(Slot::Response(e)) if Arc::ptr_eq(&e, entry) => {
+                    moka::ops::compute::Op::Put(Slot::Response(e))
+                }
+                _ => moka::ops::compute::Op::Nop,
+            }
+        });
     }
 
     /// Remembers that responses for `primary` cannot be shared for now;

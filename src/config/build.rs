@@ -5,6 +5,7 @@
 use super::error::Problems;
 use super::raw::*;
 use super::snapshot::*;
+use crate::compress::{self, FarmCompression, RuleSpecs};
 use crate::farm::affinity::{self, Affinity, AffinitySpec};
 use crate::farm::hash_key::HashKey;
 use crate::farm::{selection, server::parse_address, Farm, Server, ServerKey, StateRegistry};
@@ -74,6 +75,7 @@ pub fn build(raw: RawConfig, file: &str, registry: &StateRegistry) -> Result<Sna
     };
     let farm_names: Vec<&str> = farms.iter().map(|f| &*f.name).collect();
     let rules = crate::rules::compile(&raw.rules, &farm_names, &mut p);
+    let rule_compression = build_rule_compression(&raw.rules, &mut p);
 
     if p.is_empty() {
         Ok(Snapshot {
@@ -86,6 +88,7 @@ pub fn build(raw: RawConfig, file: &str, registry: &StateRegistry) -> Result<Sna
             farms,
             default_farm,
             rules,
+            rule_compression,
             backend_tls,
         })
     } else {
@@ -355,6 +358,7 @@ fn build_farms(raw: &[RawFarm], registry: &StateRegistry, p: &mut Problems) -> V
                     },
                     health: Arc::new(health),
                     cache: build_cache(f, &at, registry, p),
+                    compression: build_compression(f, &at, registry, p),
                     pools,
                     backend_idle_timeout: f
                         .backend_idle_timeout
@@ -365,6 +369,43 @@ fn build_farms(raw: &[RawFarm], registry: &StateRegistry, p: &mut Problems) -> V
         }
     }
     out
+}
+
+/// The farm's `compression` section, and its counters either way (a rule
+/// can turn compression on for a farm that has none).
+fn build_compression(
+    f: &RawFarm,
+    at: &str,
+    registry: &StateRegistry,
+    p: &mut Problems,
+) -> FarmCompression {
+    FarmCompression {
+        spec: f
+            .compression
+            .as_ref()
+            .and_then(|c| compress::config::build(c, &format!("{at}.compression"), p)),
+        stats: registry
+            .attached::<compress::StatsRegistry>()
+            .get_or_create(&f.name),
+    }
+}
+
+/// The rules' `compression` sections, by rule index: compiled here, since
+/// `rules/` sits below the compression stage.
+fn build_rule_compression(raw: &[RawRule], p: &mut Problems) -> RuleSpecs {
+    let by_rule = raw
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let c = r.compression.as_ref()?;
+            Some(compress::config::build(
+                c,
+                &format!("rules[{i}].compression"),
+                p,
+            ))
+        })
+        .collect();
+    RuleSpecs::new(by_rule)
 }
 
 fn build_cache(

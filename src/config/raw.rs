@@ -25,10 +25,14 @@ pub struct RawConfig {
     #[serde(default)]
     pub farms: Vec<RawFarm>,
     #[serde(default)]
-    pub rules: Vec<crate::rules::raw::RawRule>,
+    pub rules: Vec<RawRule>,
     #[serde(default)]
     pub default_farm: Option<String>,
 }
+
+/// A rule as written: `rules/` owns its shape; its `compression` section
+/// belongs to the compression stage, a layer above `rules/`.
+pub type RawRule = crate::rules::raw::RawRule<crate::compress::RawCompression>;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -236,6 +240,9 @@ pub struct RawFarm {
     /// The response cache (`cache::config`).
     #[serde(default)]
     pub cache: Option<crate::cache::RawCache>,
+    /// Response compression (`compress::config`).
+    #[serde(default)]
+    pub compression: Option<crate::compress::RawCompression>,
     /// TLS to this farm's `https://` servers.
     #[serde(default)]
     pub tls: Option<RawFarmTls>,

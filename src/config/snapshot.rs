@@ -28,6 +28,8 @@ pub struct Snapshot {
     pub farms: Vec<FarmRuntime>,
     pub default_farm: Option<usize>,
     pub rules: RuleSet,
+    /// The rules' `compression` sections, by rule index.
+    pub rule_compression: crate::compress::RuleSpecs,
     /// Client TLS settings of the `https://` servers, for the connector.
     pub backend_tls: Arc<crate::tls::backend::BackendTlsMap>,
 }
@@ -59,6 +61,8 @@ pub struct FarmRuntime {
     pub health: Arc<FarmHealth>,
     /// The response cache, when `cache` is configured and enabled.
     pub cache: Option<FarmCache>,
+    /// Response compression (settings when on, counters always).
+    pub compression: crate::compress::FarmCompression,
     /// Each server's idle connections, in server order (shared with every
     /// server at the same address).
     pub pools: Vec<Arc<BackendPool>>,

@@ -62,6 +62,16 @@ pub const FARM_SERVERS_UP: &str = "farmgate_farm_servers_up";
 pub const CACHE_REQUESTS: &str = "farmgate_cache_requests";
 /// Gauge `{farm}`: bytes held by the farm's response cache.
 pub const CACHE_SIZE_BYTES: &str = "farmgate_cache_size_bytes";
+/// Counter `{farm,algorithm}`: responses sent compressed (streamed or a
+/// cached variant).
+pub const COMPRESSION_RESPONSES: &str = "farmgate_compression_responses";
+/// Counter `{farm,algorithm}`: bodies run through an encoder (cache hits on
+/// a stored variant do no such work).
+pub const COMPRESSION_ENCODES: &str = "farmgate_compression_encodes";
+/// Counter `{farm,algorithm}`: body bytes before compression.
+pub const COMPRESSION_IN_BYTES: &str = "farmgate_compression_in_bytes";
+/// Counter `{farm,algorithm}`: body bytes after compression.
+pub const COMPRESSION_OUT_BYTES: &str = "farmgate_compression_out_bytes";
 
 // === config and process ===
 /// Counter `{result}`: configuration reloads, success or failure.

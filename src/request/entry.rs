@@ -1,9 +1,11 @@
-//! The entry point the listeners call for every request, and the one place
-//! the cache is handed the forwarder.
+//! The entry point the listeners call for every request, the one place
+//! the cache is handed the forwarder, and where its answer passes the
+//! compression stage on its way to the client.
 
 use super::route::{self, Route};
 use super::{ConnInfo, Shared};
 use crate::cache::{self, Answer, Fetch};
+use crate::compress;
 use crate::log::access::AccessRecord;
 use crate::proxy::body::ProxyBody;
 use crate::proxy::error::ProxyError;
@@ -54,7 +56,7 @@ pub async fn handle(
             ex.mark_aborted();
             return Err(route::Aborted);
         }
-        Route::Forward(farm, set_headers) => {
+        Route::Forward(farm, set_headers, rule_compression) => {
             if let Some(r) = ex.record() {
                 r.farm = Some(farm.name.clone());
             }
@@ -79,8 +81,16 @@ pub async fn handle(
                 backend_idle_timeout: farm.backend_idle_timeout,
                 pick,
             };
+            // Negotiated now: the request head moves on to the cache.
+            let compress = compress::plan(&farm.compression, rule_compression, &parts);
+            let may_encode = compress.as_ref().is_some_and(compress::Plan::may_encode);
             let out = Outgoing { parts, body };
-            let answer = cache::serve(&to, farm.cache.as_ref(), out, upgrade, &mut ex).await;
+            let cache = farm.cache.as_ref();
+            let answer = cache::serve(&to, cache, may_encode, out, upgrade, &mut ex).await;
+            let answer = match (answer, compress) {
+                (Ok(resp), Some(plan)) => Ok(compress::apply(plan, resp).await),
+                (answer, _) => answer,
+            };
             answer.map(|mut resp| {
                 if let Some(cookie) = ex.picked().and_then(|i| farm.affinity_cookie(&pick, i)) {
                     // Beside the backend's own cookies, never replacing them.

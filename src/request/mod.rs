@@ -11,7 +11,10 @@
 //! 4. the cache (`cache::serve`) answers or fetches through the forwarder
 //!    ([`Forwarder`](crate::proxy::forward::Forwarder)), the request's
 //!    context for forwarding: farm, health records, pools, pick;
-//! 5. the affinity cookie and the status count finish the response.
+//! 5. the compression stage (`compress::plan` before the cache, while the
+//!    request head is there; `compress::apply` on its answer) encodes the
+//!    response when it may;
+//! 6. the affinity cookie and the status count finish the response.
 //!
 //! [`Shared`] is all the request path takes from the running gateway,
 //! resolved once when the gateway is built: no service locator per request.

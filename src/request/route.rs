@@ -1,9 +1,10 @@
 //! Routing a request: runs the snapshot's rules and turns their decision
 //! into what `handle` does next: forward to a farm (with the rewritten URI
-//! in place and the headers rules set), answer locally (redirect, respond,
-//! 400, 404), or abort the connection.
+//! in place, the headers rules set and the compression a rule chose),
+//! answer locally (redirect, respond, 400, 404), or abort the connection.
 
 use super::ConnInfo;
+use crate::compress::RuleCompression;
 use crate::config::{FarmRuntime, Snapshot};
 use crate::proxy::body::ProxyBody;
 use crate::proxy::error::ProxyError;
@@ -13,7 +14,9 @@ use http::{Response, Uri};
 
 /// Where a request goes.
 pub enum Route<'s> {
-    Forward(&'s FarmRuntime, SetHeaders),
+    /// The farm, the request headers rules set, and the compression a
+    /// rule chose instead of the farm's.
+    Forward(&'s FarmRuntime, SetHeaders, RuleCompression<'s>),
     Local(Box<Response<ProxyBody>>),
     Fail(ProxyError),
     Abort,
@@ -73,7 +76,10 @@ pub fn route<'s>(
                     Err(_) => return Route::Fail(ProxyError::BadRequest),
                 }
             }
-            Route::Forward(farm, SetHeaders(decision.set_headers))
+            let compression = decision
+                .compression
+                .and_then(|i| snap.rule_compression.get(i));
+            Route::Forward(farm, SetHeaders(decision.set_headers), compression)
         }
         Outcome::Redirect { status, location } => {
             let mut resp = Response::new(ProxyBody::empty());

@@ -29,7 +29,7 @@ const UNSETTABLE: [&str; 8] = [
     "content-length",
 ];
 
-pub fn compile(raw: &[RawRule], farms: &[&str], p: &mut Problems) -> RuleSet {
+pub fn compile<C>(raw: &[RawRule<C>], farms: &[&str], p: &mut Problems) -> RuleSet {
     let mut names = HashSet::new();
     let mut rules = Vec::with_capacity(raw.len());
     for (i, r) in raw.iter().enumerate() {
@@ -61,8 +61,8 @@ impl Refs {
     }
 }
 
-fn compile_rule(
-    r: &RawRule,
+fn compile_rule<C>(
+    r: &RawRule<C>,
     name: String,
     at: &str,
     farms: &[&str],
@@ -142,6 +142,7 @@ fn compile_rule(
         return None;
     }
     Some(Rule {
+        compression: r.compression.is_some(),
         name: name.into(),
         pattern: pattern?,
         conditions,

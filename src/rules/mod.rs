@@ -54,6 +54,9 @@ pub struct Rule {
     needs_r: bool,
     /// Some template uses `{C:n}`.
     needs_c: bool,
+    /// The rule has a `compression` section (compiled beside the rule set,
+    /// by the layer that owns it: `compress::RuleSpecs`).
+    compression: bool,
 }
 
 /// What the rules decided for one request.
@@ -65,6 +68,8 @@ pub struct Decision {
     pub set_headers: Vec<(HeaderName, HeaderValue)>,
     /// The index of the last rule that matched, if any.
     pub rule: Option<usize>,
+    /// The index of the last matching rule with a `compression` section.
+    pub compression: Option<usize>,
 }
 
 impl RuleSet {
@@ -88,6 +93,7 @@ impl RuleSet {
             },
             set_headers: Vec::new(),
             rule: None,
+            compression: None,
         };
         let Ok(mut path) = normalize::normalize(req.uri.path()) else {
             d.outcome = Outcome::BadRequest;
@@ -131,6 +137,9 @@ impl RuleSet {
             };
             let ctx = Ctx { c: &c, ..ctx };
             d.rule = Some(i);
+            if rule.compression {
+                d.compression = Some(i);
+            }
             for (name, t) in rule.set_headers.iter() {
                 if let Some(v) = action::render_header(t, &ctx) {
                     upsert(&mut d.set_headers, name, v);

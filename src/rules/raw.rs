@@ -11,10 +11,13 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use std::fmt;
 
-/// One rule, evaluated in file order.
+/// One rule, evaluated in file order. `C` is the `compression` section,
+/// whose shape the compression stage owns (a layer above this one): the
+/// config names it (`config::raw::RawRule`) and compiles it beside the
+/// rule set; the rules only note which rule has one.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawRule {
+pub struct RawRule<C> {
     #[serde(default)]
     pub name: Option<String>,
     #[serde(rename = "match")]
@@ -28,6 +31,9 @@ pub struct RawRule {
     pub action: RawAction,
     #[serde(default)]
     pub stop_processing: Option<bool>,
+    /// Replaces the compression of the farm this rule routes to.
+    #[serde(default)]
+    pub compression: Option<C>,
 }
 
 /// The rule's pattern against the normalised path.
