@@ -57,8 +57,7 @@ impl Gateway {
             Connector::new(snapshot.proxy.connect_timeout, snapshot.backend_tls.clone());
         snapshot.backend_tls.warn_insecure();
         let upstream = Upstream::new(connector.clone());
-        let access_log =
-            AccessLog::start(snapshot.log.access, snapshot.log.access_file.as_deref())?;
+        let access_log = AccessLog::start(&snapshot.log)?;
         Ok(Arc::new_cyclic(|me| Gateway {
             snapshot: ArcSwap::from_pointee(snapshot),
             registry,
@@ -87,9 +86,8 @@ impl Gateway {
     /// Installs a new snapshot; requests in flight keep the one they loaded.
     pub fn install(&self, snapshot: Snapshot) {
         let old = self.snapshot();
-        if old.log.access != snapshot.log.access || old.log.access_file != snapshot.log.access_file
-        {
-            match AccessLog::start(snapshot.log.access, snapshot.log.access_file.as_deref()) {
+        if !AccessLog::same(&old.log, &snapshot.log) {
+            match AccessLog::start(&snapshot.log) {
                 Ok(log) => self.access_log.store(log),
                 Err(e) => tracing::error!("access log not changed: {e}"),
             }

@@ -14,9 +14,11 @@ pub mod health;
 pub mod listener;
 pub mod log;
 pub mod metrics;
+pub mod notify;
 pub mod proxy;
 pub mod reload;
 pub mod rules;
+pub mod signals;
 pub mod tls;
 
 pub use gateway::{Gateway, Running};

@@ -216,12 +216,11 @@ fn serve(
             }
         };
         tracing::info!("serving {file}: {summary}");
-        #[cfg(unix)]
-        if config_path.is_some() {
-            if let Err(e) = farmgate::reload::on_sighup(running.gateway.clone()) {
-                tracing::warn!("SIGHUP will not reload the config: {e}");
-            }
+        if let Err(e) = farmgate::signals::install(running.gateway.clone()) {
+            tracing::warn!("signal handlers not installed (HUP, USR1, USR2, WINCH): {e}");
         }
+        farmgate::notify::ready(&summary);
+        let _watchdog = farmgate::notify::spawn_watchdog();
         if demo {
             let tls_addr = running
                 .gateway
@@ -234,7 +233,8 @@ fn serve(
                 farmgate::demo::banner(running.first_addr(), tls_addr, running.admin_addr())
             );
         }
-        wait_for_signal().await;
+        farmgate::signals::wait_for_shutdown().await;
+        farmgate::notify::stopping();
         // A reload may have changed it.
         let shutdown_timeout = running.gateway.snapshot().runtime.shutdown_timeout;
         tracing::info!("shutting down: no new connections; waiting up to {shutdown_timeout:?} for requests in flight");
@@ -245,26 +245,4 @@ fn serve(
         tracing::info!("stopped");
         ExitCode::SUCCESS
     })
-}
-
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut term = match signal(SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                return;
-            }
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }

@@ -168,6 +168,10 @@ pub enum AccessFormat {
     #[default]
     Text,
     Json,
+    /// Apache/nginx "combined".
+    Combined,
+    /// IIS W3C extended, with its `#Fields:` header.
+    W3c,
     Off,
 }
 
@@ -178,6 +182,9 @@ pub struct RawLog {
     pub access: AccessFormat,
     #[serde(default)]
     pub access_file: Option<PathBuf>,
+    /// Send access lines to syslog (RFC 5424) instead of stdout or a file.
+    #[serde(default)]
+    pub access_syslog: Option<crate::log::syslog::RawSyslog>,
     #[serde(default)]
     pub level: Option<String>,
 }

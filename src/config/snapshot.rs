@@ -125,10 +125,12 @@ pub fn canonical_ip(ip: IpAddr) -> IpAddr {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LogSpec {
     pub access: AccessFormat,
     pub access_file: Option<PathBuf>,
+    /// Access lines go to syslog instead of stdout or `access_file`.
+    pub access_syslog: Option<crate::log::syslog::SyslogSpec>,
     pub level: String,
 }
 

@@ -1,7 +1,10 @@
 //! Logging: the application log through `tracing`, and the access log
-//! (`access`), which has its own writer so its format is stable.
+//! (`access`, its line formats in `format`, its syslog sender in `syslog`),
+//! which has its own writer so its format is stable.
 
 pub mod access;
+pub mod format;
+pub mod syslog;
 
 use tracing_subscriber::EnvFilter;
 
