@@ -16,6 +16,8 @@ cd "$(dirname "$0")/.."
 # dpkg), so a program installed another way counts.
 NEEDS=(
   "/usr/bin/chromium          chromium      tests/status_page_browser.rs"
+  "/usr/bin/systemd-analyze   systemd       tests/systemd.rs"
+  "/usr/bin/man               man-db        tests/operator_cli.rs"
 )
 
 missing=()

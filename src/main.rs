@@ -1,6 +1,7 @@
-//! The `farmgate` command: `run`, `check`, `demo` and `gen-certs`.
+//! The `farmgate` command: `run`, `check`, `demo`, `gen-certs`, and the
+//! operator's helpers `completions` and `man`.
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use farmgate::config::{self, ConfigErrors, Snapshot};
 use farmgate::farm::StateRegistry;
 use farmgate::Running;
@@ -26,7 +27,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve traffic with a config file until SIGINT or SIGTERM.
+    /// Serve traffic with a config file until SIGINT or SIGTERM (SIGHUP
+    /// reloads the file, SIGUSR1 reopens the access log).
     Run {
         /// The YAML config file.
         #[arg(short, long, default_value = "config/farmgate.yaml")]
@@ -61,6 +63,17 @@ enum Command {
         #[arg(long = "name", value_name = "NAME")]
         names: Vec<String>,
     },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    #[command(after_help = "Install, for example:\n  \
+        farmgate completions bash > /etc/bash_completion.d/farmgate\n  \
+        farmgate completions zsh > /usr/share/zsh/vendor-completions/_farmgate\n  \
+        farmgate completions fish > ~/.config/fish/completions/farmgate.fish")]
+    Completions {
+        /// The shell to write the script for.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff): `farmgate man | man -l -`.
+    Man,
 }
 
 fn main() -> ExitCode {
@@ -75,6 +88,16 @@ fn main() -> ExitCode {
             }
         }
         Command::GenCerts { out, names } => gen_certs(&out, &names),
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "farmgate",
+                &mut std::io::stdout(),
+            );
+            ExitCode::SUCCESS
+        }
+        Command::Man => man(),
         Command::Demo {
             listen,
             admin,
@@ -107,6 +130,66 @@ fn check(path: &Path) -> ExitCode {
         Err(errors) => report(&errors),
     }
 }
+
+/// The man page: farmgate(1) from the same definitions as `--help`, with
+/// every subcommand's options in one page, and where to read more.
+fn man() -> ExitCode {
+    let mut cmd = Cli::command();
+    cmd.build();
+    let mut page = Vec::new();
+    let man = clap_mangen::Man::new(cmd.clone());
+    let rendered = (|| -> std::io::Result<()> {
+        man.render_title(&mut page)?;
+        man.render_name_section(&mut page)?;
+        man.render_synopsis_section(&mut page)?;
+        man.render_description_section(&mut page)?;
+        man.render_options_section(&mut page)?;
+        for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+            let name = format!("farmgate {}", sub.get_name());
+            page.extend_from_slice(format!(".SH \"{}\"\n", name.to_uppercase()).as_bytes());
+            // `build` gave each subcommand its bin name, `farmgate run`.
+            let sub_man = clap_mangen::Man::new(sub.clone());
+            sub_man.render_synopsis_section(&mut page)?;
+            sub_man.render_description_section(&mut page)?;
+            sub_man.render_options_section(&mut page)?;
+        }
+        page.extend_from_slice(MAN_TAIL.as_bytes());
+        man.render_version_section(&mut page)?;
+        std::io::Write::write_all(&mut std::io::stdout(), &page)
+    })();
+    match rendered {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("farmgate: cannot write the man page: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+const MAN_TAIL: &str = "\
+.SH SIGNALS
+.TP
+\\fBTERM\\fR, \\fBINT\\fR
+Graceful shutdown: stop accepting, let requests in flight finish, exit 0.
+.TP
+\\fBHUP\\fR
+Reload the config file.
+.TP
+\\fBUSR1\\fR
+Reopen the access log file (after logrotate moved it).
+.TP
+\\fBUSR2\\fR, \\fBWINCH\\fR
+Ignored (USR2 is reserved for binary upgrade).
+.SH FILES
+.TP
+/etc/farmgate/farmgate.yaml
+The config file of the packaged service (farmgate.service).
+.TP
+/usr/share/doc/farmgate/
+README, configuration reference and operations guide.
+.SH SEE ALSO
+systemctl(1), logrotate(8)
+";
 
 fn gen_certs(out: &Path, names: &[String]) -> ExitCode {
     match farmgate::tls::devcerts::write_dev_certs(out, names) {
