@@ -39,6 +39,10 @@ enum Command {
         /// The YAML config file.
         #[arg(short, long, default_value = "config/farmgate.yaml")]
         config: PathBuf,
+        /// `text`: one `file:line:column: key: message` line per problem;
+        /// `json`: one JSON document for CI annotations.
+        #[arg(long, value_enum, default_value = "text")]
+        format: CheckFormat,
     },
     /// Run the built-in demo: three backends and a proxy in front of them.
     Demo {
@@ -74,12 +78,21 @@ enum Command {
     },
     /// Print the manual page (roff): `farmgate man | man -l -`.
     Man,
+    /// Print the JSON Schema of the config file (as shipped in
+    /// config/farmgate.schema.json), for editors and CI.
+    Schema,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum CheckFormat {
+    Text,
+    Json,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Check { config } => check(&config),
+        Command::Check { config, format } => check(&config, format),
         Command::Run { config } => {
             let registry = Arc::new(StateRegistry::default());
             match config::load_file(&config, &registry) {
@@ -98,6 +111,10 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Man => man(),
+        Command::Schema => {
+            print!("{}", config::schema::schema_json());
+            ExitCode::SUCCESS
+        }
         Command::Demo {
             listen,
             admin,
@@ -121,8 +138,40 @@ fn report(errors: &ConfigErrors) -> ExitCode {
     ExitCode::from(1)
 }
 
-fn check(path: &Path) -> ExitCode {
-    match config::load_file(path, &StateRegistry::default()) {
+fn check(path: &Path, format: CheckFormat) -> ExitCode {
+    let loaded = config::load_file(path, &StateRegistry::default());
+    if let CheckFormat::Json = format {
+        // {"file", "ok", "summary", "problems": [{file, line, column, key, message}]}
+        let problems: Vec<serde_json::Value> = match &loaded {
+            Ok(_) => Vec::new(),
+            Err(errors) => errors
+                .0
+                .iter()
+                .map(|e| {
+                    serde_json::json!({
+                        "file": e.file,
+                        "line": e.line,
+                        "column": e.column,
+                        "key": e.path,
+                        "message": e.message,
+                    })
+                })
+                .collect(),
+        };
+        let doc = serde_json::json!({
+            "file": path.display().to_string(),
+            "ok": loaded.is_ok(),
+            "summary": loaded.as_ref().ok().map(|s| s.summary()),
+            "problems": problems,
+        });
+        println!("{doc}");
+        return if loaded.is_ok() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        };
+    }
+    match loaded {
         Ok(s) => {
             println!("{}: ok: {}", path.display(), s.summary());
             ExitCode::SUCCESS

@@ -11,7 +11,7 @@ use std::time::Duration;
 const MAX_OBJECT_LIMIT: u64 = 1 << 30;
 
 /// `farms[].cache` as written in the file.
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, schemars::JsonSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RawCache {
     #[serde(default)]
@@ -36,7 +36,7 @@ pub struct RawCache {
 
 /// Whether the query string is part of the cache key (ARR's "cache by query
 /// string").
-#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Deserialize, schemars::JsonSchema, Clone, Copy, PartialEq, Eq, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum QueryString {
     #[default]

@@ -12,6 +12,7 @@ pub mod error;
 pub mod locate;
 pub mod raw;
 pub mod raw_rules;
+pub mod schema;
 pub mod snapshot;
 pub mod tls;
 pub mod units;

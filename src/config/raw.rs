@@ -9,7 +9,7 @@ use super::units::{Dur, Size};
 use serde::Deserialize;
 use std::path::PathBuf;
 
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, schemars::JsonSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
     #[serde(default)]
@@ -30,7 +30,7 @@ pub struct RawConfig {
     pub default_farm: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawListener {
     #[serde(default)]
@@ -44,7 +44,7 @@ pub struct RawListener {
 }
 
 /// `listeners[].tls`: terminate TLS on this listener.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawListenerTls {
     #[serde(default)]
@@ -59,7 +59,7 @@ pub struct RawListenerTls {
     pub watch_interval: Option<Dur>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawCertificate {
     pub cert: PathBuf,
@@ -94,7 +94,7 @@ impl<'de> Deserialize<'de> for TlsVersionText {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawAdmin {
     #[serde(default = "default_admin_bind")]
@@ -123,7 +123,7 @@ fn default_admin_bind() -> String {
     "127.0.0.1:9090".to_string()
 }
 
-#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Deserialize, schemars::JsonSchema, Clone, Copy, PartialEq, Eq, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum ForwardedFor {
     #[default]
@@ -132,7 +132,7 @@ pub enum ForwardedFor {
     Off,
 }
 
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, schemars::JsonSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RawProxy {
     #[serde(default)]
@@ -162,7 +162,7 @@ pub struct RawProxy {
     pub http2_max_streams: Option<u32>,
 }
 
-#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Deserialize, schemars::JsonSchema, Clone, Copy, PartialEq, Eq, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum AccessFormat {
     #[default]
@@ -175,7 +175,7 @@ pub enum AccessFormat {
     Off,
 }
 
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, schemars::JsonSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RawLog {
     #[serde(default)]
@@ -189,7 +189,7 @@ pub struct RawLog {
     pub level: Option<String>,
 }
 
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, schemars::JsonSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RawRuntime {
     #[serde(default)]
@@ -198,7 +198,7 @@ pub struct RawRuntime {
     pub shutdown_timeout: Option<Dur>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawFarm {
     pub name: String,
@@ -229,7 +229,7 @@ pub struct RawFarm {
 }
 
 /// `farms[].tls`: how `https://` servers are verified.
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, schemars::JsonSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RawFarmTls {
     #[serde(default)]
@@ -239,7 +239,7 @@ pub struct RawFarmTls {
 }
 
 /// `farms[].affinity`: cookie affinity; the cookie name turns it on.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawAffinity {
     pub cookie: String,
@@ -249,7 +249,7 @@ pub struct RawAffinity {
     pub secret: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawServer {
     pub address: String,
@@ -260,7 +260,7 @@ pub struct RawServer {
 }
 
 /// `farms[].health_check`: the explicit URL test.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawHealthCheck {
     pub url: String,
@@ -281,7 +281,7 @@ pub struct RawHealthCheck {
 }
 
 /// `farms[].live_traffic`: passive checks on client traffic.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawLiveTraffic {
     #[serde(default)]

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use std::fmt;
 
 /// One rule, evaluated in file order.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawRule {
     #[serde(default)]
@@ -38,7 +38,7 @@ pub struct RawMatch {
 }
 
 /// `all` (every condition must hold) or `any` (one is enough).
-#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Deserialize, schemars::JsonSchema, Clone, Copy, PartialEq, Eq, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum ConditionMatch {
     #[default]
@@ -46,7 +46,7 @@ pub enum ConditionMatch {
     Any,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawCondition {
     pub input: String,
@@ -66,7 +66,7 @@ pub enum RawAction {
     None,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawRoute {
     #[serde(default)]
@@ -77,7 +77,7 @@ pub struct RawRoute {
     pub append_query_string: Option<bool>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawRedirect {
     pub url: String,
@@ -87,7 +87,7 @@ pub struct RawRedirect {
     pub append_query_string: Option<bool>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawRespond {
     pub status: u16,

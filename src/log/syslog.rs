@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::time::SystemTime;
 
 /// `log.access_syslog` as written in the file.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawSyslog {
     /// `unix:/dev/log` (a datagram socket) or `udp:HOST:PORT`.
