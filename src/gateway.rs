@@ -151,6 +151,7 @@ pub struct Running {
     pub health: crate::health::HealthHandle,
     watcher: Option<tokio::task::JoinHandle<()>>,
     sweeper: tokio::task::JoinHandle<()>,
+    history: tokio::task::JoinHandle<()>,
 }
 
 impl Running {
@@ -188,6 +189,7 @@ impl Running {
         }
         let health = crate::health::supervisor::spawn(&gateway);
         let sweeper = crate::proxy::pool::spawn_sweeper(Arc::downgrade(&gateway.registry.pools));
+        let history = crate::metrics::history::spawn(Arc::downgrade(&gateway));
         let watcher = path.map(|p| {
             let _ = gateway.config_path.set(p.clone());
             crate::reload::watch_file(gateway.clone(), p)
@@ -197,6 +199,7 @@ impl Running {
             health,
             watcher,
             sweeper,
+            history,
         })
     }
 
@@ -230,6 +233,7 @@ impl Running {
         let left = self.gateway.connections.drain(timeout).await;
         self.health.stop();
         self.sweeper.abort();
+        self.history.abort();
         listeners.stop_admin();
         left
     }

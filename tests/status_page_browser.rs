@@ -1,7 +1,9 @@
 //! The status page in a real browser: headless Chromium loads it from a
 //! running farmgate, the test checks that servers and their states render,
 //! clicks Drain, answers the token prompt like an operator, and sees the
-//! page show the server draining. Fails (does not skip) without Chromium.
+//! page show the server draining; with traffic running, it sees a chart per
+//! farm and a sparkline per server being redrawn under the page's CSP.
+//! Fails (does not skip) without Chromium.
 #![allow(clippy::unwrap_used)]
 
 mod browser;
@@ -179,4 +181,94 @@ async fn status_page_renders_servers_and_drains_one() {
     }
     drop(browser);
     tokio::time::sleep(Duration::from_millis(10)).await;
+}
+
+/// `[farm charts, sparklines, the points of every chart and sparkline]`.
+const CHARTS: &str =
+    "JSON.stringify([document.querySelectorAll('section.farm svg.farm-chart').length, \
+    document.querySelectorAll('tr.server td.spark svg.sparkline').length, \
+    [...document.querySelectorAll('svg.farm-chart polyline.rps, td.spark polyline.rps')] \
+      .map(p => p.getAttribute('points'))])";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_page_draws_live_charts() {
+    let (a, b) = (Backend::named("a").await, Backend::named("b").await);
+    let api = Backend::named("api").await;
+    let mut cfg = with_admin(&farm_config("round_robin", &[&a, &b], "", ""), None);
+    cfg.push_str(&format!(
+        "  - name: api\n    servers:\n      - {{ name: api, address: \"{}\" }}\n\
+         default_farm: web\n",
+        api.addr
+    ));
+    let fg = start(&cfg).await;
+    let url = format!("http://{}/", fg.first_addr());
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let traffic = tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            let http = client();
+            let mut every = tokio::time::interval(Duration::from_millis(20));
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                every.tick().await;
+                get(&http, &url).await;
+            }
+        }
+    });
+
+    let page_url = admin_url(&fg, "/?refresh=500");
+    let browser = Chromium::launch(&page_url).await;
+    let mut page = browser.page().await;
+    page.wait_for(
+        "a chart per farm and a sparkline per server, with points",
+        "document.querySelectorAll('svg.farm-chart').length === 2 && \
+         document.querySelectorAll('td.spark svg.sparkline').length === 3 && \
+         [...document.querySelectorAll('svg.farm-chart polyline.rps')].some(p => p.getAttribute('points').split(' ').length >= 2)",
+    )
+    .await;
+    // Traffic shows: a point of the web chart and of a's sparkline above
+    // the base line (the chart is 110 high, a sparkline 28).
+    page.wait_for(
+        "requests drawn above the base line",
+        "document.querySelector('section.farm[data-farm=\"web\"] svg.farm-chart polyline.rps')\
+           .getAttribute('points').split(' ').some(p => Number(p.split(',')[1]) < 100) && \
+         document.querySelector('tr[data-server=\"a\"] td.spark polyline.rps')\
+           .getAttribute('points').split(' ').some(p => Number(p.split(',')[1]) < 25)",
+    )
+    .await;
+    let first: serde_json::Value =
+        serde_json::from_str(page.eval(CHARTS).await.as_str().unwrap()).unwrap();
+    assert_eq!(first[0], 2, "one chart per farm: {first}");
+    assert_eq!(first[1], 3, "one sparkline per server: {first}");
+    // Two moments: the web farm's chart and a's sparkline are redrawn with
+    // new points while traffic runs.
+    let web_chart = "document.querySelector('section.farm[data-farm=\"web\"] svg.farm-chart polyline.rps').getAttribute('points')";
+    let spark_a = "document.querySelector('tr[data-server=\"a\"] td.spark polyline.rps').getAttribute('points')";
+    let (chart_then, spark_then) = (page.eval(web_chart).await, page.eval(spark_a).await);
+    page.wait_for(
+        "the web chart and a's sparkline redrawn",
+        &format!("{web_chart} !== {chart_then} && {spark_a} !== {spark_then}"),
+    )
+    .await;
+    // The legend says which line is which without colour.
+    let legend = page
+        .eval("document.querySelector('section.farm .legend').textContent")
+        .await;
+    assert!(legend.as_str().unwrap().contains("dashed"), "{legend}");
+    // Drawn under the page's own Content-Security-Policy, with nothing refused.
+    let (_, headers, _) = get(&client(), &page_url).await;
+    assert!(headers["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .contains("default-src 'none'"));
+    let violations = page
+        .eval("document.body.dataset.cspViolations || '0'")
+        .await;
+    assert_eq!(violations, "0");
+
+    let shot = fresh_temp_dir("farmgate-status-charts").join("status-page.png");
+    std::fs::write(&shot, page.screenshot().await).unwrap();
+    assert!(std::fs::metadata(&shot).unwrap().len() > 1000);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    traffic.await.unwrap();
+    drop(browser);
 }

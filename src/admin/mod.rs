@@ -4,10 +4,12 @@
 //!
 //! `router` maps requests to endpoints (one line each), `auth` guards every
 //! state-changing request, `status` builds the JSON, `page` serves the HTML,
-//! `actions` drains, disables, enables and verifies servers.
+//! `actions` drains, disables, enables and verifies servers, `history`
+//! serves the last minutes of every farm and server for the page's charts.
 
 pub mod actions;
 pub mod auth;
+pub mod history;
 pub mod page;
 pub mod router;
 pub mod status;

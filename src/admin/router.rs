@@ -43,11 +43,14 @@ pub async fn route(gw: &Arc<Gateway>, req: Request<Incoming>) -> AdminResponse {
         ["healthz"] if get => healthz(gw),
         ["metrics"] if get => metrics(gw),
         ["api", "status"] if get => json(StatusCode::OK, &status::status(gw)),
+        ["api", "history"] if get => super::history::history(gw, req.uri().query()),
         ["api", "farms", ..] => actions::route(gw, &req).await,
         ["api", "reload"] if post => reload(gw).await,
         ["api", "cache", "purge"] if post => super::cache_purge::purge(gw, req).await,
         // Known paths with the wrong method.
-        [] | ["healthz"] | ["metrics"] | ["api", "status"] => method_not_allowed("GET, HEAD"),
+        [] | ["healthz"] | ["metrics"] | ["api", "status"] | ["api", "history"] => {
+            method_not_allowed("GET, HEAD")
+        }
         ["api", "reload"] | ["api", "cache", "purge"] => method_not_allowed("POST"),
         _ => error(StatusCode::NOT_FOUND, "no such admin endpoint"),
     }
@@ -138,6 +141,19 @@ fn segments(path: &str) -> Option<Vec<String>> {
         .collect()
 }
 
+/// The `key=value` pairs of a query string, percent-decoded (`+` is a
+/// space, as forms send it); pairs that do not decode are left out.
+pub fn query_pairs(query: &str) -> impl Iterator<Item = (String, String)> + '_ {
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .filter_map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let decode = |s: &str| percent_decode(&s.replace('+', " "));
+            Some((decode(k)?, decode(v)?))
+        })
+}
+
 fn percent_decode(s: &str) -> Option<String> {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
@@ -176,5 +192,19 @@ mod tests {
         assert_eq!(percent_decode("a%20b%zz%4").expect("lenient"), "a b%zz%4");
         assert_eq!(percent_decode("%C3%A9").expect("utf8"), "é");
         assert!(percent_decode("%FF").is_none());
+    }
+
+    #[test]
+    fn query_pairs_decode() {
+        let q: Vec<_> = query_pairs("farm=my%20farm&server=a+b&seconds=60&flag&bad=%FF").collect();
+        assert_eq!(
+            q,
+            vec![
+                ("farm".into(), "my farm".into()),
+                ("server".into(), "a b".into()),
+                ("seconds".into(), "60".into()),
+                ("flag".into(), String::new()),
+            ]
+        );
     }
 }

@@ -84,6 +84,26 @@ impl HistogramSnapshot {
     }
 
     /// `(upper bound in seconds, count)` pairs for the OpenMetrics encoder.
+    /// What was observed after `earlier` (a reading of the same
+    /// histogram); everything when there is no earlier reading.
+    pub fn since(&self, earlier: Option<&HistogramSnapshot>) -> HistogramSnapshot {
+        let Some(e) = earlier else {
+            return self.clone();
+        };
+        HistogramSnapshot {
+            buckets: std::array::from_fn(|i| self.buckets[i].saturating_sub(e.buckets[i])),
+            sum_us: self.sum_us.saturating_sub(e.sum_us),
+        }
+    }
+
+    /// Two histograms' observations together (several servers of a farm).
+    pub fn plus(&self, other: &HistogramSnapshot) -> HistogramSnapshot {
+        HistogramSnapshot {
+            buckets: std::array::from_fn(|i| self.buckets[i] + other.buckets[i]),
+            sum_us: self.sum_us + other.sum_us,
+        }
+    }
+
     pub fn encoder_buckets(&self) -> Vec<(f64, u64)> {
         BOUNDS_US
             .iter()

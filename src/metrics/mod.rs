@@ -10,6 +10,7 @@
 
 pub mod collect;
 pub mod histogram;
+pub mod history;
 pub mod listener;
 pub mod names;
 pub mod process;
@@ -38,6 +39,8 @@ pub struct Metrics {
     /// When this gateway started serving.
     pub started_at: SystemTime,
     started: Instant,
+    /// The last minutes of every farm and server, for the status page.
+    pub history: history::History,
 }
 
 impl Metrics {
@@ -54,6 +57,7 @@ impl Metrics {
             registry,
             started_at: SystemTime::now(),
             started: Instant::now(),
+            history: history::History::default(),
         }
     }
 
