@@ -56,7 +56,7 @@ dpkg-deb --contents "$deb"
 # What the package must carry; a missing file fails here, not on a server.
 contents=$(dpkg-deb --contents "$deb")
 for want in ./usr/bin/farmgate ./lib/systemd/system/farmgate.service \
-  ./etc/farmgate/farmgate.yaml ./usr/share/man/man1/farmgate.1.gz \
+  ./etc/farmgate/farmgate.yaml ./etc/logrotate.d/farmgate ./usr/share/man/man1/farmgate.1.gz \
   ./usr/share/bash-completion/completions/farmgate \
   ./usr/share/zsh/vendor-completions/_farmgate \
   ./usr/share/fish/vendor_completions.d/farmgate.fish \

@@ -385,3 +385,35 @@ async fn syslog_over_a_unix_socket() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn syslog_settings_are_checked_with_their_key() {
+    let base = "listeners:\n  - bind: \"127.0.0.1:0\"\nadmin:\n  enabled: false\nfarms:\n  - name: web\n    servers:\n      - address: \"127.0.0.1:9\"\n";
+    let registry = farmgate::farm::StateRegistry::default();
+    for (log, want) in [
+        (
+            "log:\n  access_file: /tmp/a.log\n  access_syslog: { address: \"unix:/dev/log\" }\n",
+            "log.access_syslog: choose one of access_file and access_syslog",
+        ),
+        (
+            "log:\n  access: w3c\n  access_syslog: { address: \"unix:/dev/log\" }\n",
+            "log.access_syslog: the w3c format needs a file",
+        ),
+        (
+            "log:\n  access_syslog: { address: \"/dev/log\" }\n",
+            "log.access_syslog.address: \"/dev/log\": expected unix:/path/to/socket or udp:IP:PORT",
+        ),
+        (
+            "log:\n  access_syslog: { address: \"udp:127.0.0.1:514\", facility: kern }\n",
+            "log.access_syslog.facility: unknown facility \"kern\"",
+        ),
+    ] {
+        let text = format!("{base}{log}");
+        let err = farmgate::config::load_str(&text, "test.yaml", &registry)
+            .err()
+            .unwrap_or_else(|| panic!("accepted:\n{text}"))
+            .to_string();
+        assert!(err.contains(want), "{err}\nwanted: {want}");
+        assert!(err.starts_with("test.yaml:"), "{err}");
+    }
+}
