@@ -92,6 +92,13 @@ impl AccessLog {
         a.access == b.access && a.access_file == b.access_file && a.access_syslog == b.access_syslog
     }
 
+    /// Whether lines carry the Referer and User-Agent (`combined`, `w3c`);
+    /// other formats skip copying them per request.
+    #[inline]
+    pub fn wants_client_headers(&self) -> bool {
+        matches!(self.format, AccessFormat::Combined | AccessFormat::W3c)
+    }
+
     pub fn write(&self, r: &AccessRecord) {
         let line = match self.format {
             AccessFormat::Json => format::json_line(r),

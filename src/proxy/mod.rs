@@ -66,6 +66,15 @@ pub async fn handle(
     let snap = gw.snapshot();
     let mut ex = Exchange::new(started);
     if let Some(log) = gw.access_log() {
+        let header = |name| {
+            log.wants_client_headers()
+                .then(|| req.headers().get(name).cloned())
+                .flatten()
+        };
+        let (referer, user_agent) = (
+            header(http::header::REFERER),
+            header(http::header::USER_AGENT),
+        );
         ex.log_with(
             log,
             AccessRecord {
@@ -82,8 +91,8 @@ pub async fn handle(
                 upstream: None,
                 total: Default::default(),
                 bytes: 0,
-                referer: req.headers().get(http::header::REFERER).cloned(),
-                user_agent: req.headers().get(http::header::USER_AGENT).cloned(),
+                referer,
+                user_agent,
                 aborted: false,
             },
         );
