@@ -198,9 +198,18 @@ fn man() -> ExitCode {
             page.extend_from_slice(format!(".SH \"{}\"\n", name.to_uppercase()).as_bytes());
             // `build` gave each subcommand its bin name, `farmgate run`.
             let sub_man = clap_mangen::Man::new(sub.clone());
-            sub_man.render_synopsis_section(&mut page)?;
-            sub_man.render_description_section(&mut page)?;
-            sub_man.render_options_section(&mut page)?;
+            let mut part = Vec::new();
+            sub_man.render_synopsis_section(&mut part)?;
+            sub_man.render_description_section(&mut part)?;
+            sub_man.render_options_section(&mut part)?;
+            // Its sections become subsections of the command's section.
+            for line in String::from_utf8_lossy(&part).lines() {
+                let line = line
+                    .strip_prefix(".SH ")
+                    .map_or(line.to_string(), |h| format!(".SS {h}"));
+                page.extend_from_slice(line.as_bytes());
+                page.push(b'\n');
+            }
         }
         page.extend_from_slice(MAN_TAIL.as_bytes());
         man.render_version_section(&mut page)?;
