@@ -343,6 +343,14 @@ fn serve(
                 return ExitCode::from(1);
             }
         }
+        // Before any listener binds: see `signals::register`.
+        let signals = match farmgate::signals::register() {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("farmgate: cannot install signal handlers: {e}");
+                return ExitCode::from(1);
+            }
+        };
         let summary = snapshot.summary();
         let file = snapshot.file.clone();
         let started = match &config_path {
@@ -357,9 +365,7 @@ fn serve(
             }
         };
         tracing::info!("serving {file}: {summary}");
-        if let Err(e) = farmgate::signals::install(running.gateway.clone()) {
-            tracing::warn!("signal handlers not installed (HUP, USR1, USR2, WINCH): {e}");
-        }
+        let shutdown = signals.serve(running.gateway.clone());
         farmgate::notify::ready(&summary);
         let _watchdog = farmgate::notify::spawn_watchdog();
         if demo {
@@ -374,7 +380,7 @@ fn serve(
                 farmgate::demo::banner(running.first_addr(), tls_addr, running.admin_addr())
             );
         }
-        farmgate::signals::wait_for_shutdown().await;
+        shutdown.wait().await;
         farmgate::notify::stopping();
         // A reload may have changed it.
         let shutdown_timeout = running.gateway.snapshot().runtime.shutdown_timeout;

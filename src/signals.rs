@@ -3,7 +3,7 @@
 //!
 //! | signal | does |
 //! |---|---|
-//! | `TERM`, `INT` | graceful shutdown (`wait_for_shutdown`) |
+//! | `TERM`, `INT` | graceful shutdown (`Shutdown::wait`) |
 //! | `HUP` | reload the config file (`systemctl reload`) |
 //! | `USR1` | reopen the access log file (logrotate's `postrotate`) |
 //! | `USR2` | binary upgrade: not supported yet, logged and ignored |
@@ -11,54 +11,87 @@
 
 use crate::gateway::Gateway;
 use std::sync::Arc;
-use tokio::signal::unix::{signal, SignalKind};
+use tokio::signal::unix::{signal, Signal, SignalKind};
 
-/// Starts the tasks answering HUP, USR1, USR2 and WINCH. Installing a
-/// handler is what keeps the default action (terminate) from happening.
-pub fn install(gw: Arc<Gateway>) -> std::io::Result<()> {
-    let mut hup = signal(SignalKind::hangup())?;
-    let mut usr1 = signal(SignalKind::user_defined1())?;
-    let mut usr2 = signal(SignalKind::user_defined2())?;
-    let mut winch = signal(SignalKind::window_change())?;
-    let reload_gw = gw.clone();
-    tokio::spawn(async move {
-        while hup.recv().await.is_some() {
-            crate::reload::reload(&reload_gw, "signal").await;
-        }
-    });
-    tokio::spawn(async move {
-        while usr1.recv().await.is_some() {
-            match gw.access_log() {
-                Some(log) => log.reopen(),
-                None => tracing::info!("SIGUSR1: the access log is off; nothing to reopen"),
-            }
-        }
-    });
-    tokio::spawn(async move {
-        while usr2.recv().await.is_some() {
-            tracing::warn!("SIGUSR2 (binary upgrade) is not supported yet; ignored, still serving");
-        }
-    });
-    tokio::spawn(async move {
-        while winch.recv().await.is_some() {
-            tracing::debug!("SIGWINCH ignored");
-        }
-    });
-    Ok(())
+/// Every signal farmgate answers, registered: from here on none of them
+/// has its default action (terminate), even before `serve` runs; one that
+/// arrives in between is handled when `serve` starts.
+pub struct Signals {
+    hup: Signal,
+    usr1: Signal,
+    usr2: Signal,
+    winch: Signal,
+    shutdown: Shutdown,
 }
 
-/// Returns at the first SIGTERM or SIGINT.
-pub async fn wait_for_shutdown() {
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::warn!("SIGTERM will not stop farmgate gracefully: {e}");
-            let _ = tokio::signal::ctrl_c().await;
-            return;
+/// SIGTERM and SIGINT, for `Shutdown::wait`.
+pub struct Shutdown {
+    term: Signal,
+    int: Signal,
+}
+
+/// Registers the handlers; call it before the listeners bind, so a client
+/// that sees farmgate listening can also signal it safely. Needs a runtime.
+pub fn register() -> std::io::Result<Signals> {
+    Ok(Signals {
+        hup: signal(SignalKind::hangup())?,
+        usr1: signal(SignalKind::user_defined1())?,
+        usr2: signal(SignalKind::user_defined2())?,
+        winch: signal(SignalKind::window_change())?,
+        shutdown: Shutdown {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        },
+    })
+}
+
+impl Signals {
+    /// Starts the tasks answering HUP, USR1, USR2 and WINCH for `gw`;
+    /// returns what `run` waits on to shut down.
+    pub fn serve(self, gw: Arc<Gateway>) -> Shutdown {
+        let Signals {
+            mut hup,
+            mut usr1,
+            mut usr2,
+            mut winch,
+            shutdown,
+        } = self;
+        let reload_gw = gw.clone();
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                crate::reload::reload(&reload_gw, "signal").await;
+            }
+        });
+        tokio::spawn(async move {
+            while usr1.recv().await.is_some() {
+                match gw.access_log() {
+                    Some(log) => log.reopen(),
+                    None => tracing::info!("SIGUSR1: the access log is off; nothing to reopen"),
+                }
+            }
+        });
+        tokio::spawn(async move {
+            while usr2.recv().await.is_some() {
+                tracing::warn!(
+                    "SIGUSR2 (binary upgrade) is not supported yet; ignored, still serving"
+                );
+            }
+        });
+        tokio::spawn(async move {
+            while winch.recv().await.is_some() {
+                tracing::debug!("SIGWINCH ignored");
+            }
+        });
+        shutdown
+    }
+}
+
+impl Shutdown {
+    /// Returns at the first SIGTERM or SIGINT.
+    pub async fn wait(mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
     }
 }
