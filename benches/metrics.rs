@@ -5,7 +5,6 @@
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use farmgate::farm::state::Attempt;
 use farmgate::farm::{ServerKey, ServerState};
-use farmgate::health::FarmHealth;
 use farmgate::metrics::histogram::LatencyHistogram;
 use farmgate::metrics::status_codes::StatusCounts;
 use std::time::Duration;
@@ -15,21 +14,17 @@ fn record(c: &mut Criterion) {
         farm: "web".into(),
         server: "web1".into(),
     });
-    // No live-traffic settings: the cost of counting alone.
-    let farm = FarmHealth::none("web", &[]);
+    // The cost of counting alone (live-traffic checks are `health/`'s).
     c.bench_function("server record_attempt (200, 7 ms)", |b| {
         b.iter(|| {
-            state.record_attempt(
-                black_box(Attempt::Response {
-                    status: 200,
-                    latency: Duration::from_micros(7_000),
-                }),
-                &farm,
-            )
+            state.record_attempt(black_box(Attempt::Response {
+                status: 200,
+                latency: Duration::from_micros(7_000),
+            }))
         })
     });
     c.bench_function("server record_attempt (connect failure)", |b| {
-        b.iter(|| state.record_attempt(black_box(Attempt::Failed { reason: "connect" }), &farm))
+        b.iter(|| state.record_attempt(black_box(Attempt::Failed { reason: "connect" })))
     });
     let codes = StatusCounts::default();
     c.bench_function("listener status count", |b| {

@@ -36,7 +36,7 @@ fn farm(algorithm: &str, servers: usize, registry: &StateRegistry) -> Farm {
             .latency
             .observe(Duration::from_micros(500 + (i % 13) as u64 * 100));
     }
-    farm
+    farm.farm
 }
 
 fn selection(c: &mut Criterion) {

@@ -166,6 +166,30 @@ pub fn framing(data: &[u8]) {
     }
 }
 
+/// The PROXY protocol header parser: never panics; a header it accepts
+/// ends inside the input, and a proxied address survives a v2 round trip;
+/// more bytes after a complete header change nothing.
+pub fn proxy_protocol(data: &[u8]) {
+    use farmgate::listener::proxy_protocol::{encode_v2, parse, Header};
+    let Ok((header, used)) = parse(data) else {
+        return;
+    };
+    assert!(used <= data.len());
+    let mut longer = data[..used].to_vec();
+    longer.extend_from_slice(b"GET / HTTP/1.1\r\n");
+    assert_eq!(parse(&longer), Ok((header, used)));
+    if let Header::Proxied {
+        source,
+        destination,
+    } = header
+    {
+        if source.is_ipv4() == destination.is_ipv4() {
+            let again = encode_v2(source, destination);
+            assert_eq!(parse(&again), Ok((header, again.len())));
+        }
+    }
+}
+
 /// A target's check.
 pub type Check = fn(&[u8]);
 
@@ -177,4 +201,5 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("cache_control", cache_control),
     ("affinity", affinity),
     ("framing", framing),
+    ("proxy_protocol", proxy_protocol),
 ];

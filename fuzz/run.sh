@@ -20,7 +20,7 @@ seconds="${1:-60}"
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-    targets=(rules config units status_ranges cache_control affinity framing)
+    targets=(rules config units status_ranges cache_control affinity framing proxy_protocol)
 fi
 
 if ! rustup toolchain list | grep -q '^nightly'; then

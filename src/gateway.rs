@@ -1,48 +1,57 @@
-//! The running proxy: the current runtime snapshot (one `ArcSwap`), the
-//! long-lived server state, the backend connection pools, the listeners, and
-//! graceful shutdown. Binary, tests and benches all start farmgate here.
+//! The running proxy's state: the current runtime snapshot (one `ArcSwap`),
+//! the long-lived server state, the backend connection pools, the listeners.
+//! Starting and stopping it is `running.rs`, one layer up.
 
 use crate::config::Snapshot;
 use crate::farm::StateRegistry;
+use crate::history::History;
 use crate::listener::set::{BoundListener, ListenerSet};
-use crate::listener::ConnTracker;
+use crate::listener::{ConnTracker, ListenerHandle, Serving};
 use crate::log::access::AccessLog;
+use crate::metrics::reload::ReloadStats;
 use crate::metrics::Metrics;
 use crate::proxy::connector::Connector;
 use crate::proxy::upstream::Upstream;
-use crate::reload::ReloadStats;
+use crate::request::Shared;
 use crate::tls::TlsRegistry;
-use arc_swap::{ArcSwap, ArcSwapOption};
+use arc_swap::ArcSwap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
 
 /// State shared by every connection and background task.
 pub struct Gateway {
-    snapshot: ArcSwap<Snapshot>,
+    /// What the listeners and the request path take from here, resolved
+    /// once: the snapshot, the upstream, the access log and the rest.
+    pub serving: Arc<Serving>,
     pub registry: Arc<StateRegistry>,
-    /// Sends requests to backends over pooled connections.
-    pub upstream: Upstream,
     connector: Connector,
-    access_log: ArcSwapOption<AccessLog>,
     shutting_down: AtomicBool,
     pub connections: Arc<ConnTracker>,
     /// Listener and reload statistics and the Prometheus registry.
-    pub metrics: Metrics,
+    pub metrics: Arc<Metrics>,
     /// Wakes the health task (a new snapshot, a changed server).
     pub(crate) health_wake: Arc<tokio::sync::Notify>,
     /// Every running TLS listener: its settings, certificates and counters.
-    pub tls: TlsRegistry,
+    pub tls: Arc<TlsRegistry>,
     /// The running listeners; locked by start, reload and shutdown only.
     pub(crate) listeners: tokio::sync::Mutex<ListenerSet>,
     bound: ArcSwap<Bound>,
-    /// Bumped by every `install`, so long-lived loops notice new settings.
-    generation: AtomicU64,
     config_path: OnceLock<PathBuf>,
+    /// Starts the admin server on a socket; set once at start by
+    /// `running.rs` (the admin API sits above the gateway).
+    admin_starter: OnceLock<AdminStarter>,
     pub reloads: ReloadStats,
+    /// The last minutes of every farm and server, for the status page.
+    pub history: History,
+    /// Binary upgrade: how to start again, and whether a new process took over.
+    pub upgrade: crate::upgrade::Upgrader,
 }
+
+/// How the admin server is started on a bound socket.
+pub type AdminStarter =
+    Box<dyn Fn(tokio::net::TcpListener) -> std::io::Result<ListenerHandle> + Send + Sync>;
 
 /// Where the listeners run now.
 #[derive(Debug, Default)]
@@ -58,29 +67,38 @@ impl Gateway {
         snapshot.backend_tls.warn_insecure();
         let upstream = Upstream::new(connector.clone());
         let access_log = AccessLog::start(&snapshot.log)?;
-        Ok(Arc::new_cyclic(|me| Gateway {
-            snapshot: ArcSwap::from_pointee(snapshot),
+        let connections = Arc::new(ConnTracker::default());
+        let metrics = Arc::new(Metrics::new());
+        let tls = Arc::new(TlsRegistry::default());
+        let serving = Arc::new(Serving {
+            shared: Arc::new(Shared::new(snapshot, upstream, access_log)),
+            connections: connections.clone(),
+            metrics: metrics.clone(),
+            tls: tls.clone(),
+        });
+        Ok(Arc::new(Gateway {
+            serving,
             registry,
-            upstream,
             connector,
-            access_log: ArcSwapOption::new(access_log),
             shutting_down: AtomicBool::new(false),
-            connections: Arc::new(ConnTracker::default()),
-            metrics: Metrics::new(me.clone()),
+            connections,
+            metrics,
             health_wake: Arc::new(tokio::sync::Notify::new()),
-            tls: TlsRegistry::default(),
+            tls,
             listeners: tokio::sync::Mutex::new(ListenerSet::default()),
             bound: ArcSwap::from_pointee(Bound::default()),
-            generation: AtomicU64::new(0),
             config_path: OnceLock::new(),
+            admin_starter: OnceLock::new(),
             reloads: ReloadStats::default(),
+            history: History::default(),
+            upgrade: Default::default(),
         }))
     }
 
     /// The snapshot a request uses from start to end.
     #[inline]
     pub fn snapshot(&self) -> Arc<Snapshot> {
-        self.snapshot.load_full()
+        self.serving.shared.snapshot()
     }
 
     /// Installs a new snapshot; requests in flight keep the one they loaded.
@@ -88,23 +106,22 @@ impl Gateway {
         let old = self.snapshot();
         if !AccessLog::same(&old.log, &snapshot.log) {
             match AccessLog::start(&snapshot.log) {
-                Ok(log) => self.access_log.store(log),
+                Ok(log) => self.serving.shared.set_access_log(log),
                 Err(e) => tracing::error!("access log not changed: {e}"),
             }
         }
         self.connector.set_timeout(snapshot.proxy.connect_timeout);
         self.connector.set_tls(snapshot.backend_tls.clone());
         snapshot.backend_tls.warn_insecure();
-        self.snapshot.store(Arc::new(snapshot));
+        self.serving.shared.store(Arc::new(snapshot));
         self.registry.prune();
-        self.generation.fetch_add(1, Ordering::Release);
         self.health_wake.notify_one();
     }
 
     /// Changes with every installed snapshot.
     #[inline]
     pub fn generation(&self) -> u64 {
-        self.generation.load(Ordering::Acquire)
+        self.serving.shared.generation()
     }
 
     /// The config file this gateway reloads from (none for the demo).
@@ -136,105 +153,35 @@ impl Gateway {
 
     #[inline]
     pub fn access_log(&self) -> Option<Arc<AccessLog>> {
-        self.access_log.load_full()
+        self.serving.shared.access_log()
+    }
+
+    /// Reloads read this file from now on.
+    pub(crate) fn set_config_path(&self, path: PathBuf) {
+        let _ = self.config_path.set(path);
+    }
+
+    /// Sets how the admin server starts (once, at start).
+    pub(crate) fn set_admin_starter(&self, start: AdminStarter) {
+        let _ = self.admin_starter.set(start);
+    }
+
+    /// Starts the admin server on `tcp` (start-up, or a reload that moved it).
+    pub fn start_admin(&self, tcp: tokio::net::TcpListener) -> std::io::Result<ListenerHandle> {
+        match self.admin_starter.get() {
+            Some(start) => start(tcp),
+            None => Err(std::io::Error::other(
+                "the admin API is not part of this gateway",
+            )),
+        }
+    }
+
+    /// Marks the gateway as going down (reload watchers stop).
+    pub(crate) fn begin_shutdown(&self) {
+        self.shutting_down.store(true, Ordering::Relaxed);
     }
 
     pub fn is_shutting_down(&self) -> bool {
         self.shutting_down.load(Ordering::Relaxed)
-    }
-}
-
-/// A started farmgate: its gateway and its background tasks.
-pub struct Running {
-    pub gateway: Arc<Gateway>,
-    /// The background health task (probes, probation, minimum servers).
-    pub health: crate::health::HealthHandle,
-    watcher: Option<tokio::task::JoinHandle<()>>,
-    sweeper: tokio::task::JoinHandle<()>,
-    history: tokio::task::JoinHandle<()>,
-}
-
-impl Running {
-    /// Binds every listener of the snapshot and starts serving.
-    pub async fn start(
-        snapshot: Snapshot,
-        registry: Arc<StateRegistry>,
-    ) -> std::io::Result<Running> {
-        Self::start_inner(snapshot, registry, None).await
-    }
-
-    /// Like `start`, and reloads when the file at `path` changes (and on
-    /// `POST /api/reload`).
-    pub async fn start_watching(
-        snapshot: Snapshot,
-        registry: Arc<StateRegistry>,
-        path: PathBuf,
-    ) -> std::io::Result<Running> {
-        Self::start_inner(snapshot, registry, Some(path)).await
-    }
-
-    async fn start_inner(
-        snapshot: Snapshot,
-        registry: Arc<StateRegistry>,
-        path: Option<PathBuf>,
-    ) -> std::io::Result<Running> {
-        let gateway = Gateway::new(snapshot, registry)?;
-        gateway.reloads.mark_loaded_now();
-        {
-            let mut set = gateway.listeners.lock().await;
-            let snap = gateway.snapshot();
-            let prepared = set.prepare(&snap)?;
-            set.commit(prepared, &snap, &gateway).await?;
-            gateway.publish_listeners(&set);
-        }
-        let health = crate::health::supervisor::spawn(&gateway);
-        let sweeper = crate::proxy::pool::spawn_sweeper(Arc::downgrade(&gateway.registry.pools));
-        let history = crate::metrics::history::spawn(Arc::downgrade(&gateway));
-        let watcher = path.map(|p| {
-            let _ = gateway.config_path.set(p.clone());
-            crate::reload::watch_file(gateway.clone(), p)
-        });
-        Ok(Running {
-            gateway,
-            health,
-            watcher,
-            sweeper,
-            history,
-        })
-    }
-
-    /// The bound address of the listener named `name`.
-    pub fn addr(&self, name: &str) -> Option<SocketAddr> {
-        self.gateway
-            .bound_listeners()
-            .iter()
-            .find(|l| &*l.name == name)
-            .map(|l| l.addr)
-    }
-
-    /// The first traffic listener's bound address.
-    pub fn first_addr(&self) -> SocketAddr {
-        self.gateway.bound_listeners()[0].addr
-    }
-
-    pub fn admin_addr(&self) -> Option<SocketAddr> {
-        self.gateway.admin_addr()
-    }
-
-    /// Stops accepting, lets in-flight requests finish for up to `timeout`,
-    /// then returns. Returns how many connections were still open.
-    pub async fn shutdown(self, timeout: Duration) -> usize {
-        self.gateway.shutting_down.store(true, Ordering::Relaxed);
-        if let Some(w) = &self.watcher {
-            w.abort();
-        }
-        let listeners = self.gateway.listeners.lock().await;
-        listeners.stop_traffic();
-        let left = self.gateway.connections.drain(timeout).await;
-        self.health.stop();
-        self.sweeper.abort();
-        self.history.abort();
-        listeners.stop_admin();
-        left
     }
 }

@@ -1,14 +1,25 @@
-//! The `farmgate` command: `run`, `check`, `demo`, `gen-certs`, and the
+//! The `farmgate` command: `run`, `check`, `demo`, `gen-certs`, `upgrade`, and the
 //! operator's helpers `completions` and `man`.
 
 use clap::{CommandFactory, Parser, Subcommand};
 use farmgate::config::{self, ConfigErrors, Snapshot};
 use farmgate::farm::StateRegistry;
+use farmgate::upgrade::takeover::Takeover;
+use farmgate::upgrade::StartCommand;
 use farmgate::Running;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
+
+/// How `serve` starts: taking over from an older process, and how to start
+/// this binary again for the next upgrade (None: it cannot, as the demo).
+#[derive(Default)]
+struct Start {
+    takeover: Option<Takeover>,
+    start: Option<StartCommand>,
+}
 
 #[derive(Parser)]
 #[command(
@@ -56,6 +67,24 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:8443")]
         tls_listen: SocketAddr,
     },
+    /// Replace a running farmgate with a new process of this binary (a new
+    /// version, changed runtime settings) without losing a request: sends it
+    /// SIGUSR2 and, with a pid file, waits until the new process serves.
+    Upgrade {
+        /// The running farmgate's pid.
+        #[arg(
+            long,
+            conflicts_with = "pid_file",
+            required_unless_present = "pid_file"
+        )]
+        pid: Option<i32>,
+        /// The pid file it writes (`runtime.pid_file`).
+        #[arg(long)]
+        pid_file: Option<PathBuf>,
+        /// How long to wait for the new process (with --pid-file).
+        #[arg(long, default_value = "60")]
+        timeout_seconds: u64,
+    },
     /// Write a development CA and a localhost certificate signed by it
     /// (for development only: never trust this CA outside your machine).
     GenCerts {
@@ -90,16 +119,42 @@ enum CheckFormat {
 }
 
 fn main() -> ExitCode {
+    // Before anything can replace the file: a binary upgrade starts this path again.
+    let program = std::env::current_exe();
     let cli = Cli::parse();
     match cli.command {
         Command::Check { config, format } => check(&config, format),
         Command::Run { config } => {
+            let takeover = match Takeover::from_env() {
+                None => None,
+                Some(Ok(t)) => Some(t),
+                Some(Err(e)) => {
+                    eprintln!("farmgate: binary upgrade: {e}");
+                    return ExitCode::from(1);
+                }
+            };
             let registry = Arc::new(StateRegistry::default());
             match config::load_file(&config, &registry) {
-                Ok(snapshot) => serve(snapshot, registry, Some(config)),
-                Err(errors) => report(&errors),
+                Ok(snapshot) => {
+                    let start = program.ok().map(|program| StartCommand {
+                        program,
+                        args: std::env::args_os().skip(1).collect(),
+                    });
+                    serve(snapshot, registry, Some(config), Start { takeover, start })
+                }
+                Err(errors) => {
+                    if let Some(t) = takeover {
+                        t.failed(&format!("{errors}"));
+                    }
+                    report(&errors)
+                }
             }
         }
+        Command::Upgrade {
+            pid,
+            pid_file,
+            timeout_seconds,
+        } => upgrade_command(pid, pid_file, Duration::from_secs(timeout_seconds)),
         Command::GenCerts { out, names } => gen_certs(&out, &names),
         Command::Completions { shell } => {
             clap_complete::generate(
@@ -122,7 +177,7 @@ fn main() -> ExitCode {
         } => {
             let registry = Arc::new(StateRegistry::default());
             match demo_snapshot(listen, admin, tls_listen, &registry) {
-                Ok(snapshot) => serve(snapshot, registry, None),
+                Ok(snapshot) => serve(snapshot, registry, None, Start::default()),
                 Err(errors) => report(&errors),
             }
         }
@@ -236,8 +291,11 @@ Reload the config file.
 \\fBUSR1\\fR
 Reopen the access log file (after logrotate moved it).
 .TP
-\\fBUSR2\\fR, \\fBWINCH\\fR
-Ignored (USR2 is reserved for binary upgrade).
+\\fBUSR2\\fR
+Binary upgrade: start the binary on disk again, hand it the listening sockets, finish what this process holds, exit.
+.TP
+\\fBWINCH\\fR
+Ignored.
 .SH FILES
 .TP
 /etc/farmgate/farmgate.yaml
@@ -311,7 +369,9 @@ fn serve(
     snapshot: Snapshot,
     registry: Arc<StateRegistry>,
     config_path: Option<PathBuf>,
+    how: Start,
 ) -> ExitCode {
+    let Start { takeover, start } = how;
     let demo = config_path.is_none();
     farmgate::log::init(&snapshot.log.level);
     farmgate::listener::limit::raise_fd_limit(&snapshot);
@@ -353,6 +413,15 @@ fn serve(
         };
         let summary = snapshot.summary();
         let file = snapshot.file.clone();
+        let pid_file = snapshot.runtime.pid_file.clone();
+        if let Some(t) = &takeover {
+            // Before the first request: drained stays drained, down stays down.
+            let kept = t.apply(&snapshot);
+            tracing::info!(
+                "binary upgrade: taking over from pid {}; {kept} server(s) keep a drained, disabled or down state",
+                t.from_pid
+            );
+        }
         let started = match &config_path {
             Some(path) => Running::start_watching(snapshot, registry, path.clone()).await,
             None => Running::start(snapshot, registry).await,
@@ -360,10 +429,31 @@ fn serve(
         let running = match started {
             Ok(r) => r,
             Err(e) => {
+                if let Some(t) = takeover {
+                    t.failed(&e.to_string());
+                }
                 eprintln!("farmgate: {e}");
                 return ExitCode::from(1);
             }
         };
+        if let Some(start) = start {
+            running.gateway.upgrade.enable(start);
+        }
+        if let Some(path) = &pid_file {
+            if let Err(e) = std::fs::write(path, format!("{}\n", std::process::id())) {
+                tracing::warn!("cannot write the pid file {}: {e}", path.display());
+            }
+        }
+        if let Some(t) = takeover {
+            farmgate::upgrade::takeover::close_unused();
+            let from = t.from_pid;
+            match t.ready() {
+                Ok(()) => tracing::info!("took over from pid {from}"),
+                Err(e) => tracing::warn!("could not tell pid {from} that this process serves: {e}"),
+            }
+            // Under systemd this process becomes the unit's main process.
+            farmgate::notify::main_pid();
+        }
         tracing::info!("serving {file}: {summary}");
         let shutdown = signals.serve(running.gateway.clone());
         farmgate::notify::ready(&summary);
@@ -380,7 +470,22 @@ fn serve(
                 farmgate::demo::banner(running.first_addr(), tls_addr, running.admin_addr())
             );
         }
-        shutdown.wait().await;
+        if let Some(new_pid) = shutdown.wait(&running.gateway).await {
+            tracing::info!(
+                "handed over to pid {new_pid}: no new connections; finishing {} connection(s) and {} upgraded connection(s)",
+                running.gateway.connections.active(),
+                farmgate::proxy::upgrade::open_tunnels()
+            );
+            let done = running.retire().await;
+            tracing::info!(
+                "drained after the upgrade to pid {new_pid}: {} connection(s) and {} upgraded connection(s) finished in {:.1}s, {} closed at the deadline",
+                done.connections,
+                done.upgraded,
+                done.took.as_secs_f64(),
+                done.left
+            );
+            return ExitCode::SUCCESS;
+        }
         farmgate::notify::stopping();
         // A reload may have changed it.
         let shutdown_timeout = running.gateway.snapshot().runtime.shutdown_timeout;
@@ -389,7 +494,62 @@ fn serve(
         if left > 0 {
             tracing::warn!("{left} connection(s) still open at the shutdown timeout");
         }
+        if let Some(path) = &pid_file {
+            // Unless a newer process wrote its own since.
+            let ours = std::fs::read_to_string(path)
+                .is_ok_and(|p| p.trim() == std::process::id().to_string());
+            if ours {
+                let _ = std::fs::remove_file(path);
+            }
+        }
         tracing::info!("stopped");
         ExitCode::SUCCESS
     })
+}
+
+/// `farmgate upgrade`: SIGUSR2 to the running process; with a pid file,
+/// waits until a new pid serves.
+fn upgrade_command(pid: Option<i32>, pid_file: Option<PathBuf>, timeout: Duration) -> ExitCode {
+    let read_pid =
+        |path: &Path| -> Option<i32> { std::fs::read_to_string(path).ok()?.trim().parse().ok() };
+    let old = match (pid, &pid_file) {
+        (Some(p), _) => p,
+        (None, Some(path)) => match read_pid(path) {
+            Some(p) => p,
+            None => {
+                eprintln!("farmgate: no pid in {}", path.display());
+                return ExitCode::from(1);
+            }
+        },
+        (None, None) => unreachable_usage(),
+    };
+    let Some(target) = rustix::process::Pid::from_raw(old) else {
+        eprintln!("farmgate: {old} is not a pid");
+        return ExitCode::from(1);
+    };
+    if let Err(e) = rustix::process::kill_process(target, rustix::process::Signal::USR2) {
+        eprintln!("farmgate: cannot signal pid {old}: {e}");
+        return ExitCode::from(1);
+    }
+    let Some(path) = pid_file else {
+        println!("sent SIGUSR2 to pid {old}; its log says when the new process serves");
+        return ExitCode::SUCCESS;
+    };
+    let deadline = std::time::Instant::now() + timeout;
+    while std::time::Instant::now() < deadline {
+        if let Some(new) = read_pid(&path).filter(|&p| p != old) {
+            println!("upgraded: pid {old} -> {new}");
+            return ExitCode::SUCCESS;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    eprintln!(
+        "farmgate: no new process took over from pid {old} within {timeout:?}; pid {old} keeps serving and its log says why"
+    );
+    ExitCode::from(1)
+}
+
+fn unreachable_usage() -> ! {
+    eprintln!("farmgate: upgrade needs --pid or --pid-file");
+    std::process::exit(2)
 }

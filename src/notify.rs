@@ -18,6 +18,13 @@ pub fn ready(status: &str) {
     send(&[NotifyState::Ready, NotifyState::Status(status)]);
 }
 
+/// This process is now the service's main process: it took over from the
+/// old one in a binary upgrade (the unit needs `NotifyAccess=all`, as the
+/// new process is not the main one when it says so).
+pub fn main_pid() {
+    send(&[NotifyState::MainPid(std::process::id())]);
+}
+
 /// A reload starts. MONOTONIC_USEC lets `Type=notify-reload` units match it.
 pub fn reloading() {
     let mut states = vec![NotifyState::Reloading];

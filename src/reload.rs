@@ -7,66 +7,17 @@
 
 use crate::config;
 use crate::gateway::Gateway;
-use serde::Serialize;
+use crate::metrics::reload::unix_ms;
+pub use crate::metrics::reload::{ReloadEvent, ReloadStats};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
 
 /// How often the config file's metadata is looked at (a change serves
 /// after two looks, so about 100-200 ms after the write). Polling (not inotify)
 /// sees every way a file gets replaced: in-place writes, editors that write
 /// a temp file and rename it, symlink swaps (Kubernetes ConfigMaps).
 pub const WATCH_INTERVAL: Duration = Duration::from_millis(100);
-
-/// Reload counters and the last outcome, for metrics and /api/status.
-#[derive(Debug, Default)]
-pub struct ReloadStats {
-    pub successes: AtomicU64,
-    pub failures: AtomicU64,
-    /// Unix time in milliseconds of the last successful load (start-up counts).
-    pub last_success_ms: AtomicU64,
-    last: Mutex<Option<ReloadEvent>>,
-}
-
-/// The outcome of the latest reload attempt.
-#[derive(Debug, Clone, Serialize)]
-pub struct ReloadEvent {
-    /// Unix time in seconds.
-    pub at: f64,
-    pub ok: bool,
-    /// `file`, `signal`, `admin`.
-    pub trigger: &'static str,
-    /// A summary when it worked; every problem (`file:line:col: key: msg`) when not.
-    pub message: String,
-    pub duration_ms: f64,
-}
-
-impl ReloadStats {
-    pub fn last(&self) -> Option<ReloadEvent> {
-        self.last.lock().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-
-    pub fn mark_loaded_now(&self) {
-        self.last_success_ms.store(unix_ms(), Ordering::Relaxed);
-    }
-
-    fn record(&self, event: ReloadEvent) {
-        if event.ok {
-            self.successes.fetch_add(1, Ordering::Relaxed);
-            self.mark_loaded_now();
-        } else {
-            self.failures.fetch_add(1, Ordering::Relaxed);
-        }
-        *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some(event);
-    }
-}
-
-fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
 
 /// Reads, validates and applies the config file. Reloads are serialised.
 pub async fn reload(gw: &Arc<Gateway>, trigger: &'static str) -> ReloadEvent {
@@ -113,7 +64,10 @@ async fn apply_file(gw: &Arc<Gateway>) -> Result<String, String> {
     let summary = snapshot.summary();
     gw.install(snapshot);
     let current = gw.snapshot();
-    let applied = listeners.commit(prepared, &current, gw).await;
+    let admin = |tcp| gw.start_admin(tcp);
+    let applied = listeners
+        .commit(prepared, &current, &gw.serving, admin)
+        .await;
     gw.publish_listeners(&listeners);
     applied.map_err(|e| format!("the new config is serving, but: {e}"))?;
     Ok(summary)

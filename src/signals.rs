@@ -6,7 +6,7 @@
 //! | `TERM`, `INT` | graceful shutdown (`Shutdown::wait`) |
 //! | `HUP` | reload the config file (`systemctl reload`) |
 //! | `USR1` | reopen the access log file (logrotate's `postrotate`) |
-//! | `USR2` | binary upgrade: not supported yet, logged and ignored |
+//! | `USR2` | binary upgrade (`crate::handover`); the outcome is logged |
 //! | `WINCH` | ignored (nginx stops its workers on it; farmgate has none) |
 
 use crate::gateway::Gateway;
@@ -56,7 +56,7 @@ impl Signals {
             mut winch,
             shutdown,
         } = self;
-        let reload_gw = gw.clone();
+        let (reload_gw, usr1_gw, upgrade_gw) = (gw.clone(), gw.clone(), gw);
         tokio::spawn(async move {
             while hup.recv().await.is_some() {
                 crate::reload::reload(&reload_gw, "signal").await;
@@ -64,7 +64,7 @@ impl Signals {
         });
         tokio::spawn(async move {
             while usr1.recv().await.is_some() {
-                match gw.access_log() {
+                match usr1_gw.access_log() {
                     Some(log) => log.reopen(),
                     None => tracing::info!("SIGUSR1: the access log is off; nothing to reopen"),
                 }
@@ -72,9 +72,9 @@ impl Signals {
         });
         tokio::spawn(async move {
             while usr2.recv().await.is_some() {
-                tracing::warn!(
-                    "SIGUSR2 (binary upgrade) is not supported yet; ignored, still serving"
-                );
+                tracing::info!("SIGUSR2: binary upgrade");
+                // Refused or failed: logged there, and this process serves on.
+                let _ = crate::handover::upgrade(&upgrade_gw).await;
             }
         });
         tokio::spawn(async move {
@@ -87,11 +87,13 @@ impl Signals {
 }
 
 impl Shutdown {
-    /// Returns at the first SIGTERM or SIGINT.
-    pub async fn wait(mut self) {
+    /// Returns at the first SIGTERM or SIGINT (None: shut down), or once a
+    /// new process took over from this one (binary upgrade): its pid.
+    pub async fn wait(mut self, gw: &Gateway) -> Option<u32> {
         tokio::select! {
-            _ = self.term.recv() => {}
-            _ = self.int.recv() => {}
+            _ = self.term.recv() => None,
+            _ = self.int.recv() => None,
+            pid = gw.upgrade.handed_over() => Some(pid),
         }
     }
 }

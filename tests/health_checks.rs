@@ -4,7 +4,7 @@
 
 mod common;
 use common::*;
-use farmgate::farm::ServerState;
+use farmgate::health::ServerHealth;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -58,9 +58,10 @@ fn check(extra: &str) -> String {
     )
 }
 
-fn state(fg: &farmgate::Running, name: &str) -> Arc<ServerState> {
+fn state(fg: &farmgate::Running, name: &str) -> Arc<ServerHealth> {
     let snap = fg.gateway.snapshot();
-    snap.farms[0].server_by_name(name).unwrap().1.state.clone()
+    let (index, _) = snap.farms[0].server_by_name(name).unwrap();
+    snap.farms[0].health.server(index).clone()
 }
 
 #[tokio::test]
@@ -92,7 +93,7 @@ async fn killed_backend_leaves_rotation_within_interval_plus_timeout() {
         "b out of rotation",
         || {
             let sb = sb.clone();
-            async move { !sb.in_rotation() }
+            async move { !sb.state.in_rotation() }
         },
     )
     .await;
@@ -110,7 +111,7 @@ async fn killed_backend_leaves_rotation_within_interval_plus_timeout() {
         assert_eq!(status, 200);
         assert_ne!(body, "b");
     }
-    assert_eq!(sb.health.counters.went_down.load(Ordering::Relaxed), 1);
+    assert_eq!(sb.counters.went_down.load(Ordering::Relaxed), 1);
 }
 
 #[tokio::test]
@@ -148,7 +149,7 @@ async fn restarted_backend_returns_after_healthy_threshold_passes() {
     }
     let view = sb.health_view();
     assert_eq!(view.reason.as_deref(), Some("health check passed"));
-    assert_eq!(sb.health.counters.came_back.load(Ordering::Relaxed), 1);
+    assert_eq!(sb.counters.came_back.load(Ordering::Relaxed), 1);
     // And it takes traffic again.
     let http = client();
     let mut bodies = Vec::new();
@@ -179,7 +180,7 @@ async fn bad_status_and_body_mismatch_mark_unhealthy() {
         reason_is("status 503"),
     )
     .await;
-    assert!(!sb.in_rotation());
+    assert!(!sb.state.in_rotation());
     let last = sb.health_view().last_check.unwrap();
     assert_eq!(last.status, Some(503));
     assert_eq!(last.result, "status");
@@ -191,7 +192,7 @@ async fn bad_status_and_body_mismatch_mark_unhealthy() {
         reason_is("health check passed"),
     )
     .await;
-    assert!(sb.in_rotation());
+    assert!(sb.state.in_rotation());
 
     b.mode.store(DEGRADED, Ordering::SeqCst);
     wait_until(
@@ -200,18 +201,18 @@ async fn bad_status_and_body_mismatch_mark_unhealthy() {
         reason_is("body mismatch"),
     )
     .await;
-    assert!(!sb.in_rotation());
+    assert!(!sb.state.in_rotation());
     assert_eq!(sb.health_view().last_check.unwrap().body_match, Some(false));
 
     // Each change was counted once, however many probes failed meanwhile.
-    let c = &sb.health.counters;
+    let c = &sb.counters;
     assert_eq!(c.went_down.load(Ordering::Relaxed), 2);
     assert_eq!(c.came_back.load(Ordering::Relaxed), 1);
     let by_result: std::collections::HashMap<_, _> = c.checks_by_result().collect();
     assert!(by_result["status"] >= 1 && by_result["body_mismatch"] >= 1 && by_result["pass"] >= 1);
 
     // Probe traffic is not client traffic.
-    assert_eq!(sb.requests.load(Ordering::Relaxed), 0);
+    assert_eq!(sb.state.requests.load(Ordering::Relaxed), 0);
 }
 
 #[tokio::test]
@@ -265,7 +266,7 @@ async fn min_servers_holds_every_server_in_rotation() {
     let farm_floor = || fg.gateway.snapshot().farms[0].health.floor_active();
     assert!(farm_floor(), "one healthy of three is below min_servers 2");
     for s in [&sa, &sb, &sc] {
-        assert!(s.in_rotation(), "{:?} not in rotation", s.key);
+        assert!(s.state.in_rotation(), "{:?} not in rotation", s.state.key);
     }
     assert!(sa.health_view().forced);
     // All three really take traffic.
@@ -282,8 +283,8 @@ async fn min_servers_holds_every_server_in_rotation() {
         !fg.gateway.snapshot().farms[0].health.floor_active()
     })
     .await;
-    assert!(sa.in_rotation() && sc.in_rotation());
-    assert!(!sb.in_rotation());
+    assert!(sa.state.in_rotation() && sc.state.in_rotation());
+    assert!(!sb.state.in_rotation());
     assert!(!sb.health_view().forced);
 }
 

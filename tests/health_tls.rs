@@ -24,7 +24,7 @@ fn config(address: &str, ca: &std::path::Path) -> String {
 }
 
 async fn last_result(fg: &farmgate::Running) -> String {
-    let state = fg.gateway.snapshot().farms[0].servers[0].state.clone();
+    let state = fg.gateway.snapshot().farms[0].health.server(0).clone();
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     loop {
         if let Some(c) = state.health_view().last_check {
@@ -55,6 +55,6 @@ async fn an_untrusted_certificate_fails_the_check() {
     let (addr, _) = tls_backend("b1", &cert, &key).await;
     let fg = start(&config(&format!("https://{addr}"), &stranger.ca_path())).await;
     assert_eq!(last_result(&fg).await, "TLS handshake failed");
-    let state = fg.gateway.snapshot().farms[0].servers[0].state.clone();
+    let state = fg.gateway.snapshot().farms[0].health.server(0).clone();
     assert!(!state.is_healthy());
 }

@@ -4,7 +4,7 @@
 
 mod common;
 use common::*;
-use farmgate::farm::ServerState;
+use farmgate::health::ServerHealth;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -35,13 +35,10 @@ async fn flaky(name: &str) -> (Backend, Arc<AtomicBool>, Arc<AtomicUsize>) {
     (b, failing, probes)
 }
 
-fn state(fg: &farmgate::Running, name: &str) -> Arc<ServerState> {
-    fg.gateway.snapshot().farms[0]
-        .server_by_name(name)
-        .unwrap()
-        .1
-        .state
-        .clone()
+fn state(fg: &farmgate::Running, name: &str) -> Arc<ServerHealth> {
+    let snap = fg.gateway.snapshot();
+    let (index, _) = snap.farms[0].server_by_name(name).unwrap();
+    snap.farms[0].health.server(index).clone()
 }
 
 /// Sends GETs until `cond` holds; returns the statuses seen.
@@ -221,5 +218,5 @@ async fn a_client_abandoning_its_upload_is_not_the_servers_failure() {
     // The attempt is accounted before the answer is written: no wait needed.
     let st = state(&fg, "sink");
     assert!(st.is_healthy(), "{:?}", st.health_view());
-    assert_eq!(st.failures.load(Ordering::Relaxed), 0);
+    assert_eq!(st.state.failures.load(Ordering::Relaxed), 0);
 }

@@ -83,7 +83,7 @@ async fn sigusr1_reopens_the_access_log_after_logrotate_moved_it() {
 }
 
 #[tokio::test]
-async fn hup_usr1_usr2_and_winch_leave_it_serving_term_stops_it() {
+async fn hup_usr1_and_winch_leave_it_serving_term_stops_it() {
     let backend = Backend::named("app").await;
     let dir = fresh_temp_dir("farmgate-signals");
     let listen = free_port();
@@ -93,7 +93,8 @@ async fn hup_usr1_usr2_and_winch_leave_it_serving_term_stops_it() {
     );
     let mut fg = Proc::run(&path, listen).await;
     let http = client();
-    for sig in ["HUP", "USR1", "USR2", "WINCH", "USR2", "HUP"] {
+    // USR2 is the binary upgrade: tests/upgrade.rs and tests/systemd.rs.
+    for sig in ["HUP", "USR1", "WINCH", "USR1", "HUP"] {
         fg.signal(sig);
         // A signal's default action would have ended the process by the
         // time this request is answered (signals are delivered at once).

@@ -176,3 +176,63 @@ fn the_unit_passes_systemd_analyze_verify() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn an_upgraded_process_names_itself_the_main_pid() {
+    let backend = Backend::named("app").await;
+    let dir = fresh_temp_dir("farmgate-notify-upgrade");
+    let sock_path = dir.join("notify.sock");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let listen = free_port();
+    let pid_file = dir.join("farmgate.pid");
+    let config = temp_file(
+        "farmgate.yaml",
+        &format!(
+            "{}runtime:\n  pid_file: \"{}\"\n",
+            farm_config("round_robin", &[&backend], "", "")
+                .replace("127.0.0.1:0", &listen.to_string()),
+            pid_file.display()
+        ),
+    );
+    let child = Command::new(bin())
+        .args(["run", "--config"])
+        .arg(&config)
+        .env("NOTIFY_SOCKET", &sock_path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let fg = Proc { child };
+    until(&sock, "READY=1", "READY=1 at start-up");
+    // SIGUSR2: the new process says it is the main process, then ready.
+    let out = Command::new(bin())
+        .args(["upgrade", "--pid-file"])
+        .arg(&pid_file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let new_pid: u32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_ne!(new_pid, fg.pid());
+    let (msg, _) = until(
+        &sock,
+        &format!("MAINPID={new_pid}"),
+        "MAINPID= from the new process",
+    );
+    let _ = msg;
+    until(&sock, "READY=1", "READY=1 from the new process");
+    let (status, _, _) = get(&client(), &format!("http://{listen}/")).await;
+    assert_eq!(status.as_u16(), 200);
+    let _ = Command::new("kill")
+        .args(["-9", &new_pid.to_string()])
+        .status();
+}

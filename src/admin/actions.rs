@@ -13,9 +13,13 @@
 //! reloads for servers that remain. With `admin.token` set every request
 //! here needs `Authorization: Bearer <token>`.
 
-use crate::farm::{AdminState, Farm, Server};
+use super::auth;
+use super::response::{self, json};
+use crate::checks::probe;
+use crate::config::FarmRuntime;
+use crate::farm::{AdminState, Server};
 use crate::gateway::Gateway;
-use crate::health::probe;
+use crate::health::ServerHealth;
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::Full;
@@ -29,8 +33,8 @@ pub const PREFIX: &str = "/api/farms/";
 /// Serves a request whose path starts with [`PREFIX`].
 pub async fn route<B>(gw: &Gateway, req: &Request<B>) -> Response<Full<Bytes>> {
     let snap = gw.snapshot();
-    if let Some(denied) = check_token(snap.admin.token.as_deref(), req.headers()) {
-        return denied;
+    if let Err(refused) = auth::check_token(req.headers(), snap.admin.token.as_deref()) {
+        return response::denied(refused);
     }
     let path = &req.uri().path()[PREFIX.len()..];
     let parts: Vec<&str> = path.split('/').collect();
@@ -42,7 +46,7 @@ pub async fn route<B>(gw: &Gateway, req: &Request<B>) -> Response<Full<Bytes>> {
     let Some(farm) = snap.farms.iter().find(|f| *f.name == *farm_name) else {
         return error(StatusCode::NOT_FOUND, format!("no farm {farm_name:?}"));
     };
-    let Some((_, server)) = farm.server_by_name(&server_name) else {
+    let Some((index, server)) = farm.server_by_name(&server_name) else {
         return error(
             StatusCode::NOT_FOUND,
             format!("farm {farm_name:?} has no server {server_name:?}"),
@@ -50,11 +54,14 @@ pub async fn route<B>(gw: &Gateway, req: &Request<B>) -> Response<Full<Bytes>> {
     };
     let method = req.method();
     match (action, method) {
-        (None, &Method::GET) => json_response(StatusCode::OK, &server_view(farm, server)),
+        (None, &Method::GET) => json(
+            StatusCode::OK,
+            &server_view(farm, server, farm.health.server(index)),
+        ),
         (None, _) => not_allowed("GET"),
-        (Some("drain"), &Method::POST) => set_admin(farm, server, AdminState::Draining),
-        (Some("disable"), &Method::POST) => set_admin(farm, server, AdminState::Disabled),
-        (Some("enable"), &Method::POST) => set_admin(farm, server, AdminState::Enabled),
+        (Some("drain"), &Method::POST) => set_admin(farm, index, server, AdminState::Draining),
+        (Some("disable"), &Method::POST) => set_admin(farm, index, server, AdminState::Disabled),
+        (Some("enable"), &Method::POST) => set_admin(farm, index, server, AdminState::Enabled),
         (Some("verify"), &Method::POST) => verify(gw, farm, server).await,
         (Some("drain" | "disable" | "enable" | "verify"), _) => not_allowed("POST"),
         (Some(other), _) => error(
@@ -64,7 +71,12 @@ pub async fn route<B>(gw: &Gateway, req: &Request<B>) -> Response<Full<Bytes>> {
     }
 }
 
-fn set_admin(farm: &Farm, server: &Server, to: AdminState) -> Response<Full<Bytes>> {
+fn set_admin(
+    farm: &FarmRuntime,
+    index: usize,
+    server: &Server,
+    to: AdminState,
+) -> Response<Full<Bytes>> {
     let state = &server.state;
     let from = state.admin();
     state.set_admin(to);
@@ -82,10 +94,13 @@ fn set_admin(farm: &Farm, server: &Server, to: AdminState) -> Response<Full<Byte
             "admin: {} -> {} ({} request(s) in flight)", from.as_str(), to.as_str(), state.in_flight());
     }
     farm.health.apply_floor();
-    json_response(StatusCode::OK, &server_view(farm, server))
+    json(
+        StatusCode::OK,
+        &server_view(farm, server, farm.health.server(index)),
+    )
 }
 
-async fn verify(gw: &Gateway, farm: &Farm, server: &Server) -> Response<Full<Bytes>> {
+async fn verify(gw: &Gateway, farm: &FarmRuntime, server: &Server) -> Response<Full<Bytes>> {
     let Some(check) = &farm.health.check else {
         return error(
             StatusCode::CONFLICT,
@@ -111,7 +126,7 @@ async fn verify(gw: &Gateway, farm: &Farm, server: &Server) -> Response<Full<Byt
         "acceptable_status": check.acceptable.to_string(),
         "response_match": check.response_match.as_deref(),
     });
-    json_response(StatusCode::OK, &body)
+    json(StatusCode::OK, &body)
 }
 
 /// One server as the admin API shows it.
@@ -129,7 +144,11 @@ struct ServerView<'a> {
     floor_active: bool,
 }
 
-fn server_view<'a>(farm: &'a Farm, server: &'a Server) -> ServerView<'a> {
+fn server_view<'a>(
+    farm: &'a FarmRuntime,
+    server: &'a Server,
+    health: &ServerHealth,
+) -> ServerView<'a> {
     let s = &server.state;
     ServerView {
         farm: &farm.name,
@@ -140,41 +159,9 @@ fn server_view<'a>(farm: &'a Farm, server: &'a Server) -> ServerView<'a> {
         in_flight: s.in_flight(),
         requests: s.requests.load(Ordering::Relaxed),
         failures: s.failures.load(Ordering::Relaxed),
-        health: s.health_view(),
+        health: health.health_view(),
         floor_active: farm.health.floor_active(),
     }
-}
-
-/// Returns the refusal when a token is configured and the request lacks it.
-pub fn check_token(
-    token: Option<&str>,
-    headers: &http::HeaderMap,
-) -> Option<Response<Full<Bytes>>> {
-    let token = token?;
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    if constant_time_eq(given.as_bytes(), token.as_bytes()) {
-        return None;
-    }
-    let mut r = error(
-        StatusCode::UNAUTHORIZED,
-        "this admin route needs Authorization: Bearer <admin.token>".into(),
-    );
-    r.headers_mut()
-        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-    Some(r)
-}
-
-/// Compares without an early exit, so timing does not reveal the token.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    let mut diff = a.len() ^ b.len();
-    for (i, x) in a.iter().enumerate() {
-        diff |= usize::from(x ^ b.get(i).copied().unwrap_or(0));
-    }
-    diff == 0
 }
 
 /// Percent-decodes a path segment (names may hold `:` or spaces).
@@ -197,20 +184,8 @@ fn decode(segment: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-fn json_response<T: Serialize>(status: StatusCode, value: &T) -> Response<Full<Bytes>> {
-    let mut body = serde_json::to_vec_pretty(value).unwrap_or_default();
-    body.push(b'\n');
-    let mut r = Response::new(Full::new(Bytes::from(body)));
-    *r.status_mut() = status;
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    r
-}
-
 fn error(status: StatusCode, message: String) -> Response<Full<Bytes>> {
-    json_response(status, &json!({ "error": message }))
+    response::error(status, &message)
 }
 
 fn not_allowed(allow: &'static str) -> Response<Full<Bytes>> {
@@ -233,21 +208,5 @@ mod tests {
         assert_eq!(decode("web%20one"), "web one");
         assert_eq!(decode("plain"), "plain");
         assert_eq!(decode("bad%zz%4"), "bad%zz%4");
-    }
-
-    #[test]
-    fn token_comparison() {
-        assert!(constant_time_eq(b"secret", b"secret"));
-        assert!(!constant_time_eq(b"secret", b"secreT"));
-        assert!(!constant_time_eq(b"secret", b"secrets"));
-        assert!(!constant_time_eq(b"", b"x"));
-        let mut h = http::HeaderMap::new();
-        assert!(check_token(Some("t0k"), &h).is_some());
-        h.insert(
-            header::AUTHORIZATION,
-            HeaderValue::from_static("Bearer t0k"),
-        );
-        assert!(check_token(Some("t0k"), &h).is_none());
-        assert!(check_token(None, &http::HeaderMap::new()).is_none());
     }
 }

@@ -49,6 +49,12 @@ pub fn authorize(headers: &HeaderMap, token: Option<&str>) -> Result<(), Denied>
             return Err(Denied::CrossOrigin);
         }
     }
+    check_token(headers, token)
+}
+
+/// Checks the bearer token alone, for routes that need it whatever the
+/// method (`/api/farms/...`, the cache purge). No token configured: allowed.
+pub fn check_token(headers: &HeaderMap, token: Option<&str>) -> Result<(), Denied> {
     let Some(token) = token else {
         return Ok(());
     };
@@ -129,5 +135,18 @@ mod tests {
         assert!(is_read_only(&Method::GET));
         assert!(is_read_only(&Method::HEAD));
         assert!(!is_read_only(&Method::POST));
+    }
+
+    #[test]
+    fn token_comparison() {
+        assert!(constant_time_eq(b"secret", b"secret"));
+        assert!(!constant_time_eq(b"secret", b"secreT"));
+        assert!(!constant_time_eq(b"secret", b"secrets"));
+        assert!(!constant_time_eq(b"", b"x"));
+        let mut h = HeaderMap::new();
+        assert!(check_token(&h, Some("t0k")).is_err());
+        h.insert(header::AUTHORIZATION, "Bearer t0k".parse().expect("value"));
+        assert!(check_token(&h, Some("t0k")).is_ok());
+        assert!(check_token(&HeaderMap::new(), None).is_ok());
     }
 }

@@ -5,9 +5,10 @@
 //! With `admin.token` set it needs `Authorization: Bearer <token>`, like
 //! every state-changing admin route.
 
+use super::{auth, response};
 use crate::gateway::Gateway;
 use bytes::Bytes;
-use http::{header, HeaderValue, Request, Response, StatusCode};
+use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use serde::Deserialize;
@@ -27,8 +28,8 @@ struct PurgeRequest {
 /// Handles one purge request.
 pub async fn purge(gw: &Gateway, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let snap = gw.snapshot();
-    if let Some(denied) = super::actions::check_token(snap.admin.token.as_deref(), req.headers()) {
-        return denied;
+    if let Err(refused) = auth::check_token(req.headers(), snap.admin.token.as_deref()) {
+        return response::denied(refused);
     }
     let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
         Ok(b) => b.to_bytes(),
@@ -100,13 +101,5 @@ fn error(message: &str) -> serde_json::Value {
 }
 
 fn json(status: StatusCode, v: serde_json::Value) -> Response<Full<Bytes>> {
-    let mut body = v.to_string();
-    body.push('\n');
-    let mut r = Response::new(Full::new(Bytes::from(body)));
-    *r.status_mut() = status;
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    r
+    response::json(status, &v)
 }

@@ -1,17 +1,17 @@
 //! `GET /api/history?farm=NAME[&server=NAME][&seconds=N]`: the last minutes
 //! of a farm (and its servers) as one sample a second, with the state
 //! changes to mark; without `farm`, every farm. The shape is documented in
-//! docs/observability.md; the samples come from `metrics::history`.
+//! docs/observability.md; the samples come from `crate::history`.
 
-use super::router::{error, json, AdminResponse};
+use super::response::{error, json, AdminResponse};
 use crate::gateway::Gateway;
-use crate::metrics::history::CAPACITY;
+use crate::history::CAPACITY;
 use http::StatusCode;
 use serde::Serialize;
 
 #[derive(Serialize)]
 struct All {
-    farms: Vec<crate::metrics::history::FarmSeries>,
+    farms: Vec<crate::history::FarmSeries>,
 }
 
 pub fn history(gw: &Gateway, query: Option<&str>) -> AdminResponse {
@@ -33,7 +33,7 @@ pub fn history(gw: &Gateway, query: Option<&str>) -> AdminResponse {
         }
     }
     let snap = gw.snapshot();
-    let history = &gw.metrics.history;
+    let history = &gw.history;
     let Some(name) = farm else {
         if server.is_some() {
             return error(StatusCode::BAD_REQUEST, "server needs farm");

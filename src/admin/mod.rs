@@ -9,8 +9,11 @@
 
 pub mod actions;
 pub mod auth;
+pub mod collect;
 pub mod history;
 pub mod page;
+pub mod process;
+pub mod response;
 pub mod router;
 pub mod status;
 
@@ -28,8 +31,9 @@ use tokio::sync::watch;
 
 /// Starts the admin accept loop.
 pub fn spawn(listener: TcpListener, gw: Arc<Gateway>) -> std::io::Result<ListenerHandle> {
-    let local_addr = listener.local_addr()?;
     let (stop, mut stopped) = watch::channel(false);
+    let socket = Arc::new(listener);
+    let listener = socket.clone();
     let task = tokio::spawn(async move {
         loop {
             let (stream, _) = tokio::select! {
@@ -51,10 +55,5 @@ pub fn spawn(listener: TcpListener, gw: Arc<Gateway>) -> std::io::Result<Listene
             });
         }
     });
-    Ok(ListenerHandle {
-        name: "admin".into(),
-        local_addr,
-        stop,
-        task,
-    })
+    ListenerHandle::new("admin".into(), &socket, stop, task)
 }

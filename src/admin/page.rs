@@ -2,7 +2,7 @@
 //! script inline, no external assets) compiled into the binary. It polls
 //! `/api/status` and posts the drain / disable / enable actions.
 
-use super::router::AdminResponse;
+use super::response::AdminResponse;
 use bytes::Bytes;
 use http::{header, HeaderValue, Response};
 use http_body_util::Full;

@@ -5,16 +5,14 @@
 //! actions under `/api/farms/`) gets the request whole. Requests that change
 //! state pass `auth::authorize` first, whatever their route.
 
+use super::response::{denied, error, json, method_not_allowed, no_store, text, AdminResponse};
 use super::{actions, auth, page, status};
 use crate::gateway::Gateway;
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use serde::Serialize;
 use std::sync::Arc;
-
-pub type AdminResponse = Response<Full<Bytes>>;
 
 /// Serves one admin request.
 pub async fn route(gw: &Arc<Gateway>, req: Request<Incoming>) -> AdminResponse {
@@ -25,15 +23,8 @@ pub async fn route(gw: &Arc<Gateway>, req: Request<Incoming>) -> AdminResponse {
     let segs: Vec<&str> = owned.iter().map(String::as_str).collect();
     if !auth::is_read_only(req.method()) {
         let token = gw.snapshot().admin.token.clone();
-        if let Err(denied) = auth::authorize(req.headers(), token.as_deref()) {
-            let mut r = error(denied.status(), &denied.to_string());
-            if denied.status() == StatusCode::UNAUTHORIZED {
-                r.headers_mut().insert(
-                    header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static("Bearer realm=\"farmgate admin\""),
-                );
-            }
-            return r;
+        if let Err(refused) = auth::authorize(req.headers(), token.as_deref()) {
+            return denied(refused);
         }
     }
     let get = matches!(*req.method(), Method::GET | Method::HEAD);
@@ -46,12 +37,15 @@ pub async fn route(gw: &Arc<Gateway>, req: Request<Incoming>) -> AdminResponse {
         ["api", "history"] if get => super::history::history(gw, req.uri().query()),
         ["api", "farms", ..] => actions::route(gw, &req).await,
         ["api", "reload"] if post => reload(gw).await,
+        ["api", "upgrade"] if post => upgrade(gw).await,
         ["api", "cache", "purge"] if post => super::cache_purge::purge(gw, req).await,
         // Known paths with the wrong method.
         [] | ["healthz"] | ["metrics"] | ["api", "status"] | ["api", "history"] => {
             method_not_allowed("GET, HEAD")
         }
-        ["api", "reload"] | ["api", "cache", "purge"] => method_not_allowed("POST"),
+        ["api", "reload"] | ["api", "upgrade"] | ["api", "cache", "purge"] => {
+            method_not_allowed("POST")
+        }
         _ => error(StatusCode::NOT_FOUND, "no such admin endpoint"),
     }
 }
@@ -85,51 +79,29 @@ async fn reload(gw: &Arc<Gateway>) -> AdminResponse {
     json(status, &event)
 }
 
-// === responses ===
-
-pub fn json<T: Serialize>(status: StatusCode, body: &T) -> AdminResponse {
-    let mut bytes = serde_json::to_vec_pretty(body).unwrap_or_default();
-    bytes.push(b'\n');
-    let mut r = Response::new(Full::new(Bytes::from(bytes)));
-    *r.status_mut() = status;
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    no_store(r)
-}
-
-/// `{"error": message}` with `status`.
-pub fn error(status: StatusCode, message: &str) -> AdminResponse {
-    #[derive(Serialize)]
-    struct E<'a> {
-        error: &'a str,
+/// `POST /api/upgrade`: starts the binary again and hands over; answers
+/// once the new process serves (200 with both pids), or with why not (409:
+/// not now; 500: the new process did not start; this one keeps serving).
+async fn upgrade(gw: &Arc<Gateway>) -> AdminResponse {
+    use crate::handover::{upgrade, UpgradeError};
+    #[derive(serde::Serialize)]
+    struct Upgraded {
+        old_pid: u32,
+        new_pid: u32,
     }
-    json(status, &E { error: message })
-}
-
-pub fn text(status: StatusCode, body: &'static str) -> AdminResponse {
-    let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
-    *r.status_mut() = status;
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    no_store(r)
-}
-
-fn method_not_allowed(allow: &'static str) -> AdminResponse {
-    let mut r = error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed here");
-    r.headers_mut()
-        .insert(header::ALLOW, HeaderValue::from_static(allow));
-    r
-}
-
-/// Live data: never cached by a browser or proxy.
-fn no_store(mut r: AdminResponse) -> AdminResponse {
-    r.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    r
+    match upgrade(gw).await {
+        Ok(new_pid) => json(
+            StatusCode::OK,
+            &Upgraded {
+                old_pid: std::process::id(),
+                new_pid,
+            },
+        ),
+        Err(e @ UpgradeError::Refused(_)) => error(StatusCode::CONFLICT, &e.to_string()),
+        Err(e @ UpgradeError::Failed(_)) => {
+            error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string())
+        }
+    }
 }
 
 /// The non-empty, percent-decoded segments of `path`; None when a decoded

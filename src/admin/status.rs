@@ -3,9 +3,11 @@
 //! request time. Field meanings are documented in docs/observability.md.
 
 use crate::cache::CacheResult;
-use crate::farm::{Farm, Server};
+use crate::config::FarmRuntime;
+use crate::farm::Server;
 use crate::gateway::Gateway;
 use crate::health::HealthView;
+use crate::health::ServerHealth;
 use crate::log::access::rfc3339;
 use crate::metrics::server::StateChange;
 use crate::metrics::FailureReason;
@@ -190,7 +192,7 @@ pub fn status(gw: &Gateway) -> Status {
     }
 }
 
-pub fn farm_status(f: &Farm) -> FarmStatus {
+pub fn farm_status(f: &FarmRuntime) -> FarmStatus {
     FarmStatus {
         name: f.name.to_string(),
         algorithm: f.algorithm.clone(),
@@ -209,14 +211,19 @@ pub fn farm_status(f: &Farm) -> FarmStatus {
             size_bytes: c.store.size_bytes(),
             entries: c.store.entries(),
         }),
-        servers: f.servers.iter().map(server_status).collect(),
+        servers: f
+            .servers
+            .iter()
+            .enumerate()
+            .map(|(i, s)| server_status(s, f.health.server(i)))
+            .collect(),
     }
 }
 
-pub fn server_status(s: &Server) -> ServerStatus {
+pub fn server_status(s: &Server, h: &ServerHealth) -> ServerStatus {
     let st = &s.state;
     let stats = &st.stats;
-    let health = st.health_view();
+    let health = h.health_view();
     let (state_reason, state_changed_at) = last_change(stats.last_change(), &health);
     let latency = stats.latency.snapshot();
     let mut by_class = BTreeMap::new();
@@ -251,7 +258,7 @@ pub fn server_status(s: &Server) -> ServerStatus {
         },
         bytes_sent: st.bytes_sent.load(Ordering::Relaxed),
         bytes_received: st.bytes_received.load(Ordering::Relaxed),
-        checks: st.health.counters.checks_by_result().collect(),
+        checks: h.counters.checks_by_result().collect(),
         last_check: health.last_check.as_ref().map(|c| LastCheck {
             ok: c.result == "pass",
             at: rfc3339(UNIX_EPOCH + Duration::from_millis(c.unix_ms)),

@@ -2,8 +2,8 @@
 //! compilation into the runtime [`CacheSpec`] a farm carries. Defaults and
 //! limits live here so `farmgate check` reports every bad value with its key.
 
-use crate::config::error::Problems;
-use crate::config::units::{Dur, Size};
+use crate::ground::error::Problems;
+use crate::ground::units::{Dur, Size};
 use serde::Deserialize;
 use std::time::Duration;
 
@@ -21,7 +21,7 @@ pub struct RawCache {
     #[serde(default)]
     pub max_heuristic_ttl: Option<Dur>,
     #[serde(default)]
-    pub query_string: Option<QueryString>,
+    pub query_string: Option<RawQueryString>,
     #[serde(default)]
     pub max_memory: Option<Size>,
     #[serde(default)]
@@ -34,10 +34,17 @@ pub struct RawCache {
     pub status_header: Option<bool>,
 }
 
+/// `query_string` as written.
+#[derive(Debug, Deserialize, schemars::JsonSchema, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RawQueryString {
+    Include,
+    Ignore,
+}
+
 /// Whether the query string is part of the cache key (ARR's "cache by query
 /// string").
-#[derive(Debug, Deserialize, schemars::JsonSchema, Clone, Copy, PartialEq, Eq, Default)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum QueryString {
     #[default]
     Include,
@@ -83,7 +90,11 @@ pub fn build(raw: &RawCache, at: &str, p: &mut Problems) -> Option<CacheSpec> {
     let spec = CacheSpec {
         default_ttl: raw.default_ttl.map_or(d.default_ttl, |v| v.0),
         max_heuristic_ttl: raw.max_heuristic_ttl.map_or(d.max_heuristic_ttl, |v| v.0),
-        query_string: raw.query_string.unwrap_or(d.query_string),
+        query_string: match raw.query_string {
+            Some(RawQueryString::Include) => QueryString::Include,
+            Some(RawQueryString::Ignore) => QueryString::Ignore,
+            None => d.query_string,
+        },
         max_memory: raw.max_memory.map_or(d.max_memory, |v| v.0),
         max_object_size: raw.max_object_size.map_or(d.max_object_size, |v| v.0),
         request_consolidation: raw.request_consolidation.unwrap_or(d.request_consolidation),

@@ -1,7 +1,7 @@
 //! The response cache (RFC 9111, shared cache) with request consolidation.
-//! It sits between routing and forwarding: `listener -> rules -> cache ->
-//! farm -> forward`; [`serve`] is its entry point and falls back to the
-//! forwarder for farms without a cache.
+//! The request stage calls [`serve`] between routing and forwarding, handing
+//! it a [`Fetch`] (the forwarder) for what it does not have; the cache never
+//! names the forwarder itself.
 //!
 //! | file | owns |
 //! |---|---|
@@ -41,7 +41,7 @@ pub mod store;
 
 pub use config::{CacheSpec, QueryString, RawCache};
 pub use registry::CacheRegistry;
-pub use serve::serve;
+pub use serve::{serve, Answer, Fetch};
 pub use stats::{CacheResult, CacheStats};
 pub use store::CacheStore;
 

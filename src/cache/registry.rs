@@ -7,6 +7,7 @@
 
 use super::config::CacheSpec;
 use super::store::CacheStore;
+use crate::farm::Prune;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -42,9 +43,11 @@ impl CacheRegistry {
         let map = self.map.lock().unwrap_or_else(|p| p.into_inner());
         map.get(farm).cloned()
     }
+}
 
+impl Prune for CacheRegistry {
     /// Forgets stores no snapshot uses any more.
-    pub fn prune(&self) {
+    fn prune(&self) {
         let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
         map.retain(|_, s| Arc::strong_count(s) > 1);
     }

@@ -4,8 +4,11 @@
 //! may be), consolidated with concurrent misses of the same key,
 //! revalidated when a stale entry has validators, or answered stale when
 //! the farm cannot answer (`stale_if_error`). Requests the cache cannot
-//! answer (other methods, Range, upgrades) go straight to the forwarder;
+//! answer (other methods, Range, upgrades) go straight to the fetch;
 //! unsafe methods that succeed invalidate what is stored for their URL.
+//!
+//! The cache does not know how a response is fetched: the request stage
+//! hands it a [`Fetch`] (the forwarder, resolved for this request).
 
 use super::buffer::Buffer;
 use super::conditional::{self, Conditions};
@@ -21,41 +24,44 @@ use super::revalidate;
 use super::stats::CacheResult;
 use super::store::{Found, Lookup};
 use super::FarmCache;
-use crate::config::Snapshot;
-use crate::farm::{Farm, PickRequest};
-use crate::gateway::Gateway;
 use crate::proxy::body::ProxyBody;
 use crate::proxy::error::{local_response, ProxyError};
 use crate::proxy::exchange::Exchange;
-use crate::proxy::forward::{self, Outgoing};
+use crate::proxy::forward::Outgoing;
 use http::header::{self, HeaderMap};
 use http::{Method, Response, StatusCode};
 use hyper::body::Body as _;
 use hyper::upgrade::OnUpgrade;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-type Answer = Result<Response<ProxyBody>, ProxyError>;
+pub type Answer = Result<Response<ProxyBody>, ProxyError>;
 
-/// Serves a request routed to `farm`: through its cache when it has one,
-/// else straight to the forwarder.
-pub async fn serve(
-    gw: &Gateway,
-    snap: &Snapshot,
-    farm: &Farm,
+/// How the cache gets a response it does not have.
+pub trait Fetch: Sync {
+    fn fetch(
+        &self,
+        out: Outgoing,
+        upgrade: Option<OnUpgrade>,
+        ex: &mut Exchange,
+    ) -> impl Future<Output = Answer> + Send;
+}
+
+/// Serves a request through `cache` when its farm has one, else straight
+/// through `fetch`.
+pub async fn serve<F: Fetch>(
+    fetch: &F,
+    cache: Option<&FarmCache>,
     out: Outgoing,
-    pick: &PickRequest,
     upgrade: Option<OnUpgrade>,
     ex: &mut Exchange,
 ) -> Answer {
-    let Some(cache) = farm.cache.as_ref() else {
-        return forward::forward(gw, snap, farm, out, pick, upgrade, ex).await;
+    let Some(cache) = cache else {
+        return fetch.fetch(out, upgrade, ex).await;
     };
     let c = Ctx {
-        gw,
-        snap,
-        farm,
-        pick: *pick,
+        fetch,
         cache,
         head_only: out.parts.method == Method::HEAD,
         req: RequestPolicy::default(),
@@ -92,11 +98,8 @@ fn content_length(h: &HeaderMap) -> Option<u64> {
         .ok()
 }
 
-struct Ctx<'a> {
-    gw: &'a Gateway,
-    snap: &'a Snapshot,
-    farm: &'a Farm,
-    pick: PickRequest,
+struct Ctx<'a, F> {
+    fetch: &'a F,
     cache: &'a FarmCache,
     head_only: bool,
     req: RequestPolicy,
@@ -105,15 +108,15 @@ struct Ctx<'a> {
     passing: bool,
 }
 
-impl Ctx<'_> {
-    /// The one place the cache calls the forwarder.
+impl<F: Fetch> Ctx<'_, F> {
+    /// The one place the cache fetches.
     async fn forward(
         &self,
         out: Outgoing,
         upgrade: Option<OnUpgrade>,
         ex: &mut Exchange,
     ) -> Answer {
-        forward::forward(self.gw, self.snap, self.farm, out, &self.pick, upgrade, ex).await
+        self.fetch.fetch(out, upgrade, ex).await
     }
 
     /// Counts `result` and sets X-Cache.

@@ -8,6 +8,8 @@ use super::snapshot::*;
 use crate::farm::affinity::{self, Affinity, AffinitySpec};
 use crate::farm::hash_key::HashKey;
 use crate::farm::{selection, server::parse_address, Farm, Server, ServerKey, StateRegistry};
+use crate::health::{FarmHealth, HealthRegistry};
+use crate::proxy::pool::PoolRegistry;
 use ipnet::IpNet;
 use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
@@ -28,7 +30,13 @@ pub fn build(raw: RawConfig, file: &str, registry: &StateRegistry) -> Result<Sna
     }
     let proxy = build_proxy(&raw.proxy, &mut p);
     let log = LogSpec {
-        access: raw.log.access,
+        access: match raw.log.access {
+            RawAccessFormat::Text => AccessFormat::Text,
+            RawAccessFormat::Json => AccessFormat::Json,
+            RawAccessFormat::Combined => AccessFormat::Combined,
+            RawAccessFormat::W3c => AccessFormat::W3c,
+            RawAccessFormat::Off => AccessFormat::Off,
+        },
         access_file: raw.log.access_file.clone(),
         access_syslog: raw
             .log
@@ -67,6 +75,7 @@ pub fn build(raw: RawConfig, file: &str, registry: &StateRegistry) -> Result<Sna
             .runtime
             .shutdown_timeout
             .map_or(Duration::from_secs(30), |d| d.0),
+        pid_file: raw.runtime.pid_file.as_ref().map(std::path::PathBuf::from),
     };
 
     let farms = build_farms(&raw.farms, registry, &mut p);
@@ -82,7 +91,8 @@ pub fn build(raw: RawConfig, file: &str, registry: &StateRegistry) -> Result<Sna
         None if farms.len() == 1 => Some(0),
         None => None,
     };
-    let rules = crate::rules::compile(&raw.rules, &farms, &mut p);
+    let farm_names: Vec<&str> = farms.iter().map(|f| &*f.name).collect();
+    let rules = crate::rules::compile(&raw.rules, &farm_names, &mut p);
 
     if p.is_empty() {
         Ok(Snapshot {
@@ -147,11 +157,22 @@ fn build_listeners(raw: &[RawListener], p: &mut Problems) -> Vec<ListenerSpec> {
                         "must be at least 1",
                     );
                 }
+                let proxy_protocol = l.proxy_protocol.as_ref().map(|pp| {
+                    let key = format!("listeners[{i}].proxy_protocol.trusted_sources");
+                    if pp.trusted_sources.is_empty() {
+                        p.add(
+                            key.clone(),
+                            "name the balancers that connect (addresses or CIDRs)",
+                        );
+                    }
+                    parse_nets(&pp.trusted_sources, &key, p).into()
+                });
                 out.push(ListenerSpec {
                     name: name.into(),
                     bind,
                     tls,
                     max_connections,
+                    proxy_protocol,
                 });
             }
             Err(e) => p.add(format!("listeners[{i}].bind"), e),
@@ -206,20 +227,26 @@ fn build_admin(raw: &RawAdmin, p: &mut Problems) -> AdminSpec {
     }
 }
 
-fn build_proxy(raw: &RawProxy, p: &mut Problems) -> ProxySpec {
-    let mut trusted = Vec::new();
-    for (i, t) in raw.trusted_proxies.iter().enumerate() {
+/// Addresses and CIDRs of a list at `key`; each bad one is a problem.
+fn parse_nets(list: &[String], key: &str, p: &mut Problems) -> Vec<IpNet> {
+    let mut nets = Vec::new();
+    for (i, t) in list.iter().enumerate() {
         match t.parse::<IpNet>() {
-            Ok(net) => trusted.push(net),
+            Ok(net) => nets.push(net),
             Err(_) => match t.parse::<IpAddr>() {
-                Ok(ip) => trusted.push(IpNet::from(ip)),
+                Ok(ip) => nets.push(IpNet::from(ip)),
                 Err(_) => p.add(
-                    format!("proxy.trusted_proxies[{i}]"),
+                    format!("{key}[{i}]"),
                     format!("{t:?} is not an IP address or CIDR (e.g. \"10.0.0.0/8\")"),
                 ),
             },
         }
     }
+    nets
+}
+
+fn build_proxy(raw: &RawProxy, p: &mut Problems) -> ProxySpec {
+    let trusted = parse_nets(&raw.trusted_proxies, "proxy.trusted_proxies", p);
     let connect_timeout = raw.connect_timeout.map_or(Duration::from_secs(3), |d| d.0);
     if connect_timeout.is_zero() {
         p.add("proxy.connect_timeout", "must be greater than 0");
@@ -232,7 +259,11 @@ fn build_proxy(raw: &RawProxy, p: &mut Problems) -> ProxySpec {
     }
     let limits = build_limits(raw, p);
     ProxySpec {
-        forwarded_for: raw.forwarded_for,
+        forwarded_for: match raw.forwarded_for {
+            RawForwardedFor::Append => ForwardedFor::Append,
+            RawForwardedFor::Replace => ForwardedFor::Replace,
+            RawForwardedFor::Off => ForwardedFor::Off,
+        },
         trusted_proxies: trusted,
         preserve_host: raw.preserve_host.unwrap_or(true),
         connect_timeout,
@@ -274,7 +305,7 @@ fn build_limits(raw: &RawProxy, p: &mut Problems) -> ClientLimits {
     }
 }
 
-fn build_farms(raw: &[RawFarm], registry: &StateRegistry, p: &mut Problems) -> Vec<Farm> {
+fn build_farms(raw: &[RawFarm], registry: &StateRegistry, p: &mut Problems) -> Vec<FarmRuntime> {
     if raw.is_empty() {
         p.add("farms", "at least one farm with servers is needed");
     }
@@ -291,7 +322,15 @@ fn build_farms(raw: &[RawFarm], registry: &StateRegistry, p: &mut Problems) -> V
             );
         }
         let servers = build_servers(f, &at, registry, p);
-        let health = crate::health::spec::compile(f, &at, p);
+        let raw_health = crate::health::spec::RawHealth {
+            farm: &f.name,
+            servers: f.servers.len(),
+            health_check: f.health_check.as_ref(),
+            live_traffic: f.live_traffic.as_ref(),
+            min_servers: f.min_servers,
+            slow_start: f.slow_start,
+        };
+        let health = crate::health::spec::compile(raw_health, &at, p);
         let algorithm = f
             .algorithm
             .clone()
@@ -302,16 +341,32 @@ fn build_farms(raw: &[RawFarm], registry: &StateRegistry, p: &mut Problems) -> V
             .as_ref()
             .and_then(|a| build_affinity(a, &f.name, &servers, &at, p));
         match selection::build(&algorithm, &servers) {
-            Ok(policy) => out.push(Farm {
-                name: f.name.as_str().into(),
-                algorithm,
-                health: crate::health::FarmHealth::new(f.name.as_str().into(), health, &servers),
-                servers,
-                policy,
-                cache: build_cache(f, &at, registry, p),
-                hash_key,
-                affinity,
-            }),
+            Ok(policy) => {
+                let health = FarmHealth::new(
+                    f.name.as_str().into(),
+                    health,
+                    &servers,
+                    &registry.attached::<HealthRegistry>(),
+                );
+                let pools = registry.attached::<PoolRegistry>();
+                let pools = servers
+                    .iter()
+                    .map(|s| pools.get_or_create(&s.scheme, &s.authority))
+                    .collect();
+                out.push(FarmRuntime {
+                    farm: Farm {
+                        name: f.name.as_str().into(),
+                        algorithm,
+                        servers,
+                        policy,
+                        hash_key,
+                        affinity,
+                    },
+                    health: Arc::new(health),
+                    cache: build_cache(f, &at, registry, p),
+                    pools,
+                })
+            }
             Err(e) => p.add(format!("{at}.algorithm"), e),
         }
     }
@@ -325,7 +380,9 @@ fn build_cache(
     p: &mut Problems,
 ) -> Option<crate::cache::FarmCache> {
     let spec = crate::cache::config::build(f.cache.as_ref()?, &format!("{at}.cache"), p)?;
-    let store = registry.caches.get_or_create(&f.name, &spec);
+    let store = registry
+        .attached::<crate::cache::CacheRegistry>()
+        .get_or_create(&f.name, &spec);
     Some(crate::cache::FarmCache { spec, store })
 }
 
@@ -414,7 +471,6 @@ fn build_servers(f: &RawFarm, at: &str, registry: &StateRegistry, p: &mut Proble
                 };
                 let host_header = http::HeaderValue::from_str(authority.as_str())
                     .unwrap_or_else(|_| http::HeaderValue::from_static("localhost"));
-                let pool = registry.pools.get_or_create(&scheme, &authority);
                 out.push(Server {
                     name: name.as_str().into(),
                     address: s.address.as_str().into(),
@@ -423,7 +479,6 @@ fn build_servers(f: &RawFarm, at: &str, registry: &StateRegistry, p: &mut Proble
                     host_header,
                     weight: s.weight.unwrap_or(1),
                     state: registry.get_or_create(&key),
-                    pool,
                 });
             }
             Err(e) => p.add(format!("{sat}.address"), e),

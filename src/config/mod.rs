@@ -8,17 +8,14 @@
 //! `file:line:column: key.path: message`.
 
 pub mod build;
-pub mod error;
-pub mod locate;
+pub use crate::ground::{error, locate, units};
 pub mod raw;
-pub mod raw_rules;
 pub mod schema;
 pub mod snapshot;
 pub mod tls;
-pub mod units;
 
 pub use error::{ConfigError, ConfigErrors};
-pub use snapshot::Snapshot;
+pub use snapshot::{FarmRuntime, Snapshot};
 
 use crate::farm::StateRegistry;
 use std::path::Path;
@@ -84,6 +81,9 @@ pub fn parse_raw(text: &str, file: &str) -> Result<raw::RawConfig, ConfigErrors>
         }])
     })
 }
+
+#[cfg(test)]
+mod section_tests;
 
 #[cfg(test)]
 mod tests {

@@ -25,7 +25,7 @@ pub struct RawConfig {
     #[serde(default)]
     pub farms: Vec<RawFarm>,
     #[serde(default)]
-    pub rules: Vec<super::raw_rules::RawRule>,
+    pub rules: Vec<crate::rules::raw::RawRule>,
     #[serde(default)]
     pub default_farm: Option<String>,
 }
@@ -41,6 +41,18 @@ pub struct RawListener {
     /// Open client connections at most; see `docs/hardening.md`.
     #[serde(default)]
     pub max_connections: Option<usize>,
+    /// Connections come from a layer-4 balancer that sends the PROXY
+    /// protocol header first.
+    #[serde(default)]
+    pub proxy_protocol: Option<RawProxyProtocol>,
+}
+
+/// `listeners[].proxy_protocol`.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawProxyProtocol {
+    /// Who may connect (and must send the header): addresses or CIDRs.
+    pub trusted_sources: Vec<String>,
 }
 
 /// `listeners[].tls`: terminate TLS on this listener.
@@ -125,7 +137,7 @@ fn default_admin_bind() -> String {
 
 #[derive(Debug, Deserialize, schemars::JsonSchema, Clone, Copy, PartialEq, Eq, Default)]
 #[serde(rename_all = "snake_case")]
-pub enum ForwardedFor {
+pub enum RawForwardedFor {
     #[default]
     Append,
     Replace,
@@ -136,7 +148,7 @@ pub enum ForwardedFor {
 #[serde(deny_unknown_fields)]
 pub struct RawProxy {
     #[serde(default)]
-    pub forwarded_for: ForwardedFor,
+    pub forwarded_for: RawForwardedFor,
     #[serde(default)]
     pub trusted_proxies: Vec<String>,
     #[serde(default)]
@@ -164,7 +176,7 @@ pub struct RawProxy {
 
 #[derive(Debug, Deserialize, schemars::JsonSchema, Clone, Copy, PartialEq, Eq, Default)]
 #[serde(rename_all = "snake_case")]
-pub enum AccessFormat {
+pub enum RawAccessFormat {
     #[default]
     Text,
     Json,
@@ -179,7 +191,7 @@ pub enum AccessFormat {
 #[serde(deny_unknown_fields)]
 pub struct RawLog {
     #[serde(default)]
-    pub access: AccessFormat,
+    pub access: RawAccessFormat,
     #[serde(default)]
     pub access_file: Option<PathBuf>,
     /// Send access lines to syslog (RFC 5424) instead of stdout or a file.
@@ -196,6 +208,10 @@ pub struct RawRuntime {
     pub worker_threads: Option<usize>,
     #[serde(default)]
     pub shutdown_timeout: Option<Dur>,
+    /// Where `farmgate run` writes its pid (rewritten by the new process of
+    /// a binary upgrade).
+    #[serde(default)]
+    pub pid_file: Option<String>,
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
@@ -213,9 +229,9 @@ pub struct RawFarm {
     pub affinity: Option<RawAffinity>,
     // health_check, live_traffic, min_servers, slow_start: the health feature
     #[serde(default)]
-    pub health_check: Option<RawHealthCheck>,
+    pub health_check: Option<crate::health::spec::RawHealthCheck>,
     #[serde(default)]
-    pub live_traffic: Option<RawLiveTraffic>,
+    pub live_traffic: Option<crate::health::spec::RawLiveTraffic>,
     #[serde(default)]
     pub min_servers: Option<u32>,
     #[serde(default)]
@@ -257,64 +273,4 @@ pub struct RawServer {
     pub name: Option<String>,
     #[serde(default)]
     pub weight: Option<u32>,
-}
-
-/// `farms[].health_check`: the explicit URL test.
-#[derive(Debug, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RawHealthCheck {
-    pub url: String,
-    #[serde(default)]
-    pub method: Option<String>,
-    #[serde(default)]
-    pub interval: Option<Dur>,
-    #[serde(default)]
-    pub timeout: Option<Dur>,
-    #[serde(default)]
-    pub acceptable_status: Option<StatusText>,
-    #[serde(default)]
-    pub response_match: Option<String>,
-    #[serde(default)]
-    pub healthy_threshold: Option<u32>,
-    #[serde(default)]
-    pub unhealthy_threshold: Option<u32>,
-}
-
-/// `farms[].live_traffic`: passive checks on client traffic.
-#[derive(Debug, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RawLiveTraffic {
-    #[serde(default)]
-    pub failure_codes: Option<StatusText>,
-    #[serde(default)]
-    pub max_failures: Option<u32>,
-    #[serde(default)]
-    pub failover_period: Option<Dur>,
-}
-
-/// A list of status codes and ranges (`"200, 204, 300-399"`); a single code
-/// may be written as a bare number.
-#[derive(Debug, Clone, Default)]
-pub struct StatusText(pub String);
-
-impl<'de> Deserialize<'de> for StatusText {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl serde::de::Visitor<'_> for V {
-            type Value = StatusText;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("status codes and ranges such as \"200, 204, 300-399\"")
-            }
-            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<StatusText, E> {
-                Ok(StatusText(v.to_string()))
-            }
-            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<StatusText, E> {
-                Ok(StatusText(v.to_string()))
-            }
-            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<StatusText, E> {
-                Ok(StatusText(v.to_string()))
-            }
-        }
-        d.deserialize_any(V)
-    }
 }

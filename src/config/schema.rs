@@ -4,9 +4,10 @@
 //! the hand-written parts here describe the types with their own
 //! `Deserialize` (units, shorthands), accepting exactly what they accept.
 
-use super::raw::{RawConfig, StatusText, TlsVersionText};
-use super::raw_rules::{RawAction, RawMatch, RawRedirect, RawRespond, RawRoute, TextMap};
+use super::raw::{RawConfig, TlsVersionText};
 use super::units::{Dur, Size};
+use crate::health::spec::StatusText;
+use crate::rules::raw::{RawAction, RawMatch, RawRedirect, RawRespond, RawRoute, TextMap};
 use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 use std::borrow::Cow;
 

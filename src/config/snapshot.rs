@@ -2,15 +2,19 @@
 //! by `config::build`, then shared behind one `ArcSwap`; a request loads it
 //! once and uses it to the end, so a reload never changes a request midway.
 
+use crate::cache::FarmCache;
 use crate::farm::Farm;
+use crate::health::FarmHealth;
+use crate::proxy::pool::BackendPool;
 use crate::rules::RuleSet;
-use ipnet::IpNet;
-use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
+use std::net::SocketAddr;
+
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use super::raw::{AccessFormat, ForwardedFor};
+pub use crate::ground::net::canonical_ip;
+pub use crate::log::access::AccessFormat;
+pub use crate::proxy::spec::{ClientLimits, ForwardedFor, ProxySpec};
 
 #[derive(Debug)]
 pub struct Snapshot {
@@ -21,7 +25,7 @@ pub struct Snapshot {
     pub proxy: ProxySpec,
     pub log: LogSpec,
     pub runtime: RuntimeSpec,
-    pub farms: Vec<Farm>,
+    pub farms: Vec<FarmRuntime>,
     pub default_farm: Option<usize>,
     pub rules: RuleSet,
     /// Client TLS settings of the `https://` servers, for the connector.
@@ -46,6 +50,28 @@ impl Snapshot {
     }
 }
 
+/// A farm as a snapshot holds it: the farm itself (servers, selection,
+/// affinity) and what the layers above `farm/` attach to it.
+#[derive(Debug)]
+pub struct FarmRuntime {
+    pub farm: Farm,
+    /// Health checks, live traffic, minimum servers, slow start.
+    pub health: Arc<FarmHealth>,
+    /// The response cache, when `cache` is configured and enabled.
+    pub cache: Option<FarmCache>,
+    /// Each server's idle connections, in server order (shared with every
+    /// server at the same address).
+    pub pools: Vec<Arc<BackendPool>>,
+}
+
+/// A snapshot's farm reads as its [`Farm`] (name, servers, `pick`).
+impl std::ops::Deref for FarmRuntime {
+    type Target = Farm;
+    fn deref(&self) -> &Farm {
+        &self.farm
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ListenerSpec {
     pub name: Arc<str>,
@@ -54,6 +80,9 @@ pub struct ListenerSpec {
     pub tls: Option<Arc<crate::tls::TlsSpec>>,
     /// At most this many client connections are open on this listener.
     pub max_connections: usize,
+    /// With the PROXY protocol: the sources that may connect (and must
+    /// send its header).
+    pub proxy_protocol: Option<Arc<[ipnet::IpNet]>>,
 }
 
 #[derive(Debug, Clone)]
@@ -63,79 +92,11 @@ pub struct AdminSpec {
     pub token: Option<String>,
 }
 
-#[derive(Debug, Clone)]
-pub struct ProxySpec {
-    pub forwarded_for: ForwardedFor,
-    pub trusted_proxies: Vec<IpNet>,
-    pub preserve_host: bool,
-    pub connect_timeout: Duration,
-    pub response_timeout: Duration,
-    pub idle_timeout: Duration,
-    pub retries: u32,
-    pub max_request_body: u64,
-    /// What a client connection may send and how long it may take.
-    pub limits: ClientLimits,
-}
-
-/// Limits on client connections (see `docs/hardening.md`). Read once per
-/// connection by the listener.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ClientLimits {
-    /// From the first byte of a request head (from accept for the first
-    /// request) until the head is complete.
-    pub header_timeout: Duration,
-    /// Bytes of an HTTP/1 request head (request line and headers); the
-    /// HTTP/2 header list size.
-    pub max_header_size: usize,
-    /// Header fields of an HTTP/1 request head.
-    pub max_headers: usize,
-    /// Concurrent streams of one HTTP/2 connection.
-    pub http2_max_streams: u32,
-}
-
-impl ClientLimits {
-    pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
-}
-
-impl Default for ClientLimits {
-    fn default() -> Self {
-        ClientLimits {
-            header_timeout: Duration::from_secs(10),
-            max_header_size: 32 << 10,
-            max_headers: 100,
-            http2_max_streams: 100,
-        }
-    }
-}
-
-impl ProxySpec {
-    #[inline]
-    pub fn is_trusted(&self, ip: IpAddr) -> bool {
-        let ip = canonical_ip(ip);
-        self.trusted_proxies.iter().any(|net| net.contains(&ip))
-    }
-}
-
-/// IPv4-mapped IPv6 addresses (from dual-stack sockets) as plain IPv4.
-#[inline]
-pub fn canonical_ip(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
-        v4 => v4,
-    }
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct LogSpec {
-    pub access: AccessFormat,
-    pub access_file: Option<PathBuf>,
-    /// Access lines go to syslog instead of stdout or `access_file`.
-    pub access_syslog: Option<crate::log::syslog::SyslogSpec>,
-    pub level: String,
-}
+pub use crate::log::LogSpec;
 
 #[derive(Debug, Clone)]
 pub struct RuntimeSpec {
     pub worker_threads: Option<usize>,
     pub shutdown_timeout: Duration,
+    pub pid_file: Option<std::path::PathBuf>,
 }

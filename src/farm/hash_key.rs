@@ -105,7 +105,7 @@ impl HashKey {
                 } else {
                     peer
                 };
-                Some(hash_ip(crate::config::snapshot::canonical_ip(ip)))
+                Some(hash_ip(crate::ground::net::canonical_ip(ip)))
             }
             HashKey::Path => Some(stable_hash(head.uri.path().as_bytes())),
             HashKey::Header(name) => head.headers.get(name).map(|v| stable_hash(v.as_bytes())),
@@ -133,7 +133,7 @@ fn hash_ip(ip: IpAddr) -> u64 {
 fn forwarded_client(head: &Parts) -> Option<IpAddr> {
     let last = head
         .headers
-        .get_all(&crate::proxy::headers::X_FORWARDED_FOR)
+        .get_all(&crate::ground::net::X_FORWARDED_FOR)
         .iter()
         .next_back()?;
     let text = last.to_str().ok()?;

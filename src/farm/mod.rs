@@ -1,8 +1,15 @@
 //! Server farms: the compiled set of servers a request can go to, and how one
 //! is chosen: cookie affinity first (`affinity.rs`), then the farm's
 //! balancing policy (`selection/`, one file per policy), keyed by the request
-//! part `hash_key.rs` names.
+//! part `hash_key.rs` names, with admission (slow start, probation trial) as
+//! the last word (`admission.rs`).
+//!
+//! The ground layer: nothing here names health, caching or forwarding. What
+//! those attach to a farm (health records, cache, connection pools) sits
+//! beside it in the snapshot (`config::FarmRuntime`), and their long-lived
+//! registries hang on [`StateRegistry`] by type.
 
+pub mod admission;
 pub mod affinity;
 pub mod ewma;
 pub mod hash_key;
@@ -11,7 +18,7 @@ pub mod server;
 pub mod state;
 
 pub use server::Server;
-pub use state::{AdminState, ServerKey, ServerState, StateRegistry};
+pub use state::{AdminState, Prune, ServerKey, ServerState, StateRegistry};
 
 use affinity::Affinity;
 use hash_key::HashKey;
@@ -29,10 +36,6 @@ pub struct Farm {
     /// What the `hash` algorithm hashes; None for other algorithms.
     pub hash_key: Option<HashKey>,
     pub affinity: Option<Affinity>,
-    /// Health checks, live traffic, minimum servers, slow start.
-    pub health: crate::health::FarmHealth,
-    /// The response cache, when `cache` is configured and enabled.
-    pub cache: Option<crate::cache::FarmCache>,
 }
 
 /// What a request brings to server selection, worked out once before its
@@ -82,7 +85,7 @@ impl Farm {
                 return Some(b);
             }
         }
-        crate::health::slow_start::admit(&self.servers, exclude, |exclude| {
+        admission::admit(&self.servers, exclude, |exclude| {
             self.policy.pick(&PickContext {
                 servers: &self.servers,
                 exclude,

@@ -17,9 +17,6 @@ pub struct Server {
     /// `Host` sent when `preserve_host: false`.
     pub host_header: http::HeaderValue,
     pub state: Arc<ServerState>,
-    /// Idle connections to `scheme://authority`, shared with every server
-    /// at the same address.
-    pub pool: Arc<crate::proxy::pool::BackendPool>,
 }
 
 /// Parses `host:port`, `http://host:port` or `https://host:port`.

@@ -1,14 +1,19 @@
-//! Long-lived per-server state: health, admin state and live counters.
+//! Long-lived per-server state: health flag, admin state, admission and live
+//! counters.
 //!
 //! It is keyed by server identity (farm name + server name) in a
 //! [`StateRegistry`], so a config reload that keeps a server keeps its state.
-//! The request path reads and writes it through atomics only. Health
-//! transitions live in `health/` (`health::ServerHealth` is a field here).
+//! The request path reads and writes it through atomics only. What layers
+//! above keep per server or farm (health records, connection pools, cache
+//! stores) lives in their own registries, attached to this one by type
+//! ([`StateRegistry::attached`]), so `farm/` never names them.
 
+use super::admission::PROBATION_OFF;
 use super::ewma::PeakEwma;
-use crate::health::{FarmHealth, ServerHealth};
 use crate::metrics::{FailureReason, ServerStats};
+use std::any::Any;
 use std::collections::HashMap;
+use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -36,6 +41,15 @@ impl AdminState {
             1 => AdminState::Draining,
             2 => AdminState::Disabled,
             _ => AdminState::Enabled,
+        }
+    }
+    /// The state `as_str` names.
+    pub fn parse(name: &str) -> Option<AdminState> {
+        match name {
+            "enabled" => Some(AdminState::Enabled),
+            "draining" => Some(AdminState::Draining),
+            "disabled" => Some(AdminState::Disabled),
+            _ => None,
         }
     }
     pub fn as_str(self) -> &'static str {
@@ -87,8 +101,15 @@ pub struct ServerState {
     /// Status codes, failures by reason, latency histogram, health checks
     /// and the last state change: what metrics and /api/status report.
     pub stats: ServerStats,
-    /// Probes, live-traffic window, probation, slow start (`health/`).
-    pub health: ServerHealth,
+    /// Probation (`admission::PROBATION_*`), written by `health/`, read by
+    /// admission.
+    pub(crate) probation: AtomicU8,
+    /// When the probation trial request was sent (ms stamp), to recover a
+    /// lost one.
+    pub(crate) trial_ms: AtomicU64,
+    /// Slow start: when the ramp began (0: not ramping) and how long it is.
+    pub(crate) ramp_start_ms: AtomicU64,
+    pub(crate) ramp_len_ms: AtomicU64,
 }
 
 impl ServerState {
@@ -107,7 +128,10 @@ impl ServerState {
             latency: PeakEwma::default(),
             created: Instant::now(),
             stats: ServerStats::default(),
-            health: ServerHealth::default(),
+            probation: AtomicU8::new(PROBATION_OFF),
+            trial_ms: AtomicU64::new(0),
+            ramp_start_ms: AtomicU64::new(0),
+            ramp_len_ms: AtomicU64::new(0),
         }
     }
 
@@ -156,11 +180,11 @@ impl ServerState {
             AdminState::Enabled => "unhealthy",
         }
     }
-    /// Accounts for one attempt: the single place where live traffic feeds
-    /// counters, latency and the farm's live-traffic checks.
+    /// Accounts for one attempt in the counters and the latency average
+    /// (`health::FarmHealth::record` calls this, then feeds live traffic).
     #[inline]
-    pub fn record_attempt(&self, attempt: Attempt, farm: &FarmHealth) {
-        let failed = match attempt {
+    pub fn record_attempt(&self, attempt: Attempt) {
+        match attempt {
             Attempt::Response { latency, status } => {
                 self.latency_us_total
                     .fetch_add(latency.as_micros() as u64, Ordering::Relaxed);
@@ -168,9 +192,6 @@ impl ServerState {
                     self.failures.fetch_add(1, Ordering::Relaxed);
                 }
                 self.latency.observe(latency);
-                farm.live
-                    .as_ref()
-                    .is_some_and(|l| l.failure_codes.contains(status))
             }
             Attempt::Failed { reason } => {
                 self.failures.fetch_add(1, Ordering::Relaxed);
@@ -178,10 +199,8 @@ impl ServerState {
                 // A failed attempt counts as a very slow answer, so
                 // least_response_time steers away until it decays.
                 self.latency.observe(FAILURE_LATENCY);
-                true
             }
-        };
-        self.observe_live(failed, farm);
+        }
     }
 
     #[inline]
@@ -190,15 +209,32 @@ impl ServerState {
     }
 }
 
-/// All server states ever built, by identity. Only touched when a snapshot is
-/// built (start-up, reload), never per request.
+/// All server states ever built, by identity, and the registries other
+/// layers attach. Only touched when a snapshot is built (start-up, reload),
+/// never per request.
 #[derive(Default, Debug)]
 pub struct StateRegistry {
     map: Mutex<HashMap<ServerKey, Arc<ServerState>>>,
-    /// Response cache stores by farm name; they outlive snapshots too.
-    pub caches: crate::cache::CacheRegistry,
-    /// Backend connection pools by address; they outlive snapshots too.
-    pub pools: Arc<crate::proxy::pool::PoolRegistry>,
+    attached: Mutex<Vec<Attached>>,
+}
+
+/// A registry a layer above keeps beside the server states (health records,
+/// connection pools, cache stores): pruned with them.
+pub trait Prune: Send + Sync + 'static {
+    /// Forgets what no snapshot references any more.
+    fn prune(&self);
+}
+
+/// One attached registry, as itself (to hand out) and as [`Prune`].
+struct Attached {
+    any: Arc<dyn Any + Send + Sync>,
+    prune: Arc<dyn Prune>,
+}
+
+impl fmt::Debug for Attached {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Attached")
+    }
 }
 
 impl StateRegistry {
@@ -210,12 +246,36 @@ impl StateRegistry {
             .clone()
     }
 
+    /// The registry of type `T` attached to this one, made on first use.
+    /// Snapshot builds call it, never requests.
+    pub fn attached<T: Prune + Default>(&self) -> Arc<T> {
+        let mut list = self.attached.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(t) = list.iter().find_map(|a| a.any.clone().downcast::<T>().ok()) {
+            return t;
+        }
+        let t = Arc::new(T::default());
+        list.push(Attached {
+            any: t.clone(),
+            prune: t.clone(),
+        });
+        t
+    }
+
     /// Forgets servers and farms that no snapshot references any more
-    /// (only the registry holds them).
+    /// (only the registries hold them). Attached registries go first: what
+    /// they drop may hold a server state.
     pub fn prune(&self) {
+        let attached: Vec<_> = self
+            .attached
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|a| a.prune.clone())
+            .collect();
+        for a in attached {
+            a.prune();
+        }
         let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
         map.retain(|_, s| Arc::strong_count(s) > 1);
-        self.caches.prune();
-        self.pools.prune();
     }
 }

@@ -1,9 +1,12 @@
-//! The health part of a compiled farm: its settings and the states of its
-//! servers, so that a change seen on the request path (a live-traffic
-//! ejection) can re-evaluate the farm's minimum-servers floor at once.
+//! The health part of a compiled farm: its settings and the health records
+//! of its servers (in the farm's server order), so that a change seen on the
+//! request path (a live-traffic ejection) can re-evaluate the farm's
+//! minimum-servers floor at once.
 
 use super::spec::{HealthCheck, HealthSpec, LiveTraffic};
-use crate::farm::{Server, ServerState};
+use super::state::{HealthRegistry, ServerHealth};
+use crate::farm::state::Attempt;
+use crate::farm::Server;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,15 +18,26 @@ pub struct FarmHealth {
     pub live: Option<LiveTraffic>,
     pub min_servers: u32,
     pub slow_start: Duration,
-    pub(crate) members: Vec<Arc<ServerState>>,
+    /// One per server, in the farm's order.
+    pub(crate) members: Vec<Arc<ServerHealth>>,
     /// The floor holds every enabled server in rotation.
     pub(crate) floor_active: AtomicBool,
 }
 
 impl FarmHealth {
-    pub fn new(name: Arc<str>, spec: HealthSpec, servers: &[Server]) -> Self {
-        let members: Vec<_> = servers.iter().map(|s| s.state.clone()).collect();
-        let floor_active = members.iter().any(|s| s.is_forced());
+    /// The health part of farm `name` with `servers`, their records found
+    /// (or made) in `registry`.
+    pub fn new(
+        name: Arc<str>,
+        spec: HealthSpec,
+        servers: &[Server],
+        registry: &HealthRegistry,
+    ) -> Self {
+        let members: Vec<_> = servers
+            .iter()
+            .map(|s| registry.get_or_create(&s.state))
+            .collect();
+        let floor_active = members.iter().any(|s| s.state.is_forced());
         FarmHealth {
             name,
             check: spec.check,
@@ -41,6 +55,29 @@ impl FarmHealth {
             min_servers: 0,
             ..HealthSpec::default()
         };
-        FarmHealth::new(name.into(), spec, servers)
+        FarmHealth::new(name.into(), spec, servers, &HealthRegistry::default())
+    }
+
+    /// The health record of the farm's server `index`.
+    #[inline]
+    pub fn server(&self, index: usize) -> &Arc<ServerHealth> {
+        &self.members[index]
+    }
+
+    /// Accounts for one attempt to server `index`: the single place where
+    /// live traffic feeds the server's counters, its latency and the farm's
+    /// live-traffic checks.
+    #[inline]
+    pub fn record(&self, index: usize, attempt: Attempt) {
+        let member = &self.members[index];
+        member.state.record_attempt(attempt);
+        let failed = match attempt {
+            Attempt::Response { status, .. } => self
+                .live
+                .as_ref()
+                .is_some_and(|l| l.failure_codes.contains(status)),
+            Attempt::Failed { .. } => true,
+        };
+        member.observe_live(failed, self);
     }
 }

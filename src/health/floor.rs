@@ -16,8 +16,8 @@ impl FarmHealth {
         // Set the servers first, then log: a request never sees the flag
         // without the servers forced.
         for s in &self.members {
-            if s.is_forced() != active {
-                s.set_forced(active);
+            if s.state.is_forced() != active {
+                s.state.set_forced(active);
             }
         }
         let was = self.floor_active.swap(active, Ordering::Relaxed);
@@ -49,7 +49,7 @@ impl FarmHealth {
     pub fn healthy_count(&self) -> usize {
         self.members
             .iter()
-            .filter(|s| s.admin() == AdminState::Enabled && s.is_healthy())
+            .filter(|s| s.state.admin() == AdminState::Enabled && s.state.is_healthy())
             .count()
     }
 }
@@ -66,7 +66,7 @@ mod tests {
             min_servers: min,
             ..HealthSpec::default()
         };
-        let f = FarmHealth::new("f".into(), spec, &s);
+        let f = FarmHealth::new("f".into(), spec, &s, &Default::default());
         (s, f)
     }
 

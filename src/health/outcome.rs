@@ -37,6 +37,8 @@ pub enum Reason {
     CheckRemoved,
     /// The farm's live-traffic checks were turned off by a reload.
     LiveTrafficOff,
+    /// Out of rotation in the process this one replaced (binary upgrade).
+    Inherited,
 }
 
 /// Labels of probe results, in counter order (`farmgate_health_checks_total{result}`).
@@ -78,6 +80,7 @@ impl Reason {
                 Reason::ProbationFailed => "probation_failed",
                 Reason::ProbationPassed => "probation_passed",
                 Reason::CheckRemoved => "check_removed",
+                Reason::Inherited => "inherited",
                 _ => "live_traffic_off",
             },
         }
@@ -105,6 +108,7 @@ impl fmt::Display for Reason {
             Reason::ProbationPassed => f.write_str("probation request succeeded"),
             Reason::CheckRemoved => f.write_str("health check removed from the config"),
             Reason::LiveTrafficOff => f.write_str("live-traffic checks turned off"),
+            Reason::Inherited => f.write_str("out of rotation before the binary upgrade"),
         }
     }
 }

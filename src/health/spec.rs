@@ -3,10 +3,11 @@
 //! `config::build` calls [`compile`]; the YAML types stop here.
 
 use super::status_ranges::StatusSet;
-use crate::config::error::Problems;
-use crate::config::raw::{RawFarm, RawHealthCheck, RawLiveTraffic};
+use crate::ground::error::Problems;
+use crate::ground::units::Dur;
 use http::uri::PathAndQuery;
 use http::{HeaderValue, Method};
+use serde::Deserialize;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -60,30 +61,99 @@ pub const DEFAULT_FAILOVER_PERIOD: Duration = Duration::from_secs(30);
 /// 0 (as in ARR) turns the floor off.
 pub const DEFAULT_MIN_SERVERS: u32 = 0;
 
+/// The health keys of one farm as written: `health_check`, `live_traffic`,
+/// `min_servers`, `slow_start` (they sit in the farm's own mapping).
+#[derive(Debug, Clone, Copy)]
+pub struct RawHealth<'a> {
+    pub farm: &'a str,
+    pub servers: usize,
+    pub health_check: Option<&'a RawHealthCheck>,
+    pub live_traffic: Option<&'a RawLiveTraffic>,
+    pub min_servers: Option<u32>,
+    pub slow_start: Option<Dur>,
+}
+
+/// `farms[].health_check`: the explicit URL test.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawHealthCheck {
+    pub url: String,
+    #[serde(default)]
+    pub method: Option<String>,
+    #[serde(default)]
+    pub interval: Option<Dur>,
+    #[serde(default)]
+    pub timeout: Option<Dur>,
+    #[serde(default)]
+    pub acceptable_status: Option<StatusText>,
+    #[serde(default)]
+    pub response_match: Option<String>,
+    #[serde(default)]
+    pub healthy_threshold: Option<u32>,
+    #[serde(default)]
+    pub unhealthy_threshold: Option<u32>,
+}
+
+/// `farms[].live_traffic`: passive checks on client traffic.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawLiveTraffic {
+    #[serde(default)]
+    pub failure_codes: Option<StatusText>,
+    #[serde(default)]
+    pub max_failures: Option<u32>,
+    #[serde(default)]
+    pub failover_period: Option<Dur>,
+}
+
+/// A list of status codes and ranges (`"200, 204, 300-399"`); a single code
+/// may be written as a bare number.
+#[derive(Debug, Clone, Default)]
+pub struct StatusText(pub String);
+
+impl<'de> Deserialize<'de> for StatusText {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = StatusText;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("status codes and ranges such as \"200, 204, 300-399\"")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<StatusText, E> {
+                Ok(StatusText(v.to_string()))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<StatusText, E> {
+                Ok(StatusText(v.to_string()))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<StatusText, E> {
+                Ok(StatusText(v.to_string()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
 /// Compiles the health sections of farm `f` (at key path `at`).
-pub fn compile(f: &RawFarm, at: &str, p: &mut Problems) -> HealthSpec {
+pub fn compile(f: RawHealth<'_>, at: &str, p: &mut Problems) -> HealthSpec {
     let check = f
         .health_check
-        .as_ref()
         .and_then(|h| compile_check(h, &format!("{at}.health_check"), p))
         .map(Arc::new);
     let live = f
         .live_traffic
-        .as_ref()
         .map_or(Ok(None), |l| compile_live(l, &format!("{at}.live_traffic")))
         .unwrap_or_else(|(key, e)| {
             p.add(key, e);
             None
         });
     let min_servers = f.min_servers.unwrap_or(DEFAULT_MIN_SERVERS);
-    if min_servers as usize > f.servers.len() && !f.servers.is_empty() {
+    if min_servers as usize > f.servers && f.servers > 0 {
         p.add(
             format!("{at}.min_servers"),
             format!(
                 "min_servers is {min_servers} but farm {:?} has only {} server(s); \
                  the floor would always hold every server in rotation",
-                f.name,
-                f.servers.len()
+                f.farm, f.servers
             ),
         );
     }
@@ -233,116 +303,6 @@ fn compile_live(l: &RawLiveTraffic, at: &str) -> Result<Option<LiveTraffic>, (St
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::load_str;
-    use crate::farm::StateRegistry;
-
-    fn farm(extra: &str) -> String {
-        format!(
-            "listeners:\n  - bind: \"127.0.0.1:0\"\nfarms:\n  - name: web\n    servers:\n      \
-             - address: \"127.0.0.1:9001\"\n      - address: \"127.0.0.1:9002\"\n{extra}"
-        )
-    }
-
-    fn errors(extra: &str) -> Vec<String> {
-        match load_str(&farm(extra), "f.yaml", &StateRegistry::default()) {
-            Ok(_) => vec![],
-            Err(e) => e.0.iter().map(ToString::to_string).collect(),
-        }
-    }
-
-    #[test]
-    fn a_full_health_section_compiles() {
-        let yaml = farm(
-            "    health_check:\n      url: http://shop.example/health\n      method: head\n      \
-             interval: 10s\n      timeout: 3s\n      acceptable_status: 200\n      \
-             healthy_threshold: 2\n      unhealthy_threshold: 3\n    live_traffic:\n      \
-             failure_codes: \"500-599\"\n      max_failures: 10\n      failover_period: 1m\n    \
-             min_servers: 2\n    slow_start: 30s\n",
-        );
-        let snap = load_str(&yaml, "f.yaml", &StateRegistry::default()).expect("valid");
-        let h = &snap.farms[0].health;
-        let c = h.check.as_ref().expect("check");
-        assert_eq!(c.method, Method::HEAD);
-        assert_eq!(c.host.as_ref().expect("host"), "shop.example");
-        assert_eq!(
-            (c.interval, c.timeout),
-            (Duration::from_secs(10), Duration::from_secs(3))
-        );
-        assert_eq!(c.acceptable.to_string(), "200");
-        assert_eq!((c.healthy_threshold, c.unhealthy_threshold), (2, 3));
-        let l = h.live.as_ref().expect("live");
-        assert_eq!((l.max_failures, l.period), (10, Duration::from_secs(60)));
-        assert!(l.failure_codes.contains(599) && !l.failure_codes.contains(499));
-        assert_eq!((h.min_servers, h.slow_start), (2, Duration::from_secs(30)));
-    }
-
-    #[test]
-    fn defaults() {
-        let yaml = farm("    health_check:\n      url: /health\n    live_traffic: {}\n");
-        let snap = load_str(&yaml, "f.yaml", &StateRegistry::default()).expect("valid");
-        let h = &snap.farms[0].health;
-        let c = h.check.as_ref().expect("check");
-        assert_eq!((c.interval, c.timeout), (DEFAULT_INTERVAL, DEFAULT_TIMEOUT));
-        assert_eq!(c.acceptable.to_string(), "200-399");
-        assert_eq!(
-            h.live.as_ref().expect("live").failure_codes.to_string(),
-            "500, 502-504"
-        );
-        assert_eq!(h.min_servers, 0);
-        let off = farm("    live_traffic:\n      failover_period: 0\n");
-        let snap = load_str(&off, "f.yaml", &StateRegistry::default()).expect("valid");
-        assert!(snap.farms[0].health.live.is_none());
-    }
-
-    #[test]
-    fn mistakes_are_placed_and_explained() {
-        let e =
-            errors("    health_check:\n      url: /health\n      acceptable_status: \"200-abc\"\n");
-        assert_eq!(e.len(), 1, "{e:?}");
-        assert!(
-            e[0].starts_with("f.yaml:10:26: farms[0].health_check.acceptable_status: \"abc\""),
-            "{e:?}"
-        );
-        let e = errors("    health_check:\n      url: health\n");
-        assert!(
-            e[0].starts_with("f.yaml:9:12: farms[0].health_check.url:"),
-            "{e:?}"
-        );
-        let e = errors("    health_check:\n      url: /h\n      method: POST\n");
-        assert!(
-            e[0].contains("health_check.method: unsupported method \"POST\""),
-            "{e:?}"
-        );
-        let e = errors(
-            "    health_check:\n      url: /h\n      method: HEAD\n      response_match: OK\n",
-        );
-        assert!(
-            e[0].contains("health_check.response_match: a HEAD response has no body"),
-            "{e:?}"
-        );
-        let e = errors("    health_check:\n      url: /h\n      healthy_threshold: 0\n");
-        assert!(
-            e[0].contains("health_check.healthy_threshold: must be at least 1"),
-            "{e:?}"
-        );
-        let e = errors("    health_check:\n      url: /h\n      interval: 0\n");
-        assert!(
-            e[0].contains("health_check.interval: must be greater than 0"),
-            "{e:?}"
-        );
-        let e = errors("    min_servers: 3\n");
-        assert!(
-            e[0].contains("farms[0].min_servers: min_servers is 3 but farm \"web\" has only 2"),
-            "{e:?}"
-        );
-        let e = errors("    live_traffic:\n      failure_codes: \"5xx\"\n");
-        assert!(
-            e[0].contains("live_traffic.failure_codes: \"5xx\""),
-            "{e:?}"
-        );
-        let e = errors("    health_check:\n      url: /h\n      intervall: 5s\n");
-        assert!(e[0].contains("unknown field `intervall`"), "{e:?}");
-    }
 
     #[test]
     fn urls() {

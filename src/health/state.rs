@@ -1,36 +1,30 @@
-//! The health part of a server's long-lived state, and its transitions.
+//! The health record of a server, kept across reloads, and its transitions.
 //!
-//! [`ServerHealth`] is a field of `farm::ServerState`. The request path only
-//! reads its atomics (probation, slow-start ramp) and feeds the live-traffic
-//! window; every change of state (down, up, probation) happens under a small
-//! mutex that guards the bookkeeping an operator reads (reason, time of the
-//! last change, last check), so each change is logged and counted once.
+//! A [`ServerHealth`] watches one `farm::ServerState` (whose atomics say
+//! healthy, forced, probation, slow-start ramp) and is found by server
+//! identity in the [`HealthRegistry`], which hangs on the `StateRegistry`.
+//! The request path only feeds the live-traffic window; every change of
+//! state (down, up, probation) happens under a small mutex that guards the
+//! bookkeeping an operator reads (reason, time of the last change, last
+//! check), so each change is logged and counted once.
 
 use super::outcome::{ProbeReport, Reason, PROBE_RESULTS};
-use super::passive::FailureWindow;
 use super::spec::HealthCheck;
+use super::window::FailureWindow;
 use super::{human, now_ms};
-use crate::farm::ServerState;
+use crate::farm::admission::{PROBATION_OFF, PROBATION_OPEN, PROBATION_TRIAL};
+use crate::farm::{Prune, ServerKey, ServerState};
 use serde::Serialize;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-pub(crate) const PROBATION_OFF: u8 = 0;
-/// Out of rotation by live traffic, waiting for its one trial request.
-pub(crate) const PROBATION_OPEN: u8 = 1;
-/// The trial request is under way.
-pub(crate) const PROBATION_TRIAL: u8 = 2;
-
 /// Health state of one server that outlives snapshots.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ServerHealth {
-    pub(crate) probation: AtomicU8,
-    /// When the trial request was sent (ms stamp), to recover a lost one.
-    pub(crate) trial_ms: AtomicU64,
-    /// Slow start: when the ramp began (0: not ramping) and how long it is.
-    pub(crate) ramp_start_ms: AtomicU64,
-    pub(crate) ramp_len_ms: AtomicU64,
+    /// The server this record watches and whose rotation it sets.
+    pub state: Arc<ServerState>,
     pub(crate) window: FailureWindow,
     /// Scheduling of explicit probes (supervisor only).
     pub(crate) next_probe_ms: AtomicU64,
@@ -82,8 +76,54 @@ pub(crate) struct HealthRecord {
 }
 
 impl ServerHealth {
+    pub fn new(state: Arc<ServerState>) -> Self {
+        ServerHealth {
+            state,
+            window: FailureWindow::default(),
+            next_probe_ms: AtomicU64::new(0),
+            probing: AtomicBool::new(false),
+            record: Mutex::default(),
+            counters: HealthCounters::default(),
+        }
+    }
+
     pub(crate) fn lock(&self) -> MutexGuard<'_, HealthRecord> {
         self.record.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Is the server in rotation by health (`ServerState::is_healthy`)?
+    #[inline]
+    pub fn is_healthy(&self) -> bool {
+        self.state.is_healthy()
+    }
+}
+
+/// Every server's health record by identity; attached to the
+/// `StateRegistry` so a reload that keeps a server keeps its record.
+#[derive(Debug, Default)]
+pub struct HealthRegistry {
+    map: Mutex<HashMap<ServerKey, Arc<ServerHealth>>>,
+}
+
+impl HealthRegistry {
+    /// The record watching `state`, made the first time it is seen.
+    pub fn get_or_create(&self, state: &Arc<ServerState>) -> Arc<ServerHealth> {
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        let h = map
+            .entry(state.key.clone())
+            .or_insert_with(|| Arc::new(ServerHealth::new(state.clone())));
+        if !Arc::ptr_eq(&h.state, state) {
+            // The server state was pruned and made anew: start afresh too.
+            *h = Arc::new(ServerHealth::new(state.clone()));
+        }
+        h.clone()
+    }
+}
+
+impl Prune for HealthRegistry {
+    fn prune(&self) {
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        map.retain(|_, h| Arc::strong_count(h) > 1);
     }
 }
 
@@ -121,28 +161,21 @@ pub(crate) fn unix_ms(t: SystemTime) -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-// === impl ServerState: health transitions ===
-//
-// `ServerState` lives in `farm/state.rs`; what changes its health lives here.
+// === impl ServerHealth: transitions ===
 
-impl ServerState {
+impl ServerHealth {
     /// Takes the server out of rotation. Call with its record locked.
     pub(crate) fn go_down(&self, rec: &mut HealthRecord, reason: Reason) {
-        self.set_healthy(false);
-        self.health
-            .probation
-            .store(PROBATION_OFF, Ordering::Relaxed);
-        self.cancel_ramp();
+        self.state.set_healthy(false);
+        self.state.probation.store(PROBATION_OFF, Ordering::Relaxed);
+        self.state.cancel_ramp();
         rec.passes = 0;
         rec.changed_at = Some(SystemTime::now());
         rec.changed_ms = now_ms();
-        self.health
-            .counters
-            .went_down
-            .fetch_add(1, Ordering::Relaxed);
+        self.counters.went_down.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(
-            farm = %self.key.farm,
-            server = %self.key.server,
+            farm = %self.state.key.farm,
+            server = %self.state.key.server,
             reason = %reason,
             "server is out of rotation: {reason}"
         );
@@ -151,27 +184,22 @@ impl ServerState {
 
     /// Puts the server back in rotation. Call with its record locked.
     pub(crate) fn go_up(&self, rec: &mut HealthRecord, reason: Reason, slow_start: Duration) {
-        self.set_healthy(true);
-        self.health
-            .probation
-            .store(PROBATION_OFF, Ordering::Relaxed);
-        self.health.window.reset();
+        self.state.set_healthy(true);
+        self.state.probation.store(PROBATION_OFF, Ordering::Relaxed);
+        self.window.reset();
         rec.down_by_live = false;
         rec.backoff = Duration::ZERO;
         rec.probation_at_ms = 0;
         rec.fails = 0;
         rec.changed_at = Some(SystemTime::now());
         rec.changed_ms = now_ms();
-        self.health
-            .counters
-            .came_back
-            .fetch_add(1, Ordering::Relaxed);
-        self.begin_ramp(slow_start);
+        self.counters.came_back.fetch_add(1, Ordering::Relaxed);
+        self.state.begin_ramp(slow_start);
         if slow_start.is_zero() {
-            tracing::info!(farm = %self.key.farm, server = %self.key.server, reason = %reason,
+            tracing::info!(farm = %self.state.key.farm, server = %self.state.key.server, reason = %reason,
                 "server is back in rotation: {reason}");
         } else {
-            tracing::info!(farm = %self.key.farm, server = %self.key.server, reason = %reason,
+            tracing::info!(farm = %self.state.key.farm, server = %self.state.key.server, reason = %reason,
                 "server is back in rotation: {reason}; slow start over {}", human(slow_start));
         }
         rec.reason = Some(reason);
@@ -188,9 +216,9 @@ impl ServerState {
         slow_start: Duration,
     ) -> bool {
         if let Some(i) = report.verdict.probe_index() {
-            self.health.counters.checks[i].fetch_add(1, Ordering::Relaxed);
+            self.counters.checks[i].fetch_add(1, Ordering::Relaxed);
         }
-        let mut rec = self.health.lock();
+        let mut rec = self.lock();
         rec.last_check = Some((SystemTime::now(), report.clone()));
         let healthy = self.is_healthy();
         if report.passed() {
@@ -204,7 +232,7 @@ impl ServerState {
                 return true;
             }
             if !healthy {
-                tracing::debug!(farm = %self.key.farm, server = %self.key.server,
+                tracing::debug!(farm = %self.state.key.farm, server = %self.state.key.server,
                     "health check passed ({}/{})", rec.passes, check.healthy_threshold);
             }
         } else {
@@ -221,7 +249,7 @@ impl ServerState {
                 rec.probation_at_ms = 0;
                 rec.reason = Some(report.verdict.clone());
             }
-            tracing::debug!(farm = %self.key.farm, server = %self.key.server,
+            tracing::debug!(farm = %self.state.key.farm, server = %self.state.key.server,
                 "health check failed: {} ({}/{})", report.verdict, rec.fails, check.unhealthy_threshold);
         }
         false
@@ -229,8 +257,8 @@ impl ServerState {
 
     /// Health as the status API shows it.
     pub fn health_view(&self) -> HealthView {
-        let rec = self.health.lock();
-        let probation = match self.health.probation.load(Ordering::Relaxed) {
+        let rec = self.lock();
+        let probation = match self.state.probation.load(Ordering::Relaxed) {
             PROBATION_OPEN => "open",
             PROBATION_TRIAL => "trial",
             _ if rec.probation_at_ms != 0 => "waiting",
@@ -238,7 +266,7 @@ impl ServerState {
         };
         HealthView {
             healthy: self.is_healthy(),
-            forced: self.is_forced(),
+            forced: self.state.is_forced(),
             probation,
             reason: rec.reason.as_ref().map(ToString::to_string),
             reason_code: rec.reason.as_ref().map(Reason::label),
@@ -251,7 +279,7 @@ impl ServerState {
                 latency_ms: r.latency.as_secs_f64() * 1000.0,
                 body_match: r.body_match,
             }),
-            slow_start_factor: self.slow_start_factor(),
+            slow_start_factor: self.state.slow_start_factor(),
             consecutive_passes: rec.passes,
             consecutive_failures: rec.fails,
         }

@@ -63,6 +63,8 @@ pub struct ConnActivity {
     parked_idle: AtomicU64,
     /// HTTP/2, an upgrade or a finding: this connection never parks.
     no_park: AtomicBool,
+    /// A request came over HTTP/2: the connection is HTTP/2.
+    http2: AtomicBool,
     /// hyper's connection is being closed to park: keep the socket.
     parking: AtomicBool,
     wake: Notify,
@@ -91,6 +93,7 @@ impl ConnActivity {
             heads: AtomicU32::new(0),
             parked_idle: AtomicU64::new(0),
             no_park: AtomicBool::new(false),
+            http2: AtomicBool::new(false),
             parking: AtomicBool::new(false),
             wake: Notify::new(),
         }
@@ -143,6 +146,11 @@ impl ConnActivity {
         self.no_park.store(true, Relaxed);
     }
 
+    /// Has a request come over HTTP/2 on this connection?
+    pub fn is_http2(&self) -> bool {
+        self.http2.load(Relaxed)
+    }
+
     pub fn is_parking(&self) -> bool {
         self.parking.load(Relaxed)
     }
@@ -175,6 +183,7 @@ impl ConnActivity {
         if http2 {
             // HTTP/2 heads are not scanned: a request means the head is in.
             self.head_since.store(0, Relaxed);
+            self.http2.store(true, Relaxed);
         }
         self.requests.fetch_add(1, Relaxed)
     }

@@ -12,21 +12,25 @@
 
 pub mod activity;
 pub mod framing;
+pub mod inherited;
 mod io;
 pub mod limit;
 mod park;
+pub mod proxy_protocol;
 mod service;
 pub mod set;
 mod tls;
 
 use crate::config::snapshot::ClientLimits;
-use crate::gateway::Gateway;
-use crate::proxy::ConnInfo;
-use crate::tls::TlsListener;
+use crate::config::Snapshot;
+use crate::metrics::{ListenerStats, Metrics};
+use crate::request::{ConnInfo, Shared};
+use crate::tls::{TlsListener, TlsRegistry};
 use activity::{ConnActivity, Expiry};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
+use ipnet::IpNet;
 use limit::{ConnSet, Slot};
 use park::Parkable;
 use std::collections::HashMap;
@@ -38,6 +42,28 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
+
+/// What the listeners take from the running gateway, resolved once when it
+/// is built (the accept loops call it `gw`): the request path's shared
+/// state, the connection tracker, the counters, the TLS listener registry.
+pub struct Serving {
+    pub shared: Arc<Shared>,
+    pub connections: Arc<ConnTracker>,
+    pub metrics: Arc<Metrics>,
+    pub tls: Arc<TlsRegistry>,
+}
+
+impl Serving {
+    #[inline]
+    fn snapshot(&self) -> Arc<Snapshot> {
+        self.shared.snapshot()
+    }
+
+    #[inline]
+    fn generation(&self) -> u64 {
+        self.shared.generation()
+    }
+}
 
 /// Binds with SO_REUSEADDR and a deep backlog.
 pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
@@ -57,12 +83,40 @@ pub struct ListenerHandle {
     pub local_addr: SocketAddr,
     pub(crate) stop: watch::Sender<bool>,
     pub task: JoinHandle<()>,
+    /// A second descriptor of the listening socket, for handing it to a new
+    /// process (binary upgrade); closed by `stop`, so a stopped listener's
+    /// port is free again once its accept loop ends.
+    socket: Mutex<Option<std::os::fd::OwnedFd>>,
 }
 
 impl ListenerHandle {
+    /// `listener` is the socket the accept loop `task` serves.
+    pub fn new(
+        name: Arc<str>,
+        listener: &TcpListener,
+        stop: watch::Sender<bool>,
+        task: JoinHandle<()>,
+    ) -> std::io::Result<ListenerHandle> {
+        use std::os::fd::AsFd;
+        Ok(ListenerHandle {
+            name,
+            local_addr: listener.local_addr()?,
+            stop,
+            task,
+            socket: Mutex::new(Some(listener.as_fd().try_clone_to_owned()?)),
+        })
+    }
+
     /// Stops accepting; open connections are not touched.
     pub fn stop(&self) {
         let _ = self.stop.send(true);
+        self.socket.lock().unwrap_or_else(|p| p.into_inner()).take();
+    }
+
+    /// A new descriptor of the listening socket; None once stopped.
+    pub fn dup_socket(&self) -> Option<std::io::Result<std::os::fd::OwnedFd>> {
+        let socket = self.socket.lock().unwrap_or_else(|p| p.into_inner());
+        socket.as_ref().map(|s| s.try_clone())
     }
 }
 
@@ -72,6 +126,9 @@ pub struct ConnTracker {
     active: AtomicUsize,
     idle: Notify,
     shutdown: watch::Sender<bool>,
+    /// A new process took over (binary upgrade): see [`ConnTracker::retire`].
+    retiring: watch::Sender<bool>,
+    retiring_now: std::sync::atomic::AtomicBool,
     /// Each listener's open connections, by listener name.
     per_listener: Mutex<HashMap<Arc<str>, Arc<ConnSet>>>,
 }
@@ -82,6 +139,8 @@ impl Default for ConnTracker {
             active: AtomicUsize::new(0),
             idle: Notify::new(),
             shutdown: watch::Sender::new(false),
+            retiring: watch::Sender::new(false),
+            retiring_now: std::sync::atomic::AtomicBool::new(false),
             per_listener: Mutex::default(),
         }
     }
@@ -114,10 +173,25 @@ impl ConnTracker {
         let mut map = self.per_listener.lock().unwrap_or_else(|p| p.into_inner());
         map.entry(name.clone()).or_default().clone()
     }
-    /// Asks every connection to finish its in-flight requests and close,
-    /// then waits up to `timeout`. Returns the connections still open.
-    pub async fn drain(&self, timeout: Duration) -> usize {
-        let _ = self.shutdown.send(true);
+    /// Winds connections down without closing one under a client that may
+    /// be sending on it (binary upgrade; the new process accepts the next
+    /// connections): HTTP/2 connections get GOAWAY and finish their streams;
+    /// every HTTP/1 response from now on carries `Connection: close`, and an
+    /// idle HTTP/1 connection stays open until its next request (served,
+    /// then closed) or its idle timeout.
+    pub fn retire(&self) {
+        self.retiring_now.store(true, Ordering::Relaxed);
+        let _ = self.retiring.send(true);
+    }
+
+    #[inline]
+    pub fn is_retiring(&self) -> bool {
+        self.retiring_now.load(Ordering::Relaxed)
+    }
+
+    /// Waits until every connection has ended or `timeout` passed; returns
+    /// the connections still open.
+    pub async fn wait_closed(&self, timeout: Duration) -> usize {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let idle = self.idle.notified();
@@ -129,6 +203,13 @@ impl ConnTracker {
             }
         }
     }
+
+    /// Asks every connection to finish its in-flight requests and close,
+    /// then waits up to `timeout`. Returns the connections still open.
+    pub async fn drain(&self, timeout: Duration) -> usize {
+        let _ = self.shutdown.send(true);
+        self.wait_closed(timeout).await
+    }
 }
 
 /// HTTP/2 streams a client may reset before the server accepted them;
@@ -139,7 +220,7 @@ const H2_MAX_PENDING_ACCEPT_RESETS: usize = 20;
 const H2_MAX_LOCAL_ERROR_RESETS: usize = 256;
 
 /// The hyper server settings every traffic connection uses.
-pub fn http_builder(gw: &Gateway) -> auto::Builder<TokioExecutor> {
+pub fn http_builder(gw: &Serving) -> auto::Builder<TokioExecutor> {
     let limits = gw.snapshot().proxy.limits;
     let mut b = auto::Builder::new(TokioExecutor::new());
     b.http1()
@@ -164,7 +245,7 @@ pub fn http_builder(gw: &Gateway) -> auto::Builder<TokioExecutor> {
 pub fn spawn(
     listener: TcpListener,
     name: Arc<str>,
-    gw: Arc<Gateway>,
+    gw: Arc<Serving>,
     tls: Option<Arc<TlsListener>>,
 ) -> std::io::Result<ListenerHandle> {
     let local_addr = listener.local_addr()?;
@@ -176,7 +257,10 @@ pub fn spawn(
     let stats = gw.metrics.listener(&name);
     let task_tls = tls;
     let conns = gw.connections.listener(&name);
+    let socket = std::sync::Arc::new(listener);
+    let accepting = socket.clone();
     let task = tokio::spawn(async move {
+        let listener = accepting;
         let mut generation = gw.generation();
         let mut builder = http_builder(&gw);
         loop {
@@ -191,7 +275,14 @@ pub fn spawn(
             }
             match accepted {
                 Ok((stream, peer)) => {
-                    let (limits, idle_timeout, max) = conn_settings(&gw, &task_name);
+                    let (limits, idle_timeout, max, proxied) = conn_settings(&gw, &task_name);
+                    if let Some(trusted) = &proxied {
+                        if !trusted.iter().any(|n| n.contains(&peer.ip())) {
+                            // Only the balancers in front may connect here.
+                            tracing::debug!(listener = %task_name, %peer, "closed: not a trusted PROXY protocol source");
+                            continue;
+                        }
+                    }
                     let mut activity = ConnActivity::new(limits.header_timeout, idle_timeout);
                     if task_tls.is_none() {
                         activity = activity.with_park_after(park::PARK_AFTER);
@@ -205,16 +296,26 @@ pub fn spawn(
                     };
                     let _ = stream.set_nodelay(true);
                     let secure = task_tls.is_some();
-                    let info = Arc::new(ConnInfo::new(peer, local_addr, stats.clone(), secure));
-                    let conn = Conn {
-                        info,
+                    let accepted = Accepted {
+                        stream,
+                        peer,
+                        local: local_addr,
                         activity,
-                        max_head: limits.max_header_size,
                         slot,
+                        max_head: limits.max_header_size,
                     };
-                    match &task_tls {
-                        None => serve_connection(stream, conn, gw.clone(), builder.clone()),
-                        Some(t) => tls::serve(stream, t.clone(), conn, gw.clone(), builder.clone()),
+                    let (tls, gw, builder, stats) =
+                        (task_tls.clone(), gw.clone(), builder.clone(), stats.clone());
+                    if proxied.is_some() {
+                        // The header is read in the connection's own task.
+                        tokio::spawn(async move {
+                            let timeout = limits.header_timeout;
+                            if let Some(a) = accepted.behind_proxy(timeout).await {
+                                a.serve(stats, secure, tls, gw, builder);
+                            }
+                        });
+                    } else {
+                        accepted.serve(stats, secure, tls, gw, builder);
                     }
                 }
                 Err(e) => {
@@ -225,24 +326,80 @@ pub fn spawn(
             }
         }
     });
-    Ok(ListenerHandle {
-        name,
-        local_addr,
-        stop,
-        task,
-    })
+    ListenerHandle::new(name, &socket, stop, task)
 }
 
 /// The settings a new connection of listener `name` gets from the current
-/// snapshot: client limits, idle timeout, and the listener's cap.
-fn conn_settings(gw: &Gateway, name: &str) -> (ClientLimits, Duration, usize) {
+/// snapshot: client limits, idle timeout, the listener's cap, and the
+/// trusted sources when it speaks the PROXY protocol.
+fn conn_settings(
+    gw: &Serving,
+    name: &str,
+) -> (ClientLimits, Duration, usize, Option<Arc<[IpNet]>>) {
     let snap = gw.snapshot();
-    let max = snap
-        .listeners
-        .iter()
-        .find(|l| &*l.name == name)
-        .map_or(ClientLimits::DEFAULT_MAX_CONNECTIONS, |l| l.max_connections);
-    (snap.proxy.limits, snap.proxy.idle_timeout, max)
+    let spec = snap.listeners.iter().find(|l| &*l.name == name);
+    let max = spec.map_or(ClientLimits::DEFAULT_MAX_CONNECTIONS, |l| l.max_connections);
+    let proxied = spec.and_then(|l| l.proxy_protocol.clone());
+    (snap.proxy.limits, snap.proxy.idle_timeout, max, proxied)
+}
+
+/// A connection just accepted, before its `ConnInfo` is known.
+struct Accepted {
+    stream: tokio::net::TcpStream,
+    /// The TCP peer; with the PROXY protocol, the client it names.
+    peer: SocketAddr,
+    local: SocketAddr,
+    activity: Arc<ConnActivity>,
+    slot: Slot,
+    max_head: usize,
+}
+
+impl Accepted {
+    /// Reads the PROXY header (within the header timeout); the peer becomes
+    /// the client it names. None: refused, the connection closes.
+    async fn behind_proxy(mut self, timeout: Duration) -> Option<Accepted> {
+        let read = proxy_protocol::read(&mut self.stream);
+        match tokio::time::timeout(timeout, read).await {
+            Ok(Ok(proxy_protocol::Header::Proxied {
+                source,
+                destination,
+            })) => {
+                self.peer = source;
+                self.local = destination;
+                Some(self)
+            }
+            Ok(Ok(proxy_protocol::Header::Local)) => Some(self),
+            Ok(Err(e)) => {
+                tracing::debug!(peer = %self.peer, "closed: {e}");
+                None
+            }
+            Err(_) => {
+                tracing::debug!(peer = %self.peer, "closed: no PROXY header within {timeout:?}");
+                None
+            }
+        }
+    }
+
+    fn serve(
+        self,
+        stats: Arc<ListenerStats>,
+        secure: bool,
+        tls: Option<Arc<TlsListener>>,
+        gw: Arc<Serving>,
+        builder: auto::Builder<TokioExecutor>,
+    ) {
+        let info = Arc::new(ConnInfo::new(self.peer, self.local, stats, secure));
+        let conn = Conn {
+            info,
+            activity: self.activity,
+            max_head: self.max_head,
+            slot: self.slot,
+        };
+        match tls {
+            None => serve_connection(self.stream, conn, gw, builder),
+            Some(t) => tls::serve(self.stream, t, conn, gw, builder),
+        }
+    }
 }
 
 /// An accepted client connection and what watches over it.
@@ -258,7 +415,7 @@ pub(crate) struct Conn {
 fn serve_connection<S>(
     stream: S,
     conn: Conn,
-    gw: Arc<Gateway>,
+    gw: Arc<Serving>,
     builder: auto::Builder<TokioExecutor>,
 ) where
     S: AsyncRead + AsyncWrite + Parkable + Unpin + Send + 'static,
@@ -276,7 +433,7 @@ fn serve_connection<S>(
 async fn run_connection<S>(
     stream: S,
     conn: Conn,
-    gw: Arc<Gateway>,
+    gw: Arc<Serving>,
     builder: auto::Builder<TokioExecutor>,
     guard: ConnGuard,
 ) where
@@ -292,13 +449,22 @@ async fn run_connection<S>(
     let _slot = slot;
     let _counted = info.stats.connection();
     let mut shutdown = gw.connections.subscribe();
+    let mut retiring = gw.connections.retiring.subscribe();
     let handback: Option<io::Handback<S>> = S::PARKS.then(Arc::default);
     let framing = Some(Box::new(framing::Framing::new(max_head)));
     let mut io = io::ScannedIo::resume(stream, framing, activity.clone(), handback.clone());
     loop {
-        let (svc_gw, svc_info, svc_activity) = (gw.clone(), info.clone(), activity.clone());
+        let (svc_gw, svc_info, svc_activity) = (gw.shared.clone(), info.clone(), activity.clone());
+        let svc_conns = gw.connections.clone();
         let service = service_fn(move |req| {
-            service::serve(svc_gw.clone(), svc_info.clone(), svc_activity.clone(), req)
+            let last = svc_conns.is_retiring();
+            service::serve(
+                svc_gw.clone(),
+                svc_info.clone(),
+                svc_activity.clone(),
+                last,
+                req,
+            )
         });
         // Boxed, so that a parked connection does not hold its space.
         let mut conn = Box::pin(builder.serve_connection_with_upgrades(TokioIo::new(io), service));
@@ -316,6 +482,12 @@ async fn run_connection<S>(
                     break parking && !draining;
                 }
                 _ = shutdown.wait_for(|s| *s), if !draining => {
+                    conn.as_mut().graceful_shutdown();
+                    draining = true;
+                }
+                // HTTP/2 can say GOAWAY without losing a stream; HTTP/1
+                // closes after its next response (`service.rs`).
+                _ = retiring.wait_for(|r| *r), if !draining && activity.is_http2() => {
                     conn.as_mut().graceful_shutdown();
                     draining = true;
                 }

@@ -1,15 +1,14 @@
 //! The per-request service of a client connection: refuses a request the
 //! framing scanner found fault with (400 or 431, then close) before
-//! anything is forwarded, hands the rest to [`proxy::handle`], and keeps the
+//! anything is forwarded, hands the rest to [`request::handle`], and keeps the
 //! connection's [`ConnActivity`] told which requests are in flight and which
 //! the client cancelled before their answer.
 
 use super::activity::ConnActivity;
-use crate::gateway::Gateway;
 use crate::proxy::body::ProxyBody;
 use crate::proxy::error::local_response;
-use crate::proxy::route::Aborted;
-use crate::proxy::{self, ConnInfo};
+use crate::request::route::Aborted;
+use crate::request::{self, ConnInfo, Shared};
 use bytes::Bytes;
 use http::{header, HeaderValue, Request, Response, Version};
 use http_body::{Body, Frame, SizeHint};
@@ -18,11 +17,14 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-/// Serves one request of the connection `activity` belongs to.
+/// Serves one request of the connection `activity` belongs to; `last`: the
+/// process is retiring (binary upgrade), so an HTTP/1 connection closes
+/// after this response.
 pub async fn serve(
-    gw: Arc<Gateway>,
+    gw: Arc<Shared>,
     conn: Arc<ConnInfo>,
     activity: Arc<ConnActivity>,
+    last: bool,
     req: Request<Incoming>,
 ) -> Result<Response<TrackedBody>, Aborted> {
     let http2 = req.version() == Version::HTTP_2;
@@ -44,7 +46,7 @@ pub async fn serve(
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
             resp
         }
-        None => match proxy::handle(gw, conn, req).await {
+        None => match request::handle(gw, conn, req).await {
             Ok(resp) => resp,
             Err(aborted) => {
                 // A rule aborted it: ended, but not cancelled by the client.
@@ -55,6 +57,12 @@ pub async fn serve(
             }
         },
     };
+    let mut resp = resp;
+    if !http2 && last {
+        // A new process serves this listener now: this connection's last.
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     let activity = pending.activity.take();
     Ok(resp.map(|inner| TrackedBody { inner, activity }))
 }

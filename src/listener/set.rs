@@ -6,10 +6,10 @@
 //! finish. Applying is two-phase so that a bind that fails (port in use)
 //! refuses the whole reload before anything changed.
 
+use super::Serving;
 use super::{bind, spawn, ListenerHandle};
 use crate::config::snapshot::{AdminSpec, ListenerSpec};
 use crate::config::Snapshot;
-use crate::gateway::Gateway;
 use crate::tls::TlsListener;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -56,6 +56,10 @@ pub struct Prepared {
 }
 
 fn bind_named(addr: SocketAddr, what: &str) -> std::io::Result<TcpListener> {
+    if let Some(socket) = super::inherited::take(addr, what) {
+        socket.set_nonblocking(true)?;
+        return TcpListener::from_std(socket);
+    }
     bind(addr).map_err(|e| {
         std::io::Error::new(e.kind(), format!("cannot listen on {addr} ({what}): {e}"))
     })
@@ -83,13 +87,16 @@ impl ListenerSet {
         Ok(Prepared { traffic, admin })
     }
 
-    /// Makes the running set match `snap` (already installed in `gw`).
-    /// Errors here are reported; what could be applied stays applied.
+    /// Makes the running set match `snap` (already installed in `gw`);
+    /// `admin` starts the admin server on its socket (the admin API sits
+    /// above the listeners). Errors here are reported; what could be
+    /// applied stays applied.
     pub async fn commit(
         &mut self,
         mut prepared: Prepared,
         snap: &Snapshot,
-        gw: &Arc<Gateway>,
+        gw: &Arc<Serving>,
+        admin: impl FnOnce(TcpListener) -> std::io::Result<ListenerHandle>,
     ) -> std::io::Result<()> {
         let mut result = Ok(());
         // Stop what the new snapshot does not have; wait for the accept loops
@@ -144,7 +151,7 @@ impl ListenerSet {
                 if let Some(old) = self.admin.take() {
                     old.handle.stop();
                 }
-                let handle = crate::admin::spawn(tcp, gw.clone())?;
+                let handle = admin(tcp)?;
                 tracing::info!("admin listening on http://{}", handle.local_addr);
                 self.admin = Some(AdminEntry {
                     bind: snap.admin.bind,
@@ -177,6 +184,21 @@ impl ListenerSet {
         self.admin.as_ref().map(|a| a.handle.local_addr)
     }
 
+    /// A new descriptor of every listening socket with its listener name
+    /// (`admin` for the admin listener) and configured address: what a
+    /// binary upgrade hands to the new process.
+    pub fn sockets(&self) -> std::io::Result<Vec<(String, SocketAddr, std::os::fd::OwnedFd)>> {
+        let traffic = self.traffic.iter().map(|e| (&*e.name, e.bind, &e.handle));
+        let admin = self.admin.iter().map(|a| ("admin", a.bind, &a.handle));
+        traffic
+            .chain(admin)
+            .filter_map(|(name, bind, handle)| {
+                let fd = handle.dup_socket()?;
+                Some(fd.map(|fd| (name.to_string(), bind, fd)))
+            })
+            .collect()
+    }
+
     /// Stops accepting on every traffic listener (shutdown).
     pub fn stop_traffic(&self) {
         for e in &self.traffic {
@@ -191,7 +213,7 @@ impl ListenerSet {
     }
 }
 
-fn start_one(tcp: TcpListener, spec: &ListenerSpec, gw: &Arc<Gateway>) -> std::io::Result<Entry> {
+fn start_one(tcp: TcpListener, spec: &ListenerSpec, gw: &Arc<Serving>) -> std::io::Result<Entry> {
     let tls = match &spec.tls {
         None => None,
         Some(t) => {

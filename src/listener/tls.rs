@@ -4,8 +4,8 @@
 //! plain one. HTTP/2 or HTTP/1.1 follows from ALPN: the auto server reads
 //! the h2 preface the client sends after negotiating `h2`.
 
+use super::Serving;
 use super::{run_connection, Conn};
-use crate::gateway::Gateway;
 use crate::tls::TlsListener;
 use hyper_util::rt::TokioExecutor;
 use hyper_util::server::conn::auto;
@@ -16,7 +16,7 @@ pub(super) fn serve(
     tcp: TcpStream,
     tls: Arc<TlsListener>,
     conn: Conn,
-    gw: Arc<Gateway>,
+    gw: Arc<Serving>,
     builder: auto::Builder<TokioExecutor>,
 ) {
     let guard = gw.connections.enter();

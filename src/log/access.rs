@@ -6,7 +6,7 @@
 
 use super::format;
 use super::syslog;
-use crate::config::snapshot::{AccessFormat, LogSpec};
+use super::LogSpec;
 use http::{HeaderValue, Method, Version};
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
@@ -44,6 +44,19 @@ pub struct AccessRecord {
 enum Job {
     Line(String, SystemTime),
     Reopen,
+}
+
+/// The line format (`log.access`); `Off` writes nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AccessFormat {
+    #[default]
+    Text,
+    Json,
+    /// Apache/nginx "combined".
+    Combined,
+    /// IIS W3C extended, with its `#Fields:` header.
+    W3c,
+    Off,
 }
 
 /// A running access log.

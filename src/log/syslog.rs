@@ -3,7 +3,7 @@
 //! thread uses. One datagram per line, to a local Unix datagram socket
 //! (`/dev/log`, rsyslog, syslog-ng, journald) or over UDP.
 
-use crate::config::error::Problems;
+use crate::ground::error::Problems;
 use serde::Deserialize;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};

@@ -5,24 +5,23 @@
 //! one [`ListenerStats`] per listener; the health, TLS, cache and reload
 //! modules keep their own counters, read here too.
 //! Exporting happens at scrape time: a
-//! prometheus-client `Registry` of custom collectors (`collect.rs`) walks
-//! the current snapshot and reads those atomics. Names live in `names.rs`.
+//! prometheus-client `Registry` of custom collectors (registered from above,
+//! `admin/collect.rs`) walks the current snapshot and reads those atomics.
+//! Names live in `names.rs`.
 
-pub mod collect;
 pub mod histogram;
-pub mod history;
 pub mod listener;
 pub mod names;
-pub mod process;
+pub mod reload;
 pub mod server;
 pub mod status_codes;
 
 pub use listener::{ConnectionGuard, ListenerStats};
 pub use server::{FailureReason, ServerStats};
 
-use crate::gateway::Gateway;
+use prometheus_client::collector::Collector;
 use prometheus_client::registry::Registry;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
 
 /// The `Content-Type` of the exposition `/metrics` serves.
@@ -35,30 +34,34 @@ pub struct Metrics {
     /// By listener name; kept for the life of the process so a listener's
     /// counters survive a reload that keeps it.
     listeners: Mutex<Vec<Arc<ListenerStats>>>,
-    registry: Registry,
+    registry: Mutex<Registry>,
     /// When this gateway started serving.
     pub started_at: SystemTime,
     started: Instant,
-    /// The last minutes of every farm and server, for the status page.
-    pub history: history::History,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl Metrics {
-    /// `gw` is the gateway that owns these metrics (a weak reference, so
-    /// the collectors do not keep it alive).
-    pub fn new(gw: Weak<Gateway>) -> Metrics {
-        let mut registry = Registry::default();
-        registry.register_collector(Box::new(collect::ListenerCollector(gw.clone())));
-        registry.register_collector(Box::new(collect::BackendCollector(gw.clone())));
-        registry.register_collector(Box::new(collect::ConfigCollector(gw)));
-        registry.register_collector(Box::new(collect::ProcessCollector));
+    pub fn new() -> Metrics {
         Metrics {
             listeners: Mutex::new(Vec::new()),
-            registry,
+            registry: Mutex::new(Registry::default()),
             started_at: SystemTime::now(),
             started: Instant::now(),
-            history: history::History::default(),
         }
+    }
+
+    /// Adds a collector the exposition reads at every scrape.
+    pub fn register(&self, collector: Box<dyn Collector>) {
+        self.registry
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .register_collector(collector);
     }
 
     pub fn uptime(&self) -> std::time::Duration {
@@ -88,7 +91,8 @@ impl Metrics {
     /// The OpenMetrics text exposition of everything.
     pub fn encode(&self) -> String {
         let mut out = String::with_capacity(16 * 1024);
-        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+        let registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        if prometheus_client::encoding::text::encode(&mut out, &registry).is_err() {
             // Writing to a String cannot fail; an encoder error means a bug
             // in a collector. Serve what was written and say so.
             tracing::error!("metrics exposition failed to encode");

@@ -66,6 +66,9 @@ pub const CONFIG_RELOADS: &str = "farmgate_config_reloads";
 /// Gauge: unix time of the last configuration that loaded (start-up counts).
 pub const CONFIG_LAST_RELOAD_SUCCESS: &str =
     "farmgate_config_last_reload_success_timestamp_seconds";
+/// Counter `{result}`: binary upgrades that did not happen, `failed` (the new
+/// process did not start) or `refused` (one under way, or not possible).
+pub const UPGRADES_NOT_DONE: &str = "farmgate_upgrades_not_done";
 /// Info `{version}`: always 1 (scraped as `farmgate_build_info`).
 pub const BUILD: &str = "farmgate_build";
 /// Standard process metrics (as every Prometheus client library names them).

@@ -3,9 +3,9 @@
 //! (when the response body ends or the client goes away) releases the
 //! server's in-flight slot and writes the access-log line.
 
-use crate::config::Snapshot;
 use crate::farm::state::Attempt;
 use crate::farm::ServerState;
+use crate::health::FarmHealth;
 use crate::log::access::{AccessLog, AccessRecord};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -14,9 +14,10 @@ use std::time::{Duration, Instant};
 pub struct Exchange {
     started: Instant,
     server: Option<Arc<ServerState>>,
-    /// The snapshot the request used, to account a failure that happens
-    /// after the response head (a backend closing mid-body).
-    snapshot: Option<Arc<Snapshot>>,
+    /// The held server's farm health and index in the farm, to account a
+    /// failure that happens after the response head (a backend closing
+    /// mid-body).
+    farm: Option<(Arc<FarmHealth>, usize)>,
     bytes: u64,
     aborted: bool,
     /// Index (in the farm) of the server whose response this is.
@@ -29,7 +30,7 @@ impl Exchange {
         Exchange {
             started,
             server: None,
-            snapshot: None,
+            farm: None,
             bytes: 0,
             aborted: false,
             picked: None,
@@ -46,8 +47,10 @@ impl Exchange {
         self.picked
     }
 
-    /// Takes an in-flight slot on `server` until this exchange ends.
-    pub fn hold(&mut self, server: Arc<ServerState>) {
+    /// Takes an in-flight slot on `server` (server `index` of the farm
+    /// `farm` watches) until this exchange ends.
+    pub fn hold(&mut self, server: Arc<ServerState>, farm: &Arc<FarmHealth>, index: usize) {
+        self.farm = Some((farm.clone(), index));
         server.in_flight.fetch_add(1, Ordering::Relaxed);
         server.requests.fetch_add(1, Ordering::Relaxed);
         if let Some(old) = self.server.replace(server) {
@@ -55,24 +58,11 @@ impl Exchange {
         }
     }
 
-    /// The snapshot the request was routed with.
-    pub fn set_snapshot(&mut self, snap: Arc<Snapshot>) {
-        self.snapshot = Some(snap);
-    }
-
     /// The server failed after its response head (closed or broke the
     /// body): a failed attempt for its counters and live-traffic checks.
-    /// Rare, so its farm is looked up here rather than carried along.
     pub fn backend_failed(&mut self, reason: &'static str) {
-        let (Some(server), Some(snap)) = (&self.server, &self.snapshot) else {
-            return;
-        };
-        let farm = snap
-            .farms
-            .iter()
-            .find(|f| f.servers.iter().any(|s| Arc::ptr_eq(&s.state, server)));
-        if let Some(farm) = farm {
-            server.record_attempt(Attempt::Failed { reason }, &farm.health);
+        if let (Some(_), Some((farm, index))) = (&self.server, &self.farm) {
+            farm.record(*index, Attempt::Failed { reason });
         }
     }
 

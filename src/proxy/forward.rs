@@ -9,13 +9,13 @@ use super::body::{BodyTooLarge, ClientBodyError, ProxyBody, ReturnSlot, Upstream
 use super::error::{Origin, ProxyError};
 use super::exchange::Exchange;
 use super::headers::{self, ClientSide};
-use super::pool::Checkin;
+use super::pool::{BackendPool, Checkin};
+use super::spec::ProxySpec;
 use super::upgrade;
-use super::upstream::SendError;
-use crate::config::Snapshot;
+use super::upstream::{SendError, Upstream};
 use crate::farm::state::Attempt;
 use crate::farm::{Farm, PickRequest, Server};
-use crate::gateway::Gateway;
+use crate::health::FarmHealth;
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use hyper::body::{Body as _, Incoming};
@@ -48,7 +48,7 @@ fn content_length(h: &http::HeaderMap) -> Option<u64> {
 /// Returns the client's upgrade handle when this is an upgrade request.
 pub fn prepare(
     parts: &mut http::request::Parts,
-    snap: &Snapshot,
+    spec: &ProxySpec,
     client: &ClientSide<'_>,
 ) -> Option<(OnUpgrade, HeaderValue)> {
     let upgrade = headers::upgrade_protocol(&parts.headers)
@@ -70,7 +70,7 @@ pub fn prepare(
         }
     }
     let host = parts.headers.get(header::HOST).cloned();
-    headers::apply_forwarded(&mut parts.headers, &snap.proxy, client, host.as_ref());
+    headers::apply_forwarded(&mut parts.headers, spec, client, host.as_ref());
     if let Some((_, proto)) = &upgrade {
         parts
             .headers
@@ -80,18 +80,28 @@ pub fn prepare(
     upgrade
 }
 
-/// Forwards to `farm`, retrying on another server where that is safe.
+/// What forwarding one request needs, resolved once by the request stage:
+/// the upstream, the `proxy:` settings, the farm with its health records and
+/// connection pools, and what the request brings to selection.
+pub struct Forwarder<'a> {
+    pub upstream: &'a Upstream,
+    pub spec: &'a ProxySpec,
+    pub farm: &'a Farm,
+    pub health: &'a Arc<FarmHealth>,
+    /// The farm's servers' pools, in server order.
+    pub pools: &'a [Arc<BackendPool>],
+    pub pick: PickRequest,
+}
+
+/// Forwards to `to`'s farm, retrying on another server where that is safe.
 pub async fn forward(
-    gw: &Gateway,
-    snap: &Snapshot,
-    farm: &Farm,
+    to: &Forwarder<'_>,
     out: Outgoing,
-    pick: &PickRequest,
     client_upgrade: Option<OnUpgrade>,
     ex: &mut Exchange,
 ) -> Result<Response<ProxyBody>, ProxyError> {
     let Outgoing { mut parts, body } = out;
-    let proxy = &snap.proxy;
+    let (proxy, farm) = (to.spec, to.farm);
     if content_length(&parts.headers).is_some_and(|n| n > proxy.max_request_body) {
         return Err(ProxyError::BodyTooLarge);
     }
@@ -116,7 +126,7 @@ pub async fn forward(
     let mut client_upgrade = client_upgrade;
 
     for attempt in 0..max_attempts {
-        let Some(idx) = farm.pick(pick, &tried[..attempt]) else {
+        let Some(idx) = farm.pick(&to.pick, &tried[..attempt]) else {
             return Err(last_err);
         };
         tried[attempt] = idx;
@@ -149,18 +159,16 @@ pub async fn forward(
             last,
             upstream_body,
         );
-        ex.hold(server.state.clone());
+        ex.hold(server.state.clone(), to.health, idx);
         let sent_at = Instant::now();
-        let sent = gw.upstream.send(server, req);
+        let sent = to.upstream.send(server, &to.pools[idx], req);
         match tokio::time::timeout(proxy.response_timeout, sent).await {
             Ok(Ok((resp, checkin))) => {
                 let latency = sent_at.elapsed();
                 let status = resp.status().as_u16();
-                server
-                    .state
-                    .record_attempt(Attempt::Response { status, latency }, &farm.health);
+                to.health.record(idx, Attempt::Response { status, latency });
                 ex.set_upstream_time(latency);
-                // The affinity cookie is added by `proxy::handle`, outside
+                // The affinity cookie is added by `request::handle`, outside
                 // the cache, so a stored response never carries one.
                 ex.set_picked(idx);
                 return Ok(respond(resp, checkin, &mut client_upgrade));
@@ -170,9 +178,7 @@ pub async fn forward(
                 // A client's broken or oversized body is not the server's failure.
                 if err.origin() == Origin::Backend {
                     let reason = err.reason();
-                    server
-                        .state
-                        .record_attempt(Attempt::Failed { reason }, &farm.health);
+                    to.health.record(idx, Attempt::Failed { reason });
                 }
                 tracing::debug!(farm = %farm.name, server = %server.name, "backend error: {e:?}");
                 ex.release();
@@ -183,7 +189,7 @@ pub async fn forward(
             }
             Err(_) => {
                 let timeout = Attempt::Failed { reason: "timeout" };
-                server.state.record_attempt(timeout, &farm.health);
+                to.health.record(idx, timeout);
                 return Err(ProxyError::Timeout);
             }
         }

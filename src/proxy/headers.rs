@@ -1,10 +1,10 @@
 //! Request and response header rewriting for forwarding: hop-by-hop removal
 //! (RFC 9110 §7.6.1) and the X-Forwarded-* family.
 
-use crate::config::snapshot::{ForwardedFor, ProxySpec};
+use super::spec::{ForwardedFor, ProxySpec};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
-pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+pub use crate::ground::net::X_FORWARDED_FOR;
 pub static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 pub static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 

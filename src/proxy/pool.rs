@@ -10,6 +10,7 @@
 //! end (`Checkin`); one abandoned mid-body is closed instead.
 
 use super::body::UpstreamBody;
+use crate::farm::Prune;
 use http::uri::{Authority, Scheme};
 use hyper::client::conn::http1::SendRequest;
 use std::collections::HashMap;
@@ -132,13 +133,6 @@ impl PoolRegistry {
         pool
     }
 
-    /// Forgets addresses no snapshot uses any more (their connections
-    /// closed when the last server holding the pool went away).
-    pub fn prune(&self) {
-        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
-        map.retain(|_, p| p.strong_count() > 0);
-    }
-
     /// Closes connections idle longer than `idle_timeout`. Returns how many.
     pub fn sweep(&self, idle_timeout: Duration) -> usize {
         let Some(cutoff) = Instant::now().checked_sub(idle_timeout) else {
@@ -149,6 +143,15 @@ impl PoolRegistry {
             map.values().filter_map(Weak::upgrade).collect()
         };
         pools.iter().map(|p| p.sweep(cutoff)).sum()
+    }
+}
+
+impl Prune for PoolRegistry {
+    /// Forgets addresses no snapshot uses any more (their connections
+    /// closed when the last server holding the pool went away).
+    fn prune(&self) {
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        map.retain(|_, p| p.strong_count() > 0);
     }
 }
 

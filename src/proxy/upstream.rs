@@ -9,11 +9,12 @@
 
 use super::body::{BoxError, UpstreamBody};
 use super::connector::Connector;
-use super::pool::Checkin;
+use super::pool::{BackendPool, Checkin};
 use crate::farm::Server;
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::client::conn::http1;
+use std::sync::Arc;
 use tower::Service;
 
 /// Why a request got no response head.
@@ -53,25 +54,27 @@ impl Upstream {
         }
     }
 
-    /// Sends `req` (origin-form URI, `Host` set) to `server`. With the
+    /// Sends `req` (origin-form URI, `Host` set) to `server`, over an idle
+    /// connection of `pool` (the server's) when there is one. With the
     /// response comes the connection's way back to the pool.
     pub async fn send(
         &self,
         server: &Server,
+        pool: &Arc<BackendPool>,
         mut req: Request<UpstreamBody>,
     ) -> Result<(Response<Incoming>, Checkin), SendError> {
         loop {
-            let (mut sender, reused) = match server.pool.checkout() {
+            let (mut sender, reused) = match pool.checkout() {
                 Some(s) => (s, true),
                 // Boxed: connecting is rare next to reuse, and its future
                 // would otherwise enlarge every request's.
-                None => (Box::pin(self.connect(server)).await?, false),
+                None => (Box::pin(self.connect(server, pool)).await?, false),
             };
             if reused && sender.ready().await.is_err() {
                 continue;
             }
             match sender.try_send_request(req).await {
-                Ok(resp) => return Ok((resp, Checkin::new(server.pool.clone(), sender))),
+                Ok(resp) => return Ok((resp, Checkin::new(pool.clone(), sender))),
                 Err(mut e) => match e.take_message() {
                     // Closed before our request went out: another one.
                     Some(back) if reused => req = back,
@@ -84,6 +87,7 @@ impl Upstream {
     async fn connect(
         &self,
         server: &Server,
+        pool: &BackendPool,
     ) -> Result<http1::SendRequest<UpstreamBody>, SendError> {
         let uri = http::Uri::builder()
             .scheme(server.scheme.clone())
@@ -99,7 +103,7 @@ impl Upstream {
             .map_err(SendError::Connect)?;
         let (sender, conn) = self.http1.handshake(io).await.map_err(SendError::Http)?;
         // Not the pool itself: idle connections must not keep it alive.
-        let address = server.pool.address().clone();
+        let address = pool.address().clone();
         tokio::spawn(async move {
             if let Err(e) = conn.with_upgrades().await {
                 tracing::debug!(backend = &*address, "backend connection: {e}");

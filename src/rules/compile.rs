@@ -1,18 +1,17 @@
-//! Compiles the `rules:` section ([`crate::config::raw_rules`]) into a
+//! Compiles the `rules:` section ([`super::raw`]) into a
 //! [`RuleSet`]: regexes built, templates parsed, farms resolved to indexes,
 //! header names checked. Every problem is reported with its key path
 //! (`rules[2].match`, `rules[0].action.route.farm`) so `farmgate check`
 //! places it in the file.
 
 use super::action::Action;
-use super::condition::{Condition, Conditions};
+use super::condition::{Condition, ConditionMatch, Conditions};
 use super::pattern::Pattern;
 use super::prefilter::Prefilter;
+use super::raw::*;
 use super::template::{url_safe, Template};
 use super::{Rule, RuleSet};
-use crate::config::error::Problems;
-use crate::config::raw_rules::*;
-use crate::farm::Farm;
+use crate::ground::error::Problems;
 use http::header::{self, HeaderName};
 use http::StatusCode;
 use std::collections::HashSet;
@@ -30,7 +29,7 @@ const UNSETTABLE: [&str; 8] = [
     "content-length",
 ];
 
-pub fn compile(raw: &[RawRule], farms: &[Farm], p: &mut Problems) -> RuleSet {
+pub fn compile(raw: &[RawRule], farms: &[&str], p: &mut Problems) -> RuleSet {
     let mut names = HashSet::new();
     let mut rules = Vec::with_capacity(raw.len());
     for (i, r) in raw.iter().enumerate() {
@@ -66,7 +65,7 @@ fn compile_rule(
     r: &RawRule,
     name: String,
     at: &str,
-    farms: &[Farm],
+    farms: &[&str],
     p: &mut Problems,
 ) -> Option<Rule> {
     let before = p.0.len();
@@ -97,7 +96,11 @@ fn compile_rule(
             conditions.push(Condition { input, pattern });
         }
     }
-    let conditions = Conditions::new(conditions, r.condition_match);
+    let mode = match r.condition_match {
+        RawConditionMatch::All => ConditionMatch::All,
+        RawConditionMatch::Any => ConditionMatch::Any,
+    };
+    let conditions = Conditions::new(conditions, mode);
 
     let mut set_headers = Vec::with_capacity(r.set_headers.0.len());
     for (k, v) in &r.set_headers.0 {
@@ -179,12 +182,12 @@ fn header_entry(
     Some((hn, t))
 }
 
-fn compile_action(a: &RawAction, at: &str, farms: &[Farm], p: &mut Problems) -> Option<Action> {
+fn compile_action(a: &RawAction, at: &str, farms: &[&str], p: &mut Problems) -> Option<Action> {
     Some(match a {
         RawAction::Route(r) => {
             let aat = format!("{at}.action.route");
             let farm = match &r.farm {
-                Some(name) => match farms.iter().position(|f| &*f.name == name.as_str()) {
+                Some(name) => match farms.iter().position(|f| *f == name.as_str()) {
                     Some(i) => Some(i),
                     None => {
                         p.add(format!("{aat}.farm"), format!("unknown farm {name:?}"));

@@ -5,7 +5,16 @@
 
 use super::pattern::{Captures, Pattern};
 use super::template::{Ctx, Escape, Template};
-pub use crate::config::raw_rules::ConditionMatch;
+
+/// How a rule's conditions combine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ConditionMatch {
+    /// Every condition must hold.
+    #[default]
+    All,
+    /// One is enough.
+    Any,
+}
 
 #[derive(Debug)]
 pub struct Condition {

@@ -17,6 +17,7 @@ pub mod condition;
 pub mod normalize;
 pub mod pattern;
 pub mod prefilter;
+pub mod raw;
 pub mod template;
 pub mod variables;
 
@@ -217,6 +218,3 @@ fn upsert(list: &mut Vec<(HeaderName, HeaderValue)>, name: &HeaderName, v: Heade
         None => list.push((name.clone(), v)),
     }
 }
-
-#[cfg(test)]
-mod tests;

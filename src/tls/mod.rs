@@ -12,19 +12,22 @@
 //! - `watch`: polls certificate files and swaps a replaced certificate in.
 //! - `backend`: client TLS settings for `https://` servers.
 //! - `stats`: handshake and reload counters, read by metrics.
+//! - `registry`: the running TLS listeners by name (metrics, reload).
 //! - `devcerts`: the development CA and certificates (`farmgate gen-certs`).
 
 pub mod acceptor;
 pub mod backend;
 pub mod certs;
 pub mod devcerts;
+pub mod registry;
 pub mod resolver;
 pub mod stats;
 pub mod watch;
 
 pub use acceptor::{TlsListener, TlsSpec};
 pub use certs::{CertError, CertPaths, CertSet};
-pub use stats::{TlsRegistry, TlsStats};
+pub use registry::TlsRegistry;
+pub use stats::TlsStats;
 
 use rustls::crypto::CryptoProvider;
 use std::sync::Arc;

@@ -8,9 +8,8 @@
 //! `farmgate_tls_handshake_failures_total{listener}` (timeouts included),
 //! `farmgate_tls_certificate_reloads_total{listener,result="ok|error"}`.
 
-use super::acceptor::TlsListener;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 #[derive(Debug)]
 pub struct TlsStats {
@@ -80,54 +79,5 @@ impl TlsStats {
     /// Changed certificate files that were refused (the old set stayed).
     pub fn certificate_reload_failures(&self) -> u64 {
         self.reload_failures.load(Ordering::Relaxed)
-    }
-}
-
-/// Every running TLS listener, held by the gateway: metrics read their
-/// counters, a config reload finds them by name to apply new settings. The
-/// lock is taken when a listener starts and when these are read, never per
-/// handshake.
-#[derive(Debug, Default)]
-pub struct TlsRegistry {
-    listeners: Mutex<Vec<Arc<TlsListener>>>,
-}
-
-impl TlsRegistry {
-    pub fn register(&self, listener: Arc<TlsListener>) {
-        self.listeners
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(listener);
-    }
-
-    /// Forgets a listener that stopped (a reload removed it).
-    pub fn unregister(&self, name: &str) {
-        self.listeners
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .retain(|l| &*l.name != name);
-    }
-
-    /// Every TLS listener, in start order.
-    pub fn listeners(&self) -> Vec<Arc<TlsListener>> {
-        self.listeners
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-
-    /// The TLS listener named `name`.
-    pub fn get(&self, name: &str) -> Option<Arc<TlsListener>> {
-        self.listeners().into_iter().find(|l| &*l.name == name)
-    }
-
-    /// Every TLS listener's counters, in start order.
-    pub fn stats(&self) -> Vec<Arc<TlsStats>> {
-        self.listeners().iter().map(|l| l.stats.clone()).collect()
-    }
-
-    /// Handshake failures over every TLS listener.
-    pub fn handshake_failures_total(&self) -> u64 {
-        self.stats().iter().map(|s| s.handshake_failures()).sum()
     }
 }

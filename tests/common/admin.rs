@@ -55,6 +55,14 @@ pub async fn status_json(c: &TestClient, fg: &Running) -> serde_json::Value {
     serde_json::from_str(&body).unwrap()
 }
 
+/// `/api/status` of the admin listener at `addr` (a farmgate process).
+pub async fn status_json_at(addr: std::net::SocketAddr) -> serde_json::Value {
+    let (status, _, body) =
+        super::get(&super::client(), &format!("http://{addr}/api/status")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    serde_json::from_str(&body).unwrap()
+}
+
 /// The server `server` of farm `farm` in a status document.
 pub fn server<'a>(st: &'a serde_json::Value, farm: &str, server: &str) -> &'a serde_json::Value {
     st["farms"]

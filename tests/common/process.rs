@@ -43,6 +43,11 @@ impl Proc {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
+        Proc::wait_listening(child, addr).await
+    }
+
+    /// Waits until the started `child` accepts on `addr`.
+    pub async fn wait_listening(child: Child, addr: SocketAddr) -> Proc {
         let mut p = Proc { child };
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {

@@ -9,11 +9,10 @@
 //! A pick is a bucket lookup, a search in a few points, and a short walk past points of servers out
 //! of rotation. Requests without the key are spread by rotation.
 
-use super::random::uniform_candidate;
+use super::round_robin::RoundRobin;
 use super::{PickContext, Policy};
 use crate::farm::hash_key::StableHasher;
 use crate::farm::Server;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Virtual nodes per unit of weight: enough that ten servers get within a
 /// few percent of their share.
@@ -32,7 +31,7 @@ pub struct ConsistentHash {
     index: Box<[u32]>,
     bits: u32,
     /// For requests without the key.
-    next: AtomicUsize,
+    keyless: RoundRobin,
 }
 
 impl ConsistentHash {
@@ -72,7 +71,7 @@ impl ConsistentHash {
             ring: ring.into_boxed_slice(),
             index: index.into_boxed_slice(),
             bits,
-            next: AtomicUsize::new(0),
+            keyless: RoundRobin::default(),
         }
     }
 }
@@ -80,15 +79,7 @@ impl ConsistentHash {
 impl Policy for ConsistentHash {
     fn pick(&self, ctx: &PickContext<'_>) -> Option<usize> {
         let Some(hash) = ctx.hash else {
-            let n = ctx.servers.len();
-            if n == 0 {
-                return None;
-            }
-            let i = self.next.fetch_add(1, Ordering::Relaxed) % n;
-            if ctx.servers[i].weight > 0 && ctx.is_candidate(i) {
-                return Some(i);
-            }
-            return uniform_candidate(ctx);
+            return self.keyless.pick(ctx);
         };
         let len = self.ring.len();
         let b = (hash >> (64 - self.bits)) as usize;

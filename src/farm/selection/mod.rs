@@ -111,7 +111,6 @@ pub(crate) mod testing {
                         farm: "f".into(),
                         server: name,
                     })),
-                    pool: Arc::new(crate::proxy::pool::BackendPool::new(&address)),
                 }
             })
             .collect()

@@ -4,9 +4,9 @@
 //! use the client connection pool and never touch a server's traffic
 //! counters.
 
-use super::outcome::{ProbeReport, Reason};
-use super::spec::HealthCheck;
 use crate::farm::Server;
+use crate::health::outcome::{ProbeReport, Reason};
+use crate::health::spec::HealthCheck;
 use crate::proxy::connector::{ConnectTimeout, Connector};
 use bytes::{Bytes, BytesMut};
 use http::{header, HeaderValue, Request};

@@ -3,18 +3,17 @@
 //! in place and the headers rules set), answer locally (redirect, respond,
 //! 400, 404), or abort the connection.
 
-use super::body::ProxyBody;
-use super::error::ProxyError;
 use super::ConnInfo;
-use crate::config::Snapshot;
-use crate::farm::Farm;
+use crate::config::{FarmRuntime, Snapshot};
+use crate::proxy::body::ProxyBody;
+use crate::proxy::error::ProxyError;
 use crate::rules::{Outcome, RequestView};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Response, Uri};
 
 /// Where a request goes.
 pub enum Route<'s> {
-    Forward(&'s Farm, SetHeaders),
+    Forward(&'s FarmRuntime, SetHeaders),
     Local(Box<Response<ProxyBody>>),
     Fail(ProxyError),
     Abort,

@@ -2,7 +2,8 @@
 //! [`CAPACITY`] seconds, per farm and per server, plus the state changes
 //! (health, admin, reload) to mark on the charts' time axis.
 //!
-//! Nothing here runs per request. A background tick ([`spawn`]) reads the
+//! Nothing here runs per request. A background tick (started by
+//! `running.rs`) reads the
 //! counters the request path already keeps (requests, failures, status
 //! codes, the latency histogram, in flight, cache results) and turns the
 //! difference from the previous tick into a sample. Rings are allocated
@@ -10,14 +11,14 @@
 //! so a server's history survives reloads that keep it; a server gone from
 //! the config for longer than the window is forgotten.
 
-use super::histogram::HistogramSnapshot;
-use super::FailureReason;
 use crate::cache::CacheResult;
-use crate::farm::{Farm, Server};
-use crate::gateway::Gateway;
+use crate::config::FarmRuntime;
+use crate::farm::Server;
+use crate::metrics::histogram::HistogramSnapshot;
+use crate::metrics::FailureReason;
 use serde::Serialize;
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Samples kept per ring: 15 minutes at one a second.
@@ -141,7 +142,7 @@ pub struct ServerSeries {
 impl History {
     /// Takes one sample of every farm and server of `farms`. `reloads`:
     /// the gateway's succeeded and failed reload counts.
-    pub fn tick(&self, farms: &[Farm], reloads: (u64, u64), now: SystemTime) {
+    pub fn tick(&self, farms: &[FarmRuntime], reloads: (u64, u64), now: SystemTime) {
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let t = unix(now);
         let dt = inner
@@ -247,7 +248,7 @@ impl History {
 
     /// The last `seconds` of `farm` (and of its servers named in `only`,
     /// or all of them); None when the farm has no history.
-    pub fn farm(&self, farm: &Farm, only: Option<&str>, seconds: u64) -> Option<FarmSeries> {
+    pub fn farm(&self, farm: &FarmRuntime, only: Option<&str>, seconds: u64) -> Option<FarmSeries> {
         let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let fh = inner.farms.get(&farm.name)?;
         let now = fh.ring.samples.back().map_or(0, |s| s.t);
@@ -292,30 +293,6 @@ impl Default for Sample {
             cache_hit_ratio: None,
         }
     }
-}
-
-/// Starts the tick; it ends when the gateway is gone.
-pub fn spawn(gw: Weak<Gateway>) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut every = tokio::time::interval(INTERVAL);
-        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            every.tick().await;
-            let Some(gw) = gw.upgrade() else { return };
-            let snap = gw.snapshot();
-            let reloads = (
-                gw.reloads
-                    .successes
-                    .load(std::sync::atomic::Ordering::Relaxed),
-                gw.reloads
-                    .failures
-                    .load(std::sync::atomic::Ordering::Relaxed),
-            );
-            gw.metrics
-                .history
-                .tick(&snap.farms, reloads, SystemTime::now());
-        }
-    })
 }
 
 fn read(server: &Server) -> Reading {

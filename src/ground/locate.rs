@@ -4,6 +4,7 @@
 //! position marks say where the node is; this works for block and flow style
 //! alike. A path that is absent resolves to its nearest present ancestor.
 
+use super::yaml::Scalar;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use std::fmt;
 
@@ -73,7 +74,8 @@ impl<'de> Visitor<'de> for Seek<'_> {
             return Err(de::Error::custom(HERE));
         };
         while let Some(key) = map.next_key::<KeyText>()? {
-            if matches!(first, Seg::Key(k) if *k == key.0) {
+            let key = key.map_or(String::new(), |k| k.0);
+            if matches!(first, Seg::Key(k) if *k == key) {
                 return map.next_value_seed(Seek { path: rest });
             }
             map.next_value::<IgnoredAny>()?;
@@ -123,36 +125,8 @@ impl<'de> Visitor<'de> for Seek<'_> {
     }
 }
 
-/// A mapping key as text, whatever scalar type YAML gave it.
-struct KeyText(String);
-
-impl<'de> serde::Deserialize<'de> for KeyText {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = KeyText;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a key")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<KeyText, E> {
-                Ok(KeyText(v.to_string()))
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<KeyText, E> {
-                Ok(KeyText(v.to_string()))
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<KeyText, E> {
-                Ok(KeyText(v.to_string()))
-            }
-            fn visit_bool<E: de::Error>(self, v: bool) -> Result<KeyText, E> {
-                Ok(KeyText(v.to_string()))
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<KeyText, E> {
-                Ok(KeyText(String::new()))
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
+/// A mapping key as text, whatever scalar type YAML gave it (`~`: empty).
+type KeyText = Option<Scalar>;
 
 #[cfg(test)]
 mod tests {

@@ -1,11 +1,12 @@
 //! Serde types of the `rules:` section (URL rewrite rules), mirroring the
-//! YAML one to one. Compiled into `rules::RuleSet` by `rules::compile`;
+//! YAML one to one. Compiled into `rules::RuleSet` by `compile.rs`;
 //! nothing on the request path sees them.
 //!
 //! Two spots accept a shorthand: `match` is a pattern string or a mapping
 //! `{pattern, ignore_case, negate}`, and `action` is `abort`/`none` or a
 //! one-key mapping `{route|redirect|respond: ...}`.
 
+use crate::ground::yaml::Scalar;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use std::fmt;
@@ -21,7 +22,7 @@ pub struct RawRule {
     #[serde(default)]
     pub conditions: Vec<RawCondition>,
     #[serde(default)]
-    pub condition_match: ConditionMatch,
+    pub condition_match: RawConditionMatch,
     #[serde(default)]
     pub set_headers: TextMap,
     pub action: RawAction,
@@ -40,7 +41,7 @@ pub struct RawMatch {
 /// `all` (every condition must hold) or `any` (one is enough).
 #[derive(Debug, Deserialize, schemars::JsonSchema, Clone, Copy, PartialEq, Eq, Default)]
 #[serde(rename_all = "snake_case")]
-pub enum ConditionMatch {
+pub enum RawConditionMatch {
     #[default]
     All,
     Any,
@@ -212,37 +213,6 @@ impl<'de> Deserialize<'de> for TextMap {
             }
             fn visit_unit<E: de::Error>(self) -> Result<TextMap, E> {
                 Ok(TextMap::default())
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
-
-/// A YAML scalar (string, number or boolean) as text.
-struct Scalar(String);
-
-impl<'de> Deserialize<'de> for Scalar {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = Scalar;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Scalar, E> {
-                Ok(Scalar(v.to_string()))
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Scalar, E> {
-                Ok(Scalar(v.to_string()))
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Scalar, E> {
-                Ok(Scalar(v.to_string()))
-            }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Scalar, E> {
-                Ok(Scalar(v.to_string()))
-            }
-            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Scalar, E> {
-                Ok(Scalar(v.to_string()))
             }
         }
         d.deserialize_any(V)

@@ -9,13 +9,13 @@
 //! never probed all at once. A probe that changes a server's state wakes the
 //! task at once.
 
-use super::now_ms;
-use super::outcome::Reason;
 use super::probe;
-use super::spec::HealthCheck;
 use crate::config::Snapshot;
-use crate::farm::{Farm, ServerState};
 use crate::gateway::Gateway;
+use crate::health::now_ms;
+use crate::health::outcome::Reason;
+use crate::health::spec::HealthCheck;
+use crate::health::{FarmHealth, ServerHealth};
 use crate::proxy::connector::Connector;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
@@ -79,11 +79,12 @@ fn round(snap: &Arc<Snapshot>, connector: &Connector, wake: &Arc<Notify>) -> Dur
     // forgotten after the longest a response may take.
     let stuck_after = snap.proxy.response_timeout + Duration::from_secs(5);
     for (fi, farm) in snap.farms.iter().enumerate() {
-        for (si, server) in farm.servers.iter().enumerate() {
-            reconcile(&server.state, farm);
+        for si in 0..farm.servers.len() {
+            let health = farm.health.server(si);
+            reconcile(health, &farm.health);
             let due = match &farm.health.check {
                 Some(check) => schedule(snap, fi, si, check, now, connector, wake),
-                None if farm.health.live.is_some() => server.state.tick_probation(now, stuck_after),
+                None if farm.health.live.is_some() => health.tick_probation(now, stuck_after),
                 None => None,
             };
             if let Some(due) = due {
@@ -98,12 +99,11 @@ fn round(snap: &Arc<Snapshot>, connector: &Connector, wake: &Arc<Notify>) -> Dur
 /// Brings back a server whose reason to be out no longer exists after a
 /// reload: its farm lost the health check, or live-traffic checks were
 /// turned off and nothing else can restore it.
-fn reconcile(state: &ServerState, farm: &Farm) {
+fn reconcile(state: &ServerHealth, fh: &FarmHealth) {
     if state.is_healthy() {
         return;
     }
-    let fh = &farm.health;
-    let mut rec = state.health.lock();
+    let mut rec = state.lock();
     if state.is_healthy() {
         return;
     }
@@ -132,13 +132,13 @@ fn schedule(
     connector: &Connector,
     wake: &Arc<Notify>,
 ) -> Option<u64> {
-    let state = &snap.farms[fi].servers[si].state;
+    let state = snap.farms[fi].health.server(si);
     let interval = (check.interval.as_millis() as u64).max(1);
-    let due = state.health.next_probe_ms.load(Ordering::Relaxed);
+    let due = state.next_probe_ms.load(Ordering::Relaxed);
     if due == 0 || due > now + interval {
         // New server, or the interval got shorter: pick a phase.
         let first = now + fastrand::u64(0..interval);
-        state.health.next_probe_ms.store(first, Ordering::Relaxed);
+        state.next_probe_ms.store(first, Ordering::Relaxed);
         return Some(first);
     }
     if due > now {
@@ -149,8 +149,8 @@ fn schedule(
     if next <= now {
         next = now + interval;
     }
-    state.health.next_probe_ms.store(next, Ordering::Relaxed);
-    if state.health.probing.swap(true, Ordering::Relaxed) {
+    state.next_probe_ms.store(next, Ordering::Relaxed);
+    if state.probing.swap(true, Ordering::Relaxed) {
         return Some(next); // the previous probe is still running
     }
     let (snap, check, wake) = (snap.clone(), check.clone(), wake.clone());
@@ -160,14 +160,12 @@ fn schedule(
         let server = &farm.servers[si];
         let started = now_ms();
         let report = probe::probe(&check, &connector, server).await;
-        if server
-            .state
-            .apply_probe(&check, &report, started, farm.health.slow_start)
-        {
+        let health = farm.health.server(si);
+        if health.apply_probe(&check, &report, started, farm.health.slow_start) {
             farm.health.apply_floor();
             wake.notify_one();
         }
-        server.state.health.probing.store(false, Ordering::Relaxed);
+        health.probing.store(false, Ordering::Relaxed);
     });
     Some(next)
 }

@@ -1,9 +1,9 @@
 //! Table-driven tests of rule compilation and evaluation, through the real
 //! config pipeline (YAML text in, decisions out).
 
-use super::*;
 use crate::config::{load_str, Snapshot};
 use crate::farm::StateRegistry;
+use crate::rules::*;
 use http::{HeaderMap, Method, StatusCode, Uri, Version};
 
 mod compile_errors;

@@ -3,15 +3,27 @@
 //! read the long-lived atomics behind it (server state and its health
 //! record, farm stats, listener and TLS stats). Nothing here runs per request.
 
-use super::names::*;
 use super::process;
 use crate::gateway::Gateway;
+use crate::metrics::names::*;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use std::fmt;
 use std::sync::atomic::Ordering;
-use std::sync::Weak;
+use std::sync::{Arc, Weak};
+
+/// Registers every collector with `gw`'s metrics; done once at start.
+/// They hold the gateway weakly, so they do not keep it alive.
+pub fn register(gw: &Arc<Gateway>) {
+    let weak = Arc::downgrade(gw);
+    gw.metrics
+        .register(Box::new(ListenerCollector(weak.clone())));
+    gw.metrics
+        .register(Box::new(BackendCollector(weak.clone())));
+    gw.metrics.register(Box::new(ConfigCollector(weak)));
+    gw.metrics.register(Box::new(ProcessCollector));
+}
 
 // === helpers ===
 
@@ -73,6 +85,12 @@ impl Collector for BackendCollector {
             .farms
             .iter()
             .flat_map(|f| f.servers.iter().map(move |s| (&*f.name, s)))
+            .collect();
+        // Each server's health record, in the same order.
+        let health: Vec<_> = snap
+            .farms
+            .iter()
+            .flat_map(|f| (0..f.servers.len()).map(|i| f.health.server(i)))
             .collect();
         let mut by_code = Vec::new();
         for (farm, s) in &servers {
@@ -171,22 +189,18 @@ impl Collector for BackendCollector {
             &mut enc,
             HEALTH_CHECKS,
             "Active health checks of a server, by result (pass, or why it failed).",
-            servers.iter().flat_map(|(f, s)| {
-                s.state
-                    .health
-                    .counters
-                    .checks_by_result()
-                    .map(move |(result, n)| {
-                        ([("farm", *f), ("server", &*s.name), ("result", result)], n)
-                    })
+            servers.iter().zip(&health).flat_map(|((f, s), h)| {
+                h.counters.checks_by_result().map(move |(result, n)| {
+                    ([("farm", *f), ("server", &*s.name), ("result", result)], n)
+                })
             }),
         )?;
         counters(
             &mut enc,
             BACKEND_HEALTH_TRANSITIONS,
             "Times the server left (down) or came back to (up) rotation for health reasons.",
-            servers.iter().flat_map(|(f, s)| {
-                let c = &s.state.health.counters;
+            servers.iter().zip(&health).flat_map(|((f, s), h)| {
+                let c = &h.counters;
                 [
                     ("down", c.went_down.load(Ordering::Relaxed)),
                     ("up", c.came_back.load(Ordering::Relaxed)),
@@ -198,16 +212,10 @@ impl Collector for BackendCollector {
             &mut enc,
             BACKEND_LIVE_EJECTIONS,
             "Times live traffic took the server out of rotation.",
-            servers.iter().map(|(f, s)| {
-                (
-                    key(f, s),
-                    s.state
-                        .health
-                        .counters
-                        .live_ejections
-                        .load(Ordering::Relaxed),
-                )
-            }),
+            servers
+                .iter()
+                .zip(&health)
+                .map(|((f, s), h)| (key(f, s), h.counters.live_ejections.load(Ordering::Relaxed))),
         )?;
 
         // Farms.
@@ -395,6 +403,16 @@ impl Collector for ConfigCollector {
             CONFIG_LAST_RELOAD_SUCCESS,
             "Unix time when the running configuration loaded (start-up or reload).",
             last,
+        )?;
+        let (failed, refused) = gw.upgrade.not_done();
+        counters(
+            &mut enc,
+            UPGRADES_NOT_DONE,
+            "Binary upgrades that did not happen, by result (failed, refused); this process kept serving.",
+            [
+                ([("result", "failed")], failed),
+                ([("result", "refused")], refused),
+            ],
         )?;
         enc.encode_descriptor(BUILD, "farmgate's version.", None, MetricType::Info)?
             .encode_info(&[("version", env!("CARGO_PKG_VERSION"))])

@@ -9,10 +9,17 @@
 //! probation. Lock-free: a few atomic loads, and a random number only while
 //! a ramp runs.
 
-use super::now_ms;
-use crate::farm::{Server, ServerState};
+use super::{Server, ServerState};
+use crate::ground::clock::now_ms;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
+
+/// Probation (`ServerState::probation`): not on probation.
+pub(crate) const PROBATION_OFF: u8 = 0;
+/// Out of rotation by live traffic, waiting for its one trial request.
+pub(crate) const PROBATION_OPEN: u8 = 1;
+/// The trial request is under way.
+pub(crate) const PROBATION_TRIAL: u8 = 2;
 
 /// Longest exclusion list [`admit`] extends on the stack.
 const MAX_EXCLUDE: usize = 32;
@@ -72,30 +79,54 @@ impl ServerState {
         if len.is_zero() {
             return;
         }
-        self.health
-            .ramp_len_ms
+        self.ramp_len_ms
             .store(len.as_millis() as u64, Ordering::Relaxed);
-        self.health.ramp_start_ms.store(now_ms(), Ordering::Relaxed);
+        self.ramp_start_ms.store(now_ms(), Ordering::Relaxed);
     }
 
     pub fn cancel_ramp(&self) {
-        self.health.ramp_start_ms.store(0, Ordering::Relaxed);
+        self.ramp_start_ms.store(0, Ordering::Relaxed);
     }
 
     /// The share of a full load this server takes now: 1.0 unless ramping.
     #[inline]
     pub fn slow_start_factor(&self) -> f64 {
-        let start = self.health.ramp_start_ms.load(Ordering::Relaxed);
+        let start = self.ramp_start_ms.load(Ordering::Relaxed);
         if start == 0 {
             return 1.0;
         }
-        let len = self.health.ramp_len_ms.load(Ordering::Relaxed);
+        let len = self.ramp_len_ms.load(Ordering::Relaxed);
         let elapsed = now_ms().saturating_sub(start);
         if len == 0 || elapsed >= len {
-            self.health.ramp_start_ms.store(0, Ordering::Relaxed);
+            self.ramp_start_ms.store(0, Ordering::Relaxed);
             return 1.0;
         }
         elapsed as f64 / len as f64
+    }
+
+    /// Claims the one trial request of a server on probation. True when this
+    /// request is the trial.
+    #[inline]
+    pub(crate) fn claim_trial(&self) -> bool {
+        let won = self
+            .probation
+            .compare_exchange(
+                PROBATION_OPEN,
+                PROBATION_TRIAL,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            )
+            .is_ok();
+        if won {
+            self.trial_ms.store(now_ms(), Ordering::Relaxed);
+        }
+        won
+    }
+
+    /// Is the server waiting for its trial request?
+    #[inline]
+    pub fn on_probation(&self) -> bool {
+        self.probation.load(Ordering::Relaxed) == PROBATION_OPEN
     }
 }
 
@@ -103,7 +134,6 @@ impl ServerState {
 mod tests {
     use super::*;
     use crate::farm::selection::testing::servers;
-    use crate::health::state::PROBATION_OPEN;
 
     fn round_robin(n: usize) -> impl Fn(&[usize]) -> Option<usize> {
         let next = std::sync::atomic::AtomicUsize::new(0);
@@ -123,8 +153,8 @@ mod tests {
             std::thread::sleep(Duration::from_millis(10));
         }
         let len = (now_ms() - 1) * 4;
-        s[0].state.health.ramp_len_ms.store(len, Ordering::Relaxed);
-        s[0].state.health.ramp_start_ms.store(1, Ordering::Relaxed);
+        s[0].state.ramp_len_ms.store(len, Ordering::Relaxed);
+        s[0].state.ramp_start_ms.store(1, Ordering::Relaxed);
         let f0 = s[0].state.slow_start_factor();
         let pick = round_robin(3);
         let mut hits = [0u32; 3];
@@ -159,7 +189,6 @@ mod tests {
         let s = servers(&[1, 1]);
         s[0].state.set_healthy(false);
         s[0].state
-            .health
             .probation
             .store(PROBATION_OPEN, Ordering::Relaxed);
         // A policy that takes the first candidate in rotation.

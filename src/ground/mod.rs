@@ -1,0 +1,9 @@
+//! The ground layer's small shared pieces: config units, config errors that
+//! say where, the YAML locator, client addresses. Imports nothing from the rest of farmgate.
+
+pub mod clock;
+pub mod error;
+pub mod locate;
+pub mod net;
+pub mod units;
+pub mod yaml;

@@ -1,0 +1,127 @@
+//! The entry point the listeners call for every request, and the one place
+//! the cache is handed the forwarder.
+
+use super::route::{self, Route};
+use super::{ConnInfo, Shared};
+use crate::cache::{self, Answer, Fetch};
+use crate::log::access::AccessRecord;
+use crate::proxy::body::ProxyBody;
+use crate::proxy::error::ProxyError;
+use crate::proxy::exchange::Exchange;
+use crate::proxy::forward::{self, Forwarder, Outgoing};
+use crate::proxy::headers::ClientSide;
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper::upgrade::OnUpgrade;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+/// Serves one request from a client connection.
+pub async fn handle(
+    shared: Arc<Shared>,
+    conn: Arc<ConnInfo>,
+    req: Request<Incoming>,
+) -> Result<Response<ProxyBody>, route::Aborted> {
+    let started = Instant::now();
+    let snap = shared.snapshot();
+    let mut ex = Exchange::new(started);
+    if let Some(log) = shared.access_log() {
+        // Only the combined and W3C formats log these: no copy otherwise.
+        let header = |name| {
+            log.wants_client_headers()
+                .then(|| req.headers().get(name).cloned())
+                .flatten()
+        };
+        let (referer, user_agent) = (
+            header(http::header::REFERER),
+            header(http::header::USER_AGENT),
+        );
+        ex.log_with(
+            log,
+            AccessRecord {
+                time: SystemTime::now(),
+                client: crate::ground::net::canonical_ip(conn.peer.ip()),
+                local: conn.local,
+                listener: conn.listener.clone(),
+                method: req.method().clone(),
+                uri: req.uri().clone(),
+                version: req.version(),
+                status: 0,
+                farm: None,
+                server: None,
+                upstream: None,
+                total: Default::default(),
+                bytes: 0,
+                referer,
+                user_agent,
+                aborted: false,
+            },
+        );
+    }
+
+    let (mut parts, body) = req.into_parts();
+    let result = match route::route(&snap, &conn, &mut parts) {
+        Route::Local(resp) => Ok(*resp),
+        Route::Fail(e) => Err(e),
+        Route::Abort => {
+            ex.mark_aborted();
+            return Err(route::Aborted);
+        }
+        Route::Forward(farm, set_headers) => {
+            if let Some(r) = ex.record() {
+                r.farm = Some(farm.name.clone());
+            }
+            let client = ClientSide {
+                ip: &conn.client_ip,
+                trusted: !snap.proxy.trusted_proxies.is_empty()
+                    && snap.proxy.is_trusted(conn.peer.ip()),
+                proto: if conn.tls { "https" } else { "http" },
+            };
+            // Before `prepare` rewrites the head: hash key and affinity
+            // cookie as the client sent them.
+            let pick = farm.pick_request(&parts, conn.peer.ip(), client.trusted, conn.tls);
+            let upgrade = forward::prepare(&mut parts, &snap.proxy, &client);
+            set_headers.apply(&mut parts.headers);
+            let upgrade = upgrade.map(|(on, _)| on);
+            let to = Forwarder {
+                upstream: &shared.upstream,
+                spec: &snap.proxy,
+                farm,
+                health: &farm.health,
+                pools: &farm.pools,
+                pick,
+            };
+            let out = Outgoing { parts, body };
+            let answer = cache::serve(&to, farm.cache.as_ref(), out, upgrade, &mut ex).await;
+            answer.map(|mut resp| {
+                if let Some(cookie) = ex.picked().and_then(|i| farm.affinity_cookie(&pick, i)) {
+                    // Beside the backend's own cookies, never replacing them.
+                    resp.headers_mut()
+                        .append(http::header::SET_COOKIE, cookie.clone());
+                }
+                resp
+            })
+        }
+    };
+    let mut resp = result.unwrap_or_else(ProxyError::into_response);
+    let status = resp.status().as_u16();
+    conn.stats.codes.inc(status);
+    if let Some(r) = ex.record() {
+        r.status = status;
+    }
+    resp.body_mut().set_exchange(ex);
+    Ok(resp)
+}
+
+/// The cache fetches what it does not have through the forwarder.
+impl Fetch for Forwarder<'_> {
+    fn fetch(
+        &self,
+        out: Outgoing,
+        upgrade: Option<OnUpgrade>,
+        ex: &mut Exchange,
+    ) -> impl Future<Output = Answer> + Send {
+        forward::forward(self, out, upgrade, ex)
+    }
+}

@@ -1,0 +1,111 @@
+//! The request stage: one request from the listener's hand-off to its
+//! response, each stage entered once and in this order:
+//!
+//! 1. `entry.rs` ([`handle`]): loads the snapshot once, opens the request's
+//!    [`Exchange`](crate::proxy::exchange::Exchange) (in-flight slot, access
+//!    log record);
+//! 2. `route.rs`: the rules pick a farm, rewrite the URL, set headers, or
+//!    answer locally (redirect, respond, abort);
+//! 3. the forwarding headers are applied (`proxy::forward::prepare`) and what
+//!    selection needs is read from the head (hash key, affinity cookie);
+//! 4. the cache (`cache::serve`) answers or fetches through the forwarder
+//!    ([`Forwarder`](crate::proxy::forward::Forwarder)), the request's
+//!    context for forwarding: farm, health records, pools, pick;
+//! 5. the affinity cookie and the status count finish the response.
+//!
+//! [`Shared`] is all the request path takes from the running gateway,
+//! resolved once when the gateway is built: no service locator per request.
+
+pub mod entry;
+pub mod route;
+
+pub use entry::handle;
+
+use crate::config::Snapshot;
+use crate::log::access::AccessLog;
+use crate::metrics::ListenerStats;
+use crate::proxy::upstream::Upstream;
+use arc_swap::{ArcSwap, ArcSwapOption};
+use http::HeaderValue;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// What every request shares: the current snapshot (swapped whole on
+/// reload), the backend side, the access log.
+pub struct Shared {
+    snapshot: ArcSwap<Snapshot>,
+    access_log: ArcSwapOption<AccessLog>,
+    /// Sends requests to backends over pooled connections.
+    pub upstream: Upstream,
+    /// Bumped by every installed snapshot, so long-lived loops notice new
+    /// settings.
+    generation: AtomicU64,
+}
+
+impl Shared {
+    pub fn new(snapshot: Snapshot, upstream: Upstream, access_log: Option<Arc<AccessLog>>) -> Self {
+        Shared {
+            snapshot: ArcSwap::from_pointee(snapshot),
+            access_log: ArcSwapOption::new(access_log),
+            upstream,
+            generation: AtomicU64::new(0),
+        }
+    }
+
+    /// The snapshot a request uses from start to end.
+    #[inline]
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot.load_full()
+    }
+
+    /// Installs a new snapshot; requests in flight keep the one they loaded.
+    pub fn store(&self, snapshot: Arc<Snapshot>) {
+        self.snapshot.store(snapshot);
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+
+    /// Changes with every installed snapshot.
+    #[inline]
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    #[inline]
+    pub fn access_log(&self) -> Option<Arc<AccessLog>> {
+        self.access_log.load_full()
+    }
+
+    pub fn set_access_log(&self, log: Option<Arc<AccessLog>>) {
+        self.access_log.store(log);
+    }
+}
+
+/// What is known about a client connection, computed once per connection.
+#[derive(Debug)]
+pub struct ConnInfo {
+    pub peer: SocketAddr,
+    pub local: SocketAddr,
+    pub listener: Arc<str>,
+    /// The listener's counters, resolved once when it started.
+    pub stats: Arc<ListenerStats>,
+    pub tls: bool,
+    /// The client IP, rendered once for X-Forwarded-For.
+    pub client_ip: HeaderValue,
+}
+
+impl ConnInfo {
+    pub fn new(peer: SocketAddr, local: SocketAddr, stats: Arc<ListenerStats>, tls: bool) -> Self {
+        let ip = crate::ground::net::canonical_ip(peer.ip());
+        let client_ip = HeaderValue::from_str(&ip.to_string())
+            .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
+        ConnInfo {
+            peer,
+            local,
+            listener: stats.name.clone(),
+            stats,
+            tls,
+            client_ip,
+        }
+    }
+}
