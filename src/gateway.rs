@@ -66,8 +66,7 @@ impl Gateway {
             Connector::new(snapshot.proxy.connect_timeout, snapshot.backend_tls.clone());
         snapshot.backend_tls.warn_insecure();
         let upstream = Upstream::new(connector.clone());
-        let access_log =
-            AccessLog::start(snapshot.log.access, snapshot.log.access_file.as_deref())?;
+        let access_log = AccessLog::start(&snapshot.log)?;
         let connections = Arc::new(ConnTracker::default());
         let metrics = Arc::new(Metrics::new());
         let tls = Arc::new(TlsRegistry::default());
@@ -105,9 +104,8 @@ impl Gateway {
     /// Installs a new snapshot; requests in flight keep the one they loaded.
     pub fn install(&self, snapshot: Snapshot) {
         let old = self.snapshot();
-        if old.log.access != snapshot.log.access || old.log.access_file != snapshot.log.access_file
-        {
-            match AccessLog::start(snapshot.log.access, snapshot.log.access_file.as_deref()) {
+        if !AccessLog::same(&old.log, &snapshot.log) {
+            match AccessLog::start(&snapshot.log) {
                 Ok(log) => self.serving.shared.set_access_log(log),
                 Err(e) => tracing::error!("access log not changed: {e}"),
             }

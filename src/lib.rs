@@ -10,7 +10,7 @@
 //!
 //! | layer | modules | owns |
 //! |---|---|---|
-//! | ground | `ground`, `http1`, `demo`, `limits` | config units, config errors and their places in the file; an own HTTP/1 codec; the demo backends; rate limiting's core (GCRA, bounded key store) |
+//! | ground | `ground`, `http1`, `demo`, `limits`, `notify` | config units, config errors and their places in the file; an own HTTP/1 codec; the demo backends; rate limiting's core (GCRA, bounded key store); systemd notifications |
 //! | counters | `metrics`, `log`, `tls` | per-server and per-listener counters and metric names; the access log; TLS certificates, acceptors, backend TLS |
 //! | farm | `farm` | servers, their long-lived state, selection policies and admission, affinity, hash keys |
 //! | farm parts | `health`, `rules` | health state, live traffic, floor; request rules |
@@ -23,13 +23,13 @@
 //! | upgrade | `upgrade` | binary upgrade: the protocol between the processes, the new process's side |
 //! | running state | `gateway` | the current snapshot, long-lived registries, listener set |
 //! | tasks | `checks`, `reload`, `cluster`, `handover` | active health checks, reload, cluster sync, the old process's side of a binary upgrade |
-//! | operators | `admin` | the admin API, status page, Prometheus exposition |
+//! | operators | `admin`, `signals` | the admin API, status page, Prometheus exposition; the Unix signals farmgate answers |
 //! | start | `running` | starting and stopping everything |
 
 /// The layer order, lowest first. A module may import from any layer below
 /// its own. Names not present in `src/` yet are places kept for them.
 pub const LAYERS: &[&[&str]] = &[
-    &["ground", "http1", "demo", "limits"],
+    &["ground", "http1", "demo", "limits", "notify"],
     &["metrics", "log", "tls"],
     &["farm"],
     &["health", "rules"],
@@ -42,7 +42,7 @@ pub const LAYERS: &[&[&str]] = &[
     &["upgrade"],
     &["gateway"],
     &["checks", "reload", "cluster", "handover"],
-    &["admin"],
+    &["admin", "signals"],
     &["running"],
 ];
 
@@ -63,11 +63,13 @@ pub mod limits;
 pub mod listener;
 pub mod log;
 pub mod metrics;
+pub mod notify;
 pub mod proxy;
 pub mod reload;
 pub mod request;
 pub mod rules;
 pub mod running;
+pub mod signals;
 pub mod tls;
 pub mod upgrade;
 

@@ -1,6 +1,7 @@
-//! The `farmgate` command: `run`, `check`, `demo`, `gen-certs` and `upgrade`.
+//! The `farmgate` command: `run`, `check`, `demo`, `gen-certs`, `upgrade`, and the
+//! operator's helpers `completions` and `man`.
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use farmgate::config::{self, ConfigErrors, Snapshot};
 use farmgate::farm::StateRegistry;
 use farmgate::upgrade::takeover::Takeover;
@@ -37,7 +38,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve traffic with a config file until SIGINT or SIGTERM.
+    /// Serve traffic with a config file until SIGINT or SIGTERM (SIGHUP
+    /// reloads the file, SIGUSR1 reopens the access log).
     Run {
         /// The YAML config file.
         #[arg(short, long, default_value = "config/farmgate.yaml")]
@@ -48,6 +50,10 @@ enum Command {
         /// The YAML config file.
         #[arg(short, long, default_value = "config/farmgate.yaml")]
         config: PathBuf,
+        /// `text`: one `file:line:column: key: message` line per problem;
+        /// `json`: one JSON document for CI annotations.
+        #[arg(long, value_enum, default_value = "text")]
+        format: CheckFormat,
     },
     /// Run the built-in demo: three backends and a proxy in front of them.
     Demo {
@@ -90,6 +96,26 @@ enum Command {
         #[arg(long = "name", value_name = "NAME")]
         names: Vec<String>,
     },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    #[command(after_help = "Install, for example:\n  \
+        farmgate completions bash > /etc/bash_completion.d/farmgate\n  \
+        farmgate completions zsh > /usr/share/zsh/vendor-completions/_farmgate\n  \
+        farmgate completions fish > ~/.config/fish/completions/farmgate.fish")]
+    Completions {
+        /// The shell to write the script for.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff): `farmgate man | man -l -`.
+    Man,
+    /// Print the JSON Schema of the config file (as shipped in
+    /// config/farmgate.schema.json), for editors and CI.
+    Schema,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum CheckFormat {
+    Text,
+    Json,
 }
 
 fn main() -> ExitCode {
@@ -97,7 +123,7 @@ fn main() -> ExitCode {
     let program = std::env::current_exe();
     let cli = Cli::parse();
     match cli.command {
-        Command::Check { config } => check(&config),
+        Command::Check { config, format } => check(&config, format),
         Command::Run { config } => {
             let takeover = match Takeover::from_env() {
                 None => None,
@@ -130,6 +156,20 @@ fn main() -> ExitCode {
             timeout_seconds,
         } => upgrade_command(pid, pid_file, Duration::from_secs(timeout_seconds)),
         Command::GenCerts { out, names } => gen_certs(&out, &names),
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "farmgate",
+                &mut std::io::stdout(),
+            );
+            ExitCode::SUCCESS
+        }
+        Command::Man => man(),
+        Command::Schema => {
+            print!("{}", config::schema::schema_json());
+            ExitCode::SUCCESS
+        }
         Command::Demo {
             listen,
             admin,
@@ -153,8 +193,40 @@ fn report(errors: &ConfigErrors) -> ExitCode {
     ExitCode::from(1)
 }
 
-fn check(path: &Path) -> ExitCode {
-    match config::load_file(path, &StateRegistry::default()) {
+fn check(path: &Path, format: CheckFormat) -> ExitCode {
+    let loaded = config::load_file(path, &StateRegistry::default());
+    if let CheckFormat::Json = format {
+        // {"file", "ok", "summary", "problems": [{file, line, column, key, message}]}
+        let problems: Vec<serde_json::Value> = match &loaded {
+            Ok(_) => Vec::new(),
+            Err(errors) => errors
+                .0
+                .iter()
+                .map(|e| {
+                    serde_json::json!({
+                        "file": e.file,
+                        "line": e.line,
+                        "column": e.column,
+                        "key": e.path,
+                        "message": e.message,
+                    })
+                })
+                .collect(),
+        };
+        let doc = serde_json::json!({
+            "file": path.display().to_string(),
+            "ok": loaded.is_ok(),
+            "summary": loaded.as_ref().ok().map(|s| s.summary()),
+            "problems": problems,
+        });
+        println!("{doc}");
+        return if loaded.is_ok() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        };
+    }
+    match loaded {
         Ok(s) => {
             println!("{}: ok: {}", path.display(), s.summary());
             ExitCode::SUCCESS
@@ -162,6 +234,78 @@ fn check(path: &Path) -> ExitCode {
         Err(errors) => report(&errors),
     }
 }
+
+/// The man page: farmgate(1) from the same definitions as `--help`, with
+/// every subcommand's options in one page, and where to read more.
+fn man() -> ExitCode {
+    let mut cmd = Cli::command();
+    cmd.build();
+    let mut page = Vec::new();
+    let man = clap_mangen::Man::new(cmd.clone());
+    let rendered = (|| -> std::io::Result<()> {
+        man.render_title(&mut page)?;
+        man.render_name_section(&mut page)?;
+        man.render_synopsis_section(&mut page)?;
+        man.render_description_section(&mut page)?;
+        man.render_options_section(&mut page)?;
+        for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+            let name = format!("farmgate {}", sub.get_name());
+            page.extend_from_slice(format!(".SH \"{}\"\n", name.to_uppercase()).as_bytes());
+            // `build` gave each subcommand its bin name, `farmgate run`.
+            let sub_man = clap_mangen::Man::new(sub.clone());
+            let mut part = Vec::new();
+            sub_man.render_synopsis_section(&mut part)?;
+            sub_man.render_description_section(&mut part)?;
+            sub_man.render_options_section(&mut part)?;
+            // Its sections become subsections of the command's section.
+            for line in String::from_utf8_lossy(&part).lines() {
+                let line = line
+                    .strip_prefix(".SH ")
+                    .map_or(line.to_string(), |h| format!(".SS {h}"));
+                page.extend_from_slice(line.as_bytes());
+                page.push(b'\n');
+            }
+        }
+        page.extend_from_slice(MAN_TAIL.as_bytes());
+        man.render_version_section(&mut page)?;
+        std::io::Write::write_all(&mut std::io::stdout(), &page)
+    })();
+    match rendered {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("farmgate: cannot write the man page: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+const MAN_TAIL: &str = "\
+.SH SIGNALS
+.TP
+\\fBTERM\\fR, \\fBINT\\fR
+Graceful shutdown: stop accepting, let requests in flight finish, exit 0.
+.TP
+\\fBHUP\\fR
+Reload the config file.
+.TP
+\\fBUSR1\\fR
+Reopen the access log file (after logrotate moved it).
+.TP
+\\fBUSR2\\fR
+Binary upgrade: start the binary on disk again, hand it the listening sockets, finish what this process holds, exit.
+.TP
+\\fBWINCH\\fR
+Ignored.
+.SH FILES
+.TP
+/etc/farmgate/farmgate.yaml
+The config file of the packaged service (farmgate.service).
+.TP
+/usr/share/doc/farmgate/
+README, configuration reference and operations guide.
+.SH SEE ALSO
+systemctl(1), logrotate(8)
+";
 
 fn gen_certs(out: &Path, names: &[String]) -> ExitCode {
     match farmgate::tls::devcerts::write_dev_certs(out, names) {
@@ -259,6 +403,14 @@ fn serve(
                 return ExitCode::from(1);
             }
         }
+        // Before any listener binds: see `signals::register`.
+        let signals = match farmgate::signals::register() {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("farmgate: cannot install signal handlers: {e}");
+                return ExitCode::from(1);
+            }
+        };
         let summary = snapshot.summary();
         let file = snapshot.file.clone();
         let pid_file = snapshot.runtime.pid_file.clone();
@@ -299,14 +451,13 @@ fn serve(
                 Ok(()) => tracing::info!("took over from pid {from}"),
                 Err(e) => tracing::warn!("could not tell pid {from} that this process serves: {e}"),
             }
+            // Under systemd this process becomes the unit's main process.
+            farmgate::notify::main_pid();
         }
         tracing::info!("serving {file}: {summary}");
-        #[cfg(unix)]
-        if config_path.is_some() {
-            if let Err(e) = farmgate::reload::on_sighup(running.gateway.clone()) {
-                tracing::warn!("SIGHUP will not reload the config: {e}");
-            }
-        }
+        let shutdown = signals.serve(running.gateway.clone());
+        farmgate::notify::ready(&summary);
+        let _watchdog = farmgate::notify::spawn_watchdog();
         if demo {
             let tls_addr = running
                 .gateway
@@ -319,7 +470,7 @@ fn serve(
                 farmgate::demo::banner(running.first_addr(), tls_addr, running.admin_addr())
             );
         }
-        if let Some(new_pid) = wait_for_signal(&running.gateway).await {
+        if let Some(new_pid) = shutdown.wait(&running.gateway).await {
             tracing::info!(
                 "handed over to pid {new_pid}: no new connections; finishing {} connection(s) and {} upgraded connection(s)",
                 running.gateway.connections.active(),
@@ -335,6 +486,7 @@ fn serve(
             );
             return ExitCode::SUCCESS;
         }
+        farmgate::notify::stopping();
         // A reload may have changed it.
         let shutdown_timeout = running.gateway.snapshot().runtime.shutdown_timeout;
         tracing::info!("shutting down: no new connections; waiting up to {shutdown_timeout:?} for requests in flight");
@@ -353,42 +505,6 @@ fn serve(
         tracing::info!("stopped");
         ExitCode::SUCCESS
     })
-}
-
-/// Waits for SIGINT or SIGTERM (None: shut down) or for a new process to
-/// take over (its pid). SIGUSR2 starts a binary upgrade.
-async fn wait_for_signal(gw: &Arc<farmgate::Gateway>) -> Option<u32> {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let (Ok(mut term), Ok(mut usr2)) = (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::user_defined2()),
-        ) else {
-            let _ = tokio::signal::ctrl_c().await;
-            return None;
-        };
-        loop {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => return None,
-                _ = term.recv() => return None,
-                _ = usr2.recv() => {
-                    tracing::info!("SIGUSR2: binary upgrade");
-                    let gw = gw.clone();
-                    // Its outcome is logged; a handover wakes the branch below.
-                    tokio::spawn(async move {
-                        let _ = farmgate::handover::upgrade(&gw).await;
-                    });
-                }
-                pid = gw.upgrade.handed_over() => return Some(pid),
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-        None
-    }
 }
 
 /// `farmgate upgrade`: SIGUSR2 to the running process; with a pid file,

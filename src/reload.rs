@@ -1,5 +1,5 @@
 //! Hot reload of the YAML config: the triggers (the file changing on disk,
-//! SIGHUP, `POST /api/reload`) and what a reload does. The new file is read
+//! SIGHUP via `signals`, `POST /api/reload`) and what a reload does. The new file is read
 //! and validated off the request path; an invalid one leaves the running
 //! config untouched and is reported (log, metrics, status); a valid one is
 //! swapped in atomically, requests in flight finishing on the snapshot they
@@ -23,7 +23,10 @@ pub const WATCH_INTERVAL: Duration = Duration::from_millis(100);
 pub async fn reload(gw: &Arc<Gateway>, trigger: &'static str) -> ReloadEvent {
     let started = Instant::now();
     let at = unix_ms() as f64 / 1000.0;
+    crate::notify::reloading();
     let outcome = apply_file(gw).await;
+    // Serving again either way: a refused file leaves the old config running.
+    crate::notify::ready(&gw.snapshot().summary());
     let event = ReloadEvent {
         at,
         ok: outcome.is_ok(),
@@ -105,16 +108,4 @@ pub fn watch_file(gw: Arc<Gateway>, path: PathBuf) -> tokio::task::JoinHandle<()
             }
         }
     })
-}
-
-/// Reloads on every SIGHUP.
-#[cfg(unix)]
-pub fn on_sighup(gw: Arc<Gateway>) -> std::io::Result<tokio::task::JoinHandle<()>> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut hup = signal(SignalKind::hangup())?;
-    Ok(tokio::spawn(async move {
-        while hup.recv().await.is_some() {
-            reload(&gw, "signal").await;
-        }
-    }))
 }

@@ -1,5 +1,6 @@
 //! The access log written to `log.access_file`: one line per request, in
-//! `json` and `text`, with the fields docs/observability.md documents.
+//! `json`, `text`, `combined` and `w3c`, with the fields docs/observability.md
+//! documents, and `access_syslog` (RFC 5424 to a real UDP and Unix socket).
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -186,4 +187,233 @@ async fn text_lines_name_the_farm_server_and_status() {
     );
     assert_eq!(f[8], "upstream_ms=-", "{}", got[1]);
     let _ = std::fs::remove_file(&file);
+}
+
+/// The Apache combined format as log tools (GoAccess, AWStats, fail2ban)
+/// parse it: `%h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-agent}i"`.
+const APACHE_COMBINED: &str = r#"^(\S+) (\S+) (\S+) \[(\d{2}/[A-Z][a-z]{2}/\d{4}:\d{2}:\d{2}:\d{2} [+\-]\d{4})\] "(\S+) (\S+) (HTTP/\d\.\d)" (\d{3}) (\d+|-) "([^"]*)" "([^"]*)"$"#;
+
+#[tokio::test]
+async fn combined_lines_parse_with_the_apache_regex() {
+    let backend = app().await;
+    let file = temp_log("combined");
+    let fg = start(&logging_config(&backend, "combined", &file)).await;
+    let http = client();
+    let base = format!("http://{}", fg.first_addr());
+    let req = Request::get(format!("{base}/page?id=7"))
+        .header("referer", "http://example.com/start")
+        .header("user-agent", "Mozilla/5.0 (X11; \"quoted\")")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    assert_eq!(send(&http, req).await.0, StatusCode::OK);
+    get(&http, &format!("{base}/missing")).await;
+
+    let got = lines(&file, 2).await;
+    let re = regex::Regex::new(APACHE_COMBINED).unwrap();
+    let caps: Vec<_> = got
+        .iter()
+        .map(|l| {
+            re.captures(l)
+                .unwrap_or_else(|| panic!("not Apache combined: {l}"))
+        })
+        .collect();
+    let fields = |i: usize| -> Vec<&str> {
+        (1..=11)
+            .map(|g| caps[i].get(g).map_or("", |m| m.as_str()))
+            .collect()
+    };
+    let first = fields(0);
+    assert_eq!(&first[..3], ["127.0.0.1", "-", "-"]);
+    assert!(first[3].ends_with(" +0000"), "UTC: {}", first[3]);
+    assert_eq!(
+        &first[4..],
+        [
+            "GET",
+            "/page?id=7",
+            "HTTP/1.1",
+            "200",
+            "12",
+            "http://example.com/start",
+            r"Mozilla/5.0 (X11; \x22quoted\x22)"
+        ]
+    );
+    let second = fields(1);
+    assert_eq!(
+        &second[4..],
+        ["GET", "/missing", "HTTP/1.1", "404", "8", "-", "-"]
+    );
+    let _ = std::fs::remove_file(&file);
+}
+
+#[tokio::test]
+async fn w3c_file_starts_with_its_fields_header() {
+    let backend = app().await;
+    let file = temp_log("w3c");
+    let fg = start(&logging_config(&backend, "w3c", &file)).await;
+    let http = client();
+    let addr = fg.first_addr();
+    let req = Request::get(format!("http://{addr}/shop/cart?item=3&q=a%20b"))
+        .header("user-agent", "Mozilla/5.0 (Windows NT 10.0)")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    assert_eq!(send(&http, req).await.0, StatusCode::OK);
+
+    let got = lines(&file, 5).await;
+    assert_eq!(
+        got[0],
+        format!("#Software: farmgate {}", env!("CARGO_PKG_VERSION"))
+    );
+    assert_eq!(got[1], "#Version: 1.0");
+    assert!(got[2].starts_with("#Date: 20"), "{}", got[2]);
+    let names: Vec<&str> = got[3]
+        .strip_prefix("#Fields: ")
+        .unwrap_or_else(|| panic!("no #Fields: {}", got[3]))
+        .split(' ')
+        .collect();
+    let values: Vec<&str> = got[4].split(' ').collect();
+    assert_eq!(names.len(), values.len(), "{names:?}\n{values:?}");
+    let field: std::collections::HashMap<&str, &str> =
+        names.iter().copied().zip(values.iter().copied()).collect();
+    assert_eq!(field["s-sitename"], "public");
+    assert_eq!(field["s-ip"], "127.0.0.1");
+    assert_eq!(field["s-port"], addr.port().to_string());
+    assert_eq!(field["c-ip"], "127.0.0.1");
+    assert_eq!(field["cs-method"], "GET");
+    assert_eq!(field["cs-uri-stem"], "/shop/cart");
+    assert_eq!(field["cs-uri-query"], "item=3&q=a%20b");
+    assert_eq!(field["cs-version"], "HTTP/1.1");
+    assert_eq!(field["sc-status"], "200");
+    assert_eq!(field["sc-bytes"], "12");
+    assert!(field["time-taken"].parse::<u64>().is_ok());
+    assert_eq!(field["cs(User-Agent)"], "Mozilla/5.0+(Windows+NT+10.0)");
+    assert_eq!(field["cs(Referer)"], "-");
+    assert_eq!(field["x-farm"], "web");
+    assert_eq!(field["x-server"], "app");
+    let date = field["date"];
+    assert!(date.len() == 10 && date.as_bytes()[4] == b'-', "{date}");
+    let _ = std::fs::remove_file(&file);
+}
+
+fn syslog_config(backend: &Backend, address: &str) -> String {
+    farm_config("round_robin", &[backend], "", "").replace(
+        "log:\n  access: off\n",
+        &format!(
+            "log:\n  access: combined\n  access_syslog:\n    address: \"{address}\"\n    facility: local3\n    app_name: frontdoor\n"
+        ),
+    )
+}
+
+/// RFC 5424: `<PRI>1 TIMESTAMP HOST APP PROCID MSGID SD MSG`.
+fn assert_rfc5424(msg: &str, path: &str) {
+    let re = regex::Regex::new(
+        r"^<(\d+)>1 (\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z) (\S+) (\S+) (\d+) (\S+) - (.*)$",
+    )
+    .unwrap();
+    let c = re
+        .captures(msg)
+        .unwrap_or_else(|| panic!("not RFC 5424: {msg:?}"));
+    // local3 (19) * 8 + info (6).
+    assert_eq!(&c[1], "158", "{msg}");
+    assert_eq!(&c[4], "frontdoor");
+    assert_eq!(&c[6], "access");
+    let line = &c[7];
+    assert!(
+        regex::Regex::new(APACHE_COMBINED).unwrap().is_match(line),
+        "the message is the combined line: {line}"
+    );
+    assert!(
+        line.contains(&format!("\"GET {path} HTTP/1.1\" 200")),
+        "{line}"
+    );
+}
+
+#[tokio::test]
+async fn syslog_over_udp_sends_one_rfc5424_message_per_request() {
+    let receiver = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    receiver
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let backend = app().await;
+    let addr = receiver.local_addr().unwrap();
+    let fg = start(&syslog_config(&backend, &format!("udp:{addr}"))).await;
+    let http = client();
+    get(&http, &format!("http://{}/via-udp", fg.first_addr())).await;
+    let msg = tokio::task::spawn_blocking(move || {
+        let mut buf = [0u8; 4096];
+        let n = receiver
+            .recv(&mut buf)
+            .expect("a syslog datagram within 5s");
+        String::from_utf8(buf[..n].to_vec()).unwrap()
+    })
+    .await
+    .unwrap();
+    assert_rfc5424(&msg, "/via-udp");
+}
+
+#[tokio::test]
+async fn syslog_over_a_unix_socket() {
+    let dir = fresh_temp_dir("farmgate-syslog");
+    let path = dir.join("log.sock");
+    let receiver = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+    receiver
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let backend = app().await;
+    let fg = start(&syslog_config(
+        &backend,
+        &format!("unix:{}", path.display()),
+    ))
+    .await;
+    let http = client();
+    get(&http, &format!("http://{}/via-unix", fg.first_addr())).await;
+    get(&http, &format!("http://{}/via-unix", fg.first_addr())).await;
+    let msgs = tokio::task::spawn_blocking(move || {
+        let mut buf = [0u8; 4096];
+        (0..2)
+            .map(|_| {
+                let n = receiver
+                    .recv(&mut buf)
+                    .expect("a syslog datagram within 5s");
+                String::from_utf8(buf[..n].to_vec()).unwrap()
+            })
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap();
+    for m in &msgs {
+        assert_rfc5424(m, "/via-unix");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn syslog_settings_are_checked_with_their_key() {
+    let base = "listeners:\n  - bind: \"127.0.0.1:0\"\nadmin:\n  enabled: false\nfarms:\n  - name: web\n    servers:\n      - address: \"127.0.0.1:9\"\n";
+    let registry = farmgate::farm::StateRegistry::default();
+    for (log, want) in [
+        (
+            "log:\n  access_file: /tmp/a.log\n  access_syslog: { address: \"unix:/dev/log\" }\n",
+            "log.access_syslog: choose one of access_file and access_syslog",
+        ),
+        (
+            "log:\n  access: w3c\n  access_syslog: { address: \"unix:/dev/log\" }\n",
+            "log.access_syslog: the w3c format needs a file",
+        ),
+        (
+            "log:\n  access_syslog: { address: \"/dev/log\" }\n",
+            "log.access_syslog.address: \"/dev/log\": expected unix:/path/to/socket or udp:IP:PORT",
+        ),
+        (
+            "log:\n  access_syslog: { address: \"udp:127.0.0.1:514\", facility: kern }\n",
+            "log.access_syslog.facility: unknown facility \"kern\"",
+        ),
+    ] {
+        let text = format!("{base}{log}");
+        let err = farmgate::config::load_str(&text, "test.yaml", &registry)
+            .err()
+            .unwrap_or_else(|| panic!("accepted:\n{text}"))
+            .to_string();
+        assert!(err.contains(want), "{err}\nwanted: {want}");
+        assert!(err.starts_with("test.yaml:"), "{err}");
+    }
 }

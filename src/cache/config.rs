@@ -11,7 +11,7 @@ use std::time::Duration;
 const MAX_OBJECT_LIMIT: u64 = 1 << 30;
 
 /// `farms[].cache` as written in the file.
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, schemars::JsonSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RawCache {
     #[serde(default)]
@@ -35,7 +35,7 @@ pub struct RawCache {
 }
 
 /// `query_string` as written.
-#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Deserialize, schemars::JsonSchema, Clone, Copy, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum RawQueryString {
     Include,

@@ -36,7 +36,7 @@ pub const DEFAULT_TYPES: &[&str] = &[
 ];
 
 /// `compression` as written in the file.
-#[derive(Debug, Deserialize, Default, Clone)]
+#[derive(Debug, Deserialize, schemars::JsonSchema, Default, Clone)]
 #[serde(deny_unknown_fields)]
 pub struct RawCompression {
     #[serde(default)]
@@ -51,7 +51,7 @@ pub struct RawCompression {
     pub level: Option<RawLevels>,
 }
 
-#[derive(Debug, Deserialize, Default, Clone, Copy)]
+#[derive(Debug, Deserialize, schemars::JsonSchema, Default, Clone, Copy)]
 #[serde(deny_unknown_fields)]
 pub struct RawLevels {
     #[serde(default)]

@@ -34,11 +34,30 @@ pub fn build(raw: RawConfig, file: &str, registry: &StateRegistry) -> Result<Sna
         access: match raw.log.access {
             RawAccessFormat::Text => AccessFormat::Text,
             RawAccessFormat::Json => AccessFormat::Json,
+            RawAccessFormat::Combined => AccessFormat::Combined,
+            RawAccessFormat::W3c => AccessFormat::W3c,
             RawAccessFormat::Off => AccessFormat::Off,
         },
         access_file: raw.log.access_file.clone(),
+        access_syslog: raw
+            .log
+            .access_syslog
+            .as_ref()
+            .and_then(|r| crate::log::syslog::build(r, "log.access_syslog", &mut p)),
         level: raw.log.level.clone().unwrap_or_else(|| "info".into()),
     };
+    if log.access_syslog.is_some() && log.access_file.is_some() {
+        p.add(
+            "log.access_syslog",
+            "choose one of access_file and access_syslog",
+        );
+    }
+    if log.access_syslog.is_some() && log.access == AccessFormat::W3c {
+        p.add(
+            "log.access_syslog",
+            "the w3c format needs a file or stdout for its #Fields header; use text, json or combined with syslog",
+        );
+    }
     if !["trace", "debug", "info", "warn", "error"].contains(&log.level.as_str()) {
         p.add(
             "log.level",

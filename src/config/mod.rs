@@ -10,6 +10,7 @@
 pub mod build;
 pub use crate::ground::{error, locate, units};
 pub mod raw;
+pub mod schema;
 pub mod snapshot;
 pub mod tls;
 

@@ -9,7 +9,7 @@ use super::units::{Dur, Size};
 use serde::Deserialize;
 use std::path::PathBuf;
 
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, schemars::JsonSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
     #[serde(default)]
@@ -34,7 +34,7 @@ pub struct RawConfig {
 /// belongs to the compression stage, a layer above `rules/`.
 pub type RawRule = crate::rules::raw::RawRule<crate::compress::RawCompression>;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawListener {
     #[serde(default)]
@@ -52,7 +52,7 @@ pub struct RawListener {
 }
 
 /// `listeners[].proxy_protocol`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawProxyProtocol {
     /// Who may connect (and must send the header): addresses or CIDRs.
@@ -60,7 +60,7 @@ pub struct RawProxyProtocol {
 }
 
 /// `listeners[].tls`: terminate TLS on this listener.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawListenerTls {
     #[serde(default)]
@@ -75,7 +75,7 @@ pub struct RawListenerTls {
     pub watch_interval: Option<Dur>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawCertificate {
     pub cert: PathBuf,
@@ -110,7 +110,7 @@ impl<'de> Deserialize<'de> for TlsVersionText {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawAdmin {
     #[serde(default = "default_admin_bind")]
@@ -139,7 +139,7 @@ fn default_admin_bind() -> String {
     "127.0.0.1:9090".to_string()
 }
 
-#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Deserialize, schemars::JsonSchema, Clone, Copy, PartialEq, Eq, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum RawForwardedFor {
     #[default]
@@ -148,7 +148,7 @@ pub enum RawForwardedFor {
     Off,
 }
 
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, schemars::JsonSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RawProxy {
     #[serde(default)]
@@ -182,27 +182,34 @@ pub struct RawProxy {
     pub send_timeout: Option<Dur>,
 }
 
-#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Deserialize, schemars::JsonSchema, Clone, Copy, PartialEq, Eq, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum RawAccessFormat {
     #[default]
     Text,
     Json,
+    /// Apache/nginx "combined".
+    Combined,
+    /// IIS W3C extended, with its `#Fields:` header.
+    W3c,
     Off,
 }
 
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, schemars::JsonSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RawLog {
     #[serde(default)]
     pub access: RawAccessFormat,
     #[serde(default)]
     pub access_file: Option<PathBuf>,
+    /// Send access lines to syslog (RFC 5424) instead of stdout or a file.
+    #[serde(default)]
+    pub access_syslog: Option<crate::log::syslog::RawSyslog>,
     #[serde(default)]
     pub level: Option<String>,
 }
 
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, schemars::JsonSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RawRuntime {
     #[serde(default)]
@@ -215,7 +222,7 @@ pub struct RawRuntime {
     pub pid_file: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawFarm {
     pub name: String,
@@ -252,7 +259,7 @@ pub struct RawFarm {
 }
 
 /// `farms[].tls`: how `https://` servers are verified.
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, schemars::JsonSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RawFarmTls {
     #[serde(default)]
@@ -262,7 +269,7 @@ pub struct RawFarmTls {
 }
 
 /// `farms[].affinity`: cookie affinity; the cookie name turns it on.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawAffinity {
     pub cookie: String,
@@ -272,7 +279,7 @@ pub struct RawAffinity {
     pub secret: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawServer {
     pub address: String,

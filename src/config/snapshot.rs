@@ -8,7 +8,7 @@ use crate::health::FarmHealth;
 use crate::proxy::pool::BackendPool;
 use crate::rules::RuleSet;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -99,12 +99,7 @@ pub struct AdminSpec {
     pub token: Option<String>,
 }
 
-#[derive(Debug, Clone)]
-pub struct LogSpec {
-    pub access: AccessFormat,
-    pub access_file: Option<PathBuf>,
-    pub level: String,
-}
+pub use crate::log::LogSpec;
 
 #[derive(Debug, Clone)]
 pub struct RuntimeSpec {

@@ -74,7 +74,7 @@ pub struct RawHealth<'a> {
 }
 
 /// `farms[].health_check`: the explicit URL test.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawHealthCheck {
     pub url: String,
@@ -95,7 +95,7 @@ pub struct RawHealthCheck {
 }
 
 /// `farms[].live_traffic`: passive checks on client traffic.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawLiveTraffic {
     #[serde(default)]

@@ -1,48 +1,49 @@
-//! The access log: one line per request, `text` or `json`, to stdout or a
-//! file. Lines are formatted on the request's task and written by one
-//! background thread, so a slow disk or terminal never blocks a request.
+//! The access log: one line per request (`text`, `json`, `combined` or
+//! `w3c`, see `format`), to stdout, a file or syslog. Lines are formatted
+//! on the request's task and written by one background thread, so a slow
+//! disk or terminal never blocks a request. The file is reopened on demand
+//! (SIGUSR1, logrotate's convention), so a rotated file is let go.
 
-use http::Method;
-use serde::Serialize;
+use super::format;
+use super::syslog;
+use super::LogSpec;
+use http::{HeaderValue, Method, Version};
 use std::io::Write;
-use std::net::IpAddr;
-use std::path::Path;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
+
+pub use super::format::rfc3339;
 
 /// Everything one access-log line says.
 #[derive(Debug, Clone)]
 pub struct AccessRecord {
     pub time: SystemTime,
     pub client: IpAddr,
+    /// The listener's address the request came in on.
+    pub local: SocketAddr,
     pub listener: Arc<str>,
     pub method: Method,
     pub uri: http::Uri,
+    pub version: Version,
     pub status: u16,
     pub farm: Option<Arc<str>>,
     pub server: Option<Arc<str>>,
     pub upstream: Option<Duration>,
     pub total: Duration,
     pub bytes: u64,
+    pub referer: Option<HeaderValue>,
+    pub user_agent: Option<HeaderValue>,
     /// The response did not finish (client left, backend reset).
     pub aborted: bool,
 }
 
-#[derive(Serialize)]
-struct JsonLine<'a> {
-    time: &'a str,
-    client: String,
-    listener: &'a str,
-    method: &'a str,
-    path: &'a str,
-    status: u16,
-    farm: Option<&'a str>,
-    server: Option<&'a str>,
-    upstream_ms: Option<f64>,
-    total_ms: f64,
-    bytes: u64,
-    aborted: bool,
+/// What the writer thread is asked to do.
+enum Job {
+    Line(String, SystemTime),
+    Reopen,
 }
 
 /// The line format (`log.access`); `Off` writes nothing.
@@ -51,6 +52,10 @@ pub enum AccessFormat {
     #[default]
     Text,
     Json,
+    /// Apache/nginx "combined".
+    Combined,
+    /// IIS W3C extended, with its `#Fields:` header.
+    W3c,
     Off,
 }
 
@@ -58,193 +63,175 @@ pub enum AccessFormat {
 #[derive(Debug)]
 pub struct AccessLog {
     format: AccessFormat,
-    tx: mpsc::Sender<String>,
+    tx: mpsc::Sender<Job>,
 }
 
 impl AccessLog {
-    /// Starts the writer thread. `None` when the format is `off`.
-    pub fn start(format: AccessFormat, file: Option<&Path>) -> std::io::Result<Option<Arc<Self>>> {
-        if format == AccessFormat::Off {
+    /// Opens the output and starts the writer thread. `None` when the
+    /// format is `off`.
+    pub fn start(spec: &LogSpec) -> std::io::Result<Option<Arc<Self>>> {
+        if spec.access == AccessFormat::Off {
             return Ok(None);
         }
-        let out: Box<dyn Write + Send> = match file {
-            Some(path) => Box::new(
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(path)?,
-            ),
-            None => Box::new(std::io::stdout()),
+        let out = match (&spec.access_syslog, &spec.access_file) {
+            (Some(s), _) => Output::Syslog(syslog::Sender::new(s.clone())),
+            (None, Some(path)) => Output::File {
+                file: std::io::BufWriter::with_capacity(64 * 1024, open(path)?),
+                path: path.clone(),
+            },
+            (None, None) => Output::Stdout(std::io::BufWriter::with_capacity(
+                64 * 1024,
+                std::io::stdout(),
+            )),
         };
-        let (tx, rx) = mpsc::channel::<String>();
+        let mut w = Writer {
+            out,
+            w3c: spec.access == AccessFormat::W3c,
+        };
+        w.opened();
+        let (tx, rx) = mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("farmgate-access-log".into())
-            .spawn(move || writer(rx, out))?;
-        Ok(Some(Arc::new(AccessLog { format, tx })))
+            .spawn(move || w.run(rx))?;
+        Ok(Some(Arc::new(AccessLog {
+            format: spec.access,
+            tx,
+        })))
+    }
+
+    /// Whether `a` and `b` log to the same place the same way (a reload
+    /// that changes neither keeps the running writer).
+    pub fn same(a: &LogSpec, b: &LogSpec) -> bool {
+        a.access == b.access && a.access_file == b.access_file && a.access_syslog == b.access_syslog
+    }
+
+    /// Whether lines carry the Referer and User-Agent (`combined`, `w3c`);
+    /// other formats skip copying them per request.
+    #[inline]
+    pub fn wants_client_headers(&self) -> bool {
+        matches!(self.format, AccessFormat::Combined | AccessFormat::W3c)
     }
 
     pub fn write(&self, r: &AccessRecord) {
         let line = match self.format {
-            AccessFormat::Json => json_line(r),
-            _ => text_line(r),
+            AccessFormat::Json => format::json_line(r),
+            AccessFormat::Combined => format::combined_line(r),
+            AccessFormat::W3c => format::w3c_line(r),
+            _ => format::text_line(r),
         };
         // The writer thread only stops at exit; a failed send loses one line.
-        let _ = self.tx.send(line);
+        let _ = self.tx.send(Job::Line(line, r.time));
+    }
+
+    /// Closes and reopens the log file (after logrotate moved it away),
+    /// or reconnects to syslog. Lines already queued go to the old file.
+    pub fn reopen(&self) {
+        let _ = self.tx.send(Job::Reopen);
     }
 }
 
-fn writer(rx: mpsc::Receiver<String>, out: Box<dyn Write + Send>) {
-    let mut out = std::io::BufWriter::with_capacity(64 * 1024, out);
-    while let Ok(line) = rx.recv() {
-        let _ = out.write_all(line.as_bytes());
-        // Under traffic, drain the queue every BATCH_INTERVAL instead of
-        // blocking in `recv`: a sender only wakes a blocked receiver, so a
-        // busy proxy no longer pays a thread wake-up per logged request.
-        // Back to blocking once an interval brought nothing.
-        loop {
-            let mut more = 0usize;
-            while let Ok(line) = rx.try_recv() {
-                let _ = out.write_all(line.as_bytes());
-                more += 1;
+fn open(path: &Path) -> std::io::Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+}
+
+enum Output {
+    Stdout(std::io::BufWriter<std::io::Stdout>),
+    File {
+        path: PathBuf,
+        file: std::io::BufWriter<std::fs::File>,
+    },
+    Syslog(syslog::Sender),
+}
+
+struct Writer {
+    out: Output,
+    w3c: bool,
+}
+
+impl Writer {
+    fn run(mut self, rx: mpsc::Receiver<Job>) {
+        while let Ok(job) = rx.recv() {
+            self.job(job);
+            // Under traffic, drain the queue every BATCH_INTERVAL instead of
+            // blocking in `recv`: a sender only wakes a blocked receiver, so a
+            // busy proxy no longer pays a thread wake-up per logged request.
+            // Back to blocking once an interval brought nothing.
+            loop {
+                let mut more = 0usize;
+                while let Ok(job) = rx.try_recv() {
+                    self.job(job);
+                    more += 1;
+                }
+                self.flush();
+                if more == 0 {
+                    break;
+                }
+                std::thread::sleep(BATCH_INTERVAL);
             }
-            let _ = out.flush();
-            if more == 0 {
-                break;
-            }
-            std::thread::sleep(BATCH_INTERVAL);
         }
+    }
+
+    fn job(&mut self, job: Job) {
+        match job {
+            Job::Line(line, time) => self.line(&line, time),
+            Job::Reopen => self.reopen(),
+        }
+    }
+
+    fn line(&mut self, line: &str, time: SystemTime) {
+        match &mut self.out {
+            Output::Stdout(o) => drop(o.write_all(line.as_bytes())),
+            Output::File { file, .. } => drop(file.write_all(line.as_bytes())),
+            Output::Syslog(s) => s.send(line, time),
+        }
+    }
+
+    fn flush(&mut self) {
+        match &mut self.out {
+            Output::Stdout(o) => drop(o.flush()),
+            Output::File { file, .. } => drop(file.flush()),
+            Output::Syslog(_) => {}
+        }
+    }
+
+    /// After the output is (re)opened: a W3C log starts with its directives.
+    fn opened(&mut self) {
+        if self.w3c {
+            let header = format::w3c_header(SystemTime::now());
+            self.line(&header, SystemTime::now());
+            self.flush();
+        }
+    }
+
+    fn reopen(&mut self) {
+        match &mut self.out {
+            Output::Stdout(_) => return,
+            Output::Syslog(s) => return s.reopen(),
+            Output::File { path, file } => {
+                let _ = file.flush();
+                match open(path) {
+                    Ok(f) => {
+                        *file = std::io::BufWriter::with_capacity(64 * 1024, f);
+                        tracing::info!("access log reopened: {}", path.display());
+                    }
+                    Err(e) => {
+                        // Keep writing to the old file rather than lose lines.
+                        tracing::error!(
+                            "access log {} not reopened, still writing the old file: {e}",
+                            path.display()
+                        );
+                        return;
+                    }
+                }
+            }
+        }
+        self.opened();
     }
 }
 
 /// How long the writer lets lines gather while traffic flows; also the
 /// most a line waits before it is written.
 const BATCH_INTERVAL: Duration = Duration::from_millis(5);
-
-fn ms(d: Duration) -> f64 {
-    (d.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0
-}
-
-pub fn text_line(r: &AccessRecord) -> String {
-    use std::fmt::Write as _;
-    let mut s = String::with_capacity(160);
-    let _ = write!(
-        s,
-        "{} {} {} {} {} {} farm={} server={} upstream_ms={} total_ms={:.3} bytes={}",
-        rfc3339(r.time),
-        r.client,
-        r.listener,
-        r.method,
-        r.uri.path_and_query().map_or("/", |p| p.as_str()),
-        r.status,
-        r.farm.as_deref().unwrap_or("-"),
-        r.server.as_deref().unwrap_or("-"),
-        r.upstream
-            .map_or("-".to_string(), |u| format!("{:.3}", ms(u))),
-        ms(r.total),
-        r.bytes,
-    );
-    if r.aborted {
-        s.push_str(" aborted");
-    }
-    s.push('\n');
-    s
-}
-
-pub fn json_line(r: &AccessRecord) -> String {
-    let time = rfc3339(r.time);
-    let line = JsonLine {
-        time: &time,
-        client: r.client.to_string(),
-        listener: &r.listener,
-        method: r.method.as_str(),
-        path: r.uri.path_and_query().map_or("/", |p| p.as_str()),
-        status: r.status,
-        farm: r.farm.as_deref(),
-        server: r.server.as_deref(),
-        upstream_ms: r.upstream.map(ms),
-        total_ms: ms(r.total),
-        bytes: r.bytes,
-        aborted: r.aborted,
-    };
-    let mut s = serde_json::to_string(&line).unwrap_or_default();
-    s.push('\n');
-    s
-}
-
-/// `2026-11-21T06:40:00.123Z`, without a date crate.
-pub fn rfc3339(t: SystemTime) -> String {
-    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = d.as_secs();
-    let (days, rem) = (secs / 86400, secs % 86400);
-    let (y, m, dd) = civil_from_days(days as i64);
-    format!(
-        "{y:04}-{m:02}-{dd:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60,
-        d.subsec_millis()
-    )
-}
-
-// Howard Hinnant's days-to-civil algorithm.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn record() -> AccessRecord {
-        AccessRecord {
-            time: UNIX_EPOCH + Duration::from_millis(1_795_242_000_123),
-            client: "10.0.0.7".parse().expect("ip"),
-            listener: "public".into(),
-            method: Method::GET,
-            uri: "/a?b=1".parse().expect("uri"),
-            status: 200,
-            farm: Some("web".into()),
-            server: Some("web1".into()),
-            upstream: Some(Duration::from_micros(1500)),
-            total: Duration::from_micros(2250),
-            bytes: 42,
-            aborted: false,
-        }
-    }
-
-    #[test]
-    fn timestamps() {
-        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
-        assert_eq!(
-            rfc3339(UNIX_EPOCH + Duration::from_secs(951_782_400)),
-            "2000-02-29T00:00:00.000Z"
-        );
-    }
-
-    #[test]
-    fn text_format() {
-        assert_eq!(
-            text_line(&record()),
-            "2026-11-21T06:20:00.123Z 10.0.0.7 public GET /a?b=1 200 farm=web server=web1 upstream_ms=1.500 total_ms=2.250 bytes=42\n"
-        );
-    }
-
-    #[test]
-    fn json_format() {
-        let v: serde_json::Value = serde_json::from_str(&json_line(&record())).expect("json");
-        assert_eq!(v["status"], 200);
-        assert_eq!(v["path"], "/a?b=1");
-        assert_eq!(v["server"], "web1");
-        assert_eq!(v["upstream_ms"], 1.5);
-        assert_eq!(v["bytes"], 42);
-    }
-}

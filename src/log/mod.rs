@@ -1,9 +1,23 @@
 //! Logging: the application log through `tracing`, and the access log
-//! (`access`), which has its own writer so its format is stable.
+//! (`access`, its line formats in `format`, its syslog sender in `syslog`),
+//! which has its own writer so its format is stable.
 
 pub mod access;
+pub mod format;
+pub mod syslog;
 
+use std::path::PathBuf;
 use tracing_subscriber::EnvFilter;
+
+/// The `log:` section at run time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogSpec {
+    pub access: access::AccessFormat,
+    pub access_file: Option<PathBuf>,
+    /// Access lines go to syslog instead of stdout or `access_file`.
+    pub access_syslog: Option<syslog::SyslogSpec>,
+    pub level: String,
+}
 
 /// Installs the application log at `level` unless RUST_LOG says otherwise.
 /// Safe to call more than once (tests); later calls do nothing.

@@ -29,20 +29,34 @@ pub async fn handle(
     let snap = shared.snapshot();
     let mut ex = Exchange::new(started);
     if let Some(log) = shared.access_log() {
+        // Only the combined and W3C formats log these: no copy otherwise.
+        let header = |name| {
+            log.wants_client_headers()
+                .then(|| req.headers().get(name).cloned())
+                .flatten()
+        };
+        let (referer, user_agent) = (
+            header(http::header::REFERER),
+            header(http::header::USER_AGENT),
+        );
         ex.log_with(
             log,
             AccessRecord {
                 time: SystemTime::now(),
                 client: crate::ground::net::canonical_ip(conn.peer.ip()),
+                local: conn.local,
                 listener: conn.listener.clone(),
                 method: req.method().clone(),
                 uri: req.uri().clone(),
+                version: req.version(),
                 status: 0,
                 farm: None,
                 server: None,
                 upstream: None,
                 total: Default::default(),
                 bytes: 0,
+                referer,
+                user_agent,
                 aborted: false,
             },
         );

@@ -15,7 +15,7 @@ use std::fmt;
 /// whose shape the compression stage owns (a layer above this one): the
 /// config names it (`config::raw::RawRule`) and compiles it beside the
 /// rule set; the rules only note which rule has one.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawRule<C> {
     #[serde(default)]
@@ -45,7 +45,7 @@ pub struct RawMatch {
 }
 
 /// `all` (every condition must hold) or `any` (one is enough).
-#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Deserialize, schemars::JsonSchema, Clone, Copy, PartialEq, Eq, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum RawConditionMatch {
     #[default]
@@ -53,7 +53,7 @@ pub enum RawConditionMatch {
     Any,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawCondition {
     pub input: String,
@@ -73,7 +73,7 @@ pub enum RawAction {
     None,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawRoute {
     #[serde(default)]
@@ -84,7 +84,7 @@ pub struct RawRoute {
     pub append_query_string: Option<bool>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawRedirect {
     pub url: String,
@@ -94,7 +94,7 @@ pub struct RawRedirect {
     pub append_query_string: Option<bool>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawRespond {
     pub status: u16,
