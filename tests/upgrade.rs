@@ -161,6 +161,7 @@ async fn ten_upgrades_under_keep_alive_load_lose_nothing() {
     let stop = Arc::new(AtomicBool::new(false));
     let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let errors = Arc::new(Mutex::new(Vec::<String>::new()));
+    let goaway_retries = Arc::new(AtomicU64::new(0));
     let h1 = client();
     let h2: TestClient =
         hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
@@ -169,19 +170,28 @@ async fn ten_upgrades_under_keep_alive_load_lose_nothing() {
     let mut load = Vec::new();
     for i in 0..40 {
         let c = if i < 32 { h1.clone() } else { h2.clone() };
-        let (url, stop, ok, failed, errors) = (
+        let (url, stop, ok, failed, errors, goaway_retries) = (
             url.clone(),
             stop.clone(),
             ok.clone(),
             failed.clone(),
             errors.clone(),
+            goaway_retries.clone(),
         );
         load.push(tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
                 let req = http::Request::get(&url)
                     .body(http_body_util::Full::new(bytes::Bytes::new()))
                     .unwrap();
-                match tokio::time::timeout(Duration::from_secs(10), c.request(req)).await {
+                let mut sent =
+                    tokio::time::timeout(Duration::from_secs(10), c.request(req.clone())).await;
+                if matches!(&sent, Ok(Err(e)) if refused_by_goaway(e)) {
+                    // Never processed (beyond the GOAWAY's last stream): an
+                    // HTTP/2 client sends it again (RFC 9113 §6.8).
+                    goaway_retries.fetch_add(1, Ordering::Relaxed);
+                    sent = tokio::time::timeout(Duration::from_secs(10), c.request(req)).await;
+                }
+                match sent {
                     Ok(Ok(resp)) if resp.status() == 200 => {
                         use http_body_util::BodyExt;
                         match resp.into_body().collect().await {
@@ -223,7 +233,10 @@ async fn ten_upgrades_under_keep_alive_load_lose_nothing() {
     let (ok, failed) = (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
     assert_eq!(failed, 0, "{ok} ok; errors: {:?}", errors.lock().unwrap());
     assert!(ok > 1000, "{ok} requests served");
-    println!("{ok} requests over 10 upgrades in 30 s, {failed} failed");
+    println!(
+        "{ok} requests over 10 upgrades in 30 s, {failed} failed, {} sent again after GOAWAY",
+        goaway_retries.load(Ordering::Relaxed)
+    );
     // Every old process finishes and exits by itself.
     wait_until(Duration::from_secs(20), "the old processes exit", || {
         let olds = olds.clone();
@@ -231,6 +244,19 @@ async fn ten_upgrades_under_keep_alive_load_lose_nothing() {
     })
     .await;
     assert!(alive(fg.pid()));
+}
+
+/// An HTTP/2 request the server refused with GOAWAY (NO_ERROR) before
+/// processing it: its stream id was past the GOAWAY's last stream id.
+fn refused_by_goaway(e: &hyper_util::client::legacy::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if let Some(h2) = err.downcast_ref::<h2::Error>() {
+            return h2.is_go_away() && h2.is_remote() && h2.reason() == Some(h2::Reason::NO_ERROR);
+        }
+        source = err.source();
+    }
+    false
 }
 
 /// A raw keep-alive HTTP/1.1 connection that has had one request answered.
