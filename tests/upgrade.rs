@@ -373,27 +373,6 @@ async fn idle_connections_requests_in_flight_and_drained_servers_survive() {
     .await;
 }
 
-/// A WebSocket echo server on 127.0.0.1:0.
-async fn ws_echo_server() -> SocketAddr {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = l.accept().await {
-            tokio::spawn(async move {
-                let Ok(mut ws) = tokio_tungstenite::accept_async(stream).await else {
-                    return;
-                };
-                while let Some(Ok(msg)) = ws.next().await {
-                    if msg.is_text() && ws.send(msg).await.is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    addr
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_websocket_open_across_an_upgrade_keeps_echoing() {
     let backend = ws_echo_server().await;
