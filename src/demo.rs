@@ -26,7 +26,8 @@ pub const DEMO_BACKENDS: [(&str, &str); 3] = [
 ];
 
 /// Starts one demo backend named `name` on `listener`. It answers:
-/// `/health` with `OK`, `/slow?ms=N` after N ms (default 2000), `/static/...`
+/// `/health` with `OK`, `/slow?ms=N` after N ms (default 2000), `/page` with
+/// 4 KiB of text (for compression), `/static/...`
 /// with a line that may be cached for 60 s (`Cache-Control: public,
 /// max-age=60`), and every other path with a line naming itself, the path
 /// and X-Forwarded-For (no cache headers: never cached).
@@ -56,6 +57,11 @@ async fn answer(name: &str, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let mut cacheable = false;
     let body = match path {
         "/health" => "OK\n".to_string(),
+        // A few KiB of text: enough for the demo's compression (min_size 1KiB).
+        "/page" => {
+            let line = format!("{name}: a line of a page long enough to be worth compressing.\n");
+            line.repeat(64)
+        }
         p if p.starts_with("/static/") => {
             cacheable = true;
             format!("{name} served {p}; farmgate may keep it for 60 s\n")
@@ -138,6 +144,7 @@ pub fn banner(proxy: SocketAddr, tls: Option<SocketAddr>, admin: Option<SocketAd
          for i in 1 2 3 4 5 6; do curl -s http://{proxy}/; done\n  \
          for i in 1 2 3; do curl -s -c /tmp/fg.jar -b /tmp/fg.jar http://{proxy}/; done   # cookie affinity: one server\n  \
          curl http://{proxy}/slow?ms=500      # a slow request, streamed back\n  \
+         curl --compressed -i http://{proxy}/page   # 4 KiB of text, compressed (br, zstd or gzip as curl asks)\n  \
          curl -i http://{proxy}/static/logo.png   # cacheable: X-Cache MISS, then HIT from the same server for 60 s\n  \
          curl -H 'X-Forwarded-For: 203.0.113.7' http://{proxy}/   # X-Forwarded-For is appended\n  \
          curl http://{proxy}/v1/users/7       # rule api-v1: demo-1 sees /users/7\n  \
@@ -160,6 +167,7 @@ pub fn banner(proxy: SocketAddr, tls: Option<SocketAddr>, admin: Option<SocketAd
              open http://{a}/                    # the status page: states, req/s, errors, drain/enable buttons\n  \
              curl http://{a}/metrics             # Prometheus metrics\n  \
              curl http://{a}/api/status          # the farm as JSON\n  \
+             curl 'http://{a}/api/history?farm=web&seconds=60'   # the last minute, a sample a second (the page's charts)\n  \
              curl -X POST http://{a}/api/farms/web/servers/demo-2/drain    # no new requests for demo-2: watch the page\n  \
              curl -X POST http://{a}/api/farms/web/servers/demo-2/enable   # back in rotation\n  \
              curl -X POST http://{a}/api/farms/web/servers/demo-3/verify   # run its health check now\n  \
