@@ -39,14 +39,20 @@ fn until(sock: &UnixDatagram, want: &str, what: &str) -> (String, Vec<String>) {
     }
 }
 
+/// A datagram socket in `dir` standing in for systemd's `NOTIFY_SOCKET`.
+fn notify_socket(dir: &std::path::Path) -> (std::path::PathBuf, UnixDatagram) {
+    let path = dir.join("notify.sock");
+    let sock = UnixDatagram::bind(&path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    (path, sock)
+}
+
 #[tokio::test]
 async fn notify_ready_after_bind_reloading_watchdog_and_stopping() {
     let backend = Backend::named("app").await;
     let dir = fresh_temp_dir("farmgate-notify");
-    let sock_path = dir.join("notify.sock");
-    let sock = UnixDatagram::bind(&sock_path).unwrap();
-    sock.set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
+    let (sock_path, sock) = notify_socket(&dir);
     let listen = free_port();
     let config = temp_file(
         "farmgate.yaml",
@@ -181,10 +187,7 @@ fn the_unit_passes_systemd_analyze_verify() {
 async fn an_upgraded_process_names_itself_the_main_pid() {
     let backend = Backend::named("app").await;
     let dir = fresh_temp_dir("farmgate-notify-upgrade");
-    let sock_path = dir.join("notify.sock");
-    let sock = UnixDatagram::bind(&sock_path).unwrap();
-    sock.set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
+    let (sock_path, sock) = notify_socket(&dir);
     let listen = free_port();
     let pid_file = dir.join("farmgate.pid");
     let config = temp_file(
