@@ -1,20 +1,24 @@
-//! What one rate-limit check costs: a key seen before, and a stream of
-//! distinct keys into a full store (the flood case).
+//! What one rate-limit check costs on the request path: the key read from
+//! the head and hashed, then the store's decision, for a key seen before
+//! and for a stream of distinct keys into a full store (the flood case).
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
-use farmgate::limits::{Limiter, Rate};
+use farmgate::limits::{key, KeyStore, LocalStore, Rate};
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 fn checks(c: &mut Criterion) {
     let rate = Rate::new(1_000_000, Duration::from_secs(1), 1_000_000).expect("rate");
-    let limiter = Limiter::new(rate, 1_000_000);
-    c.bench_function("limit check, one key", |b| {
-        b.iter(|| black_box(limiter.check(black_box("203.0.113.7"))))
+    let store = LocalStore::new(1_000_000);
+    let ip = IpAddr::V4(Ipv4Addr::new(203, 0, 113, 7));
+    c.bench_function("limit check, one client_ip key", |b| {
+        b.iter(|| black_box(store.check(&rate, key::hash_ip(black_box(ip)))))
     });
-    let mut n = 0u64;
-    c.bench_function("limit check, distinct keys into a full store", |b| {
+    let mut n = 0u32;
+    c.bench_function("limit check, distinct client_ip keys into a full store", |b| {
         b.iter(|| {
-            n += 1;
-            black_box(limiter.check(&n))
+            n = n.wrapping_add(1);
+            let ip = IpAddr::V4(Ipv4Addr::from(n));
+            black_box(store.check(&rate, key::hash_ip(ip)))
         })
     });
 }
