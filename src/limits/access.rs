@@ -49,6 +49,11 @@ impl AccessList {
     pub fn is_empty(&self) -> bool {
         self.allow.is_none() && self.deny.is_empty()
     }
+
+    /// A client whose address is unknown passes a deny list only.
+    pub fn permits_unknown(&self) -> bool {
+        self.allow.is_none()
+    }
 }
 
 /// Compiles `access` at key path `at`; problems name the entry or the

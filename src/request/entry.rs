@@ -70,7 +70,8 @@ pub async fn handle(
             ex.mark_aborted();
             return Err(route::Aborted);
         }
-        Route::Forward(farm, set_headers, rule_compression) => {
+        Route::Forward(farm, set_headers, rule_compression, held) => {
+            ex.hold_limits(held);
             if let Some(r) = ex.record() {
                 r.farm = Some(farm.name.clone());
             }
@@ -94,6 +95,9 @@ pub async fn handle(
                 pools: &farm.pools,
                 backend_idle_timeout: farm.backend_idle_timeout,
                 pick,
+                send_proxy: farm
+                    .send_proxy
+                    .map(|v| crate::proxy::send_proxy::Header::new(v, conn.peer, conn.local)),
             };
             // Negotiated now: the request head moves on to the cache.
             let compress = compress::plan(&farm.compression, rule_compression, &parts);
