@@ -36,13 +36,14 @@ impl std::fmt::Debug for Header {
 
 impl Header {
     /// The header for a client connection from `source` to `destination`
-    /// (IPv4 when both are IPv4, IPv4-mapped ones included; else IPv6).
+    /// (IPv4 when both are IPv4 socket addresses; else IPv6, an IPv4
+    /// address then written IPv4-mapped).
     pub fn new(version: Version, source: SocketAddr, destination: SocketAddr) -> Header {
         let mut h = Header {
             buf: [0; 108],
             len: 0,
         };
-        let (s, d) = (source.ip().to_canonical(), destination.ip().to_canonical());
+        let (s, d) = (source.ip(), destination.ip());
         match version {
             Version::V2 => {
                 h.push(&V2_SIGNATURE);
@@ -140,11 +141,7 @@ mod tests {
 
     #[test]
     fn v1_lines() {
-        let h = Header::new(
-            Version::V1,
-            addr("[::ffff:192.0.2.1]:5000"),
-            addr("127.0.0.1:80"),
-        );
+        let h = Header::new(Version::V1, addr("192.0.2.1:5000"), addr("127.0.0.1:80"));
         assert_eq!(h.as_bytes(), b"PROXY TCP4 192.0.2.1 127.0.0.1 5000 80\r\n");
         let h = Header::new(Version::V1, addr("[2001:db8::1]:1"), addr("127.0.0.1:80"));
         assert_eq!(
