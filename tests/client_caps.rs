@@ -61,9 +61,11 @@ async fn a_client_beyond_its_connections_is_closed_until_one_ends() {
     let _two = served(addr).await.expect("second connection");
     assert!(closed_unanswered(addr).await, "a third is closed");
     drop(one);
-    wait_until(Duration::from_secs(5), "a connection again", || async move {
-        served(addr).await.is_some()
-    })
+    wait_until(
+        Duration::from_secs(5),
+        "a connection again",
+        || async move { served(addr).await.is_some() },
+    )
     .await;
 }
 
@@ -73,7 +75,10 @@ async fn listener_access_lists_close_and_their_files_are_reread_on_reload() {
     let dir = fresh_temp_dir("farmgate-access");
     let allow = dir.join("allow.txt");
     std::fs::write(&allow, "# the office\n10.0.0.0/8\n").unwrap();
-    let listener = format!("    access:\n      allow_files: [\"{}\"]\n", allow.display());
+    let listener = format!(
+        "    access:\n      allow_files: [\"{}\"]\n",
+        allow.display()
+    );
     let path = dir.join("farmgate.yaml");
     std::fs::write(&path, config(&b.addr, &listener, "", "")).unwrap();
     let registry = Arc::new(StateRegistry::default());
@@ -99,11 +104,7 @@ async fn listener_access_lists_close_and_their_files_are_reread_on_reload() {
     std::fs::write(&allow, "127.0.0.1\nnot-an-address\n").unwrap();
     let event = farmgate::reload::reload(&fg.gateway, "admin").await;
     assert!(!event.ok);
-    assert!(
-        event.message.contains("allow.txt:2:"),
-        "{}",
-        event.message
-    );
+    assert!(event.message.contains("allow.txt:2:"), "{}", event.message);
 }
 
 #[tokio::test]

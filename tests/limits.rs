@@ -143,10 +143,14 @@ async fn a_key_over_its_concurrent_cap_waits_its_turn() {
         async move { get(&c, &url).await.0 }
     });
     let state = fg.gateway.snapshot().limits.get(0).unwrap().state.clone();
-    wait_until(Duration::from_secs(5), "the first request in flight", || {
-        let s = state.clone();
-        async move { s.inflight.keys() == 1 }
-    })
+    wait_until(
+        Duration::from_secs(5),
+        "the first request in flight",
+        || {
+            let s = state.clone();
+            async move { s.inflight.keys() == 1 }
+        },
+    )
     .await;
     let (s, h, _) = get(&c, &format!("{base}/fast")).await;
     assert_eq!(s, StatusCode::TOO_MANY_REQUESTS);

@@ -268,9 +268,6 @@ impl Collector for BackendCollector {
 
 /// Each limit's counts and its key store's size.
 fn limits(enc: &mut DescriptorEncoder, limits: &crate::limits::Limits) -> fmt::Result {
-    if limits.is_empty() {
-        return Ok(());
-    }
     counters(
         enc,
         LIMIT_REQUESTS,

@@ -160,7 +160,7 @@ fn set_for<T>(list: &mut Vec<(u8, HashSet<T>)>, len: u8) -> &mut HashSet<T> {
         Some(i) => i,
         None => {
             list.push((len, HashSet::new()));
-            list.sort_by(|a, b| b.0.cmp(&a.0));
+            list.sort_by_key(|e| std::cmp::Reverse(e.0));
             list.iter().position(|(l, _)| *l == len).unwrap_or(0)
         }
     };

@@ -84,9 +84,7 @@ impl InFlight {
                 });
                 match taken {
                     Ok(_) => return self.guard(start + i),
-                    Err(w) if w & !COUNT_MASK == tag && w & COUNT_MASK != 0 => {
-                        return Admit::Full
-                    }
+                    Err(w) if w & !COUNT_MASK == tag && w & COUNT_MASK != 0 => return Admit::Full,
                     // Given back to 0 meanwhile: look again.
                     Err(_) => continue,
                 }
@@ -135,7 +133,10 @@ mod tests {
         let a: Vec<_> = (0..3).map(|_| t.enter(7, 3)).collect();
         assert!(a.iter().all(|x| matches!(x, Admit::In(_))));
         assert!(matches!(t.enter(7, 3), Admit::Full));
-        assert!(matches!(t.enter(8, 3), Admit::In(_)), "keys are independent");
+        assert!(
+            matches!(t.enter(8, 3), Admit::In(_)),
+            "keys are independent"
+        );
         drop(a);
         assert_eq!(t.keys(), 0);
         assert!(matches!(t.enter(7, 3), Admit::In(_)));

@@ -190,7 +190,11 @@ mod tests {
     fn keys_are_independent() {
         let r = Rate::new(1, Duration::from_secs(1), 2).expect("rate");
         let s = LocalStore::new(1000);
-        let allowed = |h| (0..5).filter(|_| s.check_at(&r, h, SEC).is_allowed()).count();
+        let allowed = |h| {
+            (0..5)
+                .filter(|_| s.check_at(&r, h, SEC).is_allowed())
+                .count()
+        };
         assert_eq!(allowed(spread(1)), 2);
         assert_eq!(allowed(spread(2)), 2, "another key has its own bucket");
         assert_eq!(allowed(spread(1)), 0);

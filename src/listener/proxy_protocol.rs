@@ -231,9 +231,13 @@ fn eof(e: std::io::Error) -> Refused {
 /// A version 2 header for `source` -> `destination` (tests and the fuzz
 /// target; the forwarder sends the same bytes, `proxy::send_proxy`).
 pub fn encode_v2(source: SocketAddr, destination: SocketAddr) -> Vec<u8> {
-    crate::proxy::send_proxy::Header::new(crate::proxy::send_proxy::Version::V2, source, destination)
-        .as_bytes()
-        .to_vec()
+    crate::proxy::send_proxy::Header::new(
+        crate::proxy::send_proxy::Version::V2,
+        source,
+        destination,
+    )
+    .as_bytes()
+    .to_vec()
 }
 
 #[cfg(test)]

@@ -175,15 +175,13 @@ pub async fn forward(
         );
         ex.hold(server.state.clone(), to.health, idx);
         let sent_at = Instant::now();
-        let sent = to
-            .upstream
-            .send(
-                server,
-                &to.pools[idx],
-                to.backend_idle_timeout,
-                req,
-                to.send_proxy,
-            );
+        let sent = to.upstream.send(
+            server,
+            &to.pools[idx],
+            to.backend_idle_timeout,
+            req,
+            to.send_proxy,
+        );
         match tokio::time::timeout(proxy.response_timeout, sent).await {
             Ok(Ok((resp, checkin))) => {
                 let latency = sent_at.elapsed();

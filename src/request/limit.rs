@@ -48,7 +48,12 @@ impl Refusal {
         let retry_after = retry_after.max(1);
         let text = format!(
             "{};r=0;t={retry_after}",
-            limit.policy.to_str().ok().and_then(|p| p.split(';').next()).unwrap_or("\"limit\"")
+            limit
+                .policy
+                .to_str()
+                .ok()
+                .and_then(|p| p.split(';').next())
+                .unwrap_or("\"limit\"")
         );
         Refusal {
             status: limit.status,

@@ -7,9 +7,9 @@
 
 use super::limit::{self, Head, Held};
 use super::ConnInfo;
-use crate::ground::net::canonical_ip;
 use crate::compress::RuleCompression;
 use crate::config::{FarmRuntime, Snapshot};
+use crate::ground::net::canonical_ip;
 use crate::proxy::body::ProxyBody;
 use crate::proxy::error::ProxyError;
 use crate::rules::{Outcome, RequestView};

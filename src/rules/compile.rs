@@ -213,7 +213,10 @@ fn compile_action(
                 },
             },
             None => {
-                p.add(format!("{at}.action.limit"), format!("unknown limit {name:?}"));
+                p.add(
+                    format!("{at}.action.limit"),
+                    format!("unknown limit {name:?}"),
+                );
                 return None;
             }
         },
