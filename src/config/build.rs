@@ -151,10 +151,12 @@ fn build_listeners(
                     }
                     crate::ground::net::parse_nets(&pp.trusted_sources, &key, p).into()
                 });
-                if l.max_connections_per_ip == Some(0) {
+                if l.max_connections_per_ip
+                    .is_some_and(|n| !(1..=65_535).contains(&n))
+                {
                     p.add(
                         format!("listeners[{i}].max_connections_per_ip"),
-                        "must be at least 1",
+                        "must be between 1 and 65535",
                     );
                 }
                 let access = l.access.as_ref().map(|a| {
