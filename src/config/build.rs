@@ -382,6 +382,7 @@ fn build_farms(raw: &[RawFarm], registry: &StateRegistry, p: &mut Problems) -> V
                     backend_idle_timeout: f
                         .backend_idle_timeout
                         .map_or(DEFAULT_BACKEND_IDLE_TIMEOUT, |d| d.0),
+                    protocol: f.protocol.unwrap_or_default().into(),
                 })
             }
             Err(e) => p.add(format!("{at}.algorithm"), e),

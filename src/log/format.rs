@@ -22,6 +22,8 @@ struct JsonLine<'a> {
     total_ms: f64,
     bytes: u64,
     aborted: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    grpc_status: Option<u8>,
 }
 
 fn ms(d: Duration) -> f64 {
@@ -50,6 +52,9 @@ pub fn text_line(r: &AccessRecord) -> String {
         ms(r.total),
         r.bytes,
     );
+    if let Some(code) = r.grpc_status {
+        let _ = write!(s, " grpc_status={code}");
+    }
     if r.aborted {
         s.push_str(" aborted");
     }
@@ -72,6 +77,7 @@ pub fn json_line(r: &AccessRecord) -> String {
         total_ms: ms(r.total),
         bytes: r.bytes,
         aborted: r.aborted,
+        grpc_status: r.grpc_status,
     };
     let mut s = serde_json::to_string(&line).unwrap_or_default();
     s.push('\n');
@@ -258,6 +264,7 @@ mod tests {
             farm: Some("web".into()),
             server: Some("web1".into()),
             upstream: Some(Duration::from_micros(1500)),
+            grpc_status: None,
             total: Duration::from_micros(2250),
             bytes: 42,
             referer: None,

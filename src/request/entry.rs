@@ -8,7 +8,6 @@ use crate::cache::{self, Answer, Fetch};
 use crate::compress;
 use crate::log::access::AccessRecord;
 use crate::proxy::body::ProxyBody;
-use crate::proxy::error::ProxyError;
 use crate::proxy::exchange::Exchange;
 use crate::proxy::forward::{self, Forwarder, Outgoing};
 use crate::proxy::headers::ClientSide;
@@ -58,11 +57,14 @@ pub async fn handle(
                 referer,
                 user_agent,
                 aborted: false,
+                grpc_status: None,
             },
         );
     }
 
     let (mut parts, body) = req.into_parts();
+    // A gRPC client reads farmgate's own errors as gRPC statuses.
+    let grpc = crate::proxy::grpc::is_grpc(&parts.headers);
     let result = match route::route(&snap, &conn, &mut parts) {
         Route::Local(resp) => Ok(*resp),
         Route::Fail(e) => Err(e),
@@ -93,6 +95,7 @@ pub async fn handle(
                 health: &farm.health,
                 pools: &farm.pools,
                 backend_idle_timeout: farm.backend_idle_timeout,
+                protocol: farm.protocol,
                 pick,
             };
             // Negotiated now: the request head moves on to the cache.
@@ -115,7 +118,14 @@ pub async fn handle(
             })
         }
     };
-    let mut resp = result.unwrap_or_else(ProxyError::into_response);
+    let mut resp = match result {
+        Ok(resp) => resp,
+        Err(e) if grpc => {
+            ex.set_grpc_status(crate::proxy::grpc::code_of(e), false);
+            crate::proxy::grpc::error_response(e)
+        }
+        Err(e) => e.into_response(),
+    };
     let status = resp.status().as_u16();
     conn.stats.codes.inc(status);
     if let Some(r) = ex.record() {
