@@ -249,6 +249,10 @@ pub async fn forward(
                 ex.release();
                 refused = true;
                 last_err = ProxyError::Connect;
+                // Another connection to the same server is "elsewhere" too
+                // (a GOAWAY closes one connection, not the server): it may
+                // be picked again.
+                tried[attempt] = usize::MAX;
             }
             Ok(Err(e)) => {
                 let err = classify(&e);

@@ -138,6 +138,22 @@ impl H2Conns {
             .sum()
     }
 
+    /// Each open connection's stream limit (the server's SETTINGS).
+    pub fn stream_limits(&self) -> Vec<usize> {
+        self.conns
+            .load()
+            .iter()
+            .map(|c| c.max_streams.load(Ordering::Relaxed))
+            .collect()
+    }
+
+    /// The stream limit the server announced last, for a new connection
+    /// to assume until its own SETTINGS arrive.
+    pub fn known_limit(&self) -> Option<usize> {
+        let conns = self.conns.load();
+        conns.last().map(|c| c.max_streams.load(Ordering::Relaxed))
+    }
+
     /// An `auto` farm's server answered ALPN without `h2`.
     pub fn speaks_http1(&self) -> bool {
         self.learned.load(Ordering::Relaxed) == SPEAKS_HTTP1
@@ -149,14 +165,21 @@ impl H2Conns {
 
     /// Adds a new connection and drives it on a task of its own until it
     /// ends; it then leaves the list (of `pool`, if still alive).
-    pub fn add<C>(&self, sender: Sender, conn: C, pool: Weak<BackendPool>) -> Arc<H2Conn>
+    /// `assumed`: the stream limit until the server's SETTINGS arrive.
+    pub fn add<C>(
+        &self,
+        sender: Sender,
+        conn: C,
+        assumed: usize,
+        pool: Weak<BackendPool>,
+    ) -> Arc<H2Conn>
     where
         C: MaxStreams + Future<Output = hyper::Result<()>> + Send + Unpin + 'static,
     {
         let c = Arc::new(H2Conn {
             sender,
             streams: AtomicUsize::new(0),
-            max_streams: Arc::new(AtomicUsize::new(DEFAULT_MAX_STREAMS)),
+            max_streams: Arc::new(AtomicUsize::new(assumed)),
             draining: AtomicBool::new(false),
         });
         self.conns.rcu(|list| {
@@ -164,10 +187,7 @@ impl H2Conns {
             list.push(c.clone());
             list
         });
-        let drive = Drive {
-            conn,
-            max: c.max_streams.clone(),
-        };
+        let drive = Drive::new(conn, c.max_streams.clone());
         let done = c.clone();
         tokio::spawn(async move {
             if let Err(e) = drive.await {
@@ -222,11 +242,31 @@ where
 }
 
 /// Polls a connection and publishes the server's stream limit after
-/// every poll (SETTINGS frames are read there).
+/// every poll, and on a timer: the connection is polled for our requests,
+/// the server's SETTINGS may arrive between them. Often at first (SETTINGS
+/// follow the handshake within a round trip), rarely later.
 struct Drive<C> {
     conn: C,
     max: Arc<AtomicUsize>,
+    tick: Pin<Box<tokio::time::Sleep>>,
+    ticks: u32,
 }
+
+impl<C> Drive<C> {
+    fn new(conn: C, max: Arc<AtomicUsize>) -> Self {
+        Drive {
+            conn,
+            max,
+            tick: Box::pin(tokio::time::sleep(SETTINGS_EARLY)),
+            ticks: 0,
+        }
+    }
+}
+
+/// How often the stream limit is read in a connection's first second,
+/// and after.
+const SETTINGS_EARLY: Duration = Duration::from_millis(50);
+const SETTINGS_LATE: Duration = Duration::from_secs(5);
 
 impl<C> Future for Drive<C>
 where
@@ -237,6 +277,13 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         let polled = Pin::new(&mut this.conn).poll(cx);
+        while this.tick.as_mut().poll(cx).is_ready() {
+            this.ticks += 1;
+            let next = if this.ticks < 20 { SETTINGS_EARLY } else { SETTINGS_LATE };
+            this.tick
+                .as_mut()
+                .reset(tokio::time::Instant::now() + next);
+        }
         // At least one stream: a server announcing 0 is draining, and
         // GOAWAY handles that; usize::MAX means no limit.
         let max = this.conn.max_send_streams().max(1);

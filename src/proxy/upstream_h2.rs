@@ -10,7 +10,7 @@
 //! streams.
 
 use super::body::{BoxError, UpstreamBody};
-use super::h2pool::{Stream, PING_EVERY, PING_TIMEOUT};
+use super::h2pool::{Stream, DEFAULT_MAX_STREAMS, PING_EVERY, PING_TIMEOUT};
 use super::pool::{BackendPool, Checkin};
 use super::protocol::Alpn;
 use super::upstream::{SendError, Upstream};
@@ -21,6 +21,10 @@ use hyper::client::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use std::sync::Arc;
 use std::time::Duration;
+
+/// Connections found closed before one request went out, at most; then
+/// the request is returned unsent.
+const MAX_CLOSED: usize = 3;
 
 /// The HTTP/2 client settings of every backend connection.
 pub fn builder() -> http2::Builder<TokioExecutor> {
@@ -59,11 +63,14 @@ impl Upstream {
             return self.send(server, pool, idle, req).await;
         }
         h2_form(&mut req, server);
+        // Connections that closed before the request went out (it comes
+        // back whole): tried again on another, a few times.
+        let mut closed = 0;
         loop {
-            let (stream, fresh) = match pool.h2.checkout() {
-                Some(s) => (s, false),
+            let stream = match pool.h2.checkout() {
+                Some(s) => s,
                 None => match Box::pin(self.connect_h2(server, pool, alpn, idle)).await {
-                    Ok(Connected::Stream(s)) => (s, true),
+                    Ok(Connected::Stream(s)) => s,
                     Ok(Connected::Http1) => {
                         http1_form(&mut req);
                         return self.send(server, pool, idle, req).await;
@@ -80,9 +87,9 @@ impl Upstream {
             match stream.sender().try_send_request(req).await {
                 Ok(resp) => return Ok((resp, Checkin::stream(stream))),
                 Err(mut e) => match e.take_message() {
-                    // The connection closed before the request went out.
-                    Some(back) if !fresh => {
+                    Some(back) if closed < MAX_CLOSED => {
                         stream.conn().drain();
+                        closed += 1;
                         req = back;
                     }
                     Some(back) => {
@@ -140,8 +147,13 @@ impl Upstream {
             pool.checkin(sender, idle);
             return Ok(Connected::Http1);
         }
-        let (sender, conn) = self.http2.handshake(io).await?;
-        let c = pool.h2.add(sender, conn, Arc::downgrade(pool));
+        // Until this connection's SETTINGS arrive, the limit the server
+        // announced on the others (h2 holds streams beyond it).
+        let assumed = pool.h2.known_limit().unwrap_or(DEFAULT_MAX_STREAMS);
+        let mut builder = self.http2.clone();
+        builder.initial_max_send_streams(assumed);
+        let (sender, conn) = builder.handshake(io).await?;
+        let c = pool.h2.add(sender, conn, assumed, Arc::downgrade(pool));
         tracing::debug!(backend = &**pool.address(), "new HTTP/2 backend connection");
         match pool.h2.checkout() {
             Some(s) => Ok(Connected::Stream(s)),
