@@ -8,6 +8,7 @@ line. Methods are those of grpc_backend.py.
     python3 grpc_client.py slow TARGET SECONDS DEADLINE
     python3 grpc_client.py spread TARGET CALLS THREADS
     python3 grpc_client.py loop TARGET STOPFILE THREADS
+    python3 grpc_client.py killstream TARGET
 """
 
 import json
@@ -149,6 +150,22 @@ def loop(ch, stopfile, threads):
     return stats
 
 
+def killstream(ch):
+    """A long server stream; prints STREAMING after 10 messages, then reads
+    until the stream ends (the test kills the server meanwhile)."""
+    got = 0
+    try:
+        for _ in ch.unary_stream("/test.Echo/ServerStream")(b"100000000", timeout=30):
+            got += 1
+            if got == 10:
+                print("STREAMING", flush=True)
+        out = {"code": "OK"}
+    except grpc.RpcError as e:
+        out = failure(e)
+    out["received"] = got
+    return out
+
+
 def main():
     cmd, target, rest = sys.argv[1], sys.argv[2], sys.argv[3:]
     ch = channel(target)
@@ -162,6 +179,8 @@ def main():
         out = slow(ch, rest[0], rest[1])
     elif cmd == "spread":
         out = spread(ch, int(rest[0]), int(rest[1]))
+    elif cmd == "killstream":
+        out = killstream(ch)
     elif cmd == "loop":
         out = loop(ch, rest[0], int(rest[1]))
     else:
