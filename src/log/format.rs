@@ -328,4 +328,15 @@ mod tests {
         assert!(header.ends_with(&format!("#Fields: {W3C_FIELDS}\n")));
         assert!(header.contains("#Date: 2026-11-21 06:20:00\n"));
     }
+
+    #[test]
+    fn grpc_status_is_logged_for_grpc_calls_only() {
+        let mut r = record();
+        assert!(!text_line(&r).contains("grpc_status"));
+        assert!(!json_line(&r).contains("grpc_status"));
+        r.grpc_status = Some(14);
+        assert!(text_line(&r).ends_with(" bytes=42 grpc_status=14\n"), "{}", text_line(&r));
+        let v: serde_json::Value = serde_json::from_str(&json_line(&r)).unwrap_or_default();
+        assert_eq!(v["grpc_status"], 14);
+    }
 }
