@@ -43,7 +43,11 @@ fn check_shapes(out: &serde_json::Value, name: &str) {
     let stream: Vec<String> = (0..5).map(|i| format!("{name}:{i}")).collect();
     assert_eq!(out["server_stream"], serde_json::json!(stream), "{out}");
     assert_eq!(out["client_stream"], format!("{name}:4:61"), "{out}");
-    assert_eq!(out["bidi"], serde_json::json!(["one", "two", "three"]), "{out}");
+    assert_eq!(
+        out["bidi"],
+        serde_json::json!(["one", "two", "three"]),
+        "{out}"
+    );
 }
 
 #[tokio::test]
@@ -132,7 +136,12 @@ async fn raw_call(
     let (parts, mut body) = resp.into_parts();
     while body.data().await.is_some() {}
     let trailers = body.trailers().await.unwrap();
-    (parts.status.as_u16(), parts.headers, trailers, started.elapsed())
+    (
+        parts.status.as_u16(),
+        parts.headers,
+        trailers,
+        started.elapsed(),
+    )
 }
 
 #[tokio::test]
@@ -140,7 +149,8 @@ async fn grpc_timeout_bounds_the_wait_with_deadline_exceeded() {
     let a = GrpcServer::start("a", &[]).await;
     let fg = start(&grpc_config(&[plain(&a)], "")).await;
     // The server takes 3 s; the call allows 300 ms.
-    let (status, head, _, took) = raw_call(fg.first_addr(), "/test.Echo/Slow", Some("300m"), b"3").await;
+    let (status, head, _, took) =
+        raw_call(fg.first_addr(), "/test.Echo/Slow", Some("300m"), b"3").await;
     assert_eq!(status, 200);
     assert_eq!(head["grpc-status"], "4", "DEADLINE_EXCEEDED: {head:?}");
     assert_eq!(head["content-type"], "application/grpc");
@@ -164,7 +174,10 @@ async fn no_server_is_a_grpc_unavailable_status_not_an_html_502() {
     assert!(head.contains_key("grpc-message"));
     // The next call finds the farm empty (the server was ejected): same.
     let (status, head, _, _) = raw_call(fg.first_addr(), "/test.Echo/Unary", None, b"x").await;
-    assert_eq!((status, &head["grpc-status"]), (200, &"14".parse().unwrap()));
+    assert_eq!(
+        (status, &head["grpc-status"]),
+        (200, &"14".parse().unwrap())
+    );
     let out = grpc_client("fail", &fg.first_addr().to_string(), &["0", "x"]).await;
     assert_eq!(out["code"], "UNAVAILABLE", "{out}");
 }
@@ -179,7 +192,14 @@ async fn a_server_restart_during_unary_calls_fails_none() {
     let mut calls = RunningClient::start("loop", &fg.first_addr().to_string(), &[&stop_arg, "4"]);
     calls.wait_for("STARTED").await;
     let snap = fg.gateway.snapshot();
-    let served = |i: usize| snap.farms[0].servers[i].state.stats.grpc_codes().map(|(_, n)| n).sum::<u64>();
+    let served = |i: usize| {
+        snap.farms[0].servers[i]
+            .state
+            .stats
+            .grpc_codes()
+            .map(|(_, n)| n)
+            .sum::<u64>()
+    };
     wait_until(Duration::from_secs(20), "calls on both servers", || {
         let both = served(0) > 50 && served(1) > 50;
         async move { both }
@@ -188,10 +208,14 @@ async fn a_server_restart_during_unary_calls_fails_none() {
     // Graceful stop (GOAWAY, in-flight calls finish), then back.
     a.stop_gracefully().await;
     let after_stop = served(1);
-    wait_until(Duration::from_secs(20), "calls going on while a is down", || {
-        let more = served(1) > after_stop + 50;
-        async move { more }
-    })
+    wait_until(
+        Duration::from_secs(20),
+        "calls going on while a is down",
+        || {
+            let more = served(1) > after_stop + 50;
+            async move { more }
+        },
+    )
     .await;
     a.restart().await;
     std::fs::write(&stop, "").unwrap();
@@ -213,7 +237,10 @@ async fn a_server_killed_mid_stream_ends_the_call_with_an_error() {
     assert!(out["received"].as_u64().unwrap() < 100_000_000, "{out}");
     // farmgate keeps serving: the next call is a clean UNAVAILABLE.
     let (status, head, _, _) = raw_call(fg.first_addr(), "/test.Echo/Unary", None, b"x").await;
-    assert_eq!((status, &head["grpc-status"]), (200, &"14".parse().unwrap()));
+    assert_eq!(
+        (status, &head["grpc-status"]),
+        (200, &"14".parse().unwrap())
+    );
 }
 
 #[tokio::test]
@@ -227,7 +254,10 @@ async fn least_requests_spreads_calls_of_one_client_connection() {
     assert_eq!(out["failed"], 0, "{out}");
     for name in ["a", "b", "c"] {
         let n = out["counts"][name].as_u64().unwrap_or(0);
-        assert!((180..=220).contains(&n), "{name} got {n} of 600 (±10%): {out}");
+        assert!(
+            (180..=220).contains(&n),
+            "{name} got {n} of 600 (±10%): {out}"
+        );
     }
 }
 

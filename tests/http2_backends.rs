@@ -16,6 +16,7 @@ use hyper::body::{Frame, Incoming};
 use hyper::service::service_fn;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls::pki_types::pem::PemObject;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -60,8 +61,16 @@ async fn h2c_backend_gets_http2_and_one_connection_carries_concurrent_requests()
         fg.first_addr().to_string()
     );
     let snap = fg.gateway.snapshot();
-    assert_eq!(snap.farms[0].pools[0].h2.len(), 1, "one multiplexed connection");
-    assert_eq!(snap.farms[0].pools[0].idle_count(), 0, "no HTTP/1.1 connection");
+    assert_eq!(
+        snap.farms[0].pools[0].h2.len(),
+        1,
+        "one multiplexed connection"
+    );
+    assert_eq!(
+        snap.farms[0].pools[0].idle_count(),
+        0,
+        "no HTTP/1.1 connection"
+    );
 }
 
 /// An h2c server allowing `max_streams` streams per connection whose
@@ -285,29 +294,39 @@ async fn goaway_loses_no_request_whatever_its_method() {
         assert_eq!(status, 200, "request {i}: {body}");
         assert_eq!(body, format!("body {i}"));
     }
-    assert!(server.connections.load(Ordering::SeqCst) >= 2, "GOAWAYs were sent");
-    assert_eq!(server.served.load(Ordering::SeqCst), 60, "each processed once");
+    assert!(
+        server.connections.load(Ordering::SeqCst) >= 2,
+        "GOAWAYs were sent"
+    );
+    assert_eq!(
+        server.served.load(Ordering::SeqCst),
+        60,
+        "each processed once"
+    );
 }
 
 #[tokio::test]
 async fn trailers_reach_http2_clients() {
-    let b = Backend::with_handler(
-        "t",
-        Arc::new(|_req| {
-            Box::pin(async move {
-                let mut trailers = http::HeaderMap::new();
-                trailers.insert("grpc-status", "0".parse().unwrap());
-                trailers.insert("x-checksum", "abc".parse().unwrap());
-                let frames: Vec<Result<Frame<Bytes>, Box<dyn std::error::Error + Send + Sync>>> = vec![
-                    Ok(Frame::data(Bytes::from_static(b"payload"))),
-                    Ok(Frame::trailers(trailers)),
-                ];
-                let body = StreamBody::new(futures_util::stream::iter(frames));
-                Response::new(BodyExt::boxed(body))
-            })
-        }),
-    )
-    .await;
+    let b =
+        Backend::with_handler(
+            "t",
+            Arc::new(|_req| {
+                Box::pin(async move {
+                    let mut trailers = http::HeaderMap::new();
+                    trailers.insert("grpc-status", "0".parse().unwrap());
+                    trailers.insert("x-checksum", "abc".parse().unwrap());
+                    let frames: Vec<
+                        Result<Frame<Bytes>, Box<dyn std::error::Error + Send + Sync>>,
+                    > = vec![
+                        Ok(Frame::data(Bytes::from_static(b"payload"))),
+                        Ok(Frame::trailers(trailers)),
+                    ];
+                    let body = StreamBody::new(futures_util::stream::iter(frames));
+                    Response::new(BodyExt::boxed(body))
+                })
+            }),
+        )
+        .await;
     let fg = start(&h2_farm(&[&b])).await;
     let resp = h2c_client()
         .request(
@@ -349,4 +368,60 @@ async fn https_backends_get_h2_by_alpn() {
         assert_eq!(seen.len(), 1, "{protocol}: one connection reused");
         assert_eq!(seen[0].alpn.as_deref(), Some(alpn), "{protocol}");
     }
+}
+
+#[tokio::test]
+async fn auto_keeps_http11_for_an_https_server_without_h2() {
+    let certs = CertDir::new();
+    let (cert, key) = certs.issue("backend", &["127.0.0.1"]);
+    let chain: Vec<_> = rustls::pki_types::CertificateDer::pem_file_iter(&cert)
+        .unwrap()
+        .map(|c| c.unwrap())
+        .collect();
+    let key = rustls::pki_types::PrivateKeyDer::from_pem_file(&key).unwrap();
+    let mut config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let counted = connections.clone();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            counted.fetch_add(1, Ordering::SeqCst);
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let svc = service_fn(|req: Request<Incoming>| async move {
+                    let v = format!("{:?}", req.version());
+                    Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(v))))
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(tls), svc)
+                    .await;
+            });
+        }
+    });
+    let fg = start(&format!(
+        "listeners:\n  - name: public\n    bind: \"127.0.0.1:0\"\n\
+         admin:\n  enabled: false\nlog:\n  access: off\n\
+         farms:\n  - name: web\n    protocol: auto\n    servers:\n      - {{ name: s, address: \"https://{addr}\" }}\n\
+         \x20   tls:\n      ca: \"{}\"\n",
+        certs.ca_path().display()
+    ))
+    .await;
+    let c = client();
+    for _ in 0..3 {
+        let (status, _, body) = get(&c, &format!("http://{}/", fg.first_addr())).await;
+        assert_eq!((status.as_u16(), body.as_str()), (200, "HTTP/1.1"));
+    }
+    // The ALPN answer is remembered: the probing connection serves on,
+    // pooled as HTTP/1.1.
+    assert_eq!(connections.load(Ordering::SeqCst), 1);
+    assert!(fg.gateway.snapshot().farms[0].pools[0].h2.speaks_http1());
 }

@@ -198,7 +198,10 @@ fn compile_check(h: &RawHealthCheck, at: &str, p: &mut Problems) -> Option<Healt
     let before = p.0.len();
     let grpc = match (h.kind, &h.url) {
         (RawCheckType::Http, None) => {
-            p.add(format!("{at}.url"), "the URL test needs a url (or type: grpc)");
+            p.add(
+                format!("{at}.url"),
+                "the URL test needs a url (or type: grpc)",
+            );
             None
         }
         (RawCheckType::Http, Some(_)) => {

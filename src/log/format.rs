@@ -335,7 +335,11 @@ mod tests {
         assert!(!text_line(&r).contains("grpc_status"));
         assert!(!json_line(&r).contains("grpc_status"));
         r.grpc_status = Some(14);
-        assert!(text_line(&r).ends_with(" bytes=42 grpc_status=14\n"), "{}", text_line(&r));
+        assert!(
+            text_line(&r).ends_with(" bytes=42 grpc_status=14\n"),
+            "{}",
+            text_line(&r)
+        );
         let v: serde_json::Value = serde_json::from_str(&json_line(&r)).unwrap_or_default();
         assert_eq!(v["grpc_status"], 14);
     }

@@ -96,7 +96,11 @@ impl ServerStats {
     /// Counts a gRPC call's status as the server sent it.
     #[inline]
     pub fn record_grpc(&self, code: u8) {
-        let i = if (code as usize) < GRPC_CODES { code as usize } else { 2 };
+        let i = if (code as usize) < GRPC_CODES {
+            code as usize
+        } else {
+            2
+        };
         self.grpc[i].fetch_add(1, Ordering::Relaxed);
     }
 

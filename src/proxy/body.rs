@@ -117,7 +117,8 @@ impl Body for ProxyBody {
                 if let Some(ex) = this.exchange.as_mut() {
                     if let Some(data) = frame.data_ref() {
                         ex.add_response_bytes(data.len() as u64);
-                    } else if let (Inner::Upstream(..), Some(t)) = (&this.inner, frame.trailers_ref())
+                    } else if let (Inner::Upstream(..), Some(t)) =
+                        (&this.inner, frame.trailers_ref())
                     {
                         // A gRPC call's status comes in the trailers.
                         if let Some(code) = super::grpc::status(t) {

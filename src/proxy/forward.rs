@@ -129,13 +129,14 @@ pub async fn forward(
         .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
 
     let body_empty = body.is_end_stream();
-    // A gRPC deadline shorter than `response_timeout` bounds the wait.
-    let deadline = grpc::is_grpc(&parts.headers)
+    let h2_farm = to.protocol != Protocol::Http1;
+    // A gRPC deadline shorter than `response_timeout` bounds the wait
+    // (gRPC needs an HTTP/2 farm: HTTP/1.1 farms pay nothing for this).
+    let deadline = (h2_farm && grpc::is_grpc(&parts.headers))
         .then(|| grpc::timeout(&parts.headers))
         .flatten()
         .filter(|d| *d < proxy.response_timeout);
     let response_timeout = deadline.unwrap_or(proxy.response_timeout);
-    let h2_farm = to.protocol != Protocol::Http1;
     // A request the server may have processed goes to another server only
     // when it is idempotent, up to `retries` times. One that never reached
     // a server (`SendError::Unsent`) always does, once per server: nothing
@@ -209,9 +210,11 @@ pub async fn forward(
             Ok(Ok((resp, checkin))) => {
                 let latency = sent_at.elapsed();
                 let status = resp.status().as_u16();
-                if let Some(code) = grpc::status(resp.headers()) {
-                    // Trailers-only: the call's status is in the head.
-                    ex.set_grpc_status(code, true);
+                if alpn.is_some() {
+                    if let Some(code) = grpc::status(resp.headers()) {
+                        // Trailers-only: the call's status is in the head.
+                        ex.set_grpc_status(code, true);
+                    }
                 }
                 to.health.record(idx, Attempt::Response { status, latency });
                 ex.set_upstream_time(latency);

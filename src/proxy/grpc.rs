@@ -86,7 +86,10 @@ pub fn error_response(e: ProxyError) -> Response<ProxyBody> {
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/grpc"),
     );
-    h.insert(GRPC_STATUS.clone(), HeaderValue::from(u16::from(code_of(e))));
+    h.insert(
+        GRPC_STATUS.clone(),
+        HeaderValue::from(u16::from(code_of(e))),
+    );
     // The message is the error's text: plain ASCII without '%', so it
     // needs no percent-encoding.
     h.insert(GRPC_MESSAGE.clone(), HeaderValue::from_static(message(e)));
@@ -154,9 +157,6 @@ mod tests {
         assert!(is_grpc(r.headers()));
         let r = error_response(ProxyError::Timeout);
         assert_eq!(status(r.headers()), Some(code::DEADLINE_EXCEEDED));
-        assert_eq!(
-            code_of(ProxyError::BodyTooLarge),
-            code::RESOURCE_EXHAUSTED
-        );
+        assert_eq!(code_of(ProxyError::BodyTooLarge), code::RESOURCE_EXHAUSTED);
     }
 }

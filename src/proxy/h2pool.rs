@@ -192,7 +192,10 @@ impl H2Conns {
         tokio::spawn(async move {
             if let Err(e) = drive.await {
                 let address = pool.upgrade().map(|p| p.address().clone());
-                tracing::debug!(backend = address.as_deref(), "HTTP/2 backend connection: {e}");
+                tracing::debug!(
+                    backend = address.as_deref(),
+                    "HTTP/2 backend connection: {e}"
+                );
             }
             done.drain();
             if let Some(pool) = pool.upgrade() {
@@ -279,10 +282,12 @@ where
         let polled = Pin::new(&mut this.conn).poll(cx);
         while this.tick.as_mut().poll(cx).is_ready() {
             this.ticks += 1;
-            let next = if this.ticks < 20 { SETTINGS_EARLY } else { SETTINGS_LATE };
-            this.tick
-                .as_mut()
-                .reset(tokio::time::Instant::now() + next);
+            let next = if this.ticks < 20 {
+                SETTINGS_EARLY
+            } else {
+                SETTINGS_LATE
+            };
+            this.tick.as_mut().reset(tokio::time::Instant::now() + next);
         }
         // At least one stream: a server announcing 0 is draining, and
         // GOAWAY handles that; usize::MAX means no limit.

@@ -158,7 +158,7 @@ enum Held {
 impl Checkin {
     /// `keep`: how long the connection may then sit idle ([`keep_for`]).
     pub fn new(pool: Arc<BackendPool>, sender: Sender, keep: Duration) -> Self {
-        Checkin(Held::Http1{ pool, sender, keep })
+        Checkin(Held::Http1 { pool, sender, keep })
     }
     /// The stream of an HTTP/2 request.
     pub fn stream(stream: Stream) -> Self {

@@ -181,8 +181,7 @@ fn refusal(e: &hyper::Error) -> Option<Refusal> {
             if h2.is_go_away() && h2.is_remote() {
                 return Some(Refusal::GoAway);
             }
-            if h2.is_reset() && h2.is_remote() && h2.reason() == Some(h2::Reason::REFUSED_STREAM)
-            {
+            if h2.is_reset() && h2.is_remote() && h2.reason() == Some(h2::Reason::REFUSED_STREAM) {
                 return Some(Refusal::Stream);
             }
             return None;
@@ -212,10 +211,8 @@ fn h2_form(req: &mut Request<UpstreamBody>, server: &Server) {
     *req.version_mut() = http::Version::HTTP_2;
     // We accept trailers (gRPC servers insist on hearing it), and relay
     // them to clients that accept them too.
-    req.headers_mut().insert(
-        http::header::TE,
-        http::HeaderValue::from_static("trailers"),
-    );
+    req.headers_mut()
+        .insert(http::header::TE, http::HeaderValue::from_static("trailers"));
 }
 
 /// Back to what the HTTP/1.1 path sends: origin form and `Host`.

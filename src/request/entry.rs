@@ -63,8 +63,10 @@ pub async fn handle(
     }
 
     let (mut parts, body) = req.into_parts();
-    // A gRPC client reads farmgate's own errors as gRPC statuses.
-    let grpc = crate::proxy::grpc::is_grpc(&parts.headers);
+    // A gRPC client reads farmgate's own errors as gRPC statuses (gRPC
+    // clients speak HTTP/2: HTTP/1.1 requests skip the header lookup).
+    let grpc =
+        parts.version == http::Version::HTTP_2 && crate::proxy::grpc::is_grpc(&parts.headers);
     let result = match route::route(&snap, &conn, &mut parts) {
         Route::Local(resp) => Ok(*resp),
         Route::Fail(e) => Err(e),
