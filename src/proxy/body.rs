@@ -295,10 +295,17 @@ impl UpstreamBody {
                 .fetch_add(data.len() as u64, std::sync::atomic::Ordering::Relaxed);
         }
         if let Some(r) = &mut self.replay {
-            if self.seen <= REPLAY_LIMIT {
+            // The forwarder let go of the return slot once a response head
+            // arrived: no retry can follow, so a long stream keeps nothing.
+            let answered = self
+                .giveback
+                .as_ref()
+                .is_none_or(|g| Arc::strong_count(g) == 1);
+            if self.seen <= REPLAY_LIMIT && !answered {
                 r.push(data.clone());
             } else {
                 self.replay = None;
+                self.giveback = None;
             }
         }
         None

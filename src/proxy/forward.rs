@@ -154,6 +154,7 @@ pub async fn forward(
     // The last attempt was refused unprocessed: a body sent to it (kept
     // for replay) may go out again.
     let mut refused = false;
+    let mut cancelled_retried = false;
     let mut tried = [usize::MAX; MAX_ATTEMPTS];
     let mut last_err = ProxyError::NoServer;
     let mut client_upgrade = client_upgrade;
@@ -212,6 +213,22 @@ pub async fn forward(
                 let status = resp.status().as_u16();
                 if alpn.is_some() {
                     if let Some(code) = grpc::status(resp.headers()) {
+                        if code == grpc::code::CANCELLED
+                            && !cancelled_retried
+                            && resp.body().is_end_stream()
+                        {
+                            // A call cancelled before any answer: what a
+                            // gRPC server does with calls that reach it as it
+                            // shuts down (after its GOAWAY). Never processed:
+                            // once, to another server, like a refused stream.
+                            tracing::debug!(farm = %farm.name, server = %server.name, "gRPC call cancelled unanswered");
+                            cancelled_retried = true;
+                            ex.release();
+                            refused = true;
+                            last_err = ProxyError::Connect;
+                            drop((resp, checkin));
+                            continue;
+                        }
                         // Trailers-only: the call's status is in the head.
                         ex.set_grpc_status(code, true);
                     }

@@ -19,6 +19,7 @@ pub static GRPC_TIMEOUT: HeaderName = HeaderName::from_static("grpc-timeout");
 /// gRPC status codes farmgate itself answers with.
 pub mod code {
     pub const OK: u8 = 0;
+    pub const CANCELLED: u8 = 1;
     pub const DEADLINE_EXCEEDED: u8 = 4;
     pub const RESOURCE_EXHAUSTED: u8 = 8;
     pub const UNIMPLEMENTED: u8 = 12;
