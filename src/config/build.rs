@@ -95,6 +95,7 @@ pub fn build(raw: RawConfig, file: &str, registry: &StateRegistry) -> Result<Sna
     let farm_names: Vec<&str> = farms.iter().map(|f| &*f.name).collect();
     let rules = crate::rules::compile(&raw.rules, &farm_names, &mut p);
     let rule_compression = build_rule_compression(&raw.rules, &mut p);
+    let cluster = super::cluster::build(raw.cluster.as_ref(), &mut p).map(Arc::new);
 
     if p.is_empty() {
         Ok(Snapshot {
@@ -109,6 +110,8 @@ pub fn build(raw: RawConfig, file: &str, registry: &StateRegistry) -> Result<Sna
             rules,
             rule_compression,
             backend_tls,
+            cluster,
+            tier_hash: String::new(),
         })
     } else {
         Err(p)

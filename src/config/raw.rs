@@ -28,6 +28,9 @@ pub struct RawConfig {
     pub rules: Vec<RawRule>,
     #[serde(default)]
     pub default_farm: Option<String>,
+    /// A tier of instances coordinated through Redis (`docs/cluster.md`).
+    #[serde(default)]
+    pub cluster: Option<super::cluster::RawCluster>,
 }
 
 /// A rule as written: `rules/` owns its shape; its `compression` section
