@@ -22,6 +22,7 @@ pub mod certs;
 pub mod devcerts;
 pub mod registry;
 pub mod resolver;
+pub mod spec;
 pub mod stats;
 pub mod tickets;
 pub mod watch;
