@@ -54,6 +54,8 @@ pub struct CacheStats {
     pub bypass: AtomicU64,
     pub consolidated: AtomicU64,
     pub revalidated: AtomicU64,
+    /// What the shared tier (`cache.shared`) did.
+    pub shared: super::shared::SharedStats,
 }
 
 impl CacheStats {

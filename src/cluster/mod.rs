@@ -12,6 +12,8 @@
 //! - `heartbeat`: each instance's heartbeat with a TTL, and the view of the
 //!   live instances (`GET /api/cluster`, config drift);
 //! - `tickets`: TLS session ticket keys shared by the tier;
+//! - `shared_cache`: the shared cache tier (`cache.shared`), the cache's
+//!   `SharedStore` on Redis, and purges across the tier;
 //! - `stats`: the `farmgate_cluster_*` counters.
 //!
 //! The section itself (`cluster:`) is compiled by `config::cluster`; a
@@ -22,6 +24,7 @@ pub mod breaker;
 pub mod connection;
 pub mod heartbeat;
 pub mod operator;
+pub mod shared_cache;
 pub mod stats;
 pub mod tickets;
 
@@ -142,6 +145,7 @@ pub async fn join(gw: &Arc<Gateway>) {
     let tier = Tier::of(gw);
     tier.set_instance(&spec, gw);
     let redis = tier.redis_for(&spec);
+    shared_cache::attach(gw, &tier);
     operator::sync(gw, &tier, &redis).await;
     tickets::sync(gw, &tier, &redis).await;
 }
@@ -190,6 +194,7 @@ async fn run(gw: Weak<Gateway>, tier: Arc<Tier>) {
         };
         let Some(gw) = gw.upgrade() else { return };
         let snap = gw.snapshot();
+        shared_cache::attach(&gw, &tier);
         let Some(spec) = snap.cluster.clone() else {
             tier.leave();
             continue;
@@ -242,7 +247,14 @@ async fn listen(gw: Weak<Gateway>, tier: Arc<Tier>) {
             loop {
                 tokio::select! {
                     m = messages.next() => match m {
-                        Some(_) => tier.wake.notify_one(),
+                        Some(m) => match m.get_payload::<String>() {
+                            Ok(text) if text.starts_with(shared_cache::PURGE) => {
+                                if let Some(gw) = gw.upgrade() {
+                                    shared_cache::purged_elsewhere(&gw, &tier, &text[shared_cache::PURGE.len()..]);
+                                }
+                            }
+                            _ => tier.wake.notify_one(),
+                        },
                         None => break,
                     },
                     _ = tokio::time::sleep(Duration::from_secs(1)) => {
