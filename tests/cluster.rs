@@ -359,3 +359,117 @@ async fn a_tls_session_from_one_instance_resumes_on_another() {
     let mut h = tls::Sender::new(s).await;
     assert_eq!(h.get("site.test", "/").await.0, 200);
 }
+
+/// The `FG_AFF=...` pair of a response's Set-Cookie, if any.
+fn affinity_pair(h: &http::HeaderMap) -> Option<String> {
+    h.get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("FG_AFF="))
+        .map(|v| v.split(';').next().unwrap().to_string())
+}
+
+async fn get_with_cookie(
+    c: &TestClient,
+    fg: &Running,
+    cookie: Option<&str>,
+) -> (http::HeaderMap, String) {
+    let mut req = http::Request::get(format!("http://{}/", fg.first_addr()));
+    if let Some(v) = cookie {
+        req = req.header("cookie", v);
+    }
+    let (status, h, body) = send(
+        c,
+        req.body(http_body_util::Full::new(bytes::Bytes::new()))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    (h, body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn affinity_holds_across_three_instances_sharing_the_secret() {
+    let redis = RedisServer::start().await;
+    let backends = [
+        Backend::named("one").await,
+        Backend::named("two").await,
+        Backend::named("three").await,
+    ];
+    let refs: Vec<&Backend> = backends.iter().collect();
+    let affinity = |secret: &str| {
+        format!("    affinity:\n      cookie: FG_AFF\n      ttl: 1h\n      secret: \"{secret}\"\n")
+    };
+    let cfg = |secret: &str| {
+        let farm = with_admin(
+            &farm_config("round_robin", &refs, &affinity(secret), ""),
+            None,
+        );
+        format!(
+            "{farm}cluster:\n  redis: \"{}\"\n  heartbeat_interval: 300ms\n",
+            redis.url()
+        )
+    };
+    let tier = [
+        start(&cfg("tier secret")).await,
+        start(&cfg("tier secret")).await,
+        start(&cfg("tier secret")).await,
+    ];
+    let c = client();
+
+    // Nine clients, each bound on one instance, stay on their server on all three.
+    let mut bound = Vec::new();
+    for i in 0..9 {
+        let (h, server) = get_with_cookie(&c, &tier[i % 3], None).await;
+        bound.push((affinity_pair(&h).unwrap(), server));
+    }
+    let servers: std::collections::HashSet<_> = bound.iter().map(|(_, s)| s.clone()).collect();
+    assert_eq!(servers.len(), 3, "round robin spread the new clients");
+    for (pair, server) in &bound {
+        for fg in &tier {
+            let (h, body) = get_with_cookie(&c, fg, Some(pair)).await;
+            assert_eq!(&body, server);
+            assert!(
+                affinity_pair(&h).is_none(),
+                "the cookie was honoured, not replaced"
+            );
+        }
+    }
+
+    // Drained through one instance, a server keeps its bound clients on all.
+    let (pair, server) = bound[0].clone();
+    admin_post(
+        &c,
+        &tier[1],
+        &format!("/api/farms/web/servers/{server}/drain"),
+        None,
+    )
+    .await;
+    for fg in &tier {
+        wait_until(
+            Duration::from_secs(1),
+            "the drain reaches every instance",
+            || {
+                let s = fg.gateway.snapshot().farms[0]
+                    .server_by_name(&server)
+                    .unwrap()
+                    .1
+                    .state
+                    .admin();
+                async move { s == AdminState::Draining }
+            },
+        )
+        .await;
+        assert_eq!(get_with_cookie(&c, fg, Some(&pair)).await.1, server);
+    }
+
+    // An instance with another secret does not honour the tier's cookies:
+    // the secret must match across the tier.
+    let odd = start(&cfg("another secret")).await;
+    let mut rebound = 0;
+    for (pair, _) in &bound {
+        let (h, _) = get_with_cookie(&c, &odd, Some(pair)).await;
+        rebound += usize::from(affinity_pair(&h).is_some());
+    }
+    assert_eq!(rebound, bound.len(), "every client was bound afresh");
+}
