@@ -24,9 +24,11 @@ stop() {
 }
 trap stop EXIT INT TERM
 
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
 wait_port() {
   for _ in $(seq 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    port_open "$1" && return 0
     sleep 0.1
   done
   echo "run.sh: nothing listens on port $1; logs in $work" >&2
@@ -37,10 +39,14 @@ redis-server --port 6390 --bind 127.0.0.1 --save "" --appendonly no --dir "$work
   >"$work/redis.log" 2>&1 &
 pids+=($!)
 wait_port 6390
-"$FARMGATE" demo --listen 127.0.0.1:8090 --admin 127.0.0.1:9089 --tls-listen 127.0.0.1:8490 \
-  >"$work/demo.log" 2>&1 &
-pids+=($!)
-wait_port 9101
+if port_open 9101; then
+  echo "run.sh: the demo's backends are already up (a running farmgate demo): using them"
+else
+  "$FARMGATE" demo --listen 127.0.0.1:8090 --admin 127.0.0.1:9089 --tls-listen 127.0.0.1:8490 \
+    >"$work/demo.log" 2>&1 &
+  pids+=($!)
+  wait_port 9101
+fi
 for i in 1 2 3; do
   "$FARMGATE" run --config "examples/cluster/fg$i.yaml" >"$work/fg$i.log" 2>&1 &
   pids+=($!)
