@@ -154,7 +154,9 @@ impl ToTier {
     }
 }
 
-const MAGIC: &[u8; 4] = b"FGC1";
+const MAGIC: &[u8; 4] = b"FGC2";
+/// `stale_if_error` absent.
+const NONE: u64 = u64::MAX;
 
 fn unix_ms() -> u64 {
     SystemTime::now()
@@ -179,6 +181,12 @@ pub fn encode(e: &Entry) -> Option<Bytes> {
     b.put_u64(e.age().as_millis() as u64);
     b.put_u64(unix_ms());
     b.put_u8(u8::from(e.freshness.revalidate_always) | u8::from(e.freshness.no_stale) << 1);
+    b.put_u64(e.freshness.stale_while_revalidate.as_millis() as u64);
+    b.put_u64(
+        e.freshness
+            .stale_if_error
+            .map_or(NONE, |d| (d.as_millis() as u64).min(NONE - 1)),
+    );
     b.put_u32(e.headers.len() as u32);
     for (k, v) in &e.headers {
         b.put_u16(k.as_str().len() as u16);
@@ -193,7 +201,7 @@ pub fn encode(e: &Entry) -> Option<Bytes> {
 /// An entry from the tier's form, aged by its time in the tier; None for
 /// anything malformed.
 pub fn decode(mut b: Bytes, spec: &CacheSpec) -> Option<Arc<Entry>> {
-    if b.len() < 35 || &b[..4] != MAGIC {
+    if b.len() < 51 || &b[..4] != MAGIC {
         return None;
     }
     b.advance(4);
@@ -202,6 +210,8 @@ pub fn decode(mut b: Bytes, spec: &CacheSpec) -> Option<Arc<Entry>> {
     let age = b.get_u64();
     let stored_at = b.get_u64();
     let flags = b.get_u8();
+    let swr = Duration::from_millis(b.get_u64());
+    let sie = b.get_u64();
     let n = b.get_u32() as usize;
     let mut headers = HeaderMap::with_capacity(n.min(128));
     for _ in 0..n {
@@ -226,6 +236,8 @@ pub fn decode(mut b: Bytes, spec: &CacheSpec) -> Option<Arc<Entry>> {
         initial_age: Duration::from_millis(age.saturating_add(in_tier)),
         revalidate_always: flags & 1 != 0,
         no_stale: flags & 2 != 0,
+        stale_while_revalidate: swr,
+        stale_if_error: (sie != NONE).then(|| Duration::from_millis(sie)),
     };
     Some(Entry::assemble(
         status,
@@ -264,6 +276,8 @@ mod tests {
                     initial_age: Duration::from_secs(5),
                     revalidate_always: false,
                     no_stale: true,
+                    stale_while_revalidate: Duration::from_secs(7),
+                    stale_if_error: Some(Duration::from_secs(9)),
                 },
                 received: Instant::now(),
                 vary: Vec::new(),
@@ -278,6 +292,8 @@ mod tests {
         assert_eq!(back.headers.get_all("x-two").iter().count(), 2);
         assert_eq!(back.headers.get("content-length").expect("length"), "5");
         assert!(back.freshness.no_stale);
+        assert_eq!(back.freshness.stale_while_revalidate, Duration::from_secs(7));
+        assert_eq!(back.freshness.stale_if_error, Some(Duration::from_secs(9)));
         assert!(back.age() >= Duration::from_secs(5));
         assert!(ttl(&back) <= Duration::from_secs(55));
         // Damaged or foreign bytes are refused, never a panic.
