@@ -292,7 +292,10 @@ mod tests {
         assert_eq!(back.headers.get_all("x-two").iter().count(), 2);
         assert_eq!(back.headers.get("content-length").expect("length"), "5");
         assert!(back.freshness.no_stale);
-        assert_eq!(back.freshness.stale_while_revalidate, Duration::from_secs(7));
+        assert_eq!(
+            back.freshness.stale_while_revalidate,
+            Duration::from_secs(7)
+        );
         assert_eq!(back.freshness.stale_if_error, Some(Duration::from_secs(9)));
         assert!(back.age() >= Duration::from_secs(5));
         assert!(ttl(&back) <= Duration::from_secs(55));
