@@ -21,6 +21,7 @@ NEEDS=(
   "/usr/bin/man               man-db        tests/operator_cli.rs"
   "/usr/bin/python3           python3       tests/dying_backend.rs"
   "/usr/lib/python3/dist-packages/grpc/__init__.py  python3-grpcio  tests/grpc.rs"
+  "/usr/bin/redis-server      redis-server  tests/cluster.rs"
 )
 
 present() {

@@ -182,6 +182,10 @@ pub fn banner(proxy: SocketAddr, tls: Option<SocketAddr>, admin: Option<SocketAd
              curl http://{a}/healthz             # 200 while serving, 503 once shutting down\n"
         ));
     }
+    s.push_str(
+        "\nSeveral instances as one tier (shared drains, TLS resumption and cache, through Redis):\n  \
+         examples/cluster/run.sh              # redis-server, these backends and three instances (docs/cluster.md)\n",
+    );
     s.push_str("\nThe config is config/demo.yaml. Press Ctrl-C to stop.\n");
     s
 }

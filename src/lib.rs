@@ -49,6 +49,7 @@ pub const LAYERS: &[&[&str]] = &[
 pub mod admin;
 pub mod cache;
 pub mod checks;
+pub mod cluster;
 pub mod compress;
 pub mod config;
 pub mod demo;

@@ -19,6 +19,7 @@ pub struct Running {
     watcher: Option<tokio::task::JoinHandle<()>>,
     sweeper: tokio::task::JoinHandle<()>,
     history: tokio::task::JoinHandle<()>,
+    cluster: crate::cluster::ClusterTasks,
 }
 
 impl Running {
@@ -53,6 +54,8 @@ impl Running {
             None => Err(std::io::Error::other("the gateway has stopped")),
         }));
         gateway.reloads.mark_loaded_now();
+        // A tier's drained servers are known before the first request.
+        crate::cluster::join(&gateway).await;
         {
             let mut set = gateway.listeners.lock().await;
             let snap = gateway.snapshot();
@@ -68,6 +71,7 @@ impl Running {
                 .attached::<crate::proxy::pool::PoolRegistry>(),
         ));
         let history = spawn_history(Arc::downgrade(&gateway));
+        let cluster = crate::cluster::spawn(&gateway);
         let watcher = path.map(|p| {
             gateway.set_config_path(p.clone());
             crate::reload::watch_file(gateway.clone(), p)
@@ -78,6 +82,7 @@ impl Running {
             watcher,
             sweeper,
             history,
+            cluster,
         })
     }
 
@@ -134,6 +139,7 @@ impl Running {
         self.health.stop();
         self.sweeper.abort();
         self.history.abort();
+        self.cluster.stop();
         Retired {
             connections: at_start.0,
             upgraded: at_start.1,
@@ -155,6 +161,8 @@ impl Running {
         self.health.stop();
         self.sweeper.abort();
         self.history.abort();
+        self.cluster.stop();
+        crate::cluster::leave(&self.gateway).await;
         listeners.stop_admin();
         left
     }

@@ -17,7 +17,7 @@ use super::auth;
 use super::response::{self, json};
 use crate::checks::probe;
 use crate::config::FarmRuntime;
-use crate::farm::{AdminState, Server};
+use crate::farm::{AdminSource, AdminState, Server};
 use crate::gateway::Gateway;
 use crate::health::ServerHealth;
 use bytes::Bytes;
@@ -59,9 +59,15 @@ pub async fn route<B>(gw: &Gateway, req: &Request<B>) -> Response<Full<Bytes>> {
             &server_view(farm, server, farm.health.server(index)),
         ),
         (None, _) => not_allowed("GET"),
-        (Some("drain"), &Method::POST) => set_admin(farm, index, server, AdminState::Draining),
-        (Some("disable"), &Method::POST) => set_admin(farm, index, server, AdminState::Disabled),
-        (Some("enable"), &Method::POST) => set_admin(farm, index, server, AdminState::Enabled),
+        (Some("drain"), &Method::POST) => {
+            set_admin(gw, farm, index, server, AdminState::Draining).await
+        }
+        (Some("disable"), &Method::POST) => {
+            set_admin(gw, farm, index, server, AdminState::Disabled).await
+        }
+        (Some("enable"), &Method::POST) => {
+            set_admin(gw, farm, index, server, AdminState::Enabled).await
+        }
         (Some("verify"), &Method::POST) => verify(gw, farm, server).await,
         (Some("drain" | "disable" | "enable" | "verify"), _) => not_allowed("POST"),
         (Some(other), _) => error(
@@ -71,29 +77,17 @@ pub async fn route<B>(gw: &Gateway, req: &Request<B>) -> Response<Full<Bytes>> {
     }
 }
 
-fn set_admin(
+async fn set_admin(
+    gw: &Gateway,
     farm: &FarmRuntime,
     index: usize,
     server: &Server,
     to: AdminState,
 ) -> Response<Full<Bytes>> {
-    let state = &server.state;
-    let from = state.admin();
-    state.set_admin(to);
-    if from != to {
-        let done = match to {
-            AdminState::Draining => "drained through the admin API",
-            AdminState::Disabled => "disabled through the admin API",
-            AdminState::Enabled => "enabled through the admin API",
-        };
-        state.stats.record_change(state.state_name(), done);
-        if to == AdminState::Enabled && state.is_healthy() {
-            state.begin_ramp(farm.health.slow_start);
-        }
-        tracing::info!(farm = %farm.name, server = %server.name,
-            "admin: {} -> {} ({} request(s) in flight)", from.as_str(), to.as_str(), state.in_flight());
-    }
-    farm.health.apply_floor();
+    farm.set_admin(index, to, AdminSource::Local, "through the admin API");
+    // With a tier, the change is recorded in Redis for every instance; when
+    // Redis cannot take it now it holds here and is sent when it can.
+    crate::cluster::operator::publish(gw, &farm.name, &server.name, to).await;
     json(
         StatusCode::OK,
         &server_view(farm, server, farm.health.server(index)),
@@ -136,6 +130,8 @@ struct ServerView<'a> {
     server: &'a str,
     address: &'a str,
     admin: &'static str,
+    /// `local`: decided on this instance only; `tier`: held by the tier.
+    admin_source: &'static str,
     in_rotation: bool,
     in_flight: u64,
     requests: u64,
@@ -155,6 +151,7 @@ fn server_view<'a>(
         server: &server.name,
         address: &server.address,
         admin: s.admin().as_str(),
+        admin_source: s.admin_source().as_str(),
         in_rotation: s.in_rotation(),
         in_flight: s.in_flight(),
         requests: s.requests.load(Ordering::Relaxed),

@@ -85,7 +85,12 @@ pub async fn purge(gw: &Gateway, req: Request<Incoming>) -> Response<Full<Bytes>
     let mut names = Vec::new();
     for f in farms {
         if let Some(c) = &f.cache {
-            purged += c.store.purge(ask.prefix.as_deref().map(str::as_bytes));
+            let prefix = ask.prefix.as_deref().map(str::as_bytes);
+            purged += c.store.purge(prefix);
+            // With cache.shared: the tier's copies and every other instance.
+            if let Some(t) = c.store.shared() {
+                t.store.purge(&t.farm, prefix);
+            }
             names.push(f.name.to_string());
         }
     }

@@ -21,13 +21,15 @@ pub fn register(gw: &Arc<Gateway>) {
         .register(Box::new(ListenerCollector(weak.clone())));
     gw.metrics
         .register(Box::new(BackendCollector(weak.clone())));
+    gw.metrics
+        .register(Box::new(super::cluster::ClusterCollector(weak.clone())));
     gw.metrics.register(Box::new(ConfigCollector(weak)));
     gw.metrics.register(Box::new(ProcessCollector));
 }
 
 // === helpers ===
 
-fn counters<L: EncodeLabelSet>(
+pub(super) fn counters<L: EncodeLabelSet>(
     enc: &mut DescriptorEncoder,
     name: &str,
     help: &str,
@@ -41,7 +43,7 @@ fn counters<L: EncodeLabelSet>(
     Ok(())
 }
 
-fn gauges<L: EncodeLabelSet, V: prometheus_client::encoding::EncodeGaugeValue>(
+pub(super) fn gauges<L: EncodeLabelSet, V: prometheus_client::encoding::EncodeGaugeValue>(
     enc: &mut DescriptorEncoder,
     name: &str,
     help: &str,
@@ -54,7 +56,7 @@ fn gauges<L: EncodeLabelSet, V: prometheus_client::encoding::EncodeGaugeValue>(
     Ok(())
 }
 
-fn gauge<V: prometheus_client::encoding::EncodeGaugeValue>(
+pub(super) fn gauge<V: prometheus_client::encoding::EncodeGaugeValue>(
     enc: &mut DescriptorEncoder,
     name: &str,
     help: &str,

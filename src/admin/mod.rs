@@ -5,10 +5,12 @@
 //! `router` maps requests to endpoints (one line each), `auth` guards every
 //! state-changing request, `status` builds the JSON, `page` serves the HTML,
 //! `actions` drains, disables, enables and verifies servers, `history`
-//! serves the last minutes of every farm and server for the page's charts.
+//! serves the last minutes of every farm and server for the page's charts,
+//! `cluster` the tier's view (`GET /api/cluster`) and its metrics.
 
 pub mod actions;
 pub mod auth;
+pub mod cluster;
 pub mod collect;
 pub mod history;
 pub mod page;

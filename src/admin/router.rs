@@ -34,15 +34,19 @@ pub async fn route(gw: &Arc<Gateway>, req: Request<Incoming>) -> AdminResponse {
         ["healthz"] if get => healthz(gw),
         ["metrics"] if get => metrics(gw),
         ["api", "status"] if get => json(StatusCode::OK, &status::status(gw)),
+        ["api", "cluster"] if get => super::cluster::view(gw),
         ["api", "history"] if get => super::history::history(gw, req.uri().query()),
         ["api", "farms", ..] => actions::route(gw, &req).await,
         ["api", "reload"] if post => reload(gw).await,
         ["api", "upgrade"] if post => upgrade(gw).await,
         ["api", "cache", "purge"] if post => super::cache_purge::purge(gw, req).await,
         // Known paths with the wrong method.
-        [] | ["healthz"] | ["metrics"] | ["api", "status"] | ["api", "history"] => {
-            method_not_allowed("GET, HEAD")
-        }
+        []
+        | ["healthz"]
+        | ["metrics"]
+        | ["api", "status"]
+        | ["api", "history"]
+        | ["api", "cluster"] => method_not_allowed("GET, HEAD"),
         ["api", "reload"] | ["api", "upgrade"] | ["api", "cache", "purge"] => {
             method_not_allowed("POST")
         }

@@ -103,6 +103,9 @@ pub struct ServerStatus {
     pub in_rotation: bool,
     /// What the operator set: enabled, draining or disabled.
     pub admin: &'static str,
+    /// Where `admin` was decided: `local` (this instance only) or `tier`
+    /// (held by every instance of the `cluster:`).
+    pub admin_source: &'static str,
     pub healthy: bool,
     /// Kept in rotation by the farm's min_servers floor although unhealthy.
     pub forced: bool,
@@ -239,6 +242,7 @@ pub fn server_status(s: &Server, h: &ServerHealth) -> ServerStatus {
         state_changed_at,
         in_rotation: st.in_rotation(),
         admin: st.admin().as_str(),
+        admin_source: st.admin_source().as_str(),
         healthy: st.is_healthy(),
         forced: st.is_forced(),
         in_flight: st.in_flight(),

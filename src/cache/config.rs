@@ -33,6 +33,17 @@ pub struct RawCache {
     pub stale_if_error: Option<Dur>,
     #[serde(default)]
     pub status_header: Option<bool>,
+    /// Share stored responses with the other instances of the tier through
+    /// Redis (needs `cluster:`).
+    #[serde(default)]
+    pub shared: Option<bool>,
+    /// Largest body stored in the shared tier. Default 1MiB.
+    #[serde(default)]
+    pub shared_max_object_size: Option<Size>,
+    /// How long a request waits for another instance fetching the same URL
+    /// before it fetches itself. Default 2s.
+    #[serde(default)]
+    pub shared_lock_wait: Option<Dur>,
     /// Serve a stale response at once while one background request
     /// revalidates it, for this long past its freshness, when the response
     /// itself gives no `stale-while-revalidate` (RFC 5861). Default 0s.
@@ -83,6 +94,10 @@ pub struct CacheSpec {
     /// farm cannot answer; zero turns it off.
     pub stale_if_error: Duration,
     pub status_header: bool,
+    /// The shared tier (`cluster::`): on, largest body, bounded wait.
+    pub shared: bool,
+    pub shared_max_object_size: u64,
+    pub shared_lock_wait: Duration,
     /// Default stale-while-revalidate window; zero: only the response's.
     pub stale_while_revalidate: Duration,
 }
@@ -154,6 +169,9 @@ impl Default for CacheSpec {
             request_consolidation: true,
             stale_if_error: Duration::from_secs(300),
             status_header: true,
+            shared: false,
+            shared_max_object_size: 1 << 20,
+            shared_lock_wait: Duration::from_secs(2),
             stale_while_revalidate: Duration::ZERO,
         }
     }
@@ -175,10 +193,21 @@ pub fn build(raw: &RawCache, at: &str, p: &mut Problems) -> Option<CacheSpec> {
         request_consolidation: raw.request_consolidation.unwrap_or(d.request_consolidation),
         stale_if_error: raw.stale_if_error.map_or(d.stale_if_error, |v| v.0),
         status_header: raw.status_header.unwrap_or(d.status_header),
+        shared: raw.shared.unwrap_or(d.shared),
+        shared_max_object_size: raw
+            .shared_max_object_size
+            .map_or(d.shared_max_object_size, |v| v.0),
+        shared_lock_wait: raw.shared_lock_wait.map_or(d.shared_lock_wait, |v| v.0),
         stale_while_revalidate: raw
             .stale_while_revalidate
             .map_or(d.stale_while_revalidate, |v| v.0),
     };
+    if spec.shared_max_object_size > MAX_OBJECT_LIMIT.min(512 << 20) {
+        p.add(
+            format!("{at}.shared_max_object_size"),
+            "must be at most 512MiB (Redis' largest value)",
+        );
+    }
     let mut ok = true;
     if spec.max_memory == 0 {
         p.add(format!("{at}.max_memory"), "must be greater than 0");

@@ -34,6 +34,8 @@ pub struct Fill {
     pub headers: HeaderMap,
     pub freshness: Freshness,
     pub received: Instant,
+    /// With `cache.shared`: where the stored response goes too.
+    pub to_tier: Option<super::shared::ToTier>,
 }
 
 impl Fill {
@@ -49,7 +51,11 @@ impl Fill {
             body,
             &self.spec,
         );
-        self.store.insert(&self.primary, &self.vary_values, entry);
+        self.store
+            .insert(&self.primary, &self.vary_values, entry.clone());
+        if let Some(t) = self.to_tier {
+            t.send(&self.primary, &entry, &self.store.stats.shared);
+        }
     }
 }
 

@@ -23,6 +23,7 @@
 //! | `invalidate.rs` | invalidation after successful unsafe requests |
 //! | `respond.rs` | responses from the cache, 304s, X-Cache |
 //! | `variants.rs` | encoded forms of stored bodies, kept for later hits |
+//! | `shared.rs` | the shared tier: the [`shared::SharedStore`] trait (implemented by `cluster`), the entries' travelling form |
 //! | `serve.rs` | the request path through all of the above |
 
 pub mod buffer;
@@ -40,6 +41,7 @@ pub mod registry;
 pub mod respond;
 pub mod revalidate;
 pub mod serve;
+pub mod shared;
 pub mod stats;
 pub mod store;
 pub mod targeted;

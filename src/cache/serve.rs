@@ -22,6 +22,7 @@ use super::policy::{self, RequestPolicy, Timing};
 use super::range;
 use super::respond::{self, XCache};
 use super::revalidate;
+use super::shared::{self, SharedTier, TierGuard, TierLock, ToTier};
 use super::stats::CacheResult;
 use super::store::{Found, Lookup};
 use super::variants::StoredResponse;
@@ -233,6 +234,20 @@ impl<F: Fetch> Ctx<'_, F> {
             Found::Pass => (None, true),
             Found::Nothing => (None, false),
         };
+        // The shared tier, after a local miss: responses without Vary only.
+        let tier = (self.cache.spec.shared && !pass && lookup.variant.is_none())
+            .then(|| store.shared())
+            .flatten();
+        if let Some(t) = &tier {
+            if let Some(e) = self.tier_entry(t, lookup.key()).await {
+                store.stats.shared.add(&store.stats.shared.hits);
+                store.insert(&lookup.primary, &[], e.clone());
+                let mut resp = respond::from_entry(&e, self.head_only, &self.cond);
+                self.offer_variants(&mut resp, &e, lookup.key());
+                return self.done(CacheResult::Hit, XCache::Hit, resp);
+            }
+            store.stats.shared.add(&store.stats.shared.misses);
+        }
         if self.req.only_if_cached {
             let resp = local_response(
                 StatusCode::GATEWAY_TIMEOUT,
@@ -247,14 +262,33 @@ impl<F: Fetch> Ctx<'_, F> {
         }
         self.passing = pass;
         if pass || !self.cache.spec.request_consolidation {
-            return self.lead(out, &lookup, candidate.as_ref(), None, ex).await;
+            let to_tier = self.to_tier(tier, None);
+            return self
+                .lead(out, &lookup, candidate.as_ref(), None, to_tier, ex)
+                .await;
         }
         loop {
             match consolidate::join(&self.cache.store.inflight, lookup.key()) {
                 Role::Lead(leader) => {
+                    let guard = match &tier {
+                        Some(t) => match self.tier_turn(t, lookup.key()).await {
+                            Ok(guard) => guard,
+                            Err(e) => {
+                                // Another instance fetched it meanwhile.
+                                store.insert(&lookup.primary, &[], e.clone());
+                                leader.publish(consolidate::Outcome::Refreshed(e.clone()));
+                                let s = &store.stats.shared;
+                                s.add(&s.waited);
+                                let resp = respond::from_entry(&e, self.head_only, &self.cond);
+                                return self.done(CacheResult::Consolidated, XCache::Hit, resp);
+                            }
+                        },
+                        None => None,
+                    };
+                    let to_tier = self.to_tier(tier, guard);
                     return self
-                        .lead(out, &lookup, candidate.as_ref(), Some(leader), ex)
-                        .await
+                        .lead(out, &lookup, candidate.as_ref(), Some(leader), to_tier, ex)
+                        .await;
                 }
                 Role::Follow(rx) => {
                     if let Some(outcome) = consolidate::follow(rx).await {
@@ -264,6 +298,48 @@ impl<F: Fetch> Ctx<'_, F> {
                 }
             }
         }
+    }
+
+    /// A fresh entry for `key` from the shared tier.
+    async fn tier_entry(&self, t: &SharedTier, key: &[u8]) -> Option<Arc<Entry>> {
+        let wire = t.store.get(&t.farm, key).await?;
+        shared::decode(wire, &self.cache.spec).filter(|e| e.fresh_for(&self.req))
+    }
+
+    /// Before fetching a key this instance leads: takes the tier-wide lock
+    /// (Ok with its guard), or, while another instance holds it, waits up
+    /// to `shared_lock_wait` for what that one stores (Err with it). Ok(None):
+    /// fetch without the tier (Redis away, or the wait ran out).
+    async fn tier_turn(
+        &self,
+        t: &Arc<SharedTier>,
+        key: &[u8],
+    ) -> Result<Option<TierGuard>, Arc<Entry>> {
+        let spec = &self.cache.spec;
+        let hold = spec.shared_lock_wait + std::time::Duration::from_secs(1);
+        let deadline = Instant::now() + spec.shared_lock_wait;
+        loop {
+            match t.store.lock(&t.farm, key, hold).await {
+                TierLock::Acquired => return Ok(Some(TierGuard::new(t.clone(), key))),
+                TierLock::Unavailable => return Ok(None),
+                TierLock::Busy => {}
+            }
+            if Instant::now() >= deadline {
+                return Ok(None);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            if let Some(e) = self.tier_entry(t, key).await {
+                return Err(e);
+            }
+        }
+    }
+
+    fn to_tier(&self, tier: Option<Arc<SharedTier>>, guard: Option<TierGuard>) -> Option<ToTier> {
+        tier.map(|tier| ToTier {
+            tier,
+            guard,
+            max_object_size: self.cache.spec.shared_max_object_size,
+        })
     }
 
     /// Starts one revalidation of `e` that runs on its own, unless one for
@@ -295,9 +371,15 @@ impl<F: Fetch> Ctx<'_, F> {
                 background: true,
             };
             let mut ex = Exchange::new(Instant::now());
+            // The refreshed entry goes to the shared tier too (no lock: the
+            // local leader consolidates this instance only).
+            let tier = (ctx.cache.spec.shared && lookup.variant.is_none())
+                .then(|| ctx.cache.store.shared())
+                .flatten();
+            let to_tier = ctx.to_tier(tier, None);
             // The answer is nobody's: the fill task stores the body on its own.
             let _ = ctx
-                .lead(out, &lookup, Some(&e), Some(leader), &mut ex)
+                .lead(out, &lookup, Some(&e), Some(leader), to_tier, &mut ex)
                 .await;
         });
     }
@@ -326,6 +408,7 @@ impl<F: Fetch> Ctx<'_, F> {
         lookup: &Lookup,
         candidate: Option<&Arc<Entry>>,
         leader: Option<Leader>,
+        mut to_tier: Option<ToTier>,
         ex: &mut Exchange,
     ) -> Answer {
         let spec = &self.cache.spec;
@@ -418,6 +501,7 @@ impl<F: Fetch> Ctx<'_, F> {
                 headers: shared_head.clone(),
                 freshness,
                 received,
+                to_tier: to_tier.take(),
             });
             if let Some(l) = &leader {
                 l.publish(Outcome::Shared(Arc::new(Shared {

@@ -62,6 +62,8 @@ pub struct CacheStats {
     pub stale_revalidate: AtomicU64,
     /// Background revalidations started (stale-while-revalidate).
     pub background: AtomicU64,
+    /// What the shared tier (`cache.shared`) did.
+    pub shared: super::shared::SharedStats,
 }
 
 impl CacheStats {

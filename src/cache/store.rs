@@ -111,6 +111,8 @@ pub struct CacheStore {
     next_vary: AtomicU64,
     pub(crate) query: QueryString,
     pub(crate) capacity: u64,
+    /// The tier's shared store, set by `cluster` when `cache.shared` is on.
+    shared: arc_swap::ArcSwapOption<super::shared::SharedTier>,
 }
 
 impl std::fmt::Debug for CacheStore {
@@ -136,7 +138,18 @@ impl CacheStore {
             next_vary: AtomicU64::new(1),
             query,
             capacity,
+            shared: arc_swap::ArcSwapOption::empty(),
         }
+    }
+
+    /// The shared tier behind this store, if any (looked at on a local miss).
+    pub fn shared(&self) -> Option<Arc<super::shared::SharedTier>> {
+        self.shared.load_full()
+    }
+
+    /// Puts this store in front of a shared tier (or takes it out).
+    pub fn set_shared(&self, tier: Option<Arc<super::shared::SharedTier>>) {
+        self.shared.store(tier);
     }
 
     /// Finds what is stored for a request with primary key `primary`.

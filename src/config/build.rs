@@ -72,6 +72,20 @@ pub fn build(raw: RawConfig, file: &str, registry: &StateRegistry) -> Result<Sna
     let farm_names: Vec<&str> = farms.iter().map(|f| &*f.name).collect();
     let rules = crate::rules::compile(&raw.rules, &farm_names, &limits, &mut p);
     let rule_compression = build_rule_compression(&raw.rules, &mut p);
+    let cluster = super::cluster::build(raw.cluster.as_ref(), &mut p).map(Arc::new);
+    if cluster.is_none() {
+        for (i, f) in raw.farms.iter().enumerate() {
+            if f.cache
+                .as_ref()
+                .is_some_and(|c| c.shared == Some(true) && c.enabled != Some(false))
+            {
+                p.add(
+                    format!("farms[{i}].cache.shared"),
+                    "the shared cache tier needs a cluster: section (its Redis)",
+                );
+            }
+        }
+    }
 
     if p.is_empty() {
         Ok(Snapshot {
@@ -87,6 +101,8 @@ pub fn build(raw: RawConfig, file: &str, registry: &StateRegistry) -> Result<Sna
             rule_compression,
             backend_tls,
             limits,
+            cluster,
+            tier_hash: String::new(),
         })
     } else {
         Err(p)

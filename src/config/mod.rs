@@ -8,6 +8,7 @@
 //! `file:line:column: key.path: message`.
 
 pub mod build;
+pub mod cluster;
 pub use crate::ground::{error, locate, units};
 pub mod raw;
 pub mod schema;
@@ -34,7 +35,11 @@ pub fn load_str(
     registry: &StateRegistry,
 ) -> Result<Snapshot, ConfigErrors> {
     let raw = parse_raw(text, file)?;
-    build::build(raw, file, registry).map_err(|problems| {
+    let built = build::build(raw, file, registry).map(|mut snapshot| {
+        snapshot.tier_hash = cluster::tier_hash(text, &snapshot);
+        snapshot
+    });
+    built.map_err(|problems| {
         ConfigErrors(
             problems
                 .0

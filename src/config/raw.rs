@@ -31,6 +31,9 @@ pub struct RawConfig {
     /// Rate limits, referenced by name from listeners, farms and rules.
     #[serde(default)]
     pub limits: Vec<crate::limits::RawLimit>,
+    /// A tier of instances coordinated through Redis (`docs/cluster.md`).
+    #[serde(default)]
+    pub cluster: Option<super::cluster::RawCluster>,
 }
 
 /// A rule as written: `rules/` owns its shape; its `compression` section

@@ -34,6 +34,10 @@ pub struct Snapshot {
     pub backend_tls: Arc<crate::tls::backend::BackendTlsMap>,
     /// Rate limits, referenced by index from listeners, farms and rules.
     pub limits: crate::limits::Limits,
+    /// The `cluster:` section, when this instance is part of a tier.
+    pub cluster: Option<Arc<super::cluster::ClusterSpec>>,
+    /// What must agree across the tier, hashed (`cluster::tier_hash`).
+    pub tier_hash: String,
 }
 
 impl Snapshot {
@@ -77,6 +81,45 @@ pub struct FarmRuntime {
     pub limits: Box<[usize]>,
     /// The PROXY protocol header sent on each new server connection.
     pub send_proxy: Option<crate::proxy::send_proxy::Version>,
+}
+
+impl FarmRuntime {
+    /// Puts server `index` in admin state `to` (the admin API, or the tier
+    /// through `cluster`), decided at `source`; `how` ends the state-change
+    /// note ("drained through the admin API"). Starts slow start on an
+    /// enable, applies the minimum-servers floor. Returns true when the
+    /// state changed.
+    pub fn set_admin(
+        &self,
+        index: usize,
+        to: crate::farm::AdminState,
+        source: crate::farm::AdminSource,
+        how: &str,
+    ) -> bool {
+        use crate::farm::AdminState;
+        let Some(server) = self.servers.get(index) else {
+            return false;
+        };
+        let state = &server.state;
+        let from = state.admin();
+        state.set_admin(to);
+        state.set_admin_source(source);
+        if from != to {
+            let done = match to {
+                AdminState::Draining => format!("drained {how}"),
+                AdminState::Disabled => format!("disabled {how}"),
+                AdminState::Enabled => format!("enabled {how}"),
+            };
+            state.stats.record_change(state.state_name(), done);
+            if to == AdminState::Enabled && state.is_healthy() {
+                state.begin_ramp(self.health.slow_start);
+            }
+            tracing::info!(farm = %self.name, server = %server.name,
+                "admin: {} -> {} {how} ({} request(s) in flight)", from.as_str(), to.as_str(), state.in_flight());
+        }
+        self.health.apply_floor();
+        from != to
+    }
 }
 
 /// A snapshot's farm reads as its [`Farm`] (name, servers, `pick`).

@@ -18,7 +18,7 @@ pub mod server;
 pub mod state;
 
 pub use server::Server;
-pub use state::{AdminState, Prune, ServerKey, ServerState, StateRegistry};
+pub use state::{AdminSource, AdminState, Prune, ServerKey, ServerState, StateRegistry};
 
 use affinity::Affinity;
 use hash_key::HashKey;

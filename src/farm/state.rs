@@ -61,6 +61,24 @@ impl AdminState {
     }
 }
 
+/// Where a server's admin state was decided: on this instance, or by the
+/// tier (`cluster:`): recorded in Redis, by this instance or another.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum AdminSource {
+    Local = 0,
+    Tier = 1,
+}
+
+impl AdminSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AdminSource::Local => "local",
+            AdminSource::Tier => "tier",
+        }
+    }
+}
+
 /// How one attempt to a server ended, as the forwarder reports it.
 #[derive(Debug, Clone, Copy)]
 pub enum Attempt {
@@ -83,6 +101,8 @@ pub struct ServerState {
     pub key: ServerKey,
     healthy: AtomicBool,
     admin: AtomicU8,
+    /// An [`AdminSource`]: where `admin` was decided.
+    admin_source: AtomicU8,
     /// Set by the farm's minimum-servers floor: serve even though unhealthy.
     forced: AtomicBool,
     /// Requests sent to this server whose response has not finished.
@@ -118,6 +138,7 @@ impl ServerState {
             key,
             healthy: AtomicBool::new(true),
             admin: AtomicU8::new(AdminState::Enabled as u8),
+            admin_source: AtomicU8::new(AdminSource::Local as u8),
             forced: AtomicBool::new(false),
             in_flight: AtomicU64::new(0),
             requests: AtomicU64::new(0),
@@ -169,6 +190,15 @@ impl ServerState {
     }
     pub fn set_admin(&self, state: AdminState) {
         self.admin.store(state as u8, Ordering::Relaxed);
+    }
+    pub fn admin_source(&self) -> AdminSource {
+        match self.admin_source.load(Ordering::Relaxed) {
+            1 => AdminSource::Tier,
+            _ => AdminSource::Local,
+        }
+    }
+    pub fn set_admin_source(&self, source: AdminSource) {
+        self.admin_source.store(source as u8, Ordering::Relaxed);
     }
     /// The state operators see: `disabled` or `draining` when the admin
     /// says so, else `healthy` or `unhealthy` (one of `metrics::names::STATES`).

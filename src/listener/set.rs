@@ -217,8 +217,10 @@ fn start_one(tcp: TcpListener, spec: &ListenerSpec, gw: &Arc<Serving>) -> std::i
     let tls = match &spec.tls {
         None => None,
         Some(t) => {
-            let tls = TlsListener::new(spec.name.clone(), t.clone())
-                .map_err(|e| std::io::Error::other(format!("TLS listener {}: {e}", spec.name)))?;
+            let tls = TlsListener::new(spec.name.clone(), t.clone(), gw.tls.tier_tickets.clone())
+                .map_err(|e| {
+                std::io::Error::other(format!("TLS listener {}: {e}", spec.name))
+            })?;
             gw.tls.register(tls.clone());
             tls.log_certificates();
             Some(tls)

@@ -101,6 +101,26 @@ pub const PROCESS_MAX_FDS: &str = "process_max_fds";
 pub const PROCESS_THREADS: &str = "process_threads";
 pub const PROCESS_START_TIME: &str = "process_start_time_seconds";
 
+// === cluster (a tier through Redis; present only with `cluster:`) ===
+/// Gauge: 1 while Redis answers (the breaker is closed), else 0.
+pub const CLUSTER_REDIS_UP: &str = "farmgate_cluster_redis_up";
+/// Gauge: live instances in the tier (this one included), as last read.
+pub const CLUSTER_INSTANCES: &str = "farmgate_cluster_instances";
+/// Gauge: live instances whose config hash differs from this one's.
+pub const CLUSTER_CONFIG_DRIFT: &str = "farmgate_cluster_config_drift_instances";
+/// Gauge: seconds from an operator change on another instance to it
+/// applying here (the last one applied).
+pub const CLUSTER_SYNC_LAG: &str = "farmgate_cluster_sync_lag_seconds";
+/// Gauge: seconds since the tier's operator state was last read.
+pub const CLUSTER_LAST_SYNC_AGE: &str = "farmgate_cluster_last_sync_age_seconds";
+/// Counter: operator changes taken from the tier and applied here.
+pub const CLUSTER_CHANGES_APPLIED: &str = "farmgate_cluster_changes_applied";
+/// Counter `{operation}`: Redis operations that failed (or were not tried
+/// because the breaker was open).
+pub const CLUSTER_OPERATIONS_FAILED: &str = "farmgate_cluster_operations_failed";
+/// Gauge: TLS session ticket keys from the tier in use.
+pub const CLUSTER_TICKET_KEYS: &str = "farmgate_cluster_ticket_keys";
+
 // === label values ===
 /// `farmgate_backend_state{state}` values.
 pub const STATES: [&str; 4] = ["healthy", "unhealthy", "draining", "disabled"];

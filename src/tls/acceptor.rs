@@ -69,10 +69,16 @@ impl std::fmt::Debug for TlsListener {
 }
 
 impl TlsListener {
-    pub fn new(name: Arc<str>, spec: Arc<TlsSpec>) -> Result<Arc<Self>, rustls::Error> {
+    /// A listener sealing session tickets with `tier_tickets` when the tier
+    /// has shared keys, else with its own rotating key.
+    pub fn new(
+        name: Arc<str>,
+        spec: Arc<TlsSpec>,
+        tier_tickets: Arc<super::tickets::TierKeys>,
+    ) -> Result<Arc<Self>, rustls::Error> {
         super::provider();
         let resolver = Arc::new(SniResolver::new(spec.loaded.clone()));
-        let ticketer = rustls::crypto::aws_lc_rs::Ticketer::new()?;
+        let ticketer = super::tickets::Ticketer::shared(tier_tickets)?;
         let sessions: Arc<dyn StoresServerSessions> =
             ServerSessionMemoryCache::new(SESSION_CACHE_SIZE);
         let config = server_config(&spec, &resolver, &ticketer, &sessions)?;

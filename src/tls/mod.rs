@@ -12,6 +12,7 @@
 //! - `watch`: polls certificate files and swaps a replaced certificate in.
 //! - `backend`: client TLS settings for `https://` servers.
 //! - `stats`: handshake and reload counters, read by metrics.
+//! - `tickets`: session tickets sealed with keys a tier shares (`cluster:`).
 //! - `registry`: the running TLS listeners by name (metrics, reload).
 //! - `devcerts`: the development CA and certificates (`farmgate gen-certs`).
 
@@ -23,6 +24,7 @@ pub mod registry;
 pub mod resolver;
 pub mod spec;
 pub mod stats;
+pub mod tickets;
 pub mod watch;
 
 pub use acceptor::{TlsListener, TlsSpec};

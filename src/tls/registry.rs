@@ -11,6 +11,9 @@ use std::sync::{Arc, Mutex};
 #[derive(Debug, Default)]
 pub struct TlsRegistry {
     listeners: Mutex<Vec<Arc<TlsListener>>>,
+    /// Session ticket keys shared by a tier (filled by `cluster`), used by
+    /// every listener's ticketer.
+    pub tier_tickets: Arc<super::tickets::TierKeys>,
 }
 
 impl TlsRegistry {
