@@ -65,7 +65,9 @@ pub fn build(raw: RawConfig, file: &str, registry: &StateRegistry) -> Result<Sna
         None => None,
     };
     let farm_names: Vec<&str> = farms.iter().map(|f| &*f.name).collect();
-    let rules = crate::rules::compile(&raw.rules, &farm_names, &mut p);
+    let maps = crate::rules::maps::compile(&raw.rewrite_maps, base_dir(file), &mut p);
+    let sources = maps.files.clone();
+    let rules = crate::rules::compile(&raw.rules, maps, &farm_names, &mut p);
     let rule_compression = build_rule_compression(&raw.rules, &mut p);
 
     if p.is_empty() {
@@ -81,10 +83,18 @@ pub fn build(raw: RawConfig, file: &str, registry: &StateRegistry) -> Result<Sna
             rules,
             rule_compression,
             backend_tls,
+            sources,
         })
     } else {
         Err(p)
     }
+}
+
+/// The directory relative paths in the config file are taken from.
+pub fn base_dir(file: &str) -> &std::path::Path {
+    std::path::Path::new(file)
+        .parent()
+        .unwrap_or(std::path::Path::new(""))
 }
 
 fn parse_bind(text: &str) -> Result<SocketAddr, String> {

@@ -26,6 +26,9 @@ pub struct RawConfig {
     pub farms: Vec<RawFarm>,
     #[serde(default)]
     pub rules: Vec<RawRule>,
+    /// Named key -> value tables the rules look up (`{Name:key}`).
+    #[serde(default)]
+    pub rewrite_maps: Vec<crate::rules::maps::RawMap>,
     #[serde(default)]
     pub default_farm: Option<String>,
 }

@@ -6,6 +6,7 @@
 
 use super::action::Action;
 use super::condition::{Condition, ConditionMatch, Conditions};
+use super::maps::Maps;
 use super::pattern::Pattern;
 use super::prefilter::Prefilter;
 use super::raw::*;
@@ -29,7 +30,7 @@ const UNSETTABLE: [&str; 8] = [
     "content-length",
 ];
 
-pub fn compile<C>(raw: &[RawRule<C>], farms: &[&str], p: &mut Problems) -> RuleSet {
+pub fn compile<C>(raw: &[RawRule<C>], maps: Maps, farms: &[&str], p: &mut Problems) -> RuleSet {
     let mut names = HashSet::new();
     let mut rules = Vec::with_capacity(raw.len());
     for (i, r) in raw.iter().enumerate() {
@@ -41,13 +42,17 @@ pub fn compile<C>(raw: &[RawRule<C>], farms: &[&str], p: &mut Problems) -> RuleS
                 format!("duplicate rule name {name:?}"),
             );
         }
-        if let Some(rule) = compile_rule(r, name, &at, farms, p) {
+        if let Some(rule) = compile_rule(r, name, &at, &maps, farms, p) {
             rules.push(rule);
         }
     }
     let sources: Vec<(&str, bool)> = rules.iter().map(|r| r.pattern.source()).collect();
     let prefilter = Prefilter::build(&sources);
-    RuleSet { rules, prefilter }
+    RuleSet {
+        rules,
+        prefilter,
+        maps,
+    }
 }
 
 /// The back-references each template of a rule uses (highest `{R:n}`,
@@ -65,6 +70,7 @@ fn compile_rule<C>(
     r: &RawRule<C>,
     name: String,
     at: &str,
+    maps: &Maps,
     farms: &[&str],
     p: &mut Problems,
 ) -> Option<Rule> {
@@ -78,7 +84,7 @@ fn compile_rule<C>(
     let mut conditions = Vec::with_capacity(r.conditions.len());
     for (j, c) in r.conditions.iter().enumerate() {
         let cat = format!("{at}.conditions[{j}]");
-        let input = template(&c.input, &format!("{cat}.input"), p);
+        let input = template(&c.input, &format!("{cat}.input"), maps, p);
         if let Some(t) = &input {
             if t.max_cond_ref().is_some() {
                 p.add(
@@ -105,11 +111,11 @@ fn compile_rule<C>(
     let mut set_headers = Vec::with_capacity(r.set_headers.0.len());
     for (k, v) in &r.set_headers.0 {
         let hat = format!("{at}.set_headers.{k}");
-        if let Some(pair) = header_entry(k, v, &hat, &UNSETTABLE, p) {
+        if let Some(pair) = header_entry(k, v, &hat, &UNSETTABLE, maps, p) {
             set_headers.push(pair);
         }
     }
-    let action = compile_action(&r.action, at, farms, p);
+    let action = compile_action(&r.action, at, maps, farms, p);
 
     // Back-references must point at groups that exist.
     if let Some(a) = &action {
@@ -154,8 +160,10 @@ fn compile_rule<C>(
     })
 }
 
-fn template(text: &str, at: &str, p: &mut Problems) -> Option<Template> {
-    Template::parse(text).map_err(|e| p.add(at, e)).ok()
+fn template(text: &str, at: &str, maps: &Maps, p: &mut Problems) -> Option<Template> {
+    Template::parse_in(text, maps)
+        .map_err(|e| p.add(at, e))
+        .ok()
 }
 
 fn header_entry(
@@ -163,6 +171,7 @@ fn header_entry(
     value: &str,
     at: &str,
     forbidden: &[&str],
+    maps: &Maps,
     p: &mut Problems,
 ) -> Option<(HeaderName, Template)> {
     let Ok(hn) = HeaderName::from_bytes(name.as_bytes()) else {
@@ -173,7 +182,7 @@ fn header_entry(
         p.add(at, format!("{name} cannot be set by a rule"));
         return None;
     }
-    let t = template(value, at, p)?;
+    let t = template(value, at, maps, p)?;
     if t.bad_literal_bytes(|b| b < 0x20 && b != b'\t' || b == 0x7f)
         .is_some()
     {
@@ -183,7 +192,13 @@ fn header_entry(
     Some((hn, t))
 }
 
-fn compile_action(a: &RawAction, at: &str, farms: &[&str], p: &mut Problems) -> Option<Action> {
+fn compile_action(
+    a: &RawAction,
+    at: &str,
+    maps: &Maps,
+    farms: &[&str],
+    p: &mut Problems,
+) -> Option<Action> {
     Some(match a {
         RawAction::Route(r) => {
             let aat = format!("{at}.action.route");
@@ -198,7 +213,7 @@ fn compile_action(a: &RawAction, at: &str, farms: &[&str], p: &mut Problems) -> 
                 None => None,
             };
             let url = match &r.url {
-                Some(u) => Some(url_template(u, &format!("{aat}.url"), true, p)?),
+                Some(u) => Some(url_template(u, &format!("{aat}.url"), true, maps, p)?),
                 None => None,
             };
             Action::Route {
@@ -209,7 +224,7 @@ fn compile_action(a: &RawAction, at: &str, farms: &[&str], p: &mut Problems) -> 
         }
         RawAction::Redirect(r) => {
             let aat = format!("{at}.action.redirect");
-            let url = url_template(&r.url, &format!("{aat}.url"), false, p);
+            let url = url_template(&r.url, &format!("{aat}.url"), false, maps, p);
             let status = match r.status.unwrap_or(301) {
                 s @ (301 | 302 | 303 | 307 | 308) => StatusCode::from_u16(s).ok(),
                 s => {
@@ -238,11 +253,16 @@ fn compile_action(a: &RawAction, at: &str, farms: &[&str], p: &mut Problems) -> 
                     None
                 }
             };
-            let body = template(r.body.as_deref().unwrap_or(""), &format!("{aat}.body"), p);
+            let body = template(
+                r.body.as_deref().unwrap_or(""),
+                &format!("{aat}.body"),
+                maps,
+                p,
+            );
             let mut headers = Vec::with_capacity(r.headers.0.len() + 1);
             for (k, v) in &r.headers.0 {
                 let hat = format!("{aat}.headers.{k}");
-                if let Some(pair) = header_entry(k, v, &hat, &UNSETTABLE, p) {
+                if let Some(pair) = header_entry(k, v, &hat, &UNSETTABLE, maps, p) {
                     headers.push(pair);
                 }
             }
@@ -262,8 +282,14 @@ fn compile_action(a: &RawAction, at: &str, farms: &[&str], p: &mut Problems) -> 
 }
 
 /// A URL template; a route URL must be a path, a redirect may be absolute.
-fn url_template(text: &str, at: &str, is_path: bool, p: &mut Problems) -> Option<Template> {
-    let t = template(text, at, p)?;
+fn url_template(
+    text: &str,
+    at: &str,
+    is_path: bool,
+    maps: &Maps,
+    p: &mut Problems,
+) -> Option<Template> {
+    let t = template(text, at, maps, p)?;
     let allowed = |b: u8| url_safe(b) || (!is_path && b == b'#');
     if let Some(b) = t.bad_literal_bytes(|b| !allowed(b)) {
         p.add(
