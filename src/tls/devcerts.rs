@@ -4,11 +4,13 @@
 //! Nothing here is for production: keys are written unencrypted.
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose,
+    BasicConstraints, CertificateParams, DistinguishedName, ExtendedKeyUsagePurpose, IsCa, Issuer,
+    KeyPair, KeyUsagePurpose,
 };
 use std::path::{Path, PathBuf};
 use time::{Duration, OffsetDateTime};
+
+pub use rcgen::DnType;
 
 /// How long the development CA lasts.
 pub const CA_DAYS: i64 = 3650;
@@ -102,6 +104,40 @@ impl DevCa {
         params.use_authority_key_identifier_extension = true;
         params.not_before = not_before;
         params.not_after = not_after;
+        let key = KeyPair::generate()?;
+        let issuer = Issuer::from_params(&self.params, &self.key);
+        let cert = params.signed_by(&key, &issuer)?;
+        Ok(Issued {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        })
+    }
+}
+
+impl DevCa {
+    /// A client certificate (mutual TLS) for `subject` (pairs such as
+    /// `(DnType::CommonName, "billing")`), valid from yesterday for `days`,
+    /// with serial number `serial`.
+    pub fn issue_client(
+        &self,
+        subject: &[(DnType, &str)],
+        serial: u64,
+        days: i64,
+    ) -> Result<Issued, DevCertError> {
+        let mut params = CertificateParams::default();
+        let mut dn = DistinguishedName::new();
+        for (kind, value) in subject {
+            dn.push(kind.clone(), *value);
+        }
+        params.distinguished_name = dn;
+        params.is_ca = IsCa::ExplicitNoCa;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        params.use_authority_key_identifier_extension = true;
+        params.serial_number = Some(rcgen::SerialNumber::from(serial));
+        let now = OffsetDateTime::now_utc();
+        params.not_before = now - Duration::days(1);
+        params.not_after = now + Duration::days(days);
         let key = KeyPair::generate()?;
         let issuer = Issuer::from_params(&self.params, &self.key);
         let cert = params.signed_by(&key, &issuer)?;
