@@ -12,6 +12,10 @@ use std::path::PathBuf;
 #[derive(Debug, Deserialize, schemars::JsonSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
+    /// Files whose `listeners`, `farms`, `rules` and `rewrite_maps` are
+    /// merged into this file's (`config::include`).
+    #[serde(default)]
+    pub include: Vec<String>,
     #[serde(default)]
     pub listeners: Vec<RawListener>,
     #[serde(default)]
@@ -149,6 +153,10 @@ pub struct RawAffinity {
     pub ttl: Option<Dur>,
     #[serde(default)]
     pub secret: Option<String>,
+    /// A file holding the secret (Docker/Kubernetes secrets); a trailing
+    /// line break is dropped. Not together with `secret`.
+    #[serde(default)]
+    pub secret_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
