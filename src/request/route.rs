@@ -58,7 +58,8 @@ pub fn route<'s>(
         conn.client_ip.as_bytes(),
         conn.local.port(),
         conn.tls,
-    );
+    )
+    .with_client_cert(conn.client_cert.as_deref());
     let decision = snap.rules.evaluate(&view);
     if let Some(i) = decision.rule {
         tracing::debug!(rule = ?snap.rules.name(i), uri = %parts.uri, "rule matched");

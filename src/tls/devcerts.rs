@@ -146,6 +146,29 @@ impl DevCa {
             key_pem: key.serialize_pem(),
         })
     }
+
+    /// A certificate revocation list (PEM) revoking `serials`, valid for a day.
+    pub fn crl(&self, serials: &[u64]) -> Result<String, DevCertError> {
+        let now = OffsetDateTime::now_utc();
+        let params = rcgen::CertificateRevocationListParams {
+            this_update: now - Duration::minutes(1),
+            next_update: now + Duration::days(1),
+            crl_number: rcgen::SerialNumber::from(1u64),
+            issuing_distribution_point: None,
+            revoked_certs: serials
+                .iter()
+                .map(|s| rcgen::RevokedCertParams {
+                    serial_number: rcgen::SerialNumber::from(*s),
+                    revocation_time: now - Duration::minutes(1),
+                    reason_code: Some(rcgen::RevocationReason::KeyCompromise),
+                    invalidity_date: None,
+                })
+                .collect(),
+            key_identifier_method: rcgen::KeyIdMethod::Sha256,
+        };
+        let issuer = Issuer::from_params(&self.params, &self.key);
+        Ok(params.signed_by(&issuer)?.pem()?)
+    }
 }
 
 /// Writes `contents` to `path`; keys are readable by their owner only.

@@ -7,6 +7,7 @@
 use super::acceptor::MinVersion;
 use super::backend::{self, BackendTarget, BackendTlsError, BackendTlsMap};
 use super::certs::{load_set, CertPaths};
+use super::client_auth::{ClientAuthMode, ClientAuthSpec};
 use super::TlsSpec;
 use crate::ground::error::Problems;
 use crate::ground::net::parse_address;
@@ -37,6 +38,32 @@ pub struct RawListenerTls {
     pub handshake_timeout: Option<Dur>,
     #[serde(default)]
     pub watch_interval: Option<Dur>,
+    /// Ask clients for a certificate (mutual TLS).
+    #[serde(default)]
+    pub client_auth: Option<RawClientAuth>,
+}
+
+/// `listeners[].tls.client_auth`.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawClientAuth {
+    /// `required` (default): no trusted certificate, no connection;
+    /// `optional`: without one the request is served unauthenticated.
+    #[serde(default)]
+    pub mode: RawClientAuthMode,
+    /// PEM bundle of the CAs whose client certificates are accepted.
+    pub ca: PathBuf,
+    /// A certificate revocation list (PEM or DER) of that CA.
+    #[serde(default)]
+    pub crl: Option<PathBuf>,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema, Default, Clone, Copy)]
+#[serde(rename_all = "snake_case")]
+pub enum RawClientAuthMode {
+    #[default]
+    Required,
+    Optional,
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
@@ -193,10 +220,26 @@ pub fn build_listener_tls(
             }
         }
     };
+    let client_auth = raw.client_auth.as_ref().and_then(|c| {
+        let mode = match c.mode {
+            RawClientAuthMode::Required => ClientAuthMode::Required,
+            RawClientAuthMode::Optional => ClientAuthMode::Optional,
+        };
+        ClientAuthSpec::load(mode, &c.ca, c.crl.as_deref())
+            .map_err(|e| {
+                let key = match &c.crl {
+                    Some(crl) if e.contains(&crl.display().to_string()) => "crl",
+                    _ => "ca",
+                };
+                p.add(format!("{at}.client_auth.{key}"), e)
+            })
+            .ok()
+    });
     if p.0.len() != before {
         return None;
     }
     Some(Arc::new(TlsSpec {
+        client_auth,
         certificates: paths,
         loaded: loaded?,
         min_version,
