@@ -13,6 +13,7 @@ use super::raw::*;
 use super::template::{url_safe, Template};
 use super::{Rule, RuleSet};
 use crate::ground::error::Problems;
+use crate::limits::{LimitKey, Limits};
 use http::header::{self, HeaderName};
 use http::StatusCode;
 use std::collections::HashSet;
@@ -30,7 +31,15 @@ const UNSETTABLE: [&str; 8] = [
     "content-length",
 ];
 
-pub fn compile<C>(raw: &[RawRule<C>], maps: Maps, farms: &[&str], p: &mut Problems) -> RuleSet {
+/// Compiles the rules; `farms` and `limits` resolve the names actions
+/// use, `maps` the rewrite maps templates look up.
+pub fn compile<C>(
+    raw: &[RawRule<C>],
+    maps: Maps,
+    farms: &[&str],
+    limits: &Limits,
+    p: &mut Problems,
+) -> RuleSet {
     let mut names = HashSet::new();
     let mut rules = Vec::with_capacity(raw.len());
     for (i, r) in raw.iter().enumerate() {
@@ -42,7 +51,7 @@ pub fn compile<C>(raw: &[RawRule<C>], maps: Maps, farms: &[&str], p: &mut Proble
                 format!("duplicate rule name {name:?}"),
             );
         }
-        if let Some(rule) = compile_rule(r, name, &at, &maps, farms, p) {
+        if let Some(rule) = compile_rule(r, name, &at, &maps, farms, limits, p) {
             rules.push(rule);
         }
     }
@@ -72,6 +81,7 @@ fn compile_rule<C>(
     at: &str,
     maps: &Maps,
     farms: &[&str],
+    limits: &Limits,
     p: &mut Problems,
 ) -> Option<Rule> {
     let before = p.0.len();
@@ -115,7 +125,11 @@ fn compile_rule<C>(
             set_headers.push(pair);
         }
     }
-    let action = compile_action(&r.action, at, maps, farms, p);
+    let action = compile_action(&r.action, at, maps, farms, limits, p);
+    let access = r
+        .access
+        .as_ref()
+        .map(|a| crate::limits::access::compile(a, &format!("{at}.access"), p));
 
     // Back-references must point at groups that exist.
     if let Some(a) = &action {
@@ -157,6 +171,7 @@ fn compile_rule<C>(
         stop,
         needs_r,
         needs_c,
+        access,
     })
 }
 
@@ -197,9 +212,26 @@ fn compile_action(
     at: &str,
     maps: &Maps,
     farms: &[&str],
+    limits: &Limits,
     p: &mut Problems,
 ) -> Option<Action> {
     Some(match a {
+        RawAction::Limit(name) => match limits.index(name) {
+            Some(limit) => Action::Limit {
+                limit,
+                capture: match limits.get(limit).map(|l| &l.key) {
+                    Some(LimitKey::RuleCapture(n)) => Some(*n),
+                    _ => None,
+                },
+            },
+            None => {
+                p.add(
+                    format!("{at}.action.limit"),
+                    format!("unknown limit {name:?}"),
+                );
+                return None;
+            }
+        },
         RawAction::Route(r) => {
             let aat = format!("{at}.action.route");
             let farm = match &r.farm {
@@ -317,6 +349,14 @@ fn action_templates(a: &Action, at: &str, refs: &mut Refs) {
     match a {
         Action::Route { url: Some(t), .. } => refs.add(format!("{at}.action.route.url"), t),
         Action::Redirect { url, .. } => refs.add(format!("{at}.action.redirect.url"), url),
+        Action::Limit {
+            capture: Some(n), ..
+        } => {
+            // The limit's key `{R:n}` must name a group of this rule.
+            if let Ok(t) = Template::parse(&format!("{{R:{n}}}")) {
+                refs.add(format!("{at}.action.limit"), &t);
+            }
+        }
         Action::Respond { body, headers, .. } => {
             refs.add(format!("{at}.action.respond.body"), body);
             for (k, t) in headers.iter() {

@@ -22,6 +22,9 @@ pub struct RequestView<'a> {
     pub https: bool,
     /// The verified client certificate (`CERT_*`), if any.
     pub cert: Option<&'a ClientCert>,
+    /// The client's address, for rules' `access` lists (none: refused by
+    /// an allow list, passed by a deny list).
+    pub client: Option<std::net::IpAddr>,
     port: [u8; 5],
     port_len: u8,
 }
@@ -60,6 +63,7 @@ impl<'a> RequestView<'a> {
             remote_addr,
             https,
             cert: None,
+            client: None,
             port,
             port_len: len as u8,
         }
@@ -68,6 +72,12 @@ impl<'a> RequestView<'a> {
     /// The view with the connection's verified client certificate.
     pub fn with_client_cert(mut self, cert: Option<&'a ClientCert>) -> Self {
         self.cert = cert;
+        self
+    }
+
+    /// The client's address, for `access` lists.
+    pub fn with_client(mut self, ip: std::net::IpAddr) -> Self {
+        self.client = Some(ip);
         self
     }
 
