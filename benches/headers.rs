@@ -56,6 +56,7 @@ fn head(extra: &[(&str, &str)]) -> HeaderMap {
 
 fn spec(mode: ForwardedFor) -> ProxySpec {
     ProxySpec {
+        client_cert_header: http::HeaderName::from_static("x-arr-clientcert"),
         forwarded_for: mode,
         trusted_proxies: vec![],
         preserve_host: true,
@@ -71,6 +72,7 @@ fn spec(mode: ForwardedFor) -> ProxySpec {
 fn rewrite(c: &mut Criterion) {
     let ip = HeaderValue::from_static("198.51.100.23");
     let client = ClientSide {
+        cert: None,
         ip: &ip,
         trusted: false,
         proto: "https",

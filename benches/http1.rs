@@ -44,6 +44,7 @@ Cache-Control: no-store\r\nX-Request-Id: 4f1c2a\r\n\r\nhello";
 
 fn spec() -> ProxySpec {
     ProxySpec {
+        client_cert_header: http::HeaderName::from_static("x-arr-clientcert"),
         forwarded_for: ForwardedFor::Append,
         trusted_proxies: vec![],
         preserve_host: true,
@@ -158,6 +159,7 @@ fn request_head(c: &mut Criterion) {
     let spec = spec();
     let ip = HeaderValue::from_static("198.51.100.23");
     let client = ClientSide {
+        cert: None,
         ip: &ip,
         trusted: false,
         proto: "https",
@@ -200,6 +202,7 @@ fn main() {
     let fwd = forwarding();
     let (spec, ip) = (spec(), HeaderValue::from_static("198.51.100.23"));
     let client = ClientSide {
+        cert: None,
         ip: &ip,
         trusted: false,
         proto: "https",

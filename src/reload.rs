@@ -74,10 +74,24 @@ async fn apply_file(gw: &Arc<Gateway>) -> Result<String, String> {
 }
 
 /// File metadata that changes when the file is written or replaced.
-fn fingerprint(path: &Path) -> Option<(SystemTime, u64, u64)> {
+fn fingerprint_one(path: &Path) -> Option<(SystemTime, u64, u64)> {
     use std::os::unix::fs::MetadataExt;
     let m = std::fs::metadata(path).ok()?;
     Some((m.modified().ok()?, m.len(), m.ino()))
+}
+
+type Fingerprint = Vec<Option<(SystemTime, u64, u64)>>;
+
+/// The config file's fingerprint and those of the files the running
+/// snapshot read besides it (rewrite maps, included files); `None` while
+/// the config file itself is missing.
+fn fingerprint(gw: &Gateway, path: &Path) -> Option<Fingerprint> {
+    let main = fingerprint_one(path)?;
+    let snap = gw.snapshot();
+    let mut all = Vec::with_capacity(1 + snap.sources.len());
+    all.push(Some(main));
+    all.extend(snap.sources.iter().map(|p| fingerprint_one(p)));
+    Some(all)
 }
 
 /// Watches `path` and reloads when it changes, once it has stopped changing
@@ -85,9 +99,9 @@ fn fingerprint(path: &Path) -> Option<(SystemTime, u64, u64)> {
 /// briefly missing (rename in progress) is waited for, not reloaded.
 pub fn watch_file(gw: Arc<Gateway>, path: PathBuf) -> tokio::task::JoinHandle<()> {
     // Looked at now, not when the task first runs: an edit in between counts.
-    let mut seen = fingerprint(&path);
+    let mut seen = fingerprint(&gw, &path);
     tokio::spawn(async move {
-        let mut pending: Option<(SystemTime, u64, u64)> = None;
+        let mut pending: Option<Fingerprint> = None;
         let mut tick = tokio::time::interval(WATCH_INTERVAL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -95,15 +109,15 @@ pub fn watch_file(gw: Arc<Gateway>, path: PathBuf) -> tokio::task::JoinHandle<()
             if gw.is_shutting_down() {
                 return;
             }
-            let now = fingerprint(&path);
-            match (now, pending) {
-                (None, _) => pending = None,
+            let now = fingerprint(&gw, &path);
+            match (now, pending.take()) {
+                (None, _) => {}
                 (Some(f), Some(p)) if f == p => {
-                    pending = None;
-                    seen = Some(f);
                     reload(&gw, "file").await;
+                    // Looked at again: the new snapshot may read other files.
+                    seen = fingerprint(&gw, &path);
                 }
-                (Some(f), _) if Some(f) != seen => pending = Some(f),
+                (Some(f), _) if Some(&f) != seen.as_ref() => pending = Some(f),
                 _ => {}
             }
         }

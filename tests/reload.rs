@@ -9,8 +9,6 @@ mod common;
 mod process;
 
 use common::*;
-use farmgate::farm::StateRegistry;
-use farmgate::Running;
 use std::collections::HashSet;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -35,14 +33,6 @@ fn write_atomically(path: &Path, text: &str) {
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, text).unwrap();
     std::fs::rename(&tmp, path).unwrap();
-}
-
-async fn start_from_file(path: &Path) -> Running {
-    let registry = Arc::new(StateRegistry::default());
-    let snap = farmgate::config::load_file(path, &registry).unwrap();
-    Running::start_watching(snap, registry, path.to_path_buf())
-        .await
-        .unwrap()
 }
 
 /// Clients that keep sending until `stop`, bounded in count; returns

@@ -11,6 +11,9 @@ mod tls;
 use common::*;
 use tls::*;
 
+use rustls::pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
+
 /// A plain listener in front of one `https://` server with `farm_tls` (the
 /// YAML lines of `farms[0].tls`, indented).
 fn config(address: &str, farm_tls: &str) -> String {
@@ -101,4 +104,94 @@ async fn a_plain_backend_behind_an_https_address_is_a_502() {
     .await;
     let (status, _, _) = get(&client(), &format!("http://{}/", fg.first_addr())).await;
     assert_eq!(status, 502);
+}
+
+#[tokio::test]
+async fn a_backend_that_demands_a_client_certificate_gets_the_farms() {
+    let certs = CertDir::new();
+    let (cert, key) = certs.issue("backend", &["127.0.0.1"]);
+    let (client_cert, client_key) = certs.issue_client("farmgate-client", "farmgate", 7);
+    // The backend trusts client certificates of this CA only.
+    let (addr, seen) = tls_backend_with("b1", &cert, &key, Some(&certs.ca_path())).await;
+    let with_identity = format!(
+        "    tls:\n      ca: \"{}\"\n      client_cert: \"{}\"\n      client_key: \"{}\"\n",
+        certs.ca_path().display(),
+        client_cert.display(),
+        client_key.display()
+    );
+    let fg = start(&config(&format!("https://{addr}"), &with_identity)).await;
+    let (status, _, body) = get(&client(), &format!("http://{}/", fg.first_addr())).await;
+    assert_eq!(
+        (status.as_u16(), body.as_str()),
+        (200, "secure b1 (x-forwarded-proto http)")
+    );
+    let presented = seen.lock().unwrap()[0].client_cert.clone();
+    let ours = CertificateDer::from_pem_file(&client_cert).unwrap();
+    assert_eq!(
+        presented.as_deref(),
+        Some(ours.as_ref()),
+        "the farm's certificate was presented"
+    );
+
+    // Without a client certificate the backend refuses the handshake: 502.
+    let fg = start(&config(
+        &format!("https://{addr}"),
+        &format!("    tls:\n      ca: \"{}\"\n", certs.ca_path().display()),
+    ))
+    .await;
+    let (status, _, _) = get(&client(), &format!("http://{}/", fg.first_addr())).await;
+    assert_eq!(status, 502);
+
+    // A certificate from another CA is refused too.
+    let stranger = CertDir::new();
+    let (other_cert, other_key) = stranger.issue_client("other", "intruder", 8);
+    let fg = start(&config(
+        &format!("https://{addr}"),
+        &format!(
+            "    tls:\n      ca: \"{}\"\n      client_cert: \"{}\"\n      client_key: \"{}\"\n",
+            certs.ca_path().display(),
+            other_cert.display(),
+            other_key.display()
+        ),
+    ))
+    .await;
+    let (status, _, _) = get(&client(), &format!("http://{}/", fg.first_addr())).await;
+    assert_eq!(status, 502);
+}
+
+#[test]
+fn client_certificate_problems_name_their_key() {
+    let certs = CertDir::new();
+    let (client_cert, _) = certs.issue_client("c1", "one", 1);
+    let (_, other_key) = certs.issue_client("c2", "two", 2);
+    let check = |farm_tls: String| match farmgate::config::load_str(
+        &config("https://127.0.0.1:8443", &farm_tls),
+        "f.yaml",
+        &farmgate::farm::StateRegistry::default(),
+    ) {
+        Ok(_) => String::new(),
+        Err(e) => e.to_string(),
+    };
+    let e = check(format!(
+        "    tls:\n      client_cert: \"{}\"\n      client_key: \"{}\"\n",
+        client_cert.display(),
+        other_key.display()
+    ));
+    assert!(
+        e.contains("farms[0].tls.client_key: the key in") && e.contains("does not match"),
+        "{e}"
+    );
+    let e = check(
+        "    tls:\n      client_cert: /nonexistent/c.crt\n      client_key: /nonexistent/c.key\n"
+            .into(),
+    );
+    assert!(
+        e.contains("farms[0].tls.client_cert: cannot read /nonexistent/c.crt"),
+        "{e}"
+    );
+    let e = check("    tls:\n      client_key: /nonexistent/c.key\n".into());
+    assert!(
+        e.contains("farms[0].tls.client_key: client_key needs client_cert"),
+        "{e}"
+    );
 }

@@ -70,7 +70,9 @@ pub fn build(raw: RawConfig, file: &str, registry: &StateRegistry) -> Result<Sna
         None => None,
     };
     let farm_names: Vec<&str> = farms.iter().map(|f| &*f.name).collect();
-    let rules = crate::rules::compile(&raw.rules, &farm_names, &limits, &mut p);
+    let maps = crate::rules::maps::compile(&raw.rewrite_maps, base_dir(file), &mut p);
+    let sources = maps.files.clone();
+    let rules = crate::rules::compile(&raw.rules, maps, &farm_names, &limits, &mut p);
     let rule_compression = build_rule_compression(&raw.rules, &mut p);
     let cluster = super::cluster::build(raw.cluster.as_ref(), &mut p).map(Arc::new);
     if cluster.is_none() {
@@ -100,6 +102,7 @@ pub fn build(raw: RawConfig, file: &str, registry: &StateRegistry) -> Result<Sna
             rules,
             rule_compression,
             backend_tls,
+            sources,
             limits,
             cluster,
             tier_hash: String::new(),
@@ -107,6 +110,13 @@ pub fn build(raw: RawConfig, file: &str, registry: &StateRegistry) -> Result<Sna
     } else {
         Err(p)
     }
+}
+
+/// The directory relative paths in the config file are taken from.
+pub fn base_dir(file: &str) -> &std::path::Path {
+    std::path::Path::new(file)
+        .parent()
+        .unwrap_or(std::path::Path::new(""))
 }
 
 fn parse_bind(text: &str) -> Result<SocketAddr, String> {
@@ -204,27 +214,12 @@ fn build_admin(raw: &RawAdmin, p: &mut Problems) -> AdminSpec {
         p.add("admin.bind", e);
         SocketAddr::from(([127, 0, 0, 1], 9090))
     });
-    let token = match (&raw.token, &raw.token_file) {
-        (Some(_), Some(_)) => {
-            p.add(
-                "admin.token_file",
-                "give either token or token_file, not both",
-            );
-            None
-        }
-        (Some(t), None) => Some(t.clone()),
-        (None, Some(path)) => match std::fs::read_to_string(path) {
-            Ok(t) => Some(t.trim().to_string()),
-            Err(e) => {
-                p.add(
-                    "admin.token_file",
-                    format!("cannot read {}: {e}", path.display()),
-                );
-                None
-            }
-        },
-        (None, None) => None,
-    };
+    let token = secret(
+        raw.token.as_deref(),
+        raw.token_file.as_deref(),
+        "admin.token",
+        p,
+    );
     if token.as_deref() == Some("") {
         p.add("admin.token", "the admin token must not be empty");
     }
@@ -245,7 +240,37 @@ fn build_admin(raw: &RawAdmin, p: &mut Problems) -> AdminSpec {
     }
 }
 
-/// Addresses and CIDRs of a list at `key`; each bad one is a problem.
+/// A secret given inline (`key`) or read from a file (`key_file`, for
+/// Docker and Kubernetes secrets; trailing whitespace dropped), not both.
+fn secret(
+    inline: Option<&str>,
+    file: Option<&std::path::Path>,
+    key: &str,
+    p: &mut Problems,
+) -> Option<String> {
+    match (inline, file) {
+        (Some(_), Some(_)) => {
+            p.add(
+                format!("{key}_file"),
+                format!("give either {key} or {key}_file, not both"),
+            );
+            None
+        }
+        (Some(t), None) => Some(t.to_string()),
+        (None, Some(path)) => match std::fs::read_to_string(path) {
+            Ok(t) => Some(t.trim_end().to_string()),
+            Err(e) => {
+                p.add(
+                    format!("{key}_file"),
+                    format!("cannot read {}: {e}", path.display()),
+                );
+                None
+            }
+        },
+        (None, None) => None,
+    }
+}
+
 fn build_farms(
     raw: &[RawFarm],
     registry: &StateRegistry,
@@ -434,7 +459,13 @@ fn build_affinity(
             "must be greater than 0; leave it out for a session cookie",
         );
     }
-    if a.secret.as_deref() == Some("") {
+    let secret = secret(
+        a.secret.as_deref(),
+        a.secret_file.as_deref(),
+        &format!("{at}.affinity.secret"),
+        p,
+    );
+    if secret.as_deref() == Some("") {
         p.add(
             format!("{at}.affinity.secret"),
             "must not be empty; leave it out to derive the cookie from farm and server names",
@@ -446,7 +477,7 @@ fn build_affinity(
     let spec = AffinitySpec {
         cookie: a.cookie.clone(),
         ttl: a.ttl.map(|t| t.0),
-        secret: a.secret.clone(),
+        secret,
     };
     Affinity::new(&spec, farm, servers)
         .map_err(|e| p.add(format!("{at}.affinity"), e))

@@ -9,6 +9,8 @@
 
 pub mod build;
 pub mod cluster;
+pub mod expand;
+pub mod include;
 pub use crate::ground::{error, locate, units};
 pub mod raw;
 pub mod schema;
@@ -28,23 +30,25 @@ pub fn load_file(path: &Path, registry: &StateRegistry) -> Result<Snapshot, Conf
     load_str(&text, &file, registry)
 }
 
-/// Validates config text; `file` names it in messages.
+/// Validates config text; `file` names it in messages, and its directory
+/// is where relative `include` patterns and map files are found.
+/// `${VAR}` references are expanded from the environment first.
 pub fn load_str(
     text: &str,
     file: &str,
     registry: &StateRegistry,
 ) -> Result<Snapshot, ConfigErrors> {
-    let raw = parse_raw(text, file)?;
-    let built = build::build(raw, file, registry).map(|mut snapshot| {
-        snapshot.tier_hash = cluster::tier_hash(text, &snapshot);
-        snapshot
-    });
-    built.map_err(|problems| {
+    let text = expand::expand_env(text, file)?;
+    let mut raw = parse_raw(&text, file)?;
+    let base = build::base_dir(file);
+    let origins = include::compose(&mut raw, (file, &text), base, expand::expand_env)?;
+    let mut snapshot = build::build(raw, file, registry).map_err(|problems| {
         ConfigErrors(
             problems
                 .0
                 .into_iter()
                 .map(|(path, message)| {
+                    let (file, text, path) = origins.place(&path);
                     let (line, column) = locate::locate(text, &path);
                     ConfigError {
                         file: file.to_string(),
@@ -56,7 +60,10 @@ pub fn load_str(
                 })
                 .collect(),
         )
-    })
+    })?;
+    snapshot.sources.extend(origins.sources);
+    snapshot.tier_hash = cluster::tier_hash(&text, &snapshot);
+    Ok(snapshot)
 }
 
 /// Parses YAML into the raw serde types, with positioned errors.
@@ -64,7 +71,15 @@ pub fn parse_raw(text: &str, file: &str) -> Result<raw::RawConfig, ConfigErrors>
     if text.trim().is_empty() {
         return Err(ConfigErrors::whole_file(file, "the config file is empty"));
     }
-    yaml_serde::from_str::<raw::RawConfig>(text).map_err(|e| {
+    parse_yaml(text, file)
+}
+
+/// Parses YAML into `T`, with errors placed at their line and column.
+pub fn parse_yaml<T: serde::de::DeserializeOwned>(
+    text: &str,
+    file: &str,
+) -> Result<T, ConfigErrors> {
+    yaml_serde::from_str::<T>(text).map_err(|e| {
         let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
         let full = e.to_string();
         // yaml_serde renders "path: message at line L column C".

@@ -12,6 +12,10 @@ use std::path::PathBuf;
 #[derive(Debug, Deserialize, schemars::JsonSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
+    /// Files whose `listeners`, `farms`, `rules` and `rewrite_maps` are
+    /// merged into this file's (`config::include`).
+    #[serde(default)]
+    pub include: Vec<String>,
     #[serde(default)]
     pub listeners: Vec<RawListener>,
     #[serde(default)]
@@ -26,6 +30,9 @@ pub struct RawConfig {
     pub farms: Vec<RawFarm>,
     #[serde(default)]
     pub rules: Vec<RawRule>,
+    /// Named key -> value tables the rules look up (`{Name:key}`).
+    #[serde(default)]
+    pub rewrite_maps: Vec<crate::rules::maps::RawMap>,
     #[serde(default)]
     pub default_farm: Option<String>,
     /// Rate limits, referenced by name from listeners, farms and rules.
@@ -181,6 +188,10 @@ pub struct RawAffinity {
     pub ttl: Option<Dur>,
     #[serde(default)]
     pub secret: Option<String>,
+    /// A file holding the secret (Docker/Kubernetes secrets); a trailing
+    /// line break is dropped. Not together with `secret`.
+    #[serde(default)]
+    pub secret_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]

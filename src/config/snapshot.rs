@@ -32,6 +32,9 @@ pub struct Snapshot {
     pub rule_compression: crate::compress::RuleSpecs,
     /// Client TLS settings of the `https://` servers, for the connector.
     pub backend_tls: Arc<crate::tls::backend::BackendTlsMap>,
+    /// Files besides the config file that this snapshot was read from
+    /// (rewrite map files): the watcher reloads when one changes.
+    pub sources: Vec<std::path::PathBuf>,
     /// Rate limits, referenced by index from listeners, farms and rules.
     pub limits: crate::limits::Limits,
     /// The `cluster:` section, when this instance is part of a tier.

@@ -32,6 +32,10 @@ pub(super) fn serve(
             _ = conn.activity.expired(true) => None,
         };
         let Some(mut stream) = stream else { return };
+        let mut conn = conn;
+        if let Some(cert) = tls.client_cert(&stream) {
+            conn.info = Arc::new(conn.info.with_client_cert(cert));
+        }
         if stream.get_ref().1.alpn_protocol() != Some(b"h2") {
             let stream = Replayed::new(stream, false);
             return run_connection(stream, conn, gw, builder, guard).await;

@@ -84,6 +84,7 @@ pub fn prepare(
     }
     let host = parts.headers.get(header::HOST).cloned();
     headers::apply_forwarded(&mut parts.headers, spec, client, host.as_ref());
+    headers::apply_client_cert(&mut parts.headers, spec, client.cert);
     if let Some((_, proto)) = &upgrade {
         parts
             .headers

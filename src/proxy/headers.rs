@@ -127,6 +127,22 @@ pub struct ClientSide<'a> {
     pub trusted: bool,
     /// `http` or `https`.
     pub proto: &'static str,
+    /// The verified client certificate, base64 DER, if the connection
+    /// presented one (`listeners[].tls.client_auth`).
+    pub cert: Option<&'a HeaderValue>,
+}
+
+/// Passes the client certificate on in `proxy.client_cert_header`, or
+/// removes that header: a copy the client sent never reaches a backend.
+pub fn apply_client_cert(headers: &mut HeaderMap, spec: &ProxySpec, cert: Option<&HeaderValue>) {
+    match cert {
+        Some(v) => {
+            headers.insert(spec.client_cert_header.clone(), v.clone());
+        }
+        None => {
+            headers.remove(&spec.client_cert_header);
+        }
+    }
 }
 
 /// Sets X-Forwarded-For, -Proto and -Host according to `proxy.forwarded_for`.
@@ -212,6 +228,7 @@ mod tests {
 
     fn spec(mode: ForwardedFor) -> ProxySpec {
         ProxySpec {
+            client_cert_header: http::HeaderName::from_static("x-arr-clientcert"),
             forwarded_for: mode,
             trusted_proxies: vec![],
             preserve_host: true,
@@ -278,6 +295,7 @@ mod tests {
     fn append_and_replace() {
         let ip = HeaderValue::from_static("10.1.1.1");
         let client = ClientSide {
+            cert: None,
             ip: &ip,
             trusted: false,
             proto: "http",
@@ -310,6 +328,7 @@ mod tests {
     fn trusted_peer_keeps_its_forwarded_headers() {
         let ip = HeaderValue::from_static("10.0.0.2");
         let client = ClientSide {
+            cert: None,
             ip: &ip,
             trusted: true,
             proto: "http",

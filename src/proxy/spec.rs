@@ -4,6 +4,7 @@
 use crate::ground::error::Problems;
 use crate::ground::net::{canonical_ip, parse_nets};
 use crate::ground::units::{Dur, Size};
+use http::HeaderName;
 use ipnet::IpNet;
 use serde::Deserialize;
 use std::net::IpAddr;
@@ -33,6 +34,10 @@ pub struct ProxySpec {
     pub max_request_body: u64,
     /// What a client connection may send and how long it may take.
     pub limits: ClientLimits,
+    /// The header carrying a verified client certificate to the backend
+    /// (base64 DER, as ARR's `X-ARR-ClientCert`); removed from every
+    /// request that does not come with one, so it cannot be forged.
+    pub client_cert_header: HeaderName,
 }
 
 /// Limits on client connections (see `docs/hardening.md`). Read once per
@@ -122,9 +127,15 @@ pub struct RawProxy {
     pub body_timeout: Option<Dur>,
     #[serde(default)]
     pub send_timeout: Option<Dur>,
+    /// The header that passes a verified client certificate to backends.
+    #[serde(default)]
+    pub client_cert_header: Option<String>,
 }
 
 /// Compiles the `proxy:` section.
+/// `proxy.client_cert_header` when not set: ARR's name.
+pub const DEFAULT_CLIENT_CERT_HEADER: &str = "x-arr-clientcert";
+
 pub fn build(raw: &RawProxy, p: &mut Problems) -> ProxySpec {
     let trusted = parse_nets(&raw.trusted_proxies, "proxy.trusted_proxies", p);
     let connect_timeout = raw.connect_timeout.map_or(Duration::from_secs(3), |d| d.0);
@@ -138,7 +149,18 @@ pub fn build(raw: &RawProxy, p: &mut Problems) -> ProxySpec {
         p.add("proxy.response_timeout", "must be greater than 0");
     }
     let limits = build_limits(raw, p);
+    let client_cert_header = match &raw.client_cert_header {
+        None => HeaderName::from_static(DEFAULT_CLIENT_CERT_HEADER),
+        Some(name) => HeaderName::from_bytes(name.as_bytes()).unwrap_or_else(|_| {
+            p.add(
+                "proxy.client_cert_header",
+                format!("{name:?} is not a valid header name"),
+            );
+            HeaderName::from_static(DEFAULT_CLIENT_CERT_HEADER)
+        }),
+    };
     ProxySpec {
+        client_cert_header,
         forwarded_for: match raw.forwarded_for {
             RawForwardedFor::Append => ForwardedFor::Append,
             RawForwardedFor::Replace => ForwardedFor::Replace,

@@ -85,6 +85,7 @@ pub async fn handle(
                 trusted: !snap.proxy.trusted_proxies.is_empty()
                     && snap.proxy.is_trusted(conn.peer.ip()),
                 proto: if conn.tls { "https" } else { "http" },
+                cert: conn.client_cert.as_ref().map(|c| &c.header),
             };
             // Before `prepare` rewrites the head: hash key and affinity
             // cookie as the client sent them.

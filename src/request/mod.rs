@@ -97,6 +97,8 @@ pub struct ConnInfo {
     pub tls: bool,
     /// The client IP, rendered once for X-Forwarded-For.
     pub client_ip: HeaderValue,
+    /// The verified client certificate (mutual TLS), read at the handshake.
+    pub client_cert: Option<Arc<crate::tls::client_auth::ClientCert>>,
 }
 
 impl ConnInfo {
@@ -111,6 +113,20 @@ impl ConnInfo {
             stats,
             tls,
             client_ip,
+            client_cert: None,
+        }
+    }
+
+    /// The same connection, authenticated by `cert` at its TLS handshake.
+    pub fn with_client_cert(&self, cert: Arc<crate::tls::client_auth::ClientCert>) -> ConnInfo {
+        ConnInfo {
+            peer: self.peer,
+            local: self.local,
+            listener: self.listener.clone(),
+            stats: self.stats.clone(),
+            tls: self.tls,
+            client_ip: self.client_ip.clone(),
+            client_cert: Some(cert),
         }
     }
 }

@@ -65,7 +65,8 @@ pub fn route<'s>(
         conn.local.port(),
         conn.tls,
     )
-    .with_client(client);
+    .with_client(client)
+    .with_client_cert(conn.client_cert.as_deref());
     let decision = snap.rules.evaluate(&view);
     if let Some(i) = decision.rule {
         tracing::debug!(rule = ?snap.rules.name(i), uri = %parts.uri, "rule matched");

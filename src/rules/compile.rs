@@ -6,6 +6,7 @@
 
 use super::action::Action;
 use super::condition::{Condition, ConditionMatch, Conditions};
+use super::maps::Maps;
 use super::pattern::Pattern;
 use super::prefilter::Prefilter;
 use super::raw::*;
@@ -30,9 +31,11 @@ const UNSETTABLE: [&str; 8] = [
     "content-length",
 ];
 
-/// Compiles the rules; `farms` and `limits` resolve the names actions use.
+/// Compiles the rules; `farms` and `limits` resolve the names actions
+/// use, `maps` the rewrite maps templates look up.
 pub fn compile<C>(
     raw: &[RawRule<C>],
+    maps: Maps,
     farms: &[&str],
     limits: &Limits,
     p: &mut Problems,
@@ -48,13 +51,17 @@ pub fn compile<C>(
                 format!("duplicate rule name {name:?}"),
             );
         }
-        if let Some(rule) = compile_rule(r, name, &at, farms, limits, p) {
+        if let Some(rule) = compile_rule(r, name, &at, &maps, farms, limits, p) {
             rules.push(rule);
         }
     }
     let sources: Vec<(&str, bool)> = rules.iter().map(|r| r.pattern.source()).collect();
     let prefilter = Prefilter::build(&sources);
-    RuleSet { rules, prefilter }
+    RuleSet {
+        rules,
+        prefilter,
+        maps,
+    }
 }
 
 /// The back-references each template of a rule uses (highest `{R:n}`,
@@ -72,6 +79,7 @@ fn compile_rule<C>(
     r: &RawRule<C>,
     name: String,
     at: &str,
+    maps: &Maps,
     farms: &[&str],
     limits: &Limits,
     p: &mut Problems,
@@ -86,7 +94,7 @@ fn compile_rule<C>(
     let mut conditions = Vec::with_capacity(r.conditions.len());
     for (j, c) in r.conditions.iter().enumerate() {
         let cat = format!("{at}.conditions[{j}]");
-        let input = template(&c.input, &format!("{cat}.input"), p);
+        let input = template(&c.input, &format!("{cat}.input"), maps, p);
         if let Some(t) = &input {
             if t.max_cond_ref().is_some() {
                 p.add(
@@ -113,11 +121,11 @@ fn compile_rule<C>(
     let mut set_headers = Vec::with_capacity(r.set_headers.0.len());
     for (k, v) in &r.set_headers.0 {
         let hat = format!("{at}.set_headers.{k}");
-        if let Some(pair) = header_entry(k, v, &hat, &UNSETTABLE, p) {
+        if let Some(pair) = header_entry(k, v, &hat, &UNSETTABLE, maps, p) {
             set_headers.push(pair);
         }
     }
-    let action = compile_action(&r.action, at, farms, limits, p);
+    let action = compile_action(&r.action, at, maps, farms, limits, p);
     let access = r
         .access
         .as_ref()
@@ -167,8 +175,10 @@ fn compile_rule<C>(
     })
 }
 
-fn template(text: &str, at: &str, p: &mut Problems) -> Option<Template> {
-    Template::parse(text).map_err(|e| p.add(at, e)).ok()
+fn template(text: &str, at: &str, maps: &Maps, p: &mut Problems) -> Option<Template> {
+    Template::parse_in(text, maps)
+        .map_err(|e| p.add(at, e))
+        .ok()
 }
 
 fn header_entry(
@@ -176,6 +186,7 @@ fn header_entry(
     value: &str,
     at: &str,
     forbidden: &[&str],
+    maps: &Maps,
     p: &mut Problems,
 ) -> Option<(HeaderName, Template)> {
     let Ok(hn) = HeaderName::from_bytes(name.as_bytes()) else {
@@ -186,7 +197,7 @@ fn header_entry(
         p.add(at, format!("{name} cannot be set by a rule"));
         return None;
     }
-    let t = template(value, at, p)?;
+    let t = template(value, at, maps, p)?;
     if t.bad_literal_bytes(|b| b < 0x20 && b != b'\t' || b == 0x7f)
         .is_some()
     {
@@ -199,6 +210,7 @@ fn header_entry(
 fn compile_action(
     a: &RawAction,
     at: &str,
+    maps: &Maps,
     farms: &[&str],
     limits: &Limits,
     p: &mut Problems,
@@ -233,7 +245,7 @@ fn compile_action(
                 None => None,
             };
             let url = match &r.url {
-                Some(u) => Some(url_template(u, &format!("{aat}.url"), true, p)?),
+                Some(u) => Some(url_template(u, &format!("{aat}.url"), true, maps, p)?),
                 None => None,
             };
             Action::Route {
@@ -244,7 +256,7 @@ fn compile_action(
         }
         RawAction::Redirect(r) => {
             let aat = format!("{at}.action.redirect");
-            let url = url_template(&r.url, &format!("{aat}.url"), false, p);
+            let url = url_template(&r.url, &format!("{aat}.url"), false, maps, p);
             let status = match r.status.unwrap_or(301) {
                 s @ (301 | 302 | 303 | 307 | 308) => StatusCode::from_u16(s).ok(),
                 s => {
@@ -273,11 +285,16 @@ fn compile_action(
                     None
                 }
             };
-            let body = template(r.body.as_deref().unwrap_or(""), &format!("{aat}.body"), p);
+            let body = template(
+                r.body.as_deref().unwrap_or(""),
+                &format!("{aat}.body"),
+                maps,
+                p,
+            );
             let mut headers = Vec::with_capacity(r.headers.0.len() + 1);
             for (k, v) in &r.headers.0 {
                 let hat = format!("{aat}.headers.{k}");
-                if let Some(pair) = header_entry(k, v, &hat, &UNSETTABLE, p) {
+                if let Some(pair) = header_entry(k, v, &hat, &UNSETTABLE, maps, p) {
                     headers.push(pair);
                 }
             }
@@ -297,8 +314,14 @@ fn compile_action(
 }
 
 /// A URL template; a route URL must be a path, a redirect may be absolute.
-fn url_template(text: &str, at: &str, is_path: bool, p: &mut Problems) -> Option<Template> {
-    let t = template(text, at, p)?;
+fn url_template(
+    text: &str,
+    at: &str,
+    is_path: bool,
+    maps: &Maps,
+    p: &mut Problems,
+) -> Option<Template> {
+    let t = template(text, at, maps, p)?;
     let allowed = |b: u8| url_safe(b) || (!is_path && b == b'#');
     if let Some(b) = t.bad_literal_bytes(|b| !allowed(b)) {
         p.add(

@@ -14,6 +14,7 @@
 pub mod action;
 pub mod compile;
 pub mod condition;
+pub mod maps;
 pub mod normalize;
 pub mod pattern;
 pub mod prefilter;
@@ -39,6 +40,8 @@ use template::{Ctx, Template};
 pub struct RuleSet {
     rules: Vec<Rule>,
     prefilter: prefilter::Prefilter,
+    /// The rewrite maps the rules' templates look up.
+    maps: maps::Maps,
 }
 
 /// One compiled rule.
@@ -91,6 +94,10 @@ impl RuleSet {
     }
     pub fn is_empty(&self) -> bool {
         self.rules.is_empty()
+    }
+    /// The rewrite maps, by name.
+    pub fn maps(&self) -> &maps::Maps {
+        &self.maps
     }
     /// The name of rule `i` (for logs).
     pub fn name(&self, i: usize) -> Option<&Arc<str>> {

@@ -7,9 +7,11 @@
 //! (`{R:1}`, `{HTTP_HOST}`); other braces are literal, so a JSON body like
 //! `{"error":"down"}` needs no escaping.
 
+use super::maps::{Maps, RewriteMap};
 use super::pattern::Captures;
 use super::variables::{RequestView, Variable};
 use bytes::Bytes;
+use std::sync::Arc;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Piece {
@@ -17,6 +19,8 @@ enum Piece {
     Rule(usize),
     Cond(usize),
     Var(Variable),
+    /// `{Map:key}`: the key's pieces rendered, then looked up.
+    Map(Arc<RewriteMap>, Box<[Piece]>),
 }
 
 /// How expanded values are written into the output.
@@ -47,42 +51,15 @@ pub struct Template {
 }
 
 impl Template {
+    /// Parses a template that refers to no rewrite map.
     pub fn parse(text: &str) -> Result<Template, String> {
-        let mut pieces = Vec::new();
-        let mut lit = Vec::new();
-        let mut rest = text;
-        while let Some(open) = rest.find('{') {
-            let after = &rest[open + 1..];
-            // `{ToLower:...}` and friends: IIS functions, which we do not run.
-            let word = after
-                .find(|c: char| !c.is_ascii_alphabetic())
-                .map_or(after, |end| &after[..end]);
-            if word.len() > 1 && after[word.len()..].starts_with(':') {
-                return Err(format!(
-                    "{{{word}:...}}: functions are not supported; use back-references \
-                     {{R:n}}, {{C:n}} or server variables"
-                ));
-            }
-            let reference = after.find('}').map(|close| &after[..close]);
-            match reference.filter(|r| is_name_shaped(r)) {
-                Some(r) => {
-                    lit.extend_from_slice(&rest.as_bytes()[..open]);
-                    if !lit.is_empty() {
-                        pieces.push(Piece::Lit(std::mem::take(&mut lit).into()));
-                    }
-                    pieces.push(parse_reference(r)?);
-                    rest = &after[r.len() + 1..];
-                }
-                None => {
-                    lit.extend_from_slice(&rest.as_bytes()[..=open]);
-                    rest = after;
-                }
-            }
-        }
-        lit.extend_from_slice(rest.as_bytes());
-        if !lit.is_empty() {
-            pieces.push(Piece::Lit(lit.into()));
-        }
+        Template::parse_in(text, &Maps::default())
+    }
+
+    /// Parses a template; `{Name:...}` looks the inner text up in map
+    /// `Name` of `maps`.
+    pub fn parse_in(text: &str, maps: &Maps) -> Result<Template, String> {
+        let pieces = parse_pieces(text, maps)?;
         let literal = match pieces.as_slice() {
             [] => Some(Bytes::new()),
             [Piece::Lit(l)] => Some(Bytes::copy_from_slice(l)),
@@ -101,8 +78,8 @@ impl Template {
 
     /// The highest `{R:n}` used, if any.
     pub fn max_rule_ref(&self) -> Option<usize> {
-        self.pieces
-            .iter()
+        self.all_pieces()
+            .into_iter()
             .filter_map(|p| match p {
                 Piece::Rule(n) => Some(*n),
                 _ => None,
@@ -112,13 +89,19 @@ impl Template {
 
     /// The highest `{C:n}` used, if any.
     pub fn max_cond_ref(&self) -> Option<usize> {
-        self.pieces
-            .iter()
+        self.all_pieces()
+            .into_iter()
             .filter_map(|p| match p {
                 Piece::Cond(n) => Some(*n),
                 _ => None,
             })
             .max()
+    }
+
+    fn all_pieces(&self) -> Vec<&Piece> {
+        let mut out = Vec::new();
+        walk(&self.pieces, &mut out);
+        out
     }
 
     /// The literal bytes for which `bad` holds, for validation at build.
@@ -173,6 +156,84 @@ impl Template {
     }
 }
 
+fn parse_pieces(text: &str, maps: &Maps) -> Result<Vec<Piece>, String> {
+    let mut pieces = Vec::new();
+    let mut lit = Vec::new();
+    let mut rest = text;
+    while let Some(open) = rest.find('{') {
+        let after = &rest[open + 1..];
+        let word = after
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .map_or(after, |end| &after[..end]);
+        if word.len() > 1 && after[word.len()..].starts_with(':') {
+            // `{Map:key}`; `{ToLower:...}` and other IIS functions are not run.
+            let Some(map) = maps.get(word) else {
+                return Err(format!(
+                    "{{{word}:...}}: functions are not supported and no rewrite map is called \
+                     {word:?}; use back-references {{R:n}}, {{C:n}}, server variables or a \
+                     map from rewrite_maps"
+                ));
+            };
+            let inner_start = word.len() + 1;
+            let Some(len) = closing(&after[inner_start..]) else {
+                return Err(format!("{{{word}:...}}: the map lookup has no closing }}"));
+            };
+            let key = parse_pieces(&after[inner_start..inner_start + len], maps)?;
+            lit.extend_from_slice(&rest.as_bytes()[..open]);
+            if !lit.is_empty() {
+                pieces.push(Piece::Lit(std::mem::take(&mut lit).into()));
+            }
+            pieces.push(Piece::Map(map.clone(), key.into()));
+            rest = &after[inner_start + len + 1..];
+            continue;
+        }
+        let reference = after.find('}').map(|close| &after[..close]);
+        match reference.filter(|r| is_name_shaped(r)) {
+            Some(r) => {
+                lit.extend_from_slice(&rest.as_bytes()[..open]);
+                if !lit.is_empty() {
+                    pieces.push(Piece::Lit(std::mem::take(&mut lit).into()));
+                }
+                pieces.push(parse_reference(r)?);
+                rest = &after[r.len() + 1..];
+            }
+            None => {
+                lit.extend_from_slice(&rest.as_bytes()[..=open]);
+                rest = after;
+            }
+        }
+    }
+    lit.extend_from_slice(rest.as_bytes());
+    if !lit.is_empty() {
+        pieces.push(Piece::Lit(lit.into()));
+    }
+    Ok(pieces)
+}
+
+/// The length of `s` up to the `}` that closes an already opened brace.
+fn closing(s: &str) -> Option<usize> {
+    let mut depth = 0usize;
+    for (i, b) in s.bytes().enumerate() {
+        match b {
+            b'{' => depth += 1,
+            b'}' if depth == 0 => return Some(i),
+            b'}' => depth -= 1,
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Every piece, map keys included, for the build-time checks.
+fn walk<'a>(pieces: &'a [Piece], out: &mut Vec<&'a Piece>) {
+    for p in pieces {
+        out.push(p);
+        if let Piece::Map(_, key) = p {
+            walk(key, out);
+        }
+    }
+}
+
 #[inline]
 fn value<'a>(p: &'a Piece, ctx: &Ctx<'a>) -> &'a [u8] {
     match p {
@@ -180,6 +241,16 @@ fn value<'a>(p: &'a Piece, ctx: &Ctx<'a>) -> &'a [u8] {
         Piece::Rule(n) => ctx.r.get(*n),
         Piece::Cond(n) => ctx.c.get(*n),
         Piece::Var(v) => v.value(ctx.req, ctx.url),
+        Piece::Map(map, key) => match &**key {
+            [one] => map.get(value(one, ctx)),
+            pieces => {
+                let mut k = Vec::with_capacity(64);
+                for p in pieces.iter() {
+                    k.extend_from_slice(value(p, ctx));
+                }
+                map.get(&k)
+            }
+        },
     }
 }
 

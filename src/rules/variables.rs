@@ -6,6 +6,8 @@
 use http::header::{HeaderMap, HeaderName, HOST};
 use http::{Method, Uri, Version};
 
+pub use crate::tls::client_auth::ClientCert;
+
 /// What rules can see of a request. Built once per request from borrowed
 /// parts; nothing here allocates.
 #[derive(Debug)]
@@ -18,6 +20,8 @@ pub struct RequestView<'a> {
     pub remote_addr: &'a [u8],
     /// Was the connection TLS (`HTTPS` on/off)?
     pub https: bool,
+    /// The verified client certificate (`CERT_*`), if any.
+    pub cert: Option<&'a ClientCert>,
     /// The client's address, for rules' `access` lists (none: refused by
     /// an allow list, passed by a deny list).
     pub client: Option<std::net::IpAddr>,
@@ -58,10 +62,17 @@ impl<'a> RequestView<'a> {
             headers,
             remote_addr,
             https,
+            cert: None,
             client: None,
             port,
             port_len: len as u8,
         }
+    }
+
+    /// The view with the connection's verified client certificate.
+    pub fn with_client_cert(mut self, cert: Option<&'a ClientCert>) -> Self {
+        self.cert = cert;
+        self
     }
 
     /// The client's address, for `access` lists.
@@ -106,11 +117,25 @@ pub enum Variable {
     Url,
     /// `HTTP_<NAME>`: the first value of request header `<name>` (`_` is `-`).
     Header(HeaderName),
+    /// `CERT_SUBJECT`, `CERT_ISSUER`, `CERT_SERIALNUMBER`,
+    /// `CERT_FINGERPRINT`: the verified client certificate's (empty
+    /// without one).
+    Cert(CertField),
+}
+
+/// Which part of the client certificate a `CERT_*` variable is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CertField {
+    Subject,
+    Issuer,
+    Serial,
+    Fingerprint,
 }
 
 /// The names accepted, for messages.
 pub const KNOWN: &str = "HTTP_HOST, HTTPS, QUERY_STRING, REQUEST_URI, REQUEST_METHOD, \
-     REMOTE_ADDR, SERVER_PORT, SERVER_PROTOCOL, URL or HTTP_<HEADER_NAME>";
+     REMOTE_ADDR, SERVER_PORT, SERVER_PROTOCOL, URL, CERT_SUBJECT, CERT_ISSUER, \
+     CERT_SERIALNUMBER, CERT_FINGERPRINT or HTTP_<HEADER_NAME>";
 
 impl Variable {
     /// Resolves a variable name (case-insensitive, as in IIS).
@@ -126,6 +151,10 @@ impl Variable {
             "SERVER_PORT" => Variable::ServerPort,
             "SERVER_PROTOCOL" => Variable::ServerProtocol,
             "URL" => Variable::Url,
+            "CERT_SUBJECT" => Variable::Cert(CertField::Subject),
+            "CERT_ISSUER" => Variable::Cert(CertField::Issuer),
+            "CERT_SERIALNUMBER" => Variable::Cert(CertField::Serial),
+            "CERT_FINGERPRINT" => Variable::Cert(CertField::Fingerprint),
             _ => match upper.strip_prefix("HTTP_") {
                 Some(h) if !h.is_empty() => {
                     let header = h.to_ascii_lowercase().replace('_', "-");
@@ -173,6 +202,15 @@ impl Variable {
             },
             Variable::Url => url.as_bytes(),
             Variable::Header(name) => req.headers.get(name).map_or(b"", |v| v.as_bytes()),
+            Variable::Cert(field) => req.cert.map_or(b"", |c| {
+                match field {
+                    CertField::Subject => &c.subject,
+                    CertField::Issuer => &c.issuer,
+                    CertField::Serial => &c.serial,
+                    CertField::Fingerprint => &c.fingerprint,
+                }
+                .as_bytes()
+            }),
         }
     }
 }

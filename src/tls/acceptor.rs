@@ -46,6 +46,8 @@ pub struct TlsSpec {
     pub handshake_timeout: Duration,
     /// How often certificate files are checked for changes; zero: never.
     pub watch_interval: Duration,
+    /// Client certificates asked for (mutual TLS).
+    pub client_auth: Option<super::client_auth::ClientAuthSpec>,
 }
 
 /// A running TLS listener: its rustls config, certificate resolver and counters.
@@ -142,6 +144,17 @@ impl TlsListener {
         }
     }
 
+    /// The connection's verified client certificate, when the listener
+    /// asks for one (`client_auth`) and the client's verifies.
+    pub fn client_cert(
+        &self,
+        stream: &TlsStream<TcpStream>,
+    ) -> Option<Arc<super::client_auth::ClientCert>> {
+        let spec = self.spec.load();
+        let auth = spec.client_auth.as_ref()?;
+        auth.verify(stream.get_ref().1.peer_certificates())
+    }
+
     /// One log line per certificate; a warning when one is close to expiry.
     pub fn log_certificates(&self) {
         let now = unix_now();
@@ -173,10 +186,13 @@ fn server_config(
         MinVersion::Tls12 => &[&rustls::version::TLS13, &rustls::version::TLS12],
         MinVersion::Tls13 => &[&rustls::version::TLS13],
     };
-    let mut config = ServerConfig::builder_with_provider(super::provider())
-        .with_protocol_versions(versions)?
-        .with_no_client_auth()
-        .with_cert_resolver(resolver.clone());
+    let builder =
+        ServerConfig::builder_with_provider(super::provider()).with_protocol_versions(versions)?;
+    let builder = match &spec.client_auth {
+        Some(auth) => builder.with_client_cert_verifier(auth.handshake_verifier()),
+        None => builder.with_no_client_auth(),
+    };
+    let mut config = builder.with_cert_resolver(resolver.clone());
     config.alpn_protocols = spec.alpn.clone();
     // Resumption: stateless tickets (TLS 1.2 and 1.3) plus a session-id
     // cache for TLS 1.2 clients without ticket support. No 0-RTT: early

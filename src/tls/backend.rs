@@ -12,7 +12,9 @@
 //! any certificate and is warned about at every start.
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::ResolvesClientCert;
 use rustls::crypto::CryptoProvider;
+use rustls::sign::CertifiedKey;
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
@@ -48,6 +50,8 @@ pub struct BackendTarget {
     /// The settings it was built from, to spot two farms disagreeing.
     pub ca: Option<PathBuf>,
     pub insecure: bool,
+    /// The client certificate presented (mutual TLS), if any.
+    pub client_cert: Option<PathBuf>,
 }
 
 /// Client TLS settings of every `https://` server, by `host:port`.
@@ -74,11 +78,10 @@ impl BackendTlsMap {
     /// the farm it conflicts with.
     pub fn insert(&mut self, authority: &str, target: BackendTarget) -> Result<(), Arc<str>> {
         if let Some(old) = self.targets.get(authority) {
-            return if old.ca == target.ca && old.insecure == target.insecure {
-                Ok(())
-            } else {
-                Err(old.farm.clone())
-            };
+            let same = old.ca == target.ca
+                && old.insecure == target.insecure
+                && old.client_cert == target.client_cert;
+            return if same { Ok(()) } else { Err(old.farm.clone()) };
         }
         if target.insecure && !self.insecure_farms.contains(&target.farm) {
             self.insecure_farms.push(target.farm.clone());
@@ -103,25 +106,30 @@ pub fn server_name(host: &str) -> Result<ServerName<'static>, String> {
 }
 
 /// Client settings for one farm: trust `ca` (or the system roots), or
-/// nothing when `insecure`; ALPN http/1.1, resumption on (rustls default).
+/// nothing when `insecure`; present `identity` to servers that ask for a
+/// client certificate; ALPN http/1.1, resumption on (rustls default).
 pub fn client_config(
     ca: Option<&Path>,
     insecure: bool,
+    identity: Option<Arc<CertifiedKey>>,
 ) -> Result<Arc<ClientConfig>, BackendTlsError> {
     let provider = super::provider();
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()?;
-    let mut config = if insecure {
+    let builder = if insecure {
         builder
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(NoVerification(provider)))
-            .with_no_client_auth()
     } else {
         let roots = match ca {
             Some(path) => Arc::new(ca_roots(path)?),
             None => system_roots()?,
         };
-        builder.with_root_certificates(roots).with_no_client_auth()
+        builder.with_root_certificates(roots)
+    };
+    let mut config = match identity {
+        Some(key) => builder.with_client_cert_resolver(Arc::new(ClientIdentity(key))),
+        None => builder.with_no_client_auth(),
     };
     // The backend connection is HTTP/1.1: say so, so a server that
     // prefers h2 does not pick it.
@@ -176,6 +184,23 @@ fn system_roots() -> Result<Arc<RootCertStore>, BackendTlsError> {
         })
         .clone()
         .map_err(BackendTlsError::NoSystemRoots)
+}
+
+/// `farms[].tls.client_cert`: the one certificate offered whenever a
+/// server asks (mutual TLS).
+#[derive(Debug)]
+struct ClientIdentity(Arc<CertifiedKey>);
+
+impl ResolvesClientCert for ClientIdentity {
+    fn resolve(&self, _: &[&[u8]], schemes: &[SignatureScheme]) -> Option<Arc<CertifiedKey>> {
+        // Offered only when the key can sign in a scheme the server takes;
+        // otherwise the server decides what no certificate means.
+        self.0.key.choose_scheme(schemes).map(|_| self.0.clone())
+    }
+
+    fn has_certs(&self) -> bool {
+        true
+    }
 }
 
 /// `insecure_skip_verify`: accepts any certificate, but still checks the

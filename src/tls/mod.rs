@@ -19,6 +19,7 @@
 pub mod acceptor;
 pub mod backend;
 pub mod certs;
+pub mod client_auth;
 pub mod devcerts;
 pub mod registry;
 pub mod resolver;

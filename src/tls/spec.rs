@@ -7,6 +7,7 @@
 use super::acceptor::MinVersion;
 use super::backend::{self, BackendTarget, BackendTlsError, BackendTlsMap};
 use super::certs::{load_set, CertPaths};
+use super::client_auth::{ClientAuthMode, ClientAuthSpec};
 use super::TlsSpec;
 use crate::ground::error::Problems;
 use crate::ground::net::parse_address;
@@ -37,6 +38,32 @@ pub struct RawListenerTls {
     pub handshake_timeout: Option<Dur>,
     #[serde(default)]
     pub watch_interval: Option<Dur>,
+    /// Ask clients for a certificate (mutual TLS).
+    #[serde(default)]
+    pub client_auth: Option<RawClientAuth>,
+}
+
+/// `listeners[].tls.client_auth`.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawClientAuth {
+    /// `required` (default): no trusted certificate, no connection;
+    /// `optional`: without one the request is served unauthenticated.
+    #[serde(default)]
+    pub mode: RawClientAuthMode,
+    /// PEM bundle of the CAs whose client certificates are accepted.
+    pub ca: PathBuf,
+    /// A certificate revocation list (PEM or DER) of that CA.
+    #[serde(default)]
+    pub crl: Option<PathBuf>,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema, Default, Clone, Copy)]
+#[serde(rename_all = "snake_case")]
+pub enum RawClientAuthMode {
+    #[default]
+    Required,
+    Optional,
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
@@ -82,6 +109,14 @@ pub struct RawFarmTls {
     pub ca: Option<PathBuf>,
     #[serde(default)]
     pub insecure_skip_verify: Option<bool>,
+    /// A certificate (PEM chain) to present to servers that ask for one
+    /// (mutual TLS); with `client_key`.
+    #[serde(default)]
+    pub client_cert: Option<PathBuf>,
+    /// The private key of `client_cert` (PEM); defaults to `client_cert`
+    /// itself when that file holds both.
+    #[serde(default)]
+    pub client_key: Option<PathBuf>,
 }
 
 impl JsonSchema for TlsVersionText {
@@ -185,10 +220,26 @@ pub fn build_listener_tls(
             }
         }
     };
+    let client_auth = raw.client_auth.as_ref().and_then(|c| {
+        let mode = match c.mode {
+            RawClientAuthMode::Required => ClientAuthMode::Required,
+            RawClientAuthMode::Optional => ClientAuthMode::Optional,
+        };
+        ClientAuthSpec::load(mode, &c.ca, c.crl.as_deref())
+            .map_err(|e| {
+                let key = match &c.crl {
+                    Some(crl) if e.contains(&crl.display().to_string()) => "crl",
+                    _ => "ca",
+                };
+                p.add(format!("{at}.client_auth.{key}"), e)
+            })
+            .ok()
+    });
     if p.0.len() != before {
         return None;
     }
     Some(Arc::new(TlsSpec {
+        client_auth,
         certificates: paths,
         loaded: loaded?,
         min_version,
@@ -204,6 +255,44 @@ pub struct FarmTlsInput<'a> {
     /// Its servers' addresses as written.
     pub addresses: Vec<&'a str>,
     pub tls: Option<&'a RawFarmTls>,
+}
+
+/// `farms[].tls.client_cert` / `client_key`: the certificate presented
+/// to servers that demand one, loaded and checked (readable, key matching,
+/// not expired) at build. `Err` when it is configured but unusable.
+#[allow(clippy::type_complexity)]
+fn client_identity(
+    raw: Option<&RawFarmTls>,
+    at: &str,
+    p: &mut Problems,
+) -> Result<Option<(CertPaths, Arc<rustls::sign::CertifiedKey>)>, ()> {
+    let Some(t) = raw else { return Ok(None) };
+    let paths = match (&t.client_cert, &t.client_key) {
+        (None, None) => return Ok(None),
+        (None, Some(_)) => {
+            p.add(
+                format!("{at}.tls.client_key"),
+                "client_key needs client_cert",
+            );
+            return Err(());
+        }
+        (Some(cert), key) => CertPaths {
+            cert: cert.clone(),
+            key: key.clone().unwrap_or_else(|| cert.clone()),
+        },
+    };
+    match super::certs::load_cert(&paths, &super::provider(), super::certs::unix_now()) {
+        Ok(loaded) => Ok(Some((paths, loaded.key))),
+        Err(e) => {
+            let key = if e.file() == paths.key && paths.key != paths.cert {
+                "client_key"
+            } else {
+                "client_cert"
+            };
+            p.add(format!("{at}.tls.{key}"), e.to_string());
+            Err(())
+        }
+    }
 }
 
 /// Client TLS settings for every `https://` server of every farm.
@@ -242,7 +331,15 @@ pub fn build_backend_tls(farms: &[FarmTlsInput<'_>], p: &mut Problems) -> Backen
         let Some((first, _)) = https.first() else {
             continue;
         };
-        let config = match backend::client_config(ca.as_deref(), insecure) {
+        let client_cert = match client_identity(raw_tls, &at, p) {
+            Ok(c) => c,
+            Err(()) => continue,
+        };
+        let identity = client_cert
+            .as_ref()
+            .map(|(paths, key)| (paths.clone(), key.clone()));
+        let config = match backend::client_config(ca.as_deref(), insecure, client_cert.map(|c| c.1))
+        {
             Ok(c) => c,
             Err(e) => {
                 let key = match e {
@@ -269,6 +366,7 @@ pub fn build_backend_tls(farms: &[FarmTlsInput<'_>], p: &mut Problems) -> Backen
                 farm: farm.clone(),
                 ca: ca.clone(),
                 insecure,
+                client_cert: identity.as_ref().map(|(paths, _)| paths.cert.clone()),
             };
             if let Err(other) = map.insert(authority.as_str(), target) {
                 p.add(

@@ -191,6 +191,16 @@ pub async fn start_with_registry(yaml: &str, registry: Arc<StateRegistry>) -> Ru
     Running::start(snapshot, registry).await.unwrap()
 }
 
+/// Starts farmgate from a config file, watching it (and the files it
+/// reads) for changes as `farmgate run` does.
+pub async fn start_from_file(path: &std::path::Path) -> Running {
+    let registry = Arc::new(StateRegistry::default());
+    let snap = config::load_file(path, &registry).unwrap();
+    Running::start_watching(snap, registry, path.to_path_buf())
+        .await
+        .unwrap()
+}
+
 /// A config with one port-0 listener, no admin, access log off, and one
 /// farm `web` over `backends`; `extra_farm` is appended to the farm mapping
 /// (indented four spaces) and `extra_top` to the document.

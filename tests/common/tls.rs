@@ -52,6 +52,28 @@ impl CertDir {
         (cert, key)
     }
 
+    /// Issues a client certificate (mutual TLS) with common name `cn` and
+    /// serial number `serial` as `<stem>.crt` / `<stem>.key`.
+    pub fn issue_client(&self, stem: &str, cn: &str, serial: u64) -> (PathBuf, PathBuf) {
+        use farmgate::tls::devcerts::DnType;
+        let issued = self
+            .ca
+            .issue_client(
+                &[
+                    (DnType::CommonName, cn),
+                    (DnType::OrganizationName, "farmgate tests"),
+                ],
+                serial,
+                30,
+            )
+            .unwrap();
+        let cert = self.dir.join(format!("{stem}.crt"));
+        let key = self.dir.join(format!("{stem}.key"));
+        std::fs::write(&cert, issued.cert_pem).unwrap();
+        std::fs::write(&key, issued.key_pem).unwrap();
+        (cert, key)
+    }
+
     /// Replaces `path` atomically (write aside, then rename over it), the
     /// way certificate renewal tools do.
     pub fn replace(&self, path: &Path, contents: &str) {
@@ -244,11 +266,13 @@ pub fn request(sender: &Sender, host: &str, path: &str) -> Request<Full<Bytes>> 
     }
 }
 
-/// What a TLS backend saw of each handshake: SNI and ALPN.
+/// What a TLS backend saw of each handshake: SNI, ALPN and the client
+/// certificate (DER) if one was presented.
 #[derive(Debug, Clone, Default)]
 pub struct Seen {
     pub sni: Option<String>,
     pub alpn: Option<String>,
+    pub client_cert: Option<Vec<u8>>,
 }
 
 /// A real HTTPS backend on 127.0.0.1 serving `cert`/`key`; answers 200
@@ -258,16 +282,38 @@ pub async fn tls_backend(
     cert: &Path,
     key: &Path,
 ) -> (SocketAddr, Arc<Mutex<Vec<Seen>>>) {
+    tls_backend_with(name, cert, key, None).await
+}
+
+/// [`tls_backend`] that, with `client_ca`, demands a client certificate
+/// signed by that CA (mutual TLS): a client without one fails the handshake.
+pub async fn tls_backend_with(
+    name: &str,
+    cert: &Path,
+    key: &Path,
+    client_ca: Option<&Path>,
+) -> (SocketAddr, Arc<Mutex<Vec<Seen>>>) {
     farmgate::tls::provider();
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
         .unwrap()
         .map(|c| c.unwrap())
         .collect();
     let key = rustls::pki_types::PrivateKeyDer::from_pem_file(key).unwrap();
-    let mut config = rustls::ServerConfig::builder()
-        .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .unwrap();
+    let builder = rustls::ServerConfig::builder();
+    let builder = match client_ca {
+        Some(ca) => {
+            let mut roots = RootCertStore::empty();
+            for c in CertificateDer::pem_file_iter(ca).unwrap() {
+                roots.add(c.unwrap()).unwrap();
+            }
+            let verifier = rustls::server::WebPkiClientVerifier::builder(Arc::new(roots))
+                .build()
+                .unwrap();
+            builder.with_client_cert_verifier(verifier)
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let mut config = builder.with_single_cert(chain, key).unwrap();
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -293,6 +339,10 @@ pub async fn tls_backend(
                     alpn: conn
                         .alpn_protocol()
                         .map(|p| String::from_utf8_lossy(p).into_owned()),
+                    client_cert: conn
+                        .peer_certificates()
+                        .and_then(|c| c.first())
+                        .map(|c| c.to_vec()),
                 });
                 let svc = service_fn(move |req: Request<Incoming>| {
                     let name = name.clone();

@@ -8,6 +8,7 @@ use http::{HeaderMap, Method, StatusCode, Uri, Version};
 
 mod compile_errors;
 mod inputs;
+mod maps;
 
 const FARMS: &str = "\
 listeners: [ { bind: \"127.0.0.1:0\" } ]
