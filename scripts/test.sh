@@ -19,6 +19,7 @@ NEEDS=(
   "/usr/bin/systemd-analyze   systemd       tests/systemd.rs"
   "/usr/bin/man               man-db        tests/operator_cli.rs"
   "/usr/bin/python3           python3       tests/dying_backend.rs"
+  "/usr/bin/pebble            pebble        tests/acme.rs"
 )
 
 missing=()

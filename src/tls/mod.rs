@@ -14,8 +14,10 @@
 //! - `stats`: handshake and reload counters, read by metrics.
 //! - `registry`: the running TLS listeners by name (metrics, reload).
 //! - `devcerts`: the development CA and certificates (`farmgate gen-certs`).
+//! - `acme`: automatic certificates (ACME) installed into a listener.
 
 pub mod acceptor;
+pub mod acme;
 pub mod backend;
 pub mod certs;
 pub mod devcerts;
