@@ -183,3 +183,25 @@ async fn renewal_survives_a_ca_outage_and_keeps_open_connections() {
     assert_eq!(open.get(domain, "/").await.0, 200);
     s.running.shutdown(Duration::from_secs(1)).await;
 }
+
+#[test]
+fn check_refuses_a_bad_acme_section_offline_naming_each_key() {
+    let yaml = "listeners:\n  - name: https\n    bind: \"127.0.0.1:0\"\n    tls:\n      acme:\n\
+                \x20       directory: \"not a url\"\n        contact: [\"ops@example.com\"]\n\
+                \x20       domains: [\"*.example.com\"]\n        storage: /var/lib/farmgate/acme\n\
+                farms:\n  - name: web\n    servers:\n      - { name: a, address: \"127.0.0.1:1\" }\n";
+    let registry = std::sync::Arc::new(farmgate::farm::StateRegistry::default());
+    let err = farmgate::config::load_str(yaml, "acme.yaml", &registry)
+        .err()
+        .expect("refused")
+        .to_string();
+    for key in [
+        "acme.yaml:6:",
+        "listeners[0].tls.acme.directory",
+        "listeners[0].tls.acme.contact[0]",
+        "listeners[0].tls.acme.domains[0]",
+        "dns-01",
+    ] {
+        assert!(err.contains(key), "{key:?} missing from:\n{err}");
+    }
+}
