@@ -191,10 +191,10 @@ fn check_refuses_a_bad_acme_section_offline_naming_each_key() {
                 \x20       domains: [\"*.example.com\"]\n        storage: /var/lib/farmgate/acme\n\
                 farms:\n  - name: web\n    servers:\n      - { name: a, address: \"127.0.0.1:1\" }\n";
     let registry = std::sync::Arc::new(farmgate::farm::StateRegistry::default());
-    let err = farmgate::config::load_str(yaml, "acme.yaml", &registry)
-        .err()
-        .expect("refused")
-        .to_string();
+    let Err(err) = farmgate::config::load_str(yaml, "acme.yaml", &registry) else {
+        panic!("a bad acme section was accepted");
+    };
+    let err = err.to_string();
     for key in [
         "acme.yaml:6:",
         "listeners[0].tls.acme.directory",
