@@ -121,6 +121,11 @@ impl TlsListener {
         self.resolver.replace(self.merged());
     }
 
+    /// Whether a manager installed certificates.
+    pub fn has_managed(&self) -> bool {
+        !self.managed.load().is_empty()
+    }
+
     fn merged(&self) -> Arc<CertSet> {
         let files = self.files.load_full();
         let managed = self.managed.load();

@@ -372,7 +372,11 @@ impl CertSet {
         let candidates = self.candidates(sni);
         let pick = candidates
             .iter()
-            .find(|&&i| self.certs[i].key.key.choose_scheme(schemes).is_some())
+            .find(|&&i| {
+                self.certs
+                    .get(i)
+                    .is_some_and(|c| c.key.key.choose_scheme(schemes).is_some())
+            })
             .or(candidates.first())?;
         self.certs.get(*pick).map(|c| c.key.clone())
     }

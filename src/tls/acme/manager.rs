@@ -26,6 +26,11 @@ const FIRST_ISSUE_LIFETIME: i64 = 600;
 
 /// Manages `tls`'s ACME certificate until `stop` says so.
 pub fn spawn(tls: Arc<TlsListener>, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
+    // Before the listener's first handshake: a listener with only `acme`
+    // has no certificate until this is in.
+    if let Some(spec) = tls.spec().acme.clone() {
+        install_placeholder(&tls, &spec);
+    }
     tokio::spawn(async move {
         loop {
             let Some(spec) = tls.spec().acme.clone() else {
@@ -90,16 +95,11 @@ impl Manager {
     async fn run(mut self, stop: &mut watch::Receiver<bool>) -> Exit {
         self.install_stored().await;
         if self.current.is_none() {
-            match placeholder(&self.spec) {
-                Ok(p) => {
-                    tracing::warn!(listener = %self.tls.name, "serving a self-signed placeholder certificate for {} until the first ACME certificate is issued",
-                        self.spec.domains.join(", "));
-                    self.tls.install_managed(vec![p]);
-                }
-                Err(e) => {
-                    tracing::error!(listener = %self.tls.name, "cannot make the placeholder certificate: {e}")
-                }
+            if !self.tls.has_managed() {
+                install_placeholder(&self.tls, &self.spec);
             }
+            tracing::warn!(listener = %self.tls.name, "serving a self-signed placeholder certificate for {} until the first ACME certificate is issued",
+                self.spec.domains.join(", "));
             self.update(|s| s.state = "placeholder");
         }
         let mut failed_at = 0;
@@ -270,6 +270,15 @@ fn left_text(secs: i64) -> String {
         format!("{} hours", secs / 3600)
     } else {
         format!("{} seconds", secs.max(0))
+    }
+}
+
+fn install_placeholder(tls: &TlsListener, spec: &AcmeSpec) {
+    match placeholder(spec) {
+        Ok(p) => tls.install_managed(vec![p]),
+        Err(e) => {
+            tracing::error!(listener = %tls.name, "cannot make the placeholder certificate: {e}")
+        }
     }
 }
 
