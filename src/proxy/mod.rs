@@ -10,6 +10,7 @@ pub mod exchange;
 pub mod forward;
 pub mod headers;
 pub mod pool;
+pub mod send_proxy;
 pub mod spec;
 pub mod upgrade;
 pub mod upstream;

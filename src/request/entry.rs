@@ -71,7 +71,8 @@ pub async fn handle(
             ex.mark_aborted();
             return Err(route::Aborted);
         }
-        Route::Forward(farm, set_headers, rule_compression) => {
+        Route::Forward(farm, set_headers, rule_compression, held) => {
+            ex.hold_limits(held);
             if let Some(r) = ex.record() {
                 r.farm = Some(farm.name.clone());
             }
@@ -96,6 +97,9 @@ pub async fn handle(
                     pools: &farm.pools,
                     backend_idle_timeout: farm.backend_idle_timeout,
                     pick,
+                    send_proxy: farm
+                        .send_proxy
+                        .map(|v| crate::proxy::send_proxy::Header::new(v, conn.peer, conn.local)),
                 },
                 shared: &shared,
                 snap: &snap,
@@ -160,6 +164,7 @@ impl Fetch for Fetcher<'_> {
             snap: self.snap.clone(),
             farm,
             pick: self.to.pick,
+            send_proxy: self.to.send_proxy,
         })
     }
 }
@@ -171,6 +176,7 @@ struct Detached {
     snap: Arc<Snapshot>,
     farm: usize,
     pick: crate::farm::PickRequest,
+    send_proxy: Option<crate::proxy::send_proxy::Header>,
 }
 
 impl Fetch for Detached {
@@ -186,6 +192,7 @@ impl Fetch for Detached {
             pools: &farm.pools,
             backend_idle_timeout: farm.backend_idle_timeout,
             pick: self.pick,
+            send_proxy: self.send_proxy,
         };
         forward::forward(&to, out, upgrade, ex).await
     }
