@@ -385,6 +385,14 @@ impl CertSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_empty_set_chooses_nothing_instead_of_panicking() {
+        // A listener with only `tls.acme` starts with no certificate.
+        let empty = CertSet::new(Vec::new());
+        assert!(empty.choose(Some("www.example.com"), &[]).is_none());
+        assert!(empty.choose(None, &[]).is_none());
+    }
     use crate::tls::devcerts::{write_file, DevCa};
 
     fn set(names: &[&[&str]]) -> (CertSet, PathBuf) {
