@@ -13,19 +13,28 @@ cd "$(dirname "$0")/.."
 
 # One line per program a test needs: the path the test runs, the Debian
 # package that provides it, and the tests that use it. Checked by path (not by
-# dpkg), so a program installed another way counts.
+# dpkg), so a program installed another way counts. A path in a bin/
+# directory must be executable; any other path (a library module) must exist.
 NEEDS=(
   "/usr/bin/chromium          chromium      tests/status_page_browser.rs"
   "/usr/bin/systemd-analyze   systemd       tests/systemd.rs"
   "/usr/bin/man               man-db        tests/operator_cli.rs"
   "/usr/bin/python3           python3       tests/dying_backend.rs"
   "/usr/bin/pebble            pebble        tests/acme.rs"
+  "/usr/lib/python3/dist-packages/grpc/__init__.py  python3-grpcio  tests/grpc.rs"
 )
+
+present() {
+  case "$1" in
+    */bin/*) [ -x "$1" ] ;;
+    *) [ -e "$1" ] ;;
+  esac
+}
 
 missing=()
 for need in "${NEEDS[@]}"; do
   read -r path package users <<<"$need"
-  if [ ! -x "$path" ]; then
+  if ! present "$path"; then
     echo "scripts/test.sh: $path is missing (needed by $users)"
     missing+=("$package")
   fi
@@ -49,7 +58,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
   "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
   for need in "${NEEDS[@]}"; do
     read -r path package _ <<<"$need"
-    if [ ! -x "$path" ]; then
+    if ! present "$path"; then
       echo "scripts/test.sh: package $package installed but $path is still missing" >&2
       exit 1
     fi

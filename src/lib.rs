@@ -14,7 +14,7 @@
 //! | counters | `metrics`, `log`, `tls`, `limits` | per-server and per-listener counters and metric names; the access log; TLS certificates, acceptors, backend TLS; abuse protection's parts (GCRA, bounded key stores, in-flight tables, IP lists, the `limits:` section) |
 //! | farm | `farm` | servers, their long-lived state, selection policies and admission, affinity, hash keys |
 //! | farm parts | `health`, `rules` | health state, live traffic, floor; request rules |
-//! | forwarding | `proxy` | upstream, pools, connector, headers, bodies, upgrades, errors |
+//! | forwarding | `proxy` | upstream (HTTP/1.1 and HTTP/2), pools, connector, headers, bodies, upgrades, gRPC, errors |
 //! | response stages | `compress` | response compression |
 //! | cache | `cache` | the response cache, given a fetch from the request stage |
 //! | config | `config` | reads the file, runs each module's compiler, the snapshot |

@@ -106,6 +106,20 @@ impl Collector for BackendCollector {
                 .iter()
                 .map(|(k, code, n)| ([k[0], k[1], ("code", code.as_str())], *n)),
         )?;
+        let mut by_grpc = Vec::new();
+        for (farm, s) in &servers {
+            for (code, n) in s.state.stats.grpc_codes() {
+                by_grpc.push(([("farm", *farm), ("server", &*s.name)], code.to_string(), n));
+            }
+        }
+        counters(
+            &mut enc,
+            BACKEND_GRPC_RESPONSES,
+            "gRPC calls a server answered, by grpc-status code.",
+            by_grpc
+                .iter()
+                .map(|(k, code, n)| ([k[0], k[1], ("code", code.as_str())], *n)),
+        )?;
         gauges(
             &mut enc,
             BACKEND_ACTIVE_REQUESTS,

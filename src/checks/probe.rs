@@ -17,16 +17,24 @@ use tower::Service;
 /// At most this much of a body is searched for `response_match`.
 pub const MAX_MATCH_BODY: usize = 64 * 1024;
 
-const USER_AGENT: &str = concat!("farmgate-health-check/", env!("CARGO_PKG_VERSION"));
+pub(super) const USER_AGENT: &str = concat!("farmgate-health-check/", env!("CARGO_PKG_VERSION"));
 
 /// Runs `check` against `server`, connecting with `connector`.
 pub async fn probe(check: &HealthCheck, connector: &Connector, server: &Server) -> ProbeReport {
     let started = Instant::now();
-    let outcome = tokio::time::timeout(check.timeout, exchange(check, connector, server)).await;
+    let outcome = match &check.grpc {
+        Some(service) => {
+            let call = super::grpc_probe::exchange(service, connector, server);
+            tokio::time::timeout(check.timeout, call).await
+        }
+        None => tokio::time::timeout(check.timeout, exchange(check, connector, server)).await,
+    };
     let latency = started.elapsed();
     match outcome {
         Ok(Ok((status, body_match))) => {
-            let verdict = if !check.acceptable.contains(status) {
+            let verdict = if check.grpc.is_some() {
+                Reason::Passed
+            } else if !check.acceptable.contains(status) {
                 Reason::Status(status)
             } else if body_match == Some(false) {
                 Reason::BodyMismatch
@@ -56,7 +64,7 @@ pub async fn probe(check: &HealthCheck, connector: &Connector, server: &Server) 
 }
 
 /// Aborts the connection task when the probe ends or is cancelled.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
+pub(super) struct AbortOnDrop(pub(super) tokio::task::JoinHandle<()>);
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
@@ -64,7 +72,7 @@ impl Drop for AbortOnDrop {
     }
 }
 
-type Failure = (Option<u16>, Reason);
+pub(super) type Failure = (Option<u16>, Reason);
 
 async fn exchange(
     check: &HealthCheck,
@@ -140,7 +148,7 @@ async fn exchange(
 }
 
 /// Names why a connection could not be made.
-fn connect_failure(e: &(dyn std::error::Error + 'static)) -> Reason {
+pub(super) fn connect_failure(e: &(dyn std::error::Error + 'static)) -> Reason {
     let mut source = Some(e);
     while let Some(s) = source {
         if s.is::<ConnectTimeout>() {

@@ -314,6 +314,18 @@ fn build_farms(
                     backend_idle_timeout: f
                         .backend_idle_timeout
                         .map_or(DEFAULT_BACKEND_IDLE_TIMEOUT, |d| d.0),
+                    protocol: {
+                        let protocol = f.protocol.unwrap_or_default();
+                        if f.proxy_protocol.is_some()
+                            && protocol != crate::proxy::protocol::RawProtocol::Http1
+                        {
+                            p.add(
+                                format!("{at}.proxy_protocol"),
+                                "the PROXY protocol names one client per connection; it needs `protocol: http1` (an HTTP/2 connection carries many clients)",
+                            );
+                        }
+                        protocol.into()
+                    },
                     limits: limits.resolve(&f.limits, &format!("{at}.limits"), p),
                     send_proxy: f.proxy_protocol.map(|v| match v {
                         RawSendProxy::V1 => crate::proxy::send_proxy::Version::V1,

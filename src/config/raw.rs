@@ -147,6 +147,11 @@ pub struct RawFarm {
     /// How long an idle pooled connection to a server is kept.
     #[serde(default)]
     pub backend_idle_timeout: Option<Dur>,
+    /// HTTP version spoken to the servers: http1 (default), http2 (h2c on
+    /// http://, ALPN h2 on https://; needed for gRPC) or auto (ALPN on
+    /// https://, HTTP/1.1 on http://).
+    #[serde(default)]
+    pub protocol: Option<crate::proxy::protocol::RawProtocol>,
     /// Limits every request routed to this farm passes (names in `limits:`).
     #[serde(default)]
     pub limits: Vec<String>,

@@ -71,6 +71,8 @@ pub struct FarmRuntime {
     /// `backend_idle_timeout`: how long a connection to one of this farm's
     /// servers may sit idle in its pool (`proxy::pool::keep_for`).
     pub backend_idle_timeout: Duration,
+    /// `protocol`: HTTP/1.1 or HTTP/2 to the farm's servers.
+    pub protocol: crate::proxy::protocol::Protocol,
     /// Limits every request routed here passes (indexes in `limits`).
     pub limits: Box<[usize]>,
     /// The PROXY protocol header sent on each new server connection.

@@ -39,10 +39,16 @@ pub enum Reason {
     LiveTrafficOff,
     /// Out of rotation in the process this one replaced (binary upgrade).
     Inherited,
+    /// A gRPC health check answered a status other than SERVING (0
+    /// UNKNOWN, 2 NOT_SERVING, 3 SERVICE_UNKNOWN).
+    NotServing(u8),
+    /// A gRPC health check's call failed with this `grpc-status` (5
+    /// NOT_FOUND: unknown service; 12 UNIMPLEMENTED: no health service).
+    GrpcStatus(u8),
 }
 
 /// Labels of probe results, in counter order (`farmgate_health_checks_total{result}`).
-pub const PROBE_RESULTS: [&str; 9] = [
+pub const PROBE_RESULTS: [&str; 11] = [
     "pass",
     "status",
     "body_mismatch",
@@ -52,6 +58,8 @@ pub const PROBE_RESULTS: [&str; 9] = [
     "reset",
     "bad_response",
     "tls",
+    "not_serving",
+    "grpc_status",
 ];
 
 impl Reason {
@@ -67,6 +75,8 @@ impl Reason {
             Reason::Reset => 6,
             Reason::BadResponse => 7,
             Reason::Tls => 8,
+            Reason::NotServing(_) => 9,
+            Reason::GrpcStatus(_) => 10,
             _ => return None,
         })
     }
@@ -109,6 +119,8 @@ impl fmt::Display for Reason {
             Reason::CheckRemoved => f.write_str("health check removed from the config"),
             Reason::LiveTrafficOff => f.write_str("live-traffic checks turned off"),
             Reason::Inherited => f.write_str("out of rotation before the binary upgrade"),
+            Reason::NotServing(s) => write!(f, "gRPC health status {s} (not SERVING)"),
+            Reason::GrpcStatus(c) => write!(f, "gRPC health check failed with grpc-status {c}"),
         }
     }
 }

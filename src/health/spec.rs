@@ -29,7 +29,26 @@ pub struct HealthCheck {
     pub healthy_threshold: u32,
     /// Failures in a row that take a server out (fall).
     pub unhealthy_threshold: u32,
+    /// `type: grpc`: the standard gRPC health protocol
+    /// (`grpc.health.v1.Health/Check`) for this service name ("" = the
+    /// whole server) instead of the URL test.
+    pub grpc: Option<Arc<str>>,
 }
+
+/// `health_check.type`.
+#[derive(Debug, Deserialize, schemars::JsonSchema, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum RawCheckType {
+    /// An HTTP request to `url` (the default).
+    #[default]
+    Http,
+    /// `grpc.health.v1.Health/Check` over HTTP/2 (h2c on http://, TLS with
+    /// ALPN h2 on https://).
+    Grpc,
+}
+
+/// The path of the gRPC health protocol's Check method.
+pub const GRPC_HEALTH_PATH: &str = "/grpc.health.v1.Health/Check";
 
 /// Passive checks on client traffic.
 #[derive(Debug, Clone)]
@@ -77,7 +96,17 @@ pub struct RawHealth<'a> {
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawHealthCheck {
-    pub url: String,
+    /// `http` (default: a request to `url`) or `grpc` (the standard gRPC
+    /// health protocol).
+    #[serde(default, rename = "type")]
+    pub kind: RawCheckType,
+    /// The URL test's path or URL (type http).
+    #[serde(default)]
+    pub url: Option<String>,
+    /// The service name asked about (type grpc; empty or absent: the whole
+    /// server).
+    #[serde(default)]
+    pub service: Option<String>,
     #[serde(default)]
     pub method: Option<String>,
     #[serde(default)]
@@ -167,6 +196,40 @@ pub fn compile(f: RawHealth<'_>, at: &str, p: &mut Problems) -> HealthSpec {
 
 fn compile_check(h: &RawHealthCheck, at: &str, p: &mut Problems) -> Option<HealthCheck> {
     let before = p.0.len();
+    let grpc = match (h.kind, &h.url) {
+        (RawCheckType::Http, None) => {
+            p.add(
+                format!("{at}.url"),
+                "the URL test needs a url (or type: grpc)",
+            );
+            None
+        }
+        (RawCheckType::Http, Some(_)) => {
+            if h.service.is_some() {
+                p.add(format!("{at}.service"), "service is for type: grpc");
+            }
+            None
+        }
+        (RawCheckType::Grpc, url) => {
+            let mut not_for_grpc = |key: &str, set: bool| {
+                if set {
+                    p.add(
+                        format!("{at}.{key}"),
+                        "not used by type: grpc (the gRPC health protocol decides)",
+                    );
+                }
+            };
+            not_for_grpc("url", url.is_some());
+            not_for_grpc("method", h.method.is_some());
+            not_for_grpc("acceptable_status", h.acceptable_status.is_some());
+            not_for_grpc("response_match", h.response_match.is_some());
+            Some(Arc::<str>::from(h.service.as_deref().unwrap_or("")))
+        }
+    };
+    let url = match &grpc {
+        Some(service) => format!("grpc:{GRPC_HEALTH_PATH}({service})"),
+        None => h.url.clone().unwrap_or_else(|| "/".into()),
+    };
     let method = match h.method.as_deref().map(str::to_ascii_uppercase).as_deref() {
         None | Some("GET") => Method::GET,
         Some("HEAD") => Method::HEAD,
@@ -178,7 +241,11 @@ fn compile_check(h: &RawHealthCheck, at: &str, p: &mut Problems) -> Option<Healt
             Method::GET
         }
     };
-    let (path, host) = match parse_url(&h.url) {
+    let parsed = match &grpc {
+        Some(_) => parse_url(GRPC_HEALTH_PATH),
+        None => parse_url(&url),
+    };
+    let (path, host) = match parsed {
         Ok(v) => v,
         Err(e) => {
             p.add(format!("{at}.url"), e);
@@ -239,13 +306,14 @@ fn compile_check(h: &RawHealthCheck, at: &str, p: &mut Problems) -> Option<Healt
         method,
         path,
         host,
-        url: h.url.as_str().into(),
+        url: url.as_str().into(),
         interval,
         timeout,
         acceptable,
         response_match,
         healthy_threshold,
         unhealthy_threshold,
+        grpc,
     })
 }
 

@@ -38,6 +38,8 @@ pub struct AccessRecord {
     pub user_agent: Option<HeaderValue>,
     /// The response did not finish (client left, backend reset).
     pub aborted: bool,
+    /// A gRPC call's `grpc-status` (the server's, or farmgate's own answer).
+    pub grpc_status: Option<u8>,
 }
 
 /// What the writer thread is asked to do.

@@ -22,6 +22,8 @@ struct JsonLine<'a> {
     total_ms: f64,
     bytes: u64,
     aborted: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    grpc_status: Option<u8>,
 }
 
 fn ms(d: Duration) -> f64 {
@@ -50,6 +52,9 @@ pub fn text_line(r: &AccessRecord) -> String {
         ms(r.total),
         r.bytes,
     );
+    if let Some(code) = r.grpc_status {
+        let _ = write!(s, " grpc_status={code}");
+    }
     if r.aborted {
         s.push_str(" aborted");
     }
@@ -72,6 +77,7 @@ pub fn json_line(r: &AccessRecord) -> String {
         total_ms: ms(r.total),
         bytes: r.bytes,
         aborted: r.aborted,
+        grpc_status: r.grpc_status,
     };
     let mut s = serde_json::to_string(&line).unwrap_or_default();
     s.push('\n');
@@ -258,6 +264,7 @@ mod tests {
             farm: Some("web".into()),
             server: Some("web1".into()),
             upstream: Some(Duration::from_micros(1500)),
+            grpc_status: None,
             total: Duration::from_micros(2250),
             bytes: 42,
             referer: None,
@@ -320,5 +327,20 @@ mod tests {
         let header = w3c_header(record().time);
         assert!(header.ends_with(&format!("#Fields: {W3C_FIELDS}\n")));
         assert!(header.contains("#Date: 2026-11-21 06:20:00\n"));
+    }
+
+    #[test]
+    fn grpc_status_is_logged_for_grpc_calls_only() {
+        let mut r = record();
+        assert!(!text_line(&r).contains("grpc_status"));
+        assert!(!json_line(&r).contains("grpc_status"));
+        r.grpc_status = Some(14);
+        assert!(
+            text_line(&r).ends_with(" bytes=42 grpc_status=14\n"),
+            "{}",
+            text_line(&r)
+        );
+        let v: serde_json::Value = serde_json::from_str(&json_line(&r)).unwrap_or_default();
+        assert_eq!(v["grpc_status"], 14);
     }
 }

@@ -41,6 +41,9 @@ pub const ACME_RENEWAL_FAILURES: &str = "farmgate_acme_renewal_failures";
 // === backends ===
 /// Counter `{farm,server,code}`: responses received from a server, by status.
 pub const BACKEND_REQUESTS: &str = "farmgate_backend_requests";
+/// Counter `{farm,server,code}`: gRPC calls a server answered, by its
+/// `grpc-status` (0 OK to 16 UNAUTHENTICATED).
+pub const BACKEND_GRPC_RESPONSES: &str = "farmgate_backend_grpc_responses";
 /// Gauge `{farm,server}`: requests sent to a server whose response has not ended.
 pub const BACKEND_ACTIVE_REQUESTS: &str = "farmgate_backend_active_requests";
 /// Histogram `{farm,server}`: time to response headers, 1 ms to 30 s.

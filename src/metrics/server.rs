@@ -63,6 +63,9 @@ pub struct StateChange {
     pub reason: String,
 }
 
+/// gRPC status codes 0-16 (OK to UNAUTHENTICATED).
+pub const GRPC_CODES: usize = 17;
+
 #[derive(Debug, Default)]
 pub struct ServerStats {
     /// Responses received, by status code.
@@ -70,6 +73,9 @@ pub struct ServerStats {
     failures: [AtomicU64; 4],
     /// Time to response headers.
     pub latency: LatencyHistogram,
+    /// gRPC calls answered, by `grpc-status` (0-16; others count as 2,
+    /// UNKNOWN, as gRPC clients read them).
+    grpc: [AtomicU64; GRPC_CODES],
     last_change: Mutex<Option<StateChange>>,
 }
 
@@ -85,6 +91,26 @@ impl ServerStats {
             self.record_failure(FailureReason::Status);
         }
         failed
+    }
+
+    /// Counts a gRPC call's status as the server sent it.
+    #[inline]
+    pub fn record_grpc(&self, code: u8) {
+        let i = if (code as usize) < GRPC_CODES {
+            code as usize
+        } else {
+            2
+        };
+        self.grpc[i].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// gRPC calls by status code, those seen at least once.
+    pub fn grpc_codes(&self) -> impl Iterator<Item = (u8, u64)> + '_ {
+        self.grpc
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (i as u8, n.load(Ordering::Relaxed)))
+            .filter(|(_, n)| *n > 0)
     }
 
     #[inline]

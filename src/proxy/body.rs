@@ -14,6 +14,7 @@ use super::pool::Checkin;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
+use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{ready, Context, Poll};
@@ -113,8 +114,17 @@ impl Body for ProxyBody {
         };
         match ready!(polled) {
             Some(Ok(frame)) => {
-                if let (Some(ex), Some(data)) = (this.exchange.as_mut(), frame.data_ref()) {
-                    ex.add_response_bytes(data.len() as u64);
+                if let Some(ex) = this.exchange.as_mut() {
+                    if let Some(data) = frame.data_ref() {
+                        ex.add_response_bytes(data.len() as u64);
+                    } else if let (Inner::Upstream(..), Some(t)) =
+                        (&this.inner, frame.trailers_ref())
+                    {
+                        // A gRPC call's status comes in the trailers.
+                        if let Some(code) = super::grpc::status(t) {
+                            ex.set_grpc_status(code, true);
+                        }
+                    }
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
@@ -175,15 +185,42 @@ pub struct BodyTooLarge;
 pub struct ClientBodyError(#[source] pub hyper::Error);
 
 /// Where an unsent body goes back for a retry.
-pub type ReturnSlot = Arc<Mutex<Option<Incoming>>>;
+pub type ReturnSlot = Arc<Mutex<Option<Unsent>>>;
+
+/// A request body that can still be sent: frames already sent once (to a
+/// server that refused the request unprocessed) and the client's rest.
+pub struct Unsent {
+    pub sent: VecDeque<Bytes>,
+    pub rest: Option<Incoming>,
+}
+
+impl Unsent {
+    /// The client's body, not a byte of it sent yet.
+    pub fn new(body: Incoming) -> Self {
+        Unsent {
+            sent: VecDeque::new(),
+            rest: Some(body),
+        }
+    }
+}
+
+/// At most this much of a request body is kept to be sent again when an
+/// HTTP/2 server refuses the request unprocessed (REFUSED_STREAM, GOAWAY).
+/// The frames are shared (`Bytes`), not copied.
+pub const REPLAY_LIMIT: u64 = 256 << 10;
 
 /// The body sent to a backend.
 pub struct UpstreamBody {
+    /// Frames sent before to a server that refused them, sent first.
+    prefix: VecDeque<Bytes>,
     inner: Option<Incoming>,
     polled: bool,
     limit: u64,
     seen: u64,
     giveback: Option<ReturnSlot>,
+    /// HTTP/2: the frames sent so far, while they fit [`REPLAY_LIMIT`]
+    /// (`None` past it, or a trailer frame: no replay then).
+    replay: Option<Vec<Bytes>>,
     sent: Option<Arc<crate::farm::ServerState>>,
 }
 
@@ -191,11 +228,13 @@ impl UpstreamBody {
     /// An empty body (nothing to stream).
     pub fn empty() -> Self {
         UpstreamBody {
+            prefix: VecDeque::new(),
             inner: None,
             polled: false,
             limit: u64::MAX,
             seen: 0,
             giveback: None,
+            replay: None,
             sent: None,
         }
     }
@@ -203,25 +242,73 @@ impl UpstreamBody {
     /// Streams `body`, failing with [`BodyTooLarge`] past `limit` bytes. If
     /// `giveback` is set and the body is dropped before its first poll (the
     /// backend was never reached), the body is put there for a retry.
-    pub fn new(body: Incoming, limit: u64, giveback: Option<ReturnSlot>) -> Self {
+    pub fn new(body: Unsent, limit: u64, giveback: Option<ReturnSlot>) -> Self {
         UpstreamBody {
-            inner: Some(body),
+            prefix: body.sent,
+            inner: body.rest,
             polled: false,
             limit,
             seen: 0,
             giveback,
+            replay: None,
             sent: None,
         }
     }
 
+    /// Keeps what is sent (up to [`REPLAY_LIMIT`]) so that a refused
+    /// HTTP/2 request can go to another server: dropped after polling, the
+    /// body goes to the return slot whole (sent frames and the rest).
+    pub fn replayable(mut self) -> Self {
+        self.replay = Some(Vec::new());
+        self
+    }
+
     /// The client's body of a request that was never sent (not polled).
-    pub fn into_unsent(mut self) -> Option<Incoming> {
-        self.inner.take()
+    pub fn into_unsent(mut self) -> Option<Unsent> {
+        self.take_unsent()
+    }
+
+    fn take_unsent(&mut self) -> Option<Unsent> {
+        let mut sent = std::mem::take(&mut self.prefix);
+        if self.polled {
+            let replay = self.replay.take()?;
+            for b in replay.into_iter().rev() {
+                sent.push_front(b);
+            }
+        }
+        let rest = self.inner.take();
+        (rest.is_some() || !sent.is_empty()).then_some(Unsent { sent, rest })
     }
 
     /// Counts bytes sent into this server's state.
     pub fn count_into(&mut self, state: Arc<crate::farm::ServerState>) {
         self.sent = Some(state);
+    }
+
+    fn data_sent(&mut self, data: &Bytes) -> Option<BoxError> {
+        self.seen += data.len() as u64;
+        if self.seen > self.limit {
+            return Some(Box::new(BodyTooLarge));
+        }
+        if let Some(s) = &self.sent {
+            s.bytes_sent
+                .fetch_add(data.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        }
+        if let Some(r) = &mut self.replay {
+            // The forwarder let go of the return slot once a response head
+            // arrived: no retry can follow, so a long stream keeps nothing.
+            let answered = self
+                .giveback
+                .as_ref()
+                .is_none_or(|g| Arc::strong_count(g) == 1);
+            if self.seen <= REPLAY_LIMIT && !answered {
+                r.push(data.clone());
+            } else {
+                self.replay = None;
+                self.giveback = None;
+            }
+        }
+        None
     }
 }
 
@@ -234,6 +321,13 @@ impl Body for UpstreamBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.get_mut();
+        if let Some(data) = this.prefix.pop_front() {
+            this.polled = true;
+            if let Some(e) = this.data_sent(&data) {
+                return Poll::Ready(Some(Err(e)));
+            }
+            return Poll::Ready(Some(Ok(Frame::data(data))));
+        }
         let Some(inner) = this.inner.as_mut() else {
             return Poll::Ready(None);
         };
@@ -241,41 +335,56 @@ impl Body for UpstreamBody {
         match ready!(Pin::new(inner).poll_frame(cx)) {
             Some(Ok(frame)) => {
                 if let Some(data) = frame.data_ref() {
-                    this.seen += data.len() as u64;
-                    if this.seen > this.limit {
-                        return Poll::Ready(Some(Err(Box::new(BodyTooLarge))));
+                    if let Some(e) = this.data_sent(data) {
+                        return Poll::Ready(Some(Err(e)));
                     }
-                    if let Some(s) = &this.sent {
-                        s.bytes_sent
-                            .fetch_add(data.len() as u64, std::sync::atomic::Ordering::Relaxed);
-                    }
+                } else {
+                    // Request trailers are not replayed.
+                    this.replay = None;
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
             Some(Err(e)) => Poll::Ready(Some(Err(Box::new(ClientBodyError(e))))),
-            None => Poll::Ready(None),
+            None => {
+                // Ended: a replay needs no rest.
+                this.inner = None;
+                Poll::Ready(None)
+            }
         }
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.as_ref().is_none_or(|b| b.is_end_stream())
+        self.prefix.is_empty() && self.inner.as_ref().is_none_or(|b| b.is_end_stream())
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner
+        let inner = self
+            .inner
             .as_ref()
-            .map_or(SizeHint::with_exact(0), |b| b.size_hint())
+            .map_or(SizeHint::with_exact(0), |b| b.size_hint());
+        if self.prefix.is_empty() {
+            return inner;
+        }
+        let before: u64 = self.prefix.iter().map(|b| b.len() as u64).sum();
+        let mut hint = SizeHint::new();
+        hint.set_lower(inner.lower() + before);
+        if let Some(upper) = inner.upper() {
+            hint.set_upper(upper + before);
+        }
+        hint
     }
 }
 
 impl Drop for UpstreamBody {
     fn drop(&mut self) {
-        if self.polled {
+        if self.polled && self.replay.is_none() {
             return;
         }
-        if let (Some(slot), Some(body)) = (self.giveback.take(), self.inner.take()) {
-            let mut guard = slot.lock().unwrap_or_else(|p| p.into_inner());
-            *guard = Some(body);
+        if let Some(slot) = self.giveback.take() {
+            if let Some(unsent) = self.take_unsent() {
+                let mut guard = slot.lock().unwrap_or_else(|p| p.into_inner());
+                *guard = Some(unsent);
+            }
         }
     }
 }

@@ -1,12 +1,14 @@
 //! How farmgate reaches backends: TCP with `TCP_NODELAY`, then for
 //! `https://` servers a TLS handshake with the farm's settings (SNI from the
-//! address host, ALPN http/1.1). Connect and handshake together are bounded
+//! address host, ALPN http/1.1, or `h2` for the HTTP/2 path:
+//! [`Connector::connect`]). Connect and handshake together are bounded
 //! by the current `proxy.connect_timeout`; timeout and TLS settings are read
 //! per connect, so a reload changes them without rebuilding the pool.
 //! Plain HTTP pays one scheme comparison per connect and an enum branch per
 //! read or write.
 
 use super::body::BoxError;
+use super::protocol::Alpn;
 use super::send_proxy::Header;
 use crate::tls::backend::BackendTlsMap;
 use arc_swap::ArcSwap;
@@ -75,18 +77,22 @@ impl Service<http::Uri> for Connector {
     }
 
     fn call(&mut self, uri: http::Uri) -> Self::Future {
-        self.connect_with(uri, None)
+        self.connect(uri, Alpn::Http1, None)
     }
 }
 
 impl Connector {
-    /// Connects to `uri`, writing `preface` (a PROXY protocol header)
-    /// first when given, before any TLS handshake.
-    pub fn connect_with(
+    /// A connection to `uri`'s server offering `alpn` in its TLS handshake
+    /// (plain TCP ignores it). The HTTP/2 path asks for `h2`; the
+    /// HTTP/1.1 path goes through [`Service::call`] (ALPN http/1.1).
+    /// `preface` (a PROXY protocol header) is written first when given,
+    /// before any TLS handshake.
+    pub fn connect(
         &mut self,
         uri: http::Uri,
+        alpn: Alpn,
         preface: Option<Header>,
-    ) -> <Self as Service<http::Uri>>::Future {
+    ) -> Pin<Box<dyn Future<Output = Result<TokioIo<BackendStream>, BoxError>> + Send>> {
         let tls = if uri.scheme() == Some(&http::uri::Scheme::HTTPS) {
             let authority = uri.authority().map_or("", |a| a.as_str());
             match self.tls.load().get(authority) {
@@ -110,7 +116,20 @@ impl Connector {
                 match tls {
                     None => Ok(TokioIo::new(BackendStream::Plain(tcp))),
                     Some(t) => {
-                        let connector = tokio_rustls::TlsConnector::from(t.config.clone());
+                        let config = match alpn {
+                            Alpn::Http1 => t.config.clone(),
+                            // Once per new connection, and HTTP/2
+                            // connections are few and long-lived.
+                            Alpn::H2 | Alpn::Both => {
+                                let mut c = (*t.config).clone();
+                                c.alpn_protocols = match alpn {
+                                    Alpn::H2 => vec![b"h2".to_vec()],
+                                    _ => vec![b"h2".to_vec(), b"http/1.1".to_vec()],
+                                };
+                                Arc::new(c)
+                            }
+                        };
+                        let connector = tokio_rustls::TlsConnector::from(config);
                         let stream = connector.connect(t.server_name.clone(), tcp).await?;
                         Ok(TokioIo::new(BackendStream::Tls(Box::new(stream))))
                     }
@@ -128,6 +147,16 @@ impl Connector {
 pub enum BackendStream {
     Plain(TcpStream),
     Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl BackendStream {
+    /// The TLS handshake chose HTTP/2 (ALPN `h2`).
+    pub fn alpn_h2(&self) -> bool {
+        match self {
+            BackendStream::Plain(_) => false,
+            BackendStream::Tls(s) => s.get_ref().1.alpn_protocol() == Some(b"h2"),
+        }
+    }
 }
 
 impl Connection for BackendStream {

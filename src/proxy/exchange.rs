@@ -22,6 +22,9 @@ pub struct Exchange {
     aborted: bool,
     /// Index (in the farm) of the server whose response this is.
     picked: Option<usize>,
+    /// A gRPC call's status, and whether the server sent it (counted per
+    /// server) or farmgate did (logged only).
+    grpc: Option<(u8, bool)>,
     log: Option<(Arc<AccessLog>, Box<AccessRecord>)>,
     /// Places under limits' `concurrent` caps, given back when this ends.
     limits: smallvec::SmallVec<[crate::limits::InFlightGuard; 2]>,
@@ -36,6 +39,7 @@ impl Exchange {
             bytes: 0,
             aborted: false,
             picked: None,
+            grpc: None,
             log: None,
             limits: smallvec::SmallVec::new(),
         }
@@ -96,6 +100,11 @@ impl Exchange {
         }
     }
 
+    /// The call's gRPC status; `from_server`: the server sent it.
+    pub fn set_grpc_status(&mut self, code: u8, from_server: bool) {
+        self.grpc = Some((code, from_server));
+    }
+
     pub fn add_response_bytes(&mut self, n: u64) {
         self.bytes += n;
     }
@@ -114,8 +123,12 @@ impl Drop for Exchange {
         if let Some(s) = self.server.take() {
             s.in_flight.fetch_sub(1, Ordering::Relaxed);
             s.bytes_received.fetch_add(self.bytes, Ordering::Relaxed);
+            if let Some((code, true)) = self.grpc {
+                s.stats.record_grpc(code);
+            }
         }
         if let Some((log, mut record)) = self.log.take() {
+            record.grpc_status = self.grpc.map(|(code, _)| code);
             record.bytes = self.bytes;
             record.total = self.started.elapsed();
             record.aborted = self.aborted;

@@ -5,15 +5,21 @@
 //! whatever its method, and a server that could not be connected to leaves
 //! rotation at once (`health::passive`). A request whose connection failed
 //! after it went out but before any response byte (a reset) goes to another
-//! server only when it is idempotent and its body was not sent. Once
-//! response headers arrived nothing is retried.
+//! server only when it is idempotent and its body was not sent. A request an
+//! HTTP/2 server refused unprocessed (REFUSED_STREAM, GOAWAY) goes to
+//! another server whatever its method, its body replayed from what was
+//! kept of it (`UpstreamBody::replayable`). Once response headers arrived
+//! nothing is retried. A gRPC call's `grpc-timeout` shortens the response
+//! timeout.
 
-use super::body::{BodyTooLarge, ClientBodyError, ProxyBody, ReturnSlot, UpstreamBody};
+use super::body::{BodyTooLarge, ClientBodyError, ProxyBody, ReturnSlot, Unsent, UpstreamBody};
 use super::connector::ConnectTimeout;
 use super::error::{Origin, ProxyError};
 use super::exchange::Exchange;
+use super::grpc;
 use super::headers::{self, ClientSide};
 use super::pool::{BackendPool, Checkin};
+use super::protocol::Protocol;
 use super::spec::ProxySpec;
 use super::upgrade;
 use super::upstream::{SendError, Upstream};
@@ -99,6 +105,8 @@ pub struct Forwarder<'a> {
     pub pools: &'a [Arc<BackendPool>],
     /// The farm's `backend_idle_timeout`.
     pub backend_idle_timeout: std::time::Duration,
+    /// The farm's `protocol`: HTTP/1.1 or HTTP/2 to its servers.
+    pub protocol: Protocol,
     pub pick: PickRequest,
     /// The PROXY protocol header each new server connection starts with,
     /// when the farm sends one.
@@ -124,6 +132,14 @@ pub async fn forward(
         .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
 
     let body_empty = body.is_end_stream();
+    let h2_farm = to.protocol != Protocol::Http1;
+    // A gRPC deadline shorter than `response_timeout` bounds the wait
+    // (gRPC needs an HTTP/2 farm: HTTP/1.1 farms pay nothing for this).
+    let deadline = (h2_farm && grpc::is_grpc(&parts.headers))
+        .then(|| grpc::timeout(&parts.headers))
+        .flatten()
+        .filter(|d| *d < proxy.response_timeout);
+    let response_timeout = deadline.unwrap_or(proxy.response_timeout);
     // A request the server may have processed goes to another server only
     // when it is idempotent, up to `retries` times. One that never reached
     // a server (`SendError::Unsent`) always does, once per server: nothing
@@ -133,9 +149,15 @@ pub async fn forward(
     } else {
         0
     };
+    // HTTP/2 farms keep every body's way back: a refused stream is
+    // retried whatever the method.
     let slot: Option<ReturnSlot> =
-        (retries_left > 0 && !body_empty).then(|| Arc::new(Mutex::new(None)));
-    let mut body = Some(body);
+        ((retries_left > 0 || h2_farm) && !body_empty).then(|| Arc::new(Mutex::new(None)));
+    let mut body = Some(Unsent::new(body));
+    // The last attempt was refused unprocessed: a body sent to it (kept
+    // for replay) may go out again.
+    let mut refused = false;
+    let mut cancelled_retried = false;
     let mut tried = [usize::MAX; MAX_ATTEMPTS];
     let mut last_err = ProxyError::NoServer;
     let mut client_upgrade = client_upgrade;
@@ -156,6 +178,7 @@ pub async fn forward(
             let taken = body.take().or_else(|| {
                 slot.as_ref()
                     .and_then(|s| s.lock().unwrap_or_else(|p| p.into_inner()).take())
+                    .filter(|u| refused || u.sent.is_empty())
             });
             match taken {
                 Some(b) => UpstreamBody::new(b, proxy.max_request_body, slot.clone()),
@@ -163,6 +186,10 @@ pub async fn forward(
                 None => return Err(last_err),
             }
         };
+        let alpn = to.protocol.h2_alpn(&server.scheme);
+        if alpn.is_some() {
+            upstream_body = upstream_body.replayable();
+        }
         upstream_body.count_into(server.state.clone());
 
         let req = build_request(
@@ -175,17 +202,44 @@ pub async fn forward(
         );
         ex.hold(server.state.clone(), to.health, idx);
         let sent_at = Instant::now();
-        let sent = to.upstream.send(
-            server,
-            &to.pools[idx],
-            to.backend_idle_timeout,
-            req,
-            to.send_proxy,
-        );
-        match tokio::time::timeout(proxy.response_timeout, sent).await {
+        let (pool, idle) = (&to.pools[idx], to.backend_idle_timeout);
+        let sent = async {
+            match alpn {
+                None => {
+                    to.upstream
+                        .send(server, pool, idle, req, to.send_proxy)
+                        .await
+                }
+                Some(alpn) => to.upstream.send_h2(server, pool, alpn, idle, req).await,
+            }
+        };
+        refused = false;
+        match tokio::time::timeout(response_timeout, sent).await {
             Ok(Ok((resp, checkin))) => {
                 let latency = sent_at.elapsed();
                 let status = resp.status().as_u16();
+                if alpn.is_some() {
+                    if let Some(code) = grpc::status(resp.headers()) {
+                        if code == grpc::code::CANCELLED
+                            && !cancelled_retried
+                            && resp.body().is_end_stream()
+                        {
+                            // A call cancelled before any answer: what a
+                            // gRPC server does with calls that reach it as it
+                            // shuts down (after its GOAWAY). Never processed:
+                            // once, to another server, like a refused stream.
+                            tracing::debug!(farm = %farm.name, server = %server.name, "gRPC call cancelled unanswered");
+                            cancelled_retried = true;
+                            ex.release();
+                            refused = true;
+                            last_err = ProxyError::Connect;
+                            drop((resp, checkin));
+                            continue;
+                        }
+                        // Trailers-only: the call's status is in the head.
+                        ex.set_grpc_status(code, true);
+                    }
+                }
                 to.health.record(idx, Attempt::Response { status, latency });
                 ex.set_upstream_time(latency);
                 // The affinity cookie is added by `request::handle`, outside
@@ -215,6 +269,18 @@ pub async fn forward(
                 body = unsent.into_unsent();
                 last_err = ProxyError::Connect;
             }
+            Ok(Err(SendError::Refused(e))) => {
+                // Not a failure of the server: it is restarting or
+                // draining, and said so before processing anything.
+                tracing::debug!(farm = %farm.name, server = %server.name, "refused unprocessed: {e}");
+                ex.release();
+                refused = true;
+                last_err = ProxyError::Connect;
+                // Another connection to the same server is "elsewhere" too
+                // (a GOAWAY closes one connection, not the server): it may
+                // be picked again.
+                tried[attempt] = usize::MAX;
+            }
             Ok(Err(e)) => {
                 let err = classify(&e);
                 // A client's broken or oversized body is not the server's failure.
@@ -231,8 +297,12 @@ pub async fn forward(
                 last_err = err;
             }
             Err(_) => {
-                let timeout = Attempt::Failed { reason: "timeout" };
-                to.health.record(idx, timeout);
+                // The client's own short deadline says nothing of the
+                // server's health.
+                if deadline.is_none() {
+                    let timeout = Attempt::Failed { reason: "timeout" };
+                    to.health.record(idx, timeout);
+                }
                 return Err(ProxyError::Timeout);
             }
         }
@@ -304,6 +374,9 @@ fn respond(
         }
     }
     headers::strip_hop_by_hop(&mut parts.headers);
+    // The client's connection has its own version (an HTTP/2 server's
+    // answer may go to an HTTP/1.1 client).
+    parts.version = Version::HTTP_11;
     Response::from_parts(parts, ProxyBody::upstream(body, checkin))
 }
 
@@ -317,7 +390,7 @@ fn classify(e: &SendError) -> ProxyError {
         }
     }
     match e {
-        SendError::Unsent { .. } => ProxyError::Connect,
+        SendError::Unsent { .. } | SendError::Refused(_) => ProxyError::Connect,
         SendError::Http(_) => ProxyError::Backend,
     }
 }

@@ -17,6 +17,7 @@
 //! Retiring first leaves that race to us, where it costs a reconnect.
 
 use super::body::UpstreamBody;
+use super::h2pool::{H2Conns, Stream};
 use crate::farm::Prune;
 use http::uri::{Authority, Scheme};
 use hyper::client::conn::http1::SendRequest;
@@ -45,10 +46,12 @@ struct Idle {
     tag: u64,
 }
 
-/// The idle connections to one backend address.
+/// The idle connections to one backend address, and its HTTP/2
+/// connections (`h2pool.rs`) when a farm speaks HTTP/2 to it.
 pub struct BackendPool {
     address: Arc<str>,
     idle: Mutex<Vec<Idle>>,
+    pub h2: H2Conns,
 }
 
 impl std::fmt::Debug for BackendPool {
@@ -65,6 +68,7 @@ impl BackendPool {
         BackendPool {
             address: address.into(),
             idle: Mutex::new(Vec::new()),
+            h2: H2Conns::default(),
         }
     }
 
@@ -105,7 +109,7 @@ impl BackendPool {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         let before = idle.len();
         idle.retain(|c| c.until > now && !c.sender.is_closed());
-        before - idle.len()
+        before - idle.len() + self.h2.sweep()
     }
 
     pub fn idle_count(&self) -> usize {
@@ -143,27 +147,46 @@ fn announced_timeout(h: &http::HeaderMap) -> Option<Duration> {
 }
 
 /// Gives a connection back to its pool once its response has been read to
-/// the end. Dropped without `give_back`, it closes the connection.
-pub struct Checkin {
-    pool: Arc<BackendPool>,
-    sender: Sender,
-    keep: Duration,
-    tag: u64,
+/// the end. Dropped without `give_back`, it closes the connection. For
+/// HTTP/2 it holds the request's stream, freed either way.
+pub struct Checkin(Held);
+
+enum Held {
+    Http1 {
+        pool: Arc<BackendPool>,
+        sender: Sender,
+        keep: Duration,
+        /// The connection's PROXY header tag, or 0.
+        tag: u64,
+    },
+    Http2(#[allow(dead_code)] Stream),
 }
 
 impl Checkin {
     /// `keep`: how long the connection may then sit idle ([`keep_for`]).
     /// `tag`: the connection's PROXY header tag, or 0.
     pub fn new(pool: Arc<BackendPool>, sender: Sender, keep: Duration, tag: u64) -> Self {
-        Checkin {
+        Checkin(Held::Http1 {
             pool,
             sender,
             keep,
             tag,
-        }
+        })
+    }
+    /// The stream of an HTTP/2 request.
+    pub fn stream(stream: Stream) -> Self {
+        Checkin(Held::Http2(stream))
     }
     pub fn give_back(self) {
-        self.pool.checkin(self.sender, self.keep, self.tag);
+        if let Held::Http1 {
+            pool,
+            sender,
+            keep,
+            tag,
+        } = self.0
+        {
+            pool.checkin(sender, keep, tag);
+        }
     }
 }
 

@@ -40,6 +40,12 @@ pub enum SendError {
     /// the server may have processed the request.
     #[error(transparent)]
     Http(hyper::Error),
+    /// An HTTP/2 server refused the stream (REFUSED_STREAM, or a GOAWAY
+    /// that left it out): it never processed the request, which may go to
+    /// another server whatever its method (RFC 9113 §8.7). Its body, if
+    /// any, comes back through the body's return slot.
+    #[error("refused by the server: {0}")]
+    Refused(hyper::Error),
 }
 
 impl std::fmt::Debug for SendError {
@@ -51,6 +57,7 @@ impl std::fmt::Debug for SendError {
                 .field("connect", connect)
                 .finish_non_exhaustive(),
             SendError::Http(e) => f.debug_tuple("Http").field(e).finish(),
+            SendError::Refused(e) => f.debug_tuple("Refused").field(e).finish(),
         }
     }
 }
@@ -60,17 +67,19 @@ impl SendError {
     pub fn chain(&self) -> impl Iterator<Item = &(dyn std::error::Error + 'static)> {
         let first: &(dyn std::error::Error + 'static) = match self {
             SendError::Unsent { cause, .. } => cause.as_ref(),
-            SendError::Http(e) => e,
+            SendError::Http(e) | SendError::Refused(e) => e,
         };
         std::iter::successors(Some(first), |e| e.source())
     }
 }
 
 /// The backend side of the proxy: connects and keeps connections.
+/// HTTP/2 requests go out in `upstream_h2.rs`.
 #[derive(Clone)]
 pub struct Upstream {
-    connector: Connector,
-    http1: http1::Builder,
+    pub(super) connector: Connector,
+    pub(super) http1: http1::Builder,
+    pub(super) http2: hyper::client::conn::http2::Builder<hyper_util::rt::TokioExecutor>,
 }
 
 impl Upstream {
@@ -78,6 +87,7 @@ impl Upstream {
         Upstream {
             connector,
             http1: http1::Builder::new(),
+            http2: super::upstream_h2::builder(),
         }
     }
 
@@ -150,7 +160,11 @@ impl Upstream {
             .authority(server.authority.clone())
             .path_and_query("/")
             .build()?;
-        let io = self.connector.clone().connect_with(uri, preface).await?;
+        let io = self
+            .connector
+            .clone()
+            .connect(uri, super::protocol::Alpn::Http1, preface)
+            .await?;
         let (sender, conn) = self.http1.handshake(io).await?;
         // Not the pool itself: idle connections must not keep it alive.
         let address = pool.address().clone();

@@ -9,7 +9,6 @@ use crate::compress;
 use crate::config::Snapshot;
 use crate::log::access::AccessRecord;
 use crate::proxy::body::ProxyBody;
-use crate::proxy::error::ProxyError;
 use crate::proxy::exchange::Exchange;
 use crate::proxy::forward::{self, Forwarder, Outgoing};
 use crate::proxy::headers::ClientSide;
@@ -59,11 +58,16 @@ pub async fn handle(
                 referer,
                 user_agent,
                 aborted: false,
+                grpc_status: None,
             },
         );
     }
 
     let (mut parts, body) = req.into_parts();
+    // A gRPC client reads farmgate's own errors as gRPC statuses (gRPC
+    // clients speak HTTP/2: HTTP/1.1 requests skip the header lookup).
+    let grpc =
+        parts.version == http::Version::HTTP_2 && crate::proxy::grpc::is_grpc(&parts.headers);
     let result = match route::route(&snap, &conn, &mut parts) {
         Route::Local(resp) => Ok(*resp),
         Route::Fail(e) => Err(e),
@@ -96,6 +100,7 @@ pub async fn handle(
                     health: &farm.health,
                     pools: &farm.pools,
                     backend_idle_timeout: farm.backend_idle_timeout,
+                    protocol: farm.protocol,
                     pick,
                     send_proxy: farm
                         .send_proxy
@@ -124,7 +129,14 @@ pub async fn handle(
             })
         }
     };
-    let mut resp = result.unwrap_or_else(ProxyError::into_response);
+    let mut resp = match result {
+        Ok(resp) => resp,
+        Err(e) if grpc => {
+            ex.set_grpc_status(crate::proxy::grpc::code_of(e), false);
+            crate::proxy::grpc::error_response(e)
+        }
+        Err(e) => e.into_response(),
+    };
     let status = resp.status().as_u16();
     conn.stats.codes.inc(status);
     if let Some(r) = ex.record() {
@@ -191,6 +203,7 @@ impl Fetch for Detached {
             health: &farm.health,
             pools: &farm.pools,
             backend_idle_timeout: farm.backend_idle_timeout,
+            protocol: farm.protocol,
             pick: self.pick,
             send_proxy: self.send_proxy,
         };

@@ -5,7 +5,8 @@
 //!    [`Exchange`](crate::proxy::exchange::Exchange) (in-flight slot, access
 //!    log record);
 //! 2. `route.rs`: the rules pick a farm, rewrite the URL, set headers, or
-//!    answer locally (redirect, respond, abort);
+//!    answer locally (redirect, respond, abort); the limits that apply are
+//!    checked there (`limit.rs`, [`limit::check`]), before the rewrite;
 //! 3. the forwarding headers are applied (`proxy::forward::prepare`) and what
 //!    selection needs is read from the head (hash key, affinity cookie);
 //! 4. the cache (`cache::serve`) answers or fetches through the forwarder
