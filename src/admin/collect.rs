@@ -521,8 +521,43 @@ impl Collector for ListenerCollector {
                 ]
                 .map(|(result, n)| ([("listener", &*t.listener), ("result", result)], n))
             }),
-        )
+        )?;
+        acme(&mut enc)
     }
+}
+
+/// The ACME certificates' expiry and renewal counters.
+fn acme(enc: &mut DescriptorEncoder) -> fmt::Result {
+    // Described even without ACME listeners, so dashboards find the names.
+    let all = crate::tls::acme::statuses().snapshot();
+    let now = crate::tls::certs::unix_now();
+    gauges(
+        enc,
+        ACME_CERTIFICATE_EXPIRY_DAYS,
+        "Days until the listener's ACME certificate expires.",
+        all.iter().filter_map(|s| {
+            let days = s.days_to_expiry(now)?;
+            let domain = s.domains.first().map_or("", String::as_str);
+            Some((
+                [("listener", s.listener.as_str()), ("domain", domain)],
+                days,
+            ))
+        }),
+    )?;
+    counters(
+        enc,
+        ACME_RENEWALS,
+        "ACME certificates issued (first issue and renewals).",
+        all.iter()
+            .map(|s| ([("listener", s.listener.as_str())], s.renewals_total)),
+    )?;
+    counters(
+        enc,
+        ACME_RENEWAL_FAILURES,
+        "ACME orders and renewals that failed.",
+        all.iter()
+            .map(|s| ([("listener", s.listener.as_str())], s.failures_total)),
+    )
 }
 
 // === impl ConfigCollector ===

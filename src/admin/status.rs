@@ -55,6 +55,9 @@ pub struct TlsStatus {
     pub handshakes: u64,
     pub resumed_handshakes: u64,
     pub handshake_failures: u64,
+    /// The ACME certificate (`tls.acme`): domains, expiry, last renewal
+    /// attempt and result; null without `acme`.
+    pub acme: Option<crate::tls::acme::AcmeStatus>,
 }
 
 #[derive(Debug, Serialize)]
@@ -188,6 +191,10 @@ pub fn status(gw: &Gateway) -> Status {
                     handshakes: t.stats.handshakes(),
                     resumed_handshakes: t.stats.resumed_handshakes(),
                     handshake_failures: t.stats.handshake_failures(),
+                    acme: crate::tls::acme::statuses()
+                        .snapshot()
+                        .into_iter()
+                        .find(|a| *a.listener == *l.name),
                 }),
             })
             .collect(),

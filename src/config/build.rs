@@ -206,6 +206,21 @@ fn build_listeners(
             Err(e) => p.add(format!("listeners[{i}].bind"), e),
         }
     }
+    if out.iter().all(|l| l.tls.is_some()) {
+        let http01 = |l: &ListenerSpec| {
+            l.tls
+                .as_ref()
+                .and_then(|t| t.acme.as_ref())
+                .is_some_and(|a| a.challenge == crate::tls::acme::config::ChallengeKind::Http01)
+        };
+        if let Some(i) = out.iter().position(http01) {
+            p.add(
+                format!("listeners[{i}].tls.acme.challenge"),
+                "http-01 is answered on a plain HTTP listener (port 80) and there is none; \
+                 add one, or use tls-alpn-01",
+            );
+        }
+    }
     out
 }
 

@@ -30,6 +30,13 @@ pub const TLS_RESUMED_HANDSHAKES: &str = "farmgate_tls_resumed_handshakes";
 pub const TLS_HANDSHAKE_FAILURES: &str = "farmgate_tls_handshake_failures";
 /// Counter `{listener,result}`: certificate files reloaded by the watcher.
 pub const TLS_CERTIFICATE_RELOADS: &str = "farmgate_tls_certificate_reloads";
+/// Gauge `{listener,domain}`: days until the listener's ACME certificate
+/// expires (fractional; absent while the placeholder serves).
+pub const ACME_CERTIFICATE_EXPIRY_DAYS: &str = "farmgate_acme_certificate_expiry_days";
+/// Counter `{listener}`: ACME certificates issued (first issue and renewals).
+pub const ACME_RENEWALS: &str = "farmgate_acme_renewals";
+/// Counter `{listener}`: ACME orders or renewals that failed.
+pub const ACME_RENEWAL_FAILURES: &str = "farmgate_acme_renewal_failures";
 
 // === backends ===
 /// Counter `{farm,server,code}`: responses received from a server, by status.

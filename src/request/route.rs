@@ -55,6 +55,9 @@ pub fn route<'s>(
     conn: &ConnInfo,
     parts: &mut http::request::Parts,
 ) -> Route<'s> {
+    if let Some(resp) = acme_http01_answer(parts) {
+        return Route::Local(resp);
+    }
     let client = canonical_ip(conn.peer.ip());
     let view = RequestView::new(
         &parts.method,
@@ -133,4 +136,23 @@ pub fn route<'s>(
         Outcome::BadRequest => Route::Fail(ProxyError::BadRequest),
         Outcome::Forbidden => Route::Fail(ProxyError::Forbidden),
     }
+}
+
+/// The answer to an ACME HTTP-01 validation (RFC 8555 §8.3), before any
+/// rule runs so no rule can redirect or refuse it: a `GET` of
+/// `/.well-known/acme-challenge/<token>` for a token a pending order
+/// published gets its key authorization. Any other path is one prefix
+/// comparison.
+fn acme_http01_answer(parts: &http::request::Parts) -> Option<Box<Response<ProxyBody>>> {
+    let path = parts.uri.path();
+    if !path.starts_with(crate::tls::acme::HTTP01_PREFIX) || parts.method != http::Method::GET {
+        return None;
+    }
+    let answer = crate::tls::acme::book().http01_answer(path)?;
+    let mut resp = Response::new(ProxyBody::full(answer.into()));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    Some(Box::new(resp))
 }

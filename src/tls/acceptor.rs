@@ -8,7 +8,7 @@
 //! the session cache outlive those swaps so resumption keeps working across
 //! a certificate reload.
 
-use super::certs::{format_unix, unix_now, CertPaths, CertSet};
+use super::certs::{format_unix, unix_now, CertPaths, CertSet, LoadedCert};
 use super::resolver::SniResolver;
 use super::stats::TlsStats;
 use arc_swap::ArcSwap;
@@ -48,6 +48,8 @@ pub struct TlsSpec {
     pub watch_interval: Duration,
     /// Client certificates asked for (mutual TLS).
     pub client_auth: Option<super::client_auth::ClientAuthSpec>,
+    /// Certificates obtained by ACME (`tls.acme`), beside or instead of files.
+    pub acme: Option<Arc<super::acme::AcmeSpec>>,
 }
 
 /// A running TLS listener: its rustls config, certificate resolver and counters.
@@ -55,6 +57,10 @@ pub struct TlsListener {
     pub name: Arc<str>,
     pub stats: Arc<TlsStats>,
     resolver: Arc<SniResolver>,
+    /// The certificates from files (config or watcher) and those a manager
+    /// installs (ACME); the resolver serves both, managed ones first.
+    files: ArcSwap<CertSet>,
+    managed: ArcSwap<Vec<LoadedCert>>,
     config: ArcSwap<ServerConfig>,
     spec: ArcSwap<TlsSpec>,
     ticketer: Arc<dyn ProducesTickets>,
@@ -88,6 +94,8 @@ impl TlsListener {
             stats: Arc::new(TlsStats::new(name.clone())),
             name,
             resolver,
+            files: ArcSwap::new(spec.loaded.clone()),
+            managed: ArcSwap::default(),
             config: ArcSwap::new(config),
             spec: ArcSwap::new(spec),
             ticketer,
@@ -99,7 +107,8 @@ impl TlsListener {
     /// certificates change for new handshakes; open connections are kept.
     pub fn apply(&self, spec: Arc<TlsSpec>) -> Result<(), rustls::Error> {
         let config = server_config(&spec, &self.resolver, &self.ticketer, &self.sessions)?;
-        self.resolver.replace(spec.loaded.clone());
+        self.files.store(spec.loaded.clone());
+        self.resolver.replace(self.merged());
         self.config.store(config);
         self.spec.store(spec);
         self.log_certificates();
@@ -108,8 +117,32 @@ impl TlsListener {
 
     /// Serves `set` from the next handshake on (the watcher's reload).
     pub fn replace_certificates(&self, set: Arc<CertSet>) {
-        self.resolver.replace(set);
+        self.files.store(set);
+        self.resolver.replace(self.merged());
         self.log_certificates();
+    }
+
+    /// Serves `certs` (an ACME manager's) beside the files' certificates
+    /// from the next handshake on; open connections keep theirs.
+    pub fn install_managed(&self, certs: Vec<LoadedCert>) {
+        self.managed.store(Arc::new(certs));
+        self.resolver.replace(self.merged());
+    }
+
+    /// Whether a manager installed certificates.
+    pub fn has_managed(&self) -> bool {
+        !self.managed.load().is_empty()
+    }
+
+    fn merged(&self) -> Arc<CertSet> {
+        let files = self.files.load_full();
+        let managed = self.managed.load();
+        if managed.is_empty() {
+            return files;
+        }
+        let mut all: Vec<LoadedCert> = managed.iter().cloned().collect();
+        all.extend(files.certs().iter().cloned());
+        Arc::new(CertSet::new(all))
     }
 
     pub fn spec(&self) -> Arc<TlsSpec> {
@@ -127,6 +160,11 @@ impl TlsListener {
         let timeout = self.spec.load().handshake_timeout;
         match tokio::time::timeout(timeout, acceptor.accept(tcp)).await {
             Ok(Ok(stream)) => {
+                if stream.get_ref().1.alpn_protocol() == Some(super::acme::ACME_TLS_ALPN) {
+                    // A TLS-ALPN-01 validation: the handshake was the answer.
+                    tracing::debug!(listener = %self.name, "answered a TLS-ALPN-01 validation");
+                    return None;
+                }
                 let resumed = stream.get_ref().1.handshake_kind() == Some(HandshakeKind::Resumed);
                 self.stats.handshake_done(resumed);
                 Some(stream)
@@ -194,6 +232,16 @@ fn server_config(
     };
     let mut config = builder.with_cert_resolver(resolver.clone());
     config.alpn_protocols = spec.alpn.clone();
+    if spec
+        .acme
+        .as_ref()
+        .is_some_and(|a| a.challenge == super::acme::config::ChallengeKind::TlsAlpn01)
+    {
+        // Last: only a validator offering nothing else negotiates it.
+        config
+            .alpn_protocols
+            .push(super::acme::ACME_TLS_ALPN.to_vec());
+    }
     // Resumption: stateless tickets (TLS 1.2 and 1.3) plus a session-id
     // cache for TLS 1.2 clients without ticket support. No 0-RTT: early
     // data can be replayed, and a proxy cannot tell which requests are safe.

@@ -66,6 +66,7 @@ impl CertError {
 }
 
 /// A certificate ready to serve, with what was learnt from it at load.
+#[derive(Clone)]
 pub struct LoadedCert {
     pub key: Arc<CertifiedKey>,
     pub paths: CertPaths,
@@ -114,7 +115,24 @@ pub fn load_cert(
     now: i64,
 ) -> Result<LoadedCert, CertError> {
     let cert_pem = read(&paths.cert)?;
-    let chain = CertificateDer::pem_slice_iter(&cert_pem)
+    let key_pem = if paths.key == paths.cert {
+        cert_pem.clone()
+    } else {
+        read(&paths.key)?
+    };
+    cert_from_pem(&cert_pem, &key_pem, paths, provider, now)
+}
+
+/// [`load_cert`] for PEM already in memory (ACME certificates from their
+/// store); `paths` name where they came from in messages.
+pub fn cert_from_pem(
+    cert_pem: &[u8],
+    key_pem: &[u8],
+    paths: &CertPaths,
+    provider: &CryptoProvider,
+    now: i64,
+) -> Result<LoadedCert, CertError> {
+    let chain = CertificateDer::pem_slice_iter(cert_pem)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| CertError::BadPem {
             path: paths.cert.clone(),
@@ -125,12 +143,7 @@ pub fn load_cert(
             path: paths.cert.clone(),
         });
     };
-    let key_pem = if paths.key == paths.cert {
-        cert_pem.clone()
-    } else {
-        read(&paths.key)?
-    };
-    let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| match e {
+    let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| match e {
         rustls_pki_types::pem::Error::NoItemsFound => CertError::NoKey {
             path: paths.key.clone(),
         },
@@ -359,7 +372,11 @@ impl CertSet {
         let candidates = self.candidates(sni);
         let pick = candidates
             .iter()
-            .find(|&&i| self.certs[i].key.key.choose_scheme(schemes).is_some())
+            .find(|&&i| {
+                self.certs
+                    .get(i)
+                    .is_some_and(|c| c.key.key.choose_scheme(schemes).is_some())
+            })
             .or(candidates.first())?;
         self.certs.get(*pick).map(|c| c.key.clone())
     }
@@ -368,6 +385,14 @@ impl CertSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_empty_set_chooses_nothing_instead_of_panicking() {
+        // A listener with only `tls.acme` starts with no certificate.
+        let empty = CertSet::new(Vec::new());
+        assert!(empty.choose(Some("www.example.com"), &[]).is_none());
+        assert!(empty.choose(None, &[]).is_none());
+    }
     use crate::tls::devcerts::{write_file, DevCa};
 
     fn set(names: &[&[&str]]) -> (CertSet, PathBuf) {

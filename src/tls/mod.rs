@@ -15,8 +15,10 @@
 //! - `tickets`: session tickets sealed with keys a tier shares (`cluster:`).
 //! - `registry`: the running TLS listeners by name (metrics, reload).
 //! - `devcerts`: the development CA and certificates (`farmgate gen-certs`).
+//! - `acme`: automatic certificates (ACME) installed into a listener.
 
 pub mod acceptor;
+pub mod acme;
 pub mod backend;
 pub mod certs;
 pub mod client_auth;

@@ -33,6 +33,15 @@ impl SniResolver {
 
 impl ResolvesServerCert for SniResolver {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        if hello
+            .alpn()
+            .is_some_and(|mut ids| super::acme::challenges::is_acme_hello(&mut ids))
+        {
+            // TLS-ALPN-01 (RFC 8737): the validation certificate or nothing.
+            return hello
+                .server_name()
+                .and_then(|name| super::acme::book().tls_alpn01_cert(name));
+        }
         self.set
             .load()
             .choose(hello.server_name(), hello.signature_schemes())

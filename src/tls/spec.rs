@@ -38,6 +38,9 @@ pub struct RawListenerTls {
     pub handshake_timeout: Option<Dur>,
     #[serde(default)]
     pub watch_interval: Option<Dur>,
+    /// Certificates obtained and renewed automatically (ACME).
+    #[serde(default)]
+    pub acme: Option<super::acme::RawAcme>,
     /// Ask clients for a certificate (mutual TLS).
     #[serde(default)]
     pub client_auth: Option<RawClientAuth>,
@@ -141,10 +144,14 @@ pub fn build_listener_tls(
     p: &mut Problems,
 ) -> Option<Arc<TlsSpec>> {
     let before = p.0.len();
-    if raw.certificates.is_empty() {
+    let acme = raw
+        .acme
+        .as_ref()
+        .map(|a| super::acme::config::build_acme(a, &format!("{at}.acme"), p));
+    if raw.certificates.is_empty() && raw.acme.is_none() {
         p.add(
             format!("{at}.certificates"),
-            "at least one certificate is needed (- cert: chain.pem\n  key: key.pem)",
+            "at least one certificate is needed (- cert: chain.pem\n  key: key.pem), or an acme section",
         );
     }
     let paths: Vec<CertPaths> = raw
@@ -199,7 +206,8 @@ pub fn build_listener_tls(
     let watch_interval = raw.watch_interval.map_or(DEFAULT_WATCH_INTERVAL, |d| d.0);
 
     let loaded = if paths.is_empty() {
-        None
+        // ACME only: the manager installs a placeholder, then the issued one.
+        Some(Arc::new(super::certs::CertSet::new(Vec::new())))
     } else {
         match load_set(&paths) {
             Ok(set) => Some(Arc::new(set)),
@@ -246,6 +254,7 @@ pub fn build_listener_tls(
         alpn: alpn_text.into_iter().map(String::into_bytes).collect(),
         handshake_timeout,
         watch_interval,
+        acme: acme.flatten(),
     }))
 }
 

@@ -1,0 +1,228 @@
+//! One certificate order against an ACME server with `instant-acme`: the
+//! account (created once, then read from storage), the order, each
+//! authorization's challenge published in the [`ChallengeBook`] and
+//! withdrawn afterwards, finalization with a fresh key, the chain.
+
+use super::challenges::{book, ChallengeBook};
+use super::config::{AcmeSpec, ChallengeKind};
+use super::store::AcmeStore;
+use instant_acme::{
+    Account, AccountCredentials, AuthorizationStatus, ChallengeType, ExternalAccountKey,
+    Identifier, NewAccount, NewOrder, OrderStatus, RetryPolicy,
+};
+use rustls::sign::CertifiedKey;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Why an order did not give a certificate.
+#[derive(Debug, thiserror::Error)]
+pub enum OrderError {
+    #[error("ACME server: {0}")]
+    Acme(#[from] instant_acme::Error),
+    #[error("storage: {0}")]
+    Storage(#[from] std::io::Error),
+    #[error("{0}")]
+    Protocol(String),
+}
+
+/// An issued certificate: the PEM chain and its PEM private key.
+#[derive(Debug)]
+pub struct Issued {
+    pub chain_pem: String,
+    pub key_pem: String,
+}
+
+/// How long to wait for the CA to validate and to issue.
+const POLL: RetryPolicy = RetryPolicy::new()
+    .initial_delay(Duration::from_millis(250))
+    .backoff(1.5)
+    .timeout(Duration::from_secs(90));
+
+/// The storage key of the account for `directory` (one account per CA).
+fn account_key(directory: &str) -> String {
+    let safe: String = directory
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    format!("accounts/{safe}.json")
+}
+
+/// The account for the spec's directory: read from storage (unless
+/// `fresh`), or created and stored.
+pub async fn load_account(
+    spec: &AcmeSpec,
+    store: &dyn AcmeStore,
+    fresh: bool,
+) -> Result<Account, OrderError> {
+    let builder = || match &spec.ca {
+        Some(ca) => Account::builder_with_root(ca),
+        None => Account::builder(),
+    };
+    let key = account_key(&spec.directory);
+    let saved = if fresh { None } else { store.get(&key).await? };
+    if let Some(saved) = saved {
+        let creds: AccountCredentials = serde_json::from_slice(&saved).map_err(|e| {
+            OrderError::Protocol(format!("stored account {key} is unreadable: {e}"))
+        })?;
+        return Ok(builder()?.from_credentials(creds).await?);
+    }
+    let contact: Vec<&str> = spec.contact.iter().map(String::as_str).collect();
+    let eab = spec
+        .eab
+        .as_ref()
+        .map(|e| ExternalAccountKey::new(e.kid.clone(), &e.hmac_key));
+    let (account, creds) = builder()?
+        .create(
+            &NewAccount {
+                contact: &contact,
+                terms_of_service_agreed: true,
+                only_return_existing: false,
+            },
+            spec.directory.clone(),
+            eab.as_ref(),
+        )
+        .await?;
+    let json = serde_json::to_vec(&creds)
+        .map_err(|e| OrderError::Protocol(format!("account credentials: {e}")))?;
+    store.put(&key, &json).await?;
+    tracing::info!(directory = %spec.directory, "ACME account created: {}", account.id());
+    Ok(account)
+}
+
+/// Orders a certificate for the spec's domains and waits for it.
+pub async fn obtain(spec: &AcmeSpec, store: &dyn AcmeStore) -> Result<Issued, OrderError> {
+    let identifiers: Vec<Identifier> = spec
+        .domains
+        .iter()
+        .map(|d| Identifier::Dns(d.clone()))
+        .collect();
+    let new_order = NewOrder::new(&identifiers);
+    let account = load_account(spec, store, false).await?;
+    let mut order = match account.new_order(&new_order).await {
+        // The CA forgot the stored account (a reset test CA, a deactivated
+        // account): make a new one rather than fail forever.
+        Err(instant_acme::Error::Api(p))
+            if p.r#type.as_deref() == Some("urn:ietf:params:acme:error:accountDoesNotExist") =>
+        {
+            tracing::warn!(directory = %spec.directory, "the ACME server does not know the stored account; creating a new one");
+            load_account(spec, store, true)
+                .await?
+                .new_order(&new_order)
+                .await?
+        }
+        r => r?,
+    };
+    let mut published = Published::new(book());
+    let kind = match spec.challenge {
+        ChallengeKind::Http01 => ChallengeType::Http01,
+        ChallengeKind::TlsAlpn01 => ChallengeType::TlsAlpn01,
+    };
+    let mut authorizations = order.authorizations();
+    while let Some(authz) = authorizations.next().await {
+        let mut authz = authz?;
+        match authz.status {
+            AuthorizationStatus::Valid => continue,
+            AuthorizationStatus::Pending => {}
+            other => {
+                return Err(OrderError::Protocol(format!(
+                    "authorization for {} is {other:?}",
+                    authz.identifier()
+                )))
+            }
+        }
+        let domain = authz.identifier().to_string();
+        let mut challenge = authz.challenge(kind.clone()).ok_or_else(|| {
+            OrderError::Protocol(format!(
+                "the server offers no {} challenge for {domain}",
+                spec.challenge.as_str()
+            ))
+        })?;
+        let key_auth = challenge.key_authorization();
+        match spec.challenge {
+            ChallengeKind::Http01 => published.http01(&challenge.token, key_auth.as_str()),
+            ChallengeKind::TlsAlpn01 => published.tls_alpn01(
+                &domain,
+                validation_cert(&domain, key_auth.digest().as_ref())?,
+            ),
+        }
+        challenge.set_ready().await?;
+    }
+    match order.poll_ready(&POLL).await? {
+        OrderStatus::Ready => {}
+        status => {
+            let why = order
+                .state()
+                .error
+                .as_ref()
+                .map_or_else(|| format!("{status:?}"), |p| p.to_string());
+            return Err(OrderError::Protocol(format!(
+                "the order did not become ready: {why}"
+            )));
+        }
+    }
+    drop(published);
+    let key_pem = order.finalize().await?;
+    let chain_pem = order.poll_certificate(&POLL).await?;
+    Ok(Issued { chain_pem, key_pem })
+}
+
+/// The self-signed certificate TLS-ALPN-01 answers with (RFC 8737 §3): the
+/// domain as its only SAN and the key authorization's digest in the
+/// critical acmeIdentifier extension.
+fn validation_cert(domain: &str, digest: &[u8]) -> Result<Arc<CertifiedKey>, OrderError> {
+    let bad = |e: rcgen::Error| OrderError::Protocol(format!("TLS-ALPN-01 certificate: {e}"));
+    let mut params = rcgen::CertificateParams::new(vec![domain.to_string()]).map_err(bad)?;
+    params
+        .custom_extensions
+        .push(rcgen::CustomExtension::new_acme_identifier(digest));
+    let key = rcgen::KeyPair::generate().map_err(bad)?;
+    let cert = params.self_signed(&key).map_err(bad)?;
+    let der = rustls_pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into());
+    let signing = crate::tls::provider()
+        .key_provider
+        .load_private_key(der)
+        .map_err(|e| OrderError::Protocol(format!("TLS-ALPN-01 key: {e}")))?;
+    Ok(Arc::new(CertifiedKey::new(
+        vec![cert.der().clone()],
+        signing,
+    )))
+}
+
+/// The challenge answers one order published; withdrawn when dropped, so an
+/// order that fails half-way leaves nothing behind.
+struct Published {
+    book: &'static ChallengeBook,
+    tokens: Vec<String>,
+    domains: Vec<String>,
+}
+
+impl Published {
+    fn new(book: &'static ChallengeBook) -> Self {
+        Published {
+            book,
+            tokens: Vec::new(),
+            domains: Vec::new(),
+        }
+    }
+
+    fn http01(&mut self, token: &str, key_authorization: &str) {
+        self.book.add_http01(token, key_authorization);
+        self.tokens.push(token.to_string());
+    }
+
+    fn tls_alpn01(&mut self, domain: &str, cert: Arc<CertifiedKey>) {
+        self.book.add_tls_alpn01(domain, cert);
+        self.domains.push(domain.to_string());
+    }
+}
+
+impl Drop for Published {
+    fn drop(&mut self) {
+        for t in &self.tokens {
+            self.book.remove_http01(t);
+        }
+        for d in &self.domains {
+            self.book.remove_tls_alpn01(d);
+        }
+    }
+}
