@@ -35,6 +35,12 @@ pub const PING_TIMEOUT: Duration = Duration::from_secs(10);
 /// Streams assumed per connection until the server's SETTINGS say
 /// otherwise (RFC 9113 recommends servers allow at least 100).
 pub const DEFAULT_MAX_STREAMS: usize = 100;
+/// Streams per connection at most, whatever the server allows: h2 closes
+/// a connection (GOAWAY ENHANCE_YOUR_CALM, "too_many_data_frames") that
+/// holds more small DATA frames unread than its budget (about 180 at the
+/// 64 KiB default, not settable through hyper); a unary gRPC answer is one
+/// small frame before its trailers. Under load, more connections instead.
+pub const STREAMS_PER_CONNECTION: usize = 100;
 
 pub type Sender = http2::SendRequest<UpstreamBody>;
 
@@ -290,8 +296,11 @@ where
             this.tick.as_mut().reset(tokio::time::Instant::now() + next);
         }
         // At least one stream: a server announcing 0 is draining, and
-        // GOAWAY handles that; usize::MAX means no limit.
-        let max = this.conn.max_send_streams().max(1);
+        // GOAWAY handles that. At most STREAMS_PER_CONNECTION: see there.
+        let max = this
+            .conn
+            .max_send_streams()
+            .clamp(1, STREAMS_PER_CONNECTION);
         this.max.store(max, Ordering::Relaxed);
         polled
     }

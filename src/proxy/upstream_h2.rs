@@ -26,6 +26,10 @@ use std::time::Duration;
 /// the request is returned unsent.
 const MAX_CLOSED: usize = 3;
 
+/// Receive windows of backend HTTP/2 streams and connections.
+const STREAM_WINDOW: u32 = 2 << 20;
+const CONNECTION_WINDOW: u32 = 16 << 20;
+
 /// The HTTP/2 client settings of every backend connection.
 pub fn builder() -> http2::Builder<TokioExecutor> {
     let mut b = http2::Builder::new(TokioExecutor::new());
@@ -33,9 +37,14 @@ pub fn builder() -> http2::Builder<TokioExecutor> {
         .keep_alive_interval(PING_EVERY)
         .keep_alive_timeout(PING_TIMEOUT)
         .keep_alive_while_idle(true)
-        // Windows grow with the measured bandwidth-delay product, so one
-        // large message (gRPC allows MiBs) is not paced by 64 KiB windows.
-        .adaptive_window(true)
+        // Large windows: one large message (gRPC allows MiBs) is not paced
+        // by 64 KiB windows, and h2's allowance for small DATA frames
+        // buffered at once (half the connection window) covers hundreds of
+        // concurrent unary answers (each a small frame before trailers);
+        // at the 64 KiB default it ran out at ~190 and h2 closed the
+        // connection with every call on it.
+        .initial_stream_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(CONNECTION_WINDOW)
         .max_concurrent_reset_streams(1024);
     b
 }
