@@ -11,6 +11,9 @@
 //! HTTP/2 limits (`http_builder`).
 
 pub mod activity;
+mod engine;
+mod engine_body;
+mod engine_write;
 pub mod framing;
 pub mod inherited;
 mod io;
@@ -22,7 +25,7 @@ mod service;
 pub mod set;
 mod tls;
 
-use crate::config::snapshot::ClientLimits;
+use crate::config::snapshot::{ClientLimits, Http1Server};
 use crate::config::Snapshot;
 use crate::metrics::listener::ClientTimeout;
 use crate::metrics::{ListenerStats, Metrics};
@@ -191,6 +194,11 @@ impl ConnTracker {
         self.retiring_now.load(Ordering::Relaxed)
     }
 
+    /// Has shutdown asked connections to finish and close?
+    pub fn is_draining(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+
     /// Waits until every connection has ended or `timeout` passed; returns
     /// the connections still open.
     pub async fn wait_closed(&self, timeout: Duration) -> usize {
@@ -277,7 +285,7 @@ pub fn spawn(
             }
             match accepted {
                 Ok((stream, peer)) => {
-                    let (limits, idle_timeout, max, proxied) = conn_settings(&gw, &task_name);
+                    let (limits, idle_timeout, max, proxied, http1) = conn_settings(&gw, &task_name);
                     if let Some(trusted) = &proxied {
                         if !trusted.iter().any(|n| n.contains(&peer.ip())) {
                             // Only the balancers in front may connect here.
@@ -306,6 +314,7 @@ pub fn spawn(
                         activity,
                         slot,
                         max_head: limits.max_header_size,
+                        engine: http1 == Http1Server::Engine,
                     };
                     let (tls, gw, builder, stats) =
                         (task_tls.clone(), gw.clone(), builder.clone(), stats.clone());
@@ -338,12 +347,19 @@ pub fn spawn(
 fn conn_settings(
     gw: &Serving,
     name: &str,
-) -> (ClientLimits, Duration, usize, Option<Arc<[IpNet]>>) {
+) -> (
+    ClientLimits,
+    Duration,
+    usize,
+    Option<Arc<[IpNet]>>,
+    Http1Server,
+) {
     let snap = gw.snapshot();
     let spec = snap.listeners.iter().find(|l| &*l.name == name);
     let max = spec.map_or(ClientLimits::DEFAULT_MAX_CONNECTIONS, |l| l.max_connections);
     let proxied = spec.and_then(|l| l.proxy_protocol.clone());
-    (snap.proxy.limits, snap.proxy.idle_timeout, max, proxied)
+    let http1 = snap.runtime.http1;
+    (snap.proxy.limits, snap.proxy.idle_timeout, max, proxied, http1)
 }
 
 /// A connection just accepted, before its `ConnInfo` is known.
@@ -355,6 +371,8 @@ struct Accepted {
     activity: Arc<ConnActivity>,
     slot: Slot,
     max_head: usize,
+    /// `runtime.http1: engine`.
+    engine: bool,
 }
 
 impl Accepted {
@@ -397,6 +415,7 @@ impl Accepted {
             activity: self.activity,
             max_head: self.max_head,
             slot: self.slot,
+            engine: self.engine,
         };
         match tls {
             None => serve_connection(self.stream, conn, gw, builder),
@@ -426,6 +445,8 @@ pub(crate) struct Conn {
     max_head: usize,
     /// Its place under the listener's `max_connections`.
     slot: Slot,
+    /// HTTP/1 is served by the engine (`engine.rs`), not hyper.
+    engine: bool,
 }
 
 /// Serves one client connection until it closes or shutdown drains it.
@@ -435,10 +456,14 @@ fn serve_connection<S>(
     gw: Arc<Serving>,
     builder: auto::Builder<TokioExecutor>,
 ) where
-    S: AsyncRead + AsyncWrite + Parkable + Unpin + Send + 'static,
+    S: AsyncRead + AsyncWrite + Parkable + Unpin + Send + Sync + 'static,
 {
     let guard = gw.connections.enter();
-    tokio::spawn(run_connection(stream, conn, gw, builder, guard));
+    if conn.engine {
+        tokio::spawn(engine::run(stream, conn, gw, builder, guard));
+    } else {
+        tokio::spawn(run_connection(stream, conn, gw, builder, guard));
+    }
 }
 
 /// Serves HTTP on an open (and, for TLS, handshaken) connection; `guard`
@@ -463,6 +488,7 @@ async fn run_connection<S>(
         activity,
         max_head,
         slot,
+        engine: _,
     } = conn;
     let _slot = slot;
     let _counted = info.stats.connection();

@@ -33,6 +33,9 @@ pub(super) fn serve(
         };
         let Some(mut stream) = stream else { return };
         if stream.get_ref().1.alpn_protocol() != Some(b"h2") {
+            if conn.engine {
+                return super::engine::run(stream, conn, gw, builder, guard).await;
+            }
             let stream = Replayed::new(stream, false);
             return run_connection(stream, conn, gw, builder, guard).await;
         }

@@ -8,7 +8,7 @@
 //! server only when it is idempotent and its body was not sent. Once
 //! response headers arrived nothing is retried.
 
-use super::body::{BodyTooLarge, ClientBodyError, ProxyBody, ReturnSlot, UpstreamBody};
+use super::body::{BodyTooLarge, ClientBody, ClientBodyError, ProxyBody, ReturnSlot, UpstreamBody};
 use super::connector::ConnectTimeout;
 use super::error::{Origin, ProxyError};
 use super::exchange::Exchange;
@@ -33,7 +33,7 @@ const MAX_ATTEMPTS: usize = 16;
 /// The request as it will be sent, minus the per-attempt URI and body.
 pub struct Outgoing {
     pub parts: http::request::Parts,
-    pub body: Incoming,
+    pub body: ClientBody,
 }
 
 fn is_idempotent(m: &Method) -> bool {

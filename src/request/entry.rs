@@ -7,13 +7,12 @@ use super::{ConnInfo, Shared};
 use crate::cache::{self, Answer, Fetch};
 use crate::compress;
 use crate::log::access::AccessRecord;
-use crate::proxy::body::ProxyBody;
+use crate::proxy::body::{ClientBody, ProxyBody};
 use crate::proxy::error::ProxyError;
 use crate::proxy::exchange::Exchange;
 use crate::proxy::forward::{self, Forwarder, Outgoing};
 use crate::proxy::headers::ClientSide;
 use http::{Request, Response};
-use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 use std::future::Future;
 use std::sync::Arc;
@@ -23,7 +22,7 @@ use std::time::{Instant, SystemTime};
 pub async fn handle(
     shared: Arc<Shared>,
     conn: Arc<ConnInfo>,
-    req: Request<Incoming>,
+    req: Request<ClientBody>,
 ) -> Result<Response<ProxyBody>, route::Aborted> {
     let started = Instant::now();
     let snap = shared.snapshot();
