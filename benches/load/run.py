@@ -25,7 +25,7 @@ Everything runs on loopback, is bounded in time, and only what this script start
 stopped. Ports: proxies on BASE+81..83 (plain), BASE+91..93 (TLS), BASE+71..73 (cache),
 BASE+61..63 (compress),
 backends on BASE+1001..1003; BASE is --port-base, default 18000.
-Usage: benches/load/run.sh [--only GROUPS] [--rounds N] [--duration S] [--quick] [--port-base N]
+Usage: benches/load/run.sh [--binary PATH] [--only GROUPS] [--rounds N] [--duration S] [--quick] [--port-base N]
 """
 import argparse
 import gzip
@@ -78,6 +78,8 @@ SCENARIOS = [
 DIRECT_PATH = {"/cached": "/", "/cached16k": "/16k"}
 
 started = []  # Popen handles of what we started, stopped at exit
+# The farmgate binary under test (--binary).
+FARMGATE = [os.path.join(ROOT, "target/release/farmgate")]
 
 
 def sh(cmd, **kw):
@@ -292,7 +294,7 @@ def start_instances(b, groups, cert, key, pem, access):
             [ports[("haproxy", "plain")], ports[("haproxy", "tls")]], f"{work}/haproxy.out")
         cfg = render("farmgate.yaml", f"{work}/farmgate.yaml", DIR=work, ACCESS=access,
                      PORT=ports[("farmgate", "plain")], TLS_PORT=ports[("farmgate", "tls")], **bk, **tls)
-        b.procs["farmgate"] = start([os.path.join(ROOT, "target/release/farmgate"), "run", "--config", cfg],
+        b.procs["farmgate"] = start([FARMGATE[0], "run", "--config", cfg],
                                     [ports[("farmgate", "plain")], ports[("farmgate", "tls")]], f"{work}/farmgate.out")
     if "cache" in groups:
         port = ports[("nginx", "cache")]
@@ -305,7 +307,7 @@ def start_instances(b, groups, cert, key, pem, access):
                                                   PORT=port, **bk)], [port], f"{work}/haproxy-cache.out")
         port = ports[("farmgate", "cache")]
         cfg = render("farmgate-cache.yaml", f"{work}/farmgate-cache.yaml", DIR=work, ACCESS=access, PORT=port, **bk)
-        b.procs["farmgate-cache"] = start([os.path.join(ROOT, "target/release/farmgate"), "run", "--config", cfg],
+        b.procs["farmgate-cache"] = start([FARMGATE[0], "run", "--config", cfg],
                                           [port], f"{work}/farmgate-cache.out")
     if "compress" in groups:
         port = ports[("nginx", "compress")]
@@ -315,7 +317,7 @@ def start_instances(b, groups, cert, key, pem, access):
         port = ports[("farmgate", "compress")]
         cfg = render("farmgate-compress.yaml", f"{work}/farmgate-compress.yaml", DIR=work, ACCESS=access, PORT=port,
                      **bk)
-        b.procs["farmgate-compress"] = start([os.path.join(ROOT, "target/release/farmgate"), "run", "--config", cfg],
+        b.procs["farmgate-compress"] = start([FARMGATE[0], "run", "--config", cfg],
                                              [port], f"{work}/farmgate-compress.out")
 
 
@@ -413,10 +415,13 @@ def main():
     ap.add_argument("--only", default=",".join(GROUPS), help=f"comma-separated scenario groups: {', '.join(GROUPS)}")
     ap.add_argument("--port-base", type=int, default=18000,
                     help="ports are BASE+71..93 (proxies) and BASE+1001..1003 (backends); default 18000")
+    ap.add_argument("--binary", help="the farmgate binary to run (default target/release/farmgate)")
     ap.add_argument("--access-log", action="store_true", help="farmgate with its access log on (to a file)")
     ap.add_argument("--out", help="where the table goes; default benches/load/results-latest.md for a run of "
                     "every group, none (printed only) for an --only run")
     args = ap.parse_args()
+    if args.binary:
+        FARMGATE[0] = os.path.abspath(args.binary)
     if args.quick:
         args.rounds, args.duration = 1, 2
     groups = {g.strip() for g in args.only.split(",") if g.strip()}
@@ -453,7 +458,7 @@ def main():
     b = Bench(args, ports, work)
     try:
         # One certificate for every TLS listener: ECDSA P-256 (farmgate gen-certs).
-        sh(f"{os.path.join(ROOT, 'target/release/farmgate')} gen-certs --out {work}/certs >/dev/null")
+        sh(f"{FARMGATE[0]} gen-certs --out {work}/certs >/dev/null")
         cert, key = f"{work}/certs/localhost.crt", f"{work}/certs/localhost.key"
         with open(f"{work}/certs/localhost.pem", "w") as f:  # HAProxy wants certificate and key in one file
             f.write(open(cert).read() + open(key).read())

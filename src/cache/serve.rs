@@ -206,7 +206,7 @@ impl<F: Fetch> Ctx<'_, F> {
             return self.lead(out, &lookup, candidate.as_ref(), None, ex).await;
         }
         loop {
-            match consolidate::join(&self.cache.store, lookup.key()) {
+            match consolidate::join(&self.cache.store.inflight, lookup.key()) {
                 Role::Lead(leader) => {
                     return self
                         .lead(out, &lookup, candidate.as_ref(), Some(leader), ex)

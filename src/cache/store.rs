@@ -107,7 +107,7 @@ fn weigh(k: &Key, v: &Slot) -> u32 {
 pub struct CacheStore {
     map: Cache<Key, Slot>,
     pub stats: Arc<CacheStats>,
-    pub(crate) inflight: Inflight,
+    pub(crate) inflight: Arc<Inflight>,
     next_vary: AtomicU64,
     pub(crate) query: QueryString,
     pub(crate) capacity: u64,
@@ -132,7 +132,7 @@ impl CacheStore {
                 .expire_after(SlotExpiry)
                 .build(),
             stats,
-            inflight: Inflight::default(),
+            inflight: Arc::default(),
             next_vary: AtomicU64::new(1),
             query,
             capacity,

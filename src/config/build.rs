@@ -11,9 +11,8 @@ use crate::farm::hash_key::HashKey;
 use crate::farm::{selection, server::parse_address, Farm, Server, ServerKey, StateRegistry};
 use crate::health::{FarmHealth, HealthRegistry};
 use crate::proxy::pool::PoolRegistry;
-use ipnet::IpNet;
 use std::collections::HashSet;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,44 +28,8 @@ pub fn build(raw: RawConfig, file: &str, registry: &StateRegistry) -> Result<Sna
             "the admin listener must not share a traffic listener's address",
         );
     }
-    let proxy = build_proxy(&raw.proxy, &mut p);
-    let log = LogSpec {
-        access: match raw.log.access {
-            RawAccessFormat::Text => AccessFormat::Text,
-            RawAccessFormat::Json => AccessFormat::Json,
-            RawAccessFormat::Combined => AccessFormat::Combined,
-            RawAccessFormat::W3c => AccessFormat::W3c,
-            RawAccessFormat::Off => AccessFormat::Off,
-        },
-        access_file: raw.log.access_file.clone(),
-        access_syslog: raw
-            .log
-            .access_syslog
-            .as_ref()
-            .and_then(|r| crate::log::syslog::build(r, "log.access_syslog", &mut p)),
-        level: raw.log.level.clone().unwrap_or_else(|| "info".into()),
-    };
-    if log.access_syslog.is_some() && log.access_file.is_some() {
-        p.add(
-            "log.access_syslog",
-            "choose one of access_file and access_syslog",
-        );
-    }
-    if log.access_syslog.is_some() && log.access == AccessFormat::W3c {
-        p.add(
-            "log.access_syslog",
-            "the w3c format needs a file or stdout for its #Fields header; use text, json or combined with syslog",
-        );
-    }
-    if !["trace", "debug", "info", "warn", "error"].contains(&log.level.as_str()) {
-        p.add(
-            "log.level",
-            format!(
-                "unknown level {:?}; expected trace, debug, info, warn or error",
-                log.level
-            ),
-        );
-    }
+    let proxy = crate::proxy::spec::build(&raw.proxy, &mut p);
+    let log = crate::log::spec::build(&raw.log, &mut p);
     if raw.runtime.worker_threads == Some(0) {
         p.add("runtime.worker_threads", "must be at least 1");
     }
@@ -91,7 +54,16 @@ pub fn build(raw: RawConfig, file: &str, registry: &StateRegistry) -> Result<Sna
     };
 
     let farms = build_farms(&raw.farms, registry, &mut p);
-    let backend_tls = Arc::new(super::tls::build_backend_tls(&raw.farms, &mut p));
+    let farm_tls: Vec<_> = raw
+        .farms
+        .iter()
+        .map(|f| crate::tls::spec::FarmTlsInput {
+            name: &f.name,
+            addresses: f.servers.iter().map(|s| s.address.as_str()).collect(),
+            tls: f.tls.as_ref(),
+        })
+        .collect();
+    let backend_tls = Arc::new(crate::tls::spec::build_backend_tls(&farm_tls, &mut p));
     let default_farm = match &raw.default_farm {
         Some(name) => {
             let idx = farms.iter().position(|f| &*f.name == name.as_str());
@@ -150,10 +122,9 @@ fn build_listeners(raw: &[RawListener], p: &mut Problems) -> Vec<ListenerSpec> {
                 format!("duplicate listener name {name:?}"),
             );
         }
-        let tls = l
-            .tls
-            .as_ref()
-            .and_then(|t| super::tls::build_listener_tls(t, &format!("listeners[{i}].tls"), p));
+        let tls = l.tls.as_ref().and_then(|t| {
+            crate::tls::spec::build_listener_tls(t, &format!("listeners[{i}].tls"), p)
+        });
         match parse_bind(&l.bind) {
             Ok(bind) => {
                 if bind.port() != 0 && !seen_binds.insert(bind) {
@@ -179,7 +150,7 @@ fn build_listeners(raw: &[RawListener], p: &mut Problems) -> Vec<ListenerSpec> {
                             "name the balancers that connect (addresses or CIDRs)",
                         );
                     }
-                    parse_nets(&pp.trusted_sources, &key, p).into()
+                    crate::ground::net::parse_nets(&pp.trusted_sources, &key, p).into()
                 });
                 out.push(ListenerSpec {
                     name: name.into(),
@@ -242,93 +213,6 @@ fn build_admin(raw: &RawAdmin, p: &mut Problems) -> AdminSpec {
 }
 
 /// Addresses and CIDRs of a list at `key`; each bad one is a problem.
-fn parse_nets(list: &[String], key: &str, p: &mut Problems) -> Vec<IpNet> {
-    let mut nets = Vec::new();
-    for (i, t) in list.iter().enumerate() {
-        match t.parse::<IpNet>() {
-            Ok(net) => nets.push(net),
-            Err(_) => match t.parse::<IpAddr>() {
-                Ok(ip) => nets.push(IpNet::from(ip)),
-                Err(_) => p.add(
-                    format!("{key}[{i}]"),
-                    format!("{t:?} is not an IP address or CIDR (e.g. \"10.0.0.0/8\")"),
-                ),
-            },
-        }
-    }
-    nets
-}
-
-fn build_proxy(raw: &RawProxy, p: &mut Problems) -> ProxySpec {
-    let trusted = parse_nets(&raw.trusted_proxies, "proxy.trusted_proxies", p);
-    let connect_timeout = raw.connect_timeout.map_or(Duration::from_secs(3), |d| d.0);
-    if connect_timeout.is_zero() {
-        p.add("proxy.connect_timeout", "must be greater than 0");
-    }
-    let response_timeout = raw
-        .response_timeout
-        .map_or(Duration::from_secs(60), |d| d.0);
-    if response_timeout.is_zero() {
-        p.add("proxy.response_timeout", "must be greater than 0");
-    }
-    let limits = build_limits(raw, p);
-    ProxySpec {
-        forwarded_for: match raw.forwarded_for {
-            RawForwardedFor::Append => ForwardedFor::Append,
-            RawForwardedFor::Replace => ForwardedFor::Replace,
-            RawForwardedFor::Off => ForwardedFor::Off,
-        },
-        trusted_proxies: trusted,
-        preserve_host: raw.preserve_host.unwrap_or(true),
-        connect_timeout,
-        response_timeout,
-        idle_timeout: raw.idle_timeout.map_or(Duration::from_secs(90), |d| d.0),
-        retries: raw.retries.unwrap_or(2),
-        max_request_body: raw.max_request_body.map_or(100 << 20, |s| s.0),
-        limits,
-    }
-}
-
-/// Client connection limits; the bounds keep hyper's own limits valid (an
-/// HTTP/1 head must fit hyper's read buffer, ~400 KiB).
-fn build_limits(raw: &RawProxy, p: &mut Problems) -> ClientLimits {
-    let d = ClientLimits::default();
-    let header_timeout = raw.header_timeout.map_or(d.header_timeout, |t| t.0);
-    if header_timeout.is_zero() {
-        p.add("proxy.header_timeout", "must be greater than 0");
-    }
-    let max_header_size = raw
-        .max_header_size
-        .map_or(d.max_header_size as u64, |s| s.0);
-    if !(1024..=256 << 10).contains(&max_header_size) {
-        p.add("proxy.max_header_size", "must be between 1KiB and 256KiB");
-    }
-    let max_headers = raw.max_headers.unwrap_or(d.max_headers);
-    if !(1..=1000).contains(&max_headers) {
-        p.add("proxy.max_headers", "must be between 1 and 1000");
-    }
-    let http2_max_streams = raw.http2_max_streams.unwrap_or(d.http2_max_streams);
-    if http2_max_streams == 0 {
-        p.add("proxy.http2_max_streams", "must be at least 1");
-    }
-    let body_timeout = raw.body_timeout.map_or(d.body_timeout, |t| t.0);
-    if body_timeout.is_zero() {
-        p.add("proxy.body_timeout", "must be greater than 0");
-    }
-    let send_timeout = raw.send_timeout.map_or(d.send_timeout, |t| t.0);
-    if send_timeout.is_zero() {
-        p.add("proxy.send_timeout", "must be greater than 0");
-    }
-    ClientLimits {
-        header_timeout,
-        max_header_size: max_header_size.min(256 << 10) as usize,
-        max_headers,
-        http2_max_streams,
-        body_timeout,
-        send_timeout,
-    }
-}
-
 fn build_farms(raw: &[RawFarm], registry: &StateRegistry, p: &mut Problems) -> Vec<FarmRuntime> {
     if raw.is_empty() {
         p.add("farms", "at least one farm with servers is needed");

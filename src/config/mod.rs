@@ -12,7 +12,6 @@ pub use crate::ground::{error, locate, units};
 pub mod raw;
 pub mod schema;
 pub mod snapshot;
-pub mod tls;
 
 pub use error::{ConfigError, ConfigErrors};
 pub use snapshot::{FarmRuntime, Snapshot};

@@ -5,7 +5,7 @@
 //! default. Sections owned by later features are parsed here too, so the file
 //! shape is fixed in one place.
 
-use super::units::{Dur, Size};
+use super::units::Dur;
 use serde::Deserialize;
 use std::path::PathBuf;
 
@@ -17,9 +17,9 @@ pub struct RawConfig {
     #[serde(default)]
     pub admin: RawAdmin,
     #[serde(default)]
-    pub proxy: RawProxy,
+    pub proxy: crate::proxy::spec::RawProxy,
     #[serde(default)]
-    pub log: RawLog,
+    pub log: crate::log::spec::RawLog,
     #[serde(default)]
     pub runtime: RawRuntime,
     #[serde(default)]
@@ -41,7 +41,7 @@ pub struct RawListener {
     pub name: Option<String>,
     pub bind: String,
     #[serde(default)]
-    pub tls: Option<RawListenerTls>,
+    pub tls: Option<crate::tls::spec::RawListenerTls>,
     /// Open client connections at most; see `docs/hardening.md`.
     #[serde(default)]
     pub max_connections: Option<usize>,
@@ -57,57 +57,6 @@ pub struct RawListener {
 pub struct RawProxyProtocol {
     /// Who may connect (and must send the header): addresses or CIDRs.
     pub trusted_sources: Vec<String>,
-}
-
-/// `listeners[].tls`: terminate TLS on this listener.
-#[derive(Debug, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RawListenerTls {
-    #[serde(default)]
-    pub certificates: Vec<RawCertificate>,
-    #[serde(default)]
-    pub min_version: Option<TlsVersionText>,
-    #[serde(default)]
-    pub alpn: Option<Vec<String>>,
-    #[serde(default)]
-    pub handshake_timeout: Option<Dur>,
-    #[serde(default)]
-    pub watch_interval: Option<Dur>,
-}
-
-#[derive(Debug, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RawCertificate {
-    pub cert: PathBuf,
-    /// Absent: the key is in the cert file.
-    #[serde(default)]
-    pub key: Option<PathBuf>,
-}
-
-/// A TLS version as written: `"1.2"`, or `1.2` which YAML reads as a number.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TlsVersionText(pub String);
-
-impl<'de> Deserialize<'de> for TlsVersionText {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl serde::de::Visitor<'_> for V {
-            type Value = TlsVersionText;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a TLS version: \"1.2\" or \"1.3\"")
-            }
-            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<TlsVersionText, E> {
-                Ok(TlsVersionText(v.trim().to_string()))
-            }
-            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<TlsVersionText, E> {
-                Ok(TlsVersionText(format!("{v:?}")))
-            }
-            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<TlsVersionText, E> {
-                Ok(TlsVersionText(v.to_string()))
-            }
-        }
-        d.deserialize_any(V)
-    }
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
@@ -137,76 +86,6 @@ impl Default for RawAdmin {
 
 fn default_admin_bind() -> String {
     "127.0.0.1:9090".to_string()
-}
-
-#[derive(Debug, Deserialize, schemars::JsonSchema, Clone, Copy, PartialEq, Eq, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum RawForwardedFor {
-    #[default]
-    Append,
-    Replace,
-    Off,
-}
-
-#[derive(Debug, Deserialize, schemars::JsonSchema, Default)]
-#[serde(deny_unknown_fields)]
-pub struct RawProxy {
-    #[serde(default)]
-    pub forwarded_for: RawForwardedFor,
-    #[serde(default)]
-    pub trusted_proxies: Vec<String>,
-    #[serde(default)]
-    pub preserve_host: Option<bool>,
-    #[serde(default)]
-    pub connect_timeout: Option<Dur>,
-    #[serde(default)]
-    pub response_timeout: Option<Dur>,
-    #[serde(default)]
-    pub idle_timeout: Option<Dur>,
-    #[serde(default)]
-    pub retries: Option<u32>,
-    #[serde(default)]
-    pub max_request_body: Option<Size>,
-    // hardening limits: see docs/hardening.md
-    #[serde(default)]
-    pub header_timeout: Option<Dur>,
-    #[serde(default)]
-    pub max_header_size: Option<Size>,
-    #[serde(default)]
-    pub max_headers: Option<usize>,
-    #[serde(default)]
-    pub http2_max_streams: Option<u32>,
-    #[serde(default)]
-    pub body_timeout: Option<Dur>,
-    #[serde(default)]
-    pub send_timeout: Option<Dur>,
-}
-
-#[derive(Debug, Deserialize, schemars::JsonSchema, Clone, Copy, PartialEq, Eq, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum RawAccessFormat {
-    #[default]
-    Text,
-    Json,
-    /// Apache/nginx "combined".
-    Combined,
-    /// IIS W3C extended, with its `#Fields:` header.
-    W3c,
-    Off,
-}
-
-#[derive(Debug, Deserialize, schemars::JsonSchema, Default)]
-#[serde(deny_unknown_fields)]
-pub struct RawLog {
-    #[serde(default)]
-    pub access: RawAccessFormat,
-    #[serde(default)]
-    pub access_file: Option<PathBuf>,
-    /// Send access lines to syslog (RFC 5424) instead of stdout or a file.
-    #[serde(default)]
-    pub access_syslog: Option<crate::log::syslog::RawSyslog>,
-    #[serde(default)]
-    pub level: Option<String>,
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema, Default)]
@@ -256,20 +135,10 @@ pub struct RawFarm {
     pub compression: Option<crate::compress::RawCompression>,
     /// TLS to this farm's `https://` servers.
     #[serde(default)]
-    pub tls: Option<RawFarmTls>,
+    pub tls: Option<crate::tls::spec::RawFarmTls>,
     /// How long an idle pooled connection to a server is kept.
     #[serde(default)]
     pub backend_idle_timeout: Option<Dur>,
-}
-
-/// `farms[].tls`: how `https://` servers are verified.
-#[derive(Debug, Deserialize, schemars::JsonSchema, Default)]
-#[serde(deny_unknown_fields)]
-pub struct RawFarmTls {
-    #[serde(default)]
-    pub ca: Option<PathBuf>,
-    #[serde(default)]
-    pub insecure_skip_verify: Option<bool>,
 }
 
 /// `farms[].affinity`: cookie affinity; the cookie name turns it on.

@@ -4,7 +4,7 @@
 //! the hand-written parts here describe the types with their own
 //! `Deserialize` (units, shorthands), accepting exactly what they accept.
 
-use super::raw::{RawConfig, TlsVersionText};
+use super::raw::RawConfig;
 use super::units::{Dur, Size};
 use crate::health::spec::StatusText;
 use crate::rules::raw::{RawAction, RawMatch, RawRedirect, RawRespond, RawRoute, TextMap};
@@ -68,21 +68,6 @@ impl JsonSchema for Size {
             "A byte size: a whole number of bytes, or with a unit (B, KiB, MiB, GiB, KB, MB, GB), e.g. \"64KiB\".",
             "^\\s*[0-9]+\\s*(B|KiB|K|k|MiB|M|GiB|G|KB|kB|MB|GB)?\\s*$",
         )
-    }
-}
-
-impl JsonSchema for TlsVersionText {
-    fn schema_name() -> Cow<'static, str> {
-        "TlsVersion".into()
-    }
-    fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        json_schema!({
-            "description": "The lowest TLS version accepted: \"1.2\" or \"1.3\".",
-            "anyOf": [
-                { "type": "string", "enum": ["1.2", "1.3"] },
-                { "type": "number", "enum": [1.2, 1.3] }
-            ]
-        })
     }
 }
 

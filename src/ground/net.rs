@@ -1,7 +1,10 @@
 //! Client addresses as every layer sees them: IPv4-mapped IPv6 addresses
 //! folded to IPv4, and the header that carries a client's address on.
 
+use super::error::Problems;
+use http::uri::{Authority, Scheme};
 use http::HeaderName;
+use ipnet::IpNet;
 use std::net::IpAddr;
 
 pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -12,5 +15,77 @@ pub fn canonical_ip(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
         v4 => v4,
+    }
+}
+
+/// Addresses or CIDRs from a config list; each bad entry is a problem at
+/// `key[i]`.
+pub fn parse_nets(list: &[String], key: &str, p: &mut Problems) -> Vec<IpNet> {
+    let mut nets = Vec::new();
+    for (i, t) in list.iter().enumerate() {
+        match t.parse::<IpNet>() {
+            Ok(net) => nets.push(net),
+            Err(_) => match t.parse::<IpAddr>() {
+                Ok(ip) => nets.push(IpNet::from(ip)),
+                Err(_) => p.add(
+                    format!("{key}[{i}]"),
+                    format!("{t:?} is not an IP address or CIDR (e.g. \"10.0.0.0/8\")"),
+                ),
+            },
+        }
+    }
+    nets
+}
+
+/// Parses `host:port`, `http://host:port` or `https://host:port`.
+pub fn parse_address(text: &str) -> Result<(Scheme, Authority), String> {
+    let (scheme, rest) = if let Some(r) = text.strip_prefix("http://") {
+        (Scheme::HTTP, r)
+    } else if let Some(r) = text.strip_prefix("https://") {
+        (Scheme::HTTPS, r)
+    } else if text.contains("://") {
+        return Err(format!(
+            "address {text:?} has an unsupported scheme; use host:port, http:// or https://"
+        ));
+    } else {
+        (Scheme::HTTP, text)
+    };
+    let rest = rest.trim_end_matches('/');
+    if rest.contains('/') {
+        return Err(format!(
+            "address {text:?} must not contain a path; give host:port only"
+        ));
+    }
+    let authority: Authority = rest
+        .parse()
+        .map_err(|_| format!("address {text:?} is not a valid host:port"))?;
+    if authority.host().is_empty() {
+        return Err(format!("address {text:?} has no host"));
+    }
+    if authority.port_u16().is_none() {
+        return Err(format!(
+            "address {text:?} needs a port (e.g. \"{}:80\")",
+            authority.host()
+        ));
+    }
+    Ok((scheme, authority))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses() {
+        let (s, a) = parse_address("127.0.0.1:9001").expect("plain");
+        assert_eq!(s, Scheme::HTTP);
+        assert_eq!(a.as_str(), "127.0.0.1:9001");
+        let (s, a) = parse_address("https://app.internal:8443").expect("https");
+        assert_eq!(s, Scheme::HTTPS);
+        assert_eq!(a.port_u16(), Some(8443));
+        assert!(parse_address("127.0.0.1").is_err());
+        assert!(parse_address("ftp://x:1").is_err());
+        assert!(parse_address("x:1/path").is_err());
+        assert!(parse_address("not an address").is_err());
     }
 }

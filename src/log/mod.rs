@@ -4,20 +4,12 @@
 
 pub mod access;
 pub mod format;
+pub mod spec;
 pub mod syslog;
 
-use std::path::PathBuf;
-use tracing_subscriber::EnvFilter;
+pub use spec::LogSpec;
 
-/// The `log:` section at run time.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LogSpec {
-    pub access: access::AccessFormat,
-    pub access_file: Option<PathBuf>,
-    /// Access lines go to syslog instead of stdout or `access_file`.
-    pub access_syslog: Option<syslog::SyslogSpec>,
-    pub level: String,
-}
+use tracing_subscriber::EnvFilter;
 
 /// Installs the application log at `level` unless RUST_LOG says otherwise.
 /// Safe to call more than once (tests); later calls do nothing.

@@ -1,8 +1,11 @@
-//! The `proxy:` section at run time: how requests are forwarded and what
-//! a client connection may send. Compiled by `config/build.rs`.
+//! The `proxy:` section: its YAML form, its compiler and its run-time form
+//! (how requests are forwarded and what a client connection may send).
 
-use crate::ground::net::canonical_ip;
+use crate::ground::error::Problems;
+use crate::ground::net::{canonical_ip, parse_nets};
+use crate::ground::units::{Dur, Size};
 use ipnet::IpNet;
+use serde::Deserialize;
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -75,5 +78,119 @@ impl ProxySpec {
     pub fn is_trusted(&self, ip: IpAddr) -> bool {
         let ip = canonical_ip(ip);
         self.trusted_proxies.iter().any(|net| net.contains(&ip))
+    }
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum RawForwardedFor {
+    #[default]
+    Append,
+    Replace,
+    Off,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawProxy {
+    #[serde(default)]
+    pub forwarded_for: RawForwardedFor,
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+    #[serde(default)]
+    pub preserve_host: Option<bool>,
+    #[serde(default)]
+    pub connect_timeout: Option<Dur>,
+    #[serde(default)]
+    pub response_timeout: Option<Dur>,
+    #[serde(default)]
+    pub idle_timeout: Option<Dur>,
+    #[serde(default)]
+    pub retries: Option<u32>,
+    #[serde(default)]
+    pub max_request_body: Option<Size>,
+    // hardening limits: see docs/hardening.md
+    #[serde(default)]
+    pub header_timeout: Option<Dur>,
+    #[serde(default)]
+    pub max_header_size: Option<Size>,
+    #[serde(default)]
+    pub max_headers: Option<usize>,
+    #[serde(default)]
+    pub http2_max_streams: Option<u32>,
+    #[serde(default)]
+    pub body_timeout: Option<Dur>,
+    #[serde(default)]
+    pub send_timeout: Option<Dur>,
+}
+
+/// Compiles the `proxy:` section.
+pub fn build(raw: &RawProxy, p: &mut Problems) -> ProxySpec {
+    let trusted = parse_nets(&raw.trusted_proxies, "proxy.trusted_proxies", p);
+    let connect_timeout = raw.connect_timeout.map_or(Duration::from_secs(3), |d| d.0);
+    if connect_timeout.is_zero() {
+        p.add("proxy.connect_timeout", "must be greater than 0");
+    }
+    let response_timeout = raw
+        .response_timeout
+        .map_or(Duration::from_secs(60), |d| d.0);
+    if response_timeout.is_zero() {
+        p.add("proxy.response_timeout", "must be greater than 0");
+    }
+    let limits = build_limits(raw, p);
+    ProxySpec {
+        forwarded_for: match raw.forwarded_for {
+            RawForwardedFor::Append => ForwardedFor::Append,
+            RawForwardedFor::Replace => ForwardedFor::Replace,
+            RawForwardedFor::Off => ForwardedFor::Off,
+        },
+        trusted_proxies: trusted,
+        preserve_host: raw.preserve_host.unwrap_or(true),
+        connect_timeout,
+        response_timeout,
+        idle_timeout: raw.idle_timeout.map_or(Duration::from_secs(90), |d| d.0),
+        retries: raw.retries.unwrap_or(2),
+        max_request_body: raw.max_request_body.map_or(100 << 20, |s| s.0),
+        limits,
+    }
+}
+
+/// Client connection limits; the bounds keep hyper's own limits valid (an
+/// HTTP/1 head must fit hyper's read buffer, ~400 KiB).
+fn build_limits(raw: &RawProxy, p: &mut Problems) -> ClientLimits {
+    let d = ClientLimits::default();
+    let header_timeout = raw.header_timeout.map_or(d.header_timeout, |t| t.0);
+    if header_timeout.is_zero() {
+        p.add("proxy.header_timeout", "must be greater than 0");
+    }
+    let max_header_size = raw
+        .max_header_size
+        .map_or(d.max_header_size as u64, |s| s.0);
+    if !(1024..=256 << 10).contains(&max_header_size) {
+        p.add("proxy.max_header_size", "must be between 1KiB and 256KiB");
+    }
+    let max_headers = raw.max_headers.unwrap_or(d.max_headers);
+    if !(1..=1000).contains(&max_headers) {
+        p.add("proxy.max_headers", "must be between 1 and 1000");
+    }
+    let http2_max_streams = raw.http2_max_streams.unwrap_or(d.http2_max_streams);
+    if http2_max_streams == 0 {
+        p.add("proxy.http2_max_streams", "must be at least 1");
+    }
+    let body_timeout = raw.body_timeout.map_or(d.body_timeout, |t| t.0);
+    if body_timeout.is_zero() {
+        p.add("proxy.body_timeout", "must be greater than 0");
+    }
+    let send_timeout = raw.send_timeout.map_or(d.send_timeout, |t| t.0);
+    if send_timeout.is_zero() {
+        p.add("proxy.send_timeout", "must be greater than 0");
+    }
+    ClientLimits {
+        header_timeout,
+        max_header_size: max_header_size.min(256 << 10) as usize,
+        max_headers,
+        http2_max_streams,
+        body_timeout,
+        send_timeout,
     }
 }

@@ -21,6 +21,7 @@ pub mod certs;
 pub mod devcerts;
 pub mod registry;
 pub mod resolver;
+pub mod spec;
 pub mod stats;
 pub mod watch;
 

@@ -1,0 +1,151 @@
+#!/usr/bin/env python3
+"""User-space instructions per proxied request, farmgate against nginx and HAProxy.
+
+Each proxy runs under valgrind's callgrind (one worker, the load benchmark's configs,
+the same nginx backends) while one keep-alive client connection sends sequential
+small GETs. A proxy is measured twice, with FEW and with MANY requests; the
+difference of the two totals divided by (MANY - FEW) is its instructions per request,
+so start-up, config loading and shutdown cancel out. Counts do not depend on the
+machine's load, which makes this the figure to compare commits by on shared cores
+(about +-1% between runs of the same binary).
+
+Usage: benches/load/instructions.sh [--only farmgate,nginx,haproxy] [--few N] [--many N]
+                                    [--path /] [--port-base N] [--binary PATH]
+Needs valgrind (Debian package valgrind), nginx, haproxy; farmgate from
+target/release/farmgate (cargo build --release) unless --binary names another.
+"""
+import argparse
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import run  # noqa: E402  (the load benchmark's helpers: render, start, ports, tools)
+
+REQUEST = b"GET %s HTTP/1.1\r\nHost: bench\r\nUser-Agent: instructions\r\nAccept: */*\r\n\r\n"
+
+
+def read_response(sock, buf):
+    """Reads one Content-Length response from sock; returns the bytes after it."""
+    while b"\r\n\r\n" not in buf:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise SystemExit("the proxy closed the connection")
+        buf += chunk
+    head, _, rest = buf.partition(b"\r\n\r\n")
+    if not head.startswith(b"HTTP/1.1 200"):
+        raise SystemExit(f"unexpected answer: {head[:80]!r}")
+    m = re.search(rb"(?i)\r\ncontent-length:\s*(\d+)", head)
+    if not m:
+        raise SystemExit(f"no Content-Length in {head!r}")
+    need = int(m.group(1))
+    while len(rest) < need:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise SystemExit("the proxy closed the connection mid-body")
+        rest += chunk
+    return rest[need:]
+
+
+def drive(port, path, count):
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as s:
+        req = REQUEST % path.encode()
+        buf = b""
+        for _ in range(count):
+            s.sendall(req)
+            buf = read_response(s, buf)
+
+
+def callgrind_total(out):
+    with open(out) as f:
+        for line in f:
+            if line.startswith("totals:") or line.startswith("summary:"):
+                return int(line.split()[1])
+    raise SystemExit(f"{out}: no totals line")
+
+
+def measure(name, cmd, port, path, count, work):
+    out = f"{work}/callgrind.{name}.{count}"
+    vg = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", "--trace-children=no"]
+    p = run.start(vg + cmd, [], f"{work}/{name}.{count}.out")
+    deadline = time.time() + 120
+    while run.port_free(port):
+        if p.poll() is not None:
+            raise SystemExit(f"{name} exited under valgrind; see {work}/{name}.{count}.out")
+        if time.time() > deadline:
+            raise SystemExit(f"{name} did not listen on {port} under valgrind")
+        time.sleep(0.1)
+    drive(port, path, 20)  # warm: backend connections open, lazy state built
+    drive(port, path, count)
+    os.killpg(p.pid, 15)
+    p.wait(timeout=120)
+    return callgrind_total(out)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--only", default="farmgate,nginx,haproxy")
+    ap.add_argument("--few", type=int, default=200)
+    ap.add_argument("--many", type=int, default=1200)
+    ap.add_argument("--path", default="/")
+    ap.add_argument("--port-base", type=int, default=21000)
+    ap.add_argument("--binary", default=os.path.join(run.ROOT, "target/release/farmgate"))
+    args = ap.parse_args()
+    if not os.path.exists("/usr/bin/valgrind"):
+        raise SystemExit("valgrind is missing: apt-get install valgrind")
+    run.ensure_tools()
+    ports = run.port_map(args.port_base)
+    work = tempfile.mkdtemp(prefix="farmgate-instr-")
+    bk = {f"B{i + 1}": p for i, p in enumerate(ports["backends"])}
+    os.makedirs(f"{work}/www", exist_ok=True)
+    with open(f"{work}/www/16k", "wb") as f:
+        f.write(b"x" * 16384)
+    try:
+        run.start([run.tool("nginx"), "-c", run.render("nginx-backend.conf", f"{work}/backend.conf", DIR=work, **bk),
+                   "-p", work], ports["backends"], f"{work}/backend.out")
+        cert = f"{work}/cert.pem"
+        key = f"{work}/key.pem"
+        run.sh(f"openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=bench "
+               f"-keyout {key} -out {cert} 2>/dev/null")
+        pem = f"{work}/both.pem"
+        with open(pem, "w") as f:
+            f.write(open(cert).read() + open(key).read())
+        tls = dict(CERT=cert, KEY=key, PEM=pem)
+        results = {}
+        for name in args.only.split(","):
+            port = ports[(name, "plain")]
+            tport = ports[(name, "tls")]
+            if name == "farmgate":
+                cfg = run.render("farmgate.yaml", f"{work}/farmgate.yaml", DIR=work, ACCESS="off", PORT=port,
+                                 TLS_PORT=tport, **bk, **tls)
+                cmd = [args.binary, "run", "--config", cfg]
+            elif name == "nginx":
+                cfg = run.render("nginx-proxy.conf", f"{work}/proxy.conf", DIR=work, PORT=port, TLS_PORT=tport,
+                                 **bk, **tls)
+                # One process: valgrind follows no fork.
+                cmd = [run.tool("nginx"), "-c", cfg, "-p", work, "-g", "master_process off;"]
+            elif name == "haproxy":
+                cfg = run.render("haproxy.cfg", f"{work}/haproxy.cfg", DIR=work, PORT=port, TLS_PORT=tport,
+                                 **bk, **tls)
+                cmd = [run.tool("haproxy"), "-db", "-f", cfg]
+            else:
+                raise SystemExit(f"unknown proxy {name}")
+            few = measure(name, cmd, port, args.path, args.few, work)
+            many = measure(name, cmd, port, args.path, args.many, work)
+            results[name] = (many - few) / (args.many - args.few)
+            print(f"{name:9} {results[name]:9,.0f} instructions per request "
+                  f"({args.few} vs {args.many} requests on one connection, path {args.path})", flush=True)
+        if "farmgate" in results:
+            for peer in ("nginx", "haproxy"):
+                if peer in results:
+                    print(f"farmgate / {peer}: {results['farmgate'] / results[peer]:.2f}")
+    finally:
+        run.stop_all()
+
+
+if __name__ == "__main__":
+    main()
