@@ -24,7 +24,8 @@ use crate::http1::{Parsed, ReadBuf, RequestHead, RequestParser, Violation};
 use crate::metrics::listener::ClientTimeout;
 use crate::proxy::body::{BoxBody, ClientBody};
 use crate::proxy::error::local_response;
-use crate::request;
+use crate::proxy::fast::FastClient;
+use crate::request::{self, Handled};
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Uri, Version};
 use hyper_util::rt::TokioExecutor;
@@ -81,6 +82,7 @@ where
     let mut parser = RequestParser::new(conn.max_head);
     let mut buf = ReadBuf::new();
     let mut out: Vec<u8> = Vec::new();
+    let mut up: Vec<u8> = Vec::new();
     let mut draining = false;
     loop {
         // === A request head ===
@@ -126,7 +128,15 @@ where
                     continue;
                 }
                 Wake::Expired(Expiry::Park) if activity.can_park() => {
-                    let parked = park(&stream, &mut parser, &mut buf, &mut out, conn, &mut shutdown);
+                    up = Vec::new();
+                    let parked = park(
+                        &stream,
+                        &mut parser,
+                        &mut buf,
+                        &mut out,
+                        conn,
+                        &mut shutdown,
+                    );
                     if parked.await {
                         continue;
                     }
@@ -159,7 +169,14 @@ where
         // === The request ===
         let head = parser.head(buf.data());
         if head.fields().count() > limits.max_headers {
-            refuse(&mut stream, Violation::TooManyFields, info, activity, &mut out).await;
+            refuse(
+                &mut stream,
+                Violation::TooManyFields,
+                info,
+                activity,
+                &mut out,
+            )
+            .await;
             return Next::Close;
         }
         if for_hyper(&head) {
@@ -195,7 +212,13 @@ where
                 io: r,
                 buf: std::mem::take(&mut buf),
             };
-            let body = EngineBody::new(side, kind, conn.max_head, giveback.clone(), activity.clone());
+            let body = EngineBody::new(
+                side,
+                kind,
+                conn.max_head,
+                giveback.clone(),
+                activity.clone(),
+            );
             Held::Split(w, giveback, Some(ClientBody::Stream(BoxBody::new(body))))
         };
         let (sock, body) = match &mut held {
@@ -211,7 +234,7 @@ where
             client,
             conn,
             gw,
-            &mut out,
+            (&mut out, &mut up),
             &mut shutdown,
             &mut draining,
         ))
@@ -229,7 +252,9 @@ where
                         // The body was not read to its end: nothing more
                         // can be read as a request on this connection.
                         let mut w = w;
-                        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), w.shutdown()).await;
+                        let _ =
+                            tokio::time::timeout(std::time::Duration::from_secs(1), w.shutdown())
+                                .await;
                         None
                     }
                 }
@@ -240,7 +265,8 @@ where
         };
         stream = s;
         if !served || draining {
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(1), stream.shutdown()).await;
+            let _ =
+                tokio::time::timeout(std::time::Duration::from_secs(1), stream.shutdown()).await;
             return Next::Close;
         }
     }
@@ -292,13 +318,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Sock<'_, S> {
 /// deadlines (body and send timeouts, abuse) end it at once; shutdown lets
 /// it finish and closes after.
 #[allow(clippy::too_many_arguments)]
-async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
+async fn exchange<S: AsyncRead + AsyncWrite + Unpin + Send>(
     mut sock: Sock<'_, S>,
     req: Request<ClientBody>,
     client: Client,
     conn: &Conn,
     gw: &Arc<Serving>,
-    out: &mut Vec<u8>,
+    (out, up): (&mut Vec<u8>, &mut Vec<u8>),
     shutdown: &mut tokio::sync::watch::Receiver<bool>,
     draining: &mut bool,
 ) -> bool {
@@ -309,17 +335,27 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
         cancelled: false,
     };
     let work = async {
-        let resp = request::handle(gw.shared.clone(), info.clone(), req).await;
-        let Ok(resp) = resp else {
-            // A rule aborted it: the connection closes without an answer.
-            return false;
-        };
         // A new process serves this listener now (binary upgrade), or
         // shutdown: this response is the connection's last.
         let last = gw.connections.is_retiring() || gw.connections.is_draining();
         let client = Client {
             keep_alive: client.keep_alive && !last,
             ..client
+        };
+        let mut noted = engine_write::Noted::new(&mut sock, activity);
+        let fast = FastClient {
+            to: &mut noted,
+            minor: u8::from(client.http11),
+            keep_alive: client.keep_alive,
+            out: &mut *out,
+            up,
+        };
+        let handled = request::handle_h1(gw.shared.clone(), info.clone(), req, Some(fast)).await;
+        let resp = match handled {
+            Ok(Handled::Response(resp)) => resp,
+            Ok(Handled::Written { keep_alive }) => return keep_alive,
+            // A rule aborted it: the connection closes without an answer.
+            Err(_) => return false,
         };
         match engine_write::write_response(&mut sock, resp, client, out, activity).await {
             Ok(keep_alive) => keep_alive,
@@ -414,14 +450,18 @@ async fn park<S: Parkable>(
     buf.release();
     parser.release();
     *out = Vec::new();
-    info.stats.connections_parked.fetch_add(1, Ordering::Relaxed);
+    info.stats
+        .connections_parked
+        .fetch_add(1, Ordering::Relaxed);
     let woken = tokio::select! {
         r = stream.readable() => r.is_ok(),
         _ = shutdown.wait_for(|s| *s) => false,
         // The idle timeout, or eviction: nothing is in flight, close.
         _ = activity.expired(true) => false,
     };
-    info.stats.connections_parked.fetch_sub(1, Ordering::Relaxed);
+    info.stats
+        .connections_parked
+        .fetch_sub(1, Ordering::Relaxed);
     activity.set_parking(false);
     woken
 }
@@ -436,7 +476,11 @@ fn is_garbage(bytes: &[u8]) -> bool {
 }
 
 /// The first finding in the chunked body bytes already read, if any.
-fn chunks_violation(kind: crate::http1::BodyKind, mut bytes: &[u8], max: usize) -> Option<Violation> {
+fn chunks_violation(
+    kind: crate::http1::BodyKind,
+    mut bytes: &[u8],
+    max: usize,
+) -> Option<Violation> {
     if kind != crate::http1::BodyKind::Chunked {
         return None;
     }

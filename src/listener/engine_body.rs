@@ -163,7 +163,9 @@ impl<S: AsyncRead> Body for EngineBody<S> {
                             if trailers.is_empty() {
                                 return Poll::Ready(None);
                             }
-                            return Poll::Ready(Some(parse_trailers(&trailers).map(Frame::trailers)));
+                            return Poll::Ready(Some(
+                                parse_trailers(&trailers).map(Frame::trailers),
+                            ));
                         }
                         None => None,
                     };

@@ -62,7 +62,10 @@ pub(super) async fn write_response<W: AsyncWrite + Unpin>(
     out: &mut Vec<u8>,
     activity: &ConnActivity,
 ) -> Result<bool, WriteError> {
-    let mut to = Noted { inner: to, activity };
+    let mut to = Noted {
+        inner: to,
+        activity,
+    };
     let (parts, mut body) = resp.into_parts();
     out.clear();
     let length = if body.is_end_stream() {
@@ -146,10 +149,12 @@ pub(super) async fn write_response<W: AsyncWrite + Unpin>(
 
 /// Polls `fut` once: its output if it is ready now.
 async fn poll_once<F: Future + Unpin>(mut fut: F) -> Option<F::Output> {
-    std::future::poll_fn(|cx| Poll::Ready(match Pin::new(&mut fut).poll(cx) {
-        Poll::Ready(v) => Some(v),
-        Poll::Pending => None,
-    }))
+    std::future::poll_fn(|cx| {
+        Poll::Ready(match Pin::new(&mut fut).poll(cx) {
+            Poll::Ready(v) => Some(v),
+            Poll::Pending => None,
+        })
+    })
     .await
 }
 
@@ -164,7 +169,8 @@ fn can_have_body(head_request: bool, status: StatusCode) -> bool {
 }
 
 fn can_have_content_length(status: StatusCode) -> bool {
-    !status.is_informational() && !matches!(status, StatusCode::NO_CONTENT | StatusCode::NOT_MODIFIED)
+    !status.is_informational()
+        && !matches!(status, StatusCode::NO_CONTENT | StatusCode::NOT_MODIFIED)
 }
 
 fn has_token(headers: &HeaderMap, name: HeaderName, token: &str) -> bool {
@@ -200,7 +206,10 @@ fn write_head(
             if version == Version::HTTP_10 {
                 keep_alive = false;
             } else if keep_alive {
-                headers.append(header::CONNECTION, http::HeaderValue::from_static("keep-alive"));
+                headers.append(
+                    header::CONNECTION,
+                    http::HeaderValue::from_static("keep-alive"),
+                );
             }
         }
         version = Version::HTTP_10;
@@ -336,9 +345,15 @@ fn join<'a>(values: impl Iterator<Item = &'a http::HeaderValue>) -> Vec<u8> {
 
 /// The client's write side, telling the connection's watchdog when a
 /// write waits on the client and when it moves (the send timeout).
-struct Noted<'a, W> {
+pub(super) struct Noted<'a, W> {
     inner: &'a mut W,
     activity: &'a ConnActivity,
+}
+
+impl<'a, W> Noted<'a, W> {
+    pub fn new(inner: &'a mut W, activity: &'a ConnActivity) -> Self {
+        Noted { inner, activity }
+    }
 }
 
 impl<W: AsyncWrite + Unpin> AsyncWrite for Noted<'_, W> {

@@ -54,17 +54,30 @@ fn the_connection_field_follows_the_connection() {
         ..client()
     };
     let (t, _, k) = head(200, None, closing);
-    assert_eq!(t, "HTTP/1.1 200 OK|x-a: 1|connection: close|content-length: 0|");
+    assert_eq!(
+        t,
+        "HTTP/1.1 200 OK|x-a: 1|connection: close|content-length: 0|"
+    );
     assert!(!k);
     let http10 = Client {
         http11: false,
         ..client()
     };
     let (t, _, k) = head(200, Some(Some(1)), http10);
-    assert_eq!(t, "HTTP/1.0 200 OK|x-a: 1|connection: keep-alive|content-length: 1|");
+    assert_eq!(
+        t,
+        "HTTP/1.0 200 OK|x-a: 1|connection: keep-alive|content-length: 1|"
+    );
     assert!(k);
     // An HTTP/1.0 client gets an unknown length until close.
-    let (t, e, _) = head(200, Some(None), Client { keep_alive: false, ..http10 });
+    let (t, e, _) = head(
+        200,
+        Some(None),
+        Client {
+            keep_alive: false,
+            ..http10
+        },
+    );
     assert_eq!(t, "HTTP/1.0 200 OK|x-a: 1|");
     assert_eq!(e, Encoder::UntilClose);
 }

@@ -285,7 +285,8 @@ pub fn spawn(
             }
             match accepted {
                 Ok((stream, peer)) => {
-                    let (limits, idle_timeout, max, proxied, http1) = conn_settings(&gw, &task_name);
+                    let (limits, idle_timeout, max, proxied, http1) =
+                        conn_settings(&gw, &task_name);
                     if let Some(trusted) = &proxied {
                         if !trusted.iter().any(|n| n.contains(&peer.ip())) {
                             // Only the balancers in front may connect here.
@@ -359,7 +360,13 @@ fn conn_settings(
     let max = spec.map_or(ClientLimits::DEFAULT_MAX_CONNECTIONS, |l| l.max_connections);
     let proxied = spec.and_then(|l| l.proxy_protocol.clone());
     let http1 = snap.runtime.http1;
-    (snap.proxy.limits, snap.proxy.idle_timeout, max, proxied, http1)
+    (
+        snap.proxy.limits,
+        snap.proxy.idle_timeout,
+        max,
+        proxied,
+        http1,
+    )
 }
 
 /// A connection just accepted, before its `ConnInfo` is known.

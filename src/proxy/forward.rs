@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 /// At most this many servers are tried for one request.
-const MAX_ATTEMPTS: usize = 16;
+pub(super) const MAX_ATTEMPTS: usize = 16;
 
 /// The request as it will be sent, minus the per-attempt URI and body.
 pub struct Outgoing {
@@ -234,7 +234,7 @@ pub async fn forward(
 }
 
 /// Why a connection could not be made, for the server's health record.
-fn unreachable_reason(cause: &(dyn std::error::Error + 'static)) -> Reason {
+pub(super) fn unreachable_reason(cause: &(dyn std::error::Error + 'static)) -> Reason {
     let chain = std::iter::successors(Some(cause), |e| e.source());
     for e in chain {
         if e.is::<ConnectTimeout>() {

@@ -134,6 +134,20 @@ impl Upstream {
         }
     }
 
+    /// A new connection to `server` for the engine's fast path (TCP, and
+    /// TLS for `https://`), bounded by `connect_timeout`.
+    pub async fn connect_raw(
+        &self,
+        server: &Server,
+    ) -> Result<super::connector::BackendStream, BoxError> {
+        let uri = http::Uri::builder()
+            .scheme(server.scheme.clone())
+            .authority(server.authority.clone())
+            .path_and_query("/")
+            .build()?;
+        Ok(self.connector.clone().call(uri).await?.into_inner())
+    }
+
     async fn connect(
         &self,
         server: &Server,

@@ -10,13 +10,25 @@ use crate::log::access::AccessRecord;
 use crate::proxy::body::{ClientBody, ProxyBody};
 use crate::proxy::error::ProxyError;
 use crate::proxy::exchange::Exchange;
+use crate::proxy::fast::{self, Fast, FastClient};
 use crate::proxy::forward::{self, Forwarder, Outgoing};
 use crate::proxy::headers::ClientSide;
 use http::{Request, Response};
+use http_body::Body as _;
 use hyper::upgrade::OnUpgrade;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
+use tokio::io::AsyncWrite;
+
+/// What serving a request from the HTTP/1 engine gave.
+pub enum Handled {
+    /// A response for the client connection to write.
+    Response(Response<ProxyBody>),
+    /// The fast forward wrote the answer already; `keep_alive`: the client
+    /// connection may carry another request.
+    Written { keep_alive: bool },
+}
 
 /// Serves one request from a client connection.
 pub async fn handle(
@@ -24,6 +36,23 @@ pub async fn handle(
     conn: Arc<ConnInfo>,
     req: Request<ClientBody>,
 ) -> Result<Response<ProxyBody>, route::Aborted> {
+    match handle_h1::<tokio::io::Sink>(shared, conn, req, None).await? {
+        Handled::Response(resp) => Ok(resp),
+        // Only with a fast client, and there is none.
+        Handled::Written { .. } => Err(route::Aborted),
+    }
+}
+
+/// Serves one request; with `fast` (the HTTP/1 engine's client side), a
+/// bodiless GET or HEAD routed to a farm whose answer needs neither cache
+/// nor compression is forwarded by `proxy::fast` and written to the client
+/// there.
+pub async fn handle_h1<W: AsyncWrite + Unpin + Send>(
+    shared: Arc<Shared>,
+    conn: Arc<ConnInfo>,
+    req: Request<ClientBody>,
+    fast: Option<FastClient<'_, W>>,
+) -> Result<Handled, route::Aborted> {
     let started = Instant::now();
     let snap = shared.snapshot();
     let mut ex = Exchange::new(started);
@@ -96,6 +125,24 @@ pub async fn handle(
             };
             // Negotiated now: the request head moves on to the cache.
             let compress = compress::plan(&farm.compression, rule_compression, &parts);
+            if let Some(client) = fast.filter(|_| {
+                compress.is_none()
+                    && farm.cache.is_none()
+                    && upgrade.is_none()
+                    && body.is_end_stream()
+                    && matches!(parts.method, http::Method::GET | http::Method::HEAD)
+            }) {
+                match fast::forward(&to, &parts, client, &mut ex).await {
+                    Fast::Written { status, keep_alive } => {
+                        conn.stats.codes.inc(status);
+                        if let Some(r) = ex.record() {
+                            r.status = status;
+                        }
+                        return Ok(Handled::Written { keep_alive });
+                    }
+                    Fast::Failed(e) => return Ok(Handled::Response(finish(&conn, ex, Err(e)))),
+                }
+            }
             let may_encode = compress.as_ref().is_some_and(compress::Plan::may_encode);
             let out = Outgoing { parts, body };
             let cache = farm.cache.as_ref();
@@ -114,6 +161,15 @@ pub async fn handle(
             })
         }
     };
+    Ok(Handled::Response(finish(&conn, ex, result)))
+}
+
+/// The response (or the error's), counted, carrying the exchange.
+fn finish(
+    conn: &ConnInfo,
+    mut ex: Exchange,
+    result: Result<Response<ProxyBody>, ProxyError>,
+) -> Response<ProxyBody> {
     let mut resp = result.unwrap_or_else(ProxyError::into_response);
     let status = resp.status().as_u16();
     conn.stats.codes.inc(status);
@@ -121,7 +177,7 @@ pub async fn handle(
         r.status = status;
     }
     resp.body_mut().set_exchange(ex);
-    Ok(resp)
+    resp
 }
 
 /// The cache fetches what it does not have through the forwarder.
