@@ -22,6 +22,9 @@ use std::time::{Instant, SystemTime};
 use tokio::io::AsyncWrite;
 
 /// What serving a request from the HTTP/1 engine gave.
+// Returned once per request and matched at once: boxing the response would
+// cost an allocation to save a move.
+#[allow(clippy::large_enum_variant)]
 pub enum Handled {
     /// A response for the client connection to write.
     Response(Response<ProxyBody>),
