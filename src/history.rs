@@ -105,7 +105,7 @@ struct ServerHistory {
 struct FarmHistory {
     ring: Ring,
     marks: VecDeque<Mark>,
-    cache_prev: Option<[u64; 6]>,
+    cache_prev: Option<[u64; CacheResult::ALL.len()]>,
     seen: u64,
 }
 
@@ -338,7 +338,10 @@ fn quantile(h: &HistogramSnapshot, q: f64) -> Option<f32> {
 /// Lookups answered from the store over all lookups, between two readings
 /// of the cache counters (in `CacheResult::ALL` order); bypasses are not
 /// lookups.
-fn hit_ratio(now: &[u64; 6], prev: &[u64; 6]) -> Option<f32> {
+fn hit_ratio(
+    now: &[u64; CacheResult::ALL.len()],
+    prev: &[u64; CacheResult::ALL.len()],
+) -> Option<f32> {
     let d = |r: CacheResult| {
         let i = CacheResult::ALL.iter().position(|&x| x == r).unwrap_or(0);
         now[i].saturating_sub(prev[i])
@@ -346,7 +349,8 @@ fn hit_ratio(now: &[u64; 6], prev: &[u64; 6]) -> Option<f32> {
     let served = d(CacheResult::Hit)
         + d(CacheResult::Stale)
         + d(CacheResult::Consolidated)
-        + d(CacheResult::Revalidated);
+        + d(CacheResult::Revalidated)
+        + d(CacheResult::StaleRevalidate);
     let lookups = served + d(CacheResult::Miss);
     (lookups > 0).then(|| served as f32 / lookups as f32)
 }
@@ -385,9 +389,9 @@ mod tests {
 
     #[test]
     fn hit_ratio_counts_what_the_store_answered() {
-        let prev = [10, 10, 0, 50, 0, 0];
+        let prev = [10, 10, 0, 50, 0, 0, 0];
         // 6 hits, 2 misses, 1 stale, 7 bypasses, 1 consolidated.
-        let now = [16, 12, 1, 57, 1, 0];
+        let now = [16, 12, 1, 57, 1, 0, 0];
         assert_eq!(hit_ratio(&now, &prev), Some(8.0 / 10.0));
         assert_eq!(hit_ratio(&prev, &prev), None, "no lookup, no ratio");
     }

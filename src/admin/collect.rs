@@ -255,6 +255,20 @@ impl Collector for BackendCollector {
                 })
             }),
         )?;
+        counters(
+            &mut enc,
+            CACHE_BACKGROUND_REVALIDATIONS,
+            "Background revalidations started for stale-while-revalidate hits.",
+            cached().map(|(f, c)| {
+                (
+                    [("farm", &*f.name)],
+                    c.store
+                        .stats
+                        .background
+                        .load(std::sync::atomic::Ordering::Relaxed),
+                )
+            }),
+        )?;
         gauges(
             &mut enc,
             CACHE_SIZE_BYTES,

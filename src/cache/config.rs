@@ -4,6 +4,7 @@
 
 use crate::ground::error::Problems;
 use crate::ground::units::{Dur, Size};
+use http::header::HeaderName;
 use serde::Deserialize;
 use std::time::Duration;
 
@@ -32,6 +33,21 @@ pub struct RawCache {
     pub stale_if_error: Option<Dur>,
     #[serde(default)]
     pub status_header: Option<bool>,
+    /// Serve a stale response at once while one background request
+    /// revalidates it, for this long past its freshness, when the response
+    /// itself gives no `stale-while-revalidate` (RFC 5861). Default 0s.
+    #[serde(default)]
+    pub stale_while_revalidate: Option<Dur>,
+    /// Targeted cache-control fields (RFC 9213) obeyed in this order; the
+    /// first present and valid one replaces Cache-Control for the cache's
+    /// own decisions. Default `[CDN-Cache-Control]`; `[]` turns it off.
+    #[serde(default)]
+    pub targeted_fields: Option<Vec<String>>,
+    /// Targeted fields removed before the response reaches the client.
+    /// Default: every listed field except `CDN-Cache-Control` (which is
+    /// meant for CDNs further down the line too).
+    #[serde(default)]
+    pub strip_targeted: Option<Vec<String>>,
 }
 
 /// `query_string` as written.
@@ -67,6 +83,64 @@ pub struct CacheSpec {
     /// farm cannot answer; zero turns it off.
     pub stale_if_error: Duration,
     pub status_header: bool,
+    /// Default stale-while-revalidate window; zero: only the response's.
+    pub stale_while_revalidate: Duration,
+}
+
+/// The targeted cache-control fields of a farm (RFC 9213).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Targeted {
+    /// Obeyed in this order.
+    pub names: Box<[HeaderName]>,
+    /// Removed from responses to clients.
+    pub strip: Box<[HeaderName]>,
+}
+
+impl Default for Targeted {
+    fn default() -> Self {
+        Targeted {
+            names: Box::new([CDN_CACHE_CONTROL.clone()]),
+            strip: Box::new([]),
+        }
+    }
+}
+
+/// RFC 9213's field, for every CDN.
+pub static CDN_CACHE_CONTROL: HeaderName = HeaderName::from_static("cdn-cache-control");
+
+/// Compiles `targeted_fields` and `strip_targeted` of `raw` (at `at`).
+pub fn build_targeted(raw: &RawCache, at: &str, p: &mut Problems) -> Targeted {
+    let mut names_of = |list: &[String], key: &str| -> Vec<HeaderName> {
+        list.iter()
+            .enumerate()
+            .filter_map(|(i, n)| match HeaderName::from_bytes(n.trim().as_bytes()) {
+                Ok(h) => Some(h),
+                Err(_) => {
+                    p.add(
+                        format!("{at}.{key}[{i}]"),
+                        format!("{n:?} is not a header field name"),
+                    );
+                    None
+                }
+            })
+            .collect()
+    };
+    let names = match &raw.targeted_fields {
+        Some(list) => names_of(list, "targeted_fields"),
+        None => vec![CDN_CACHE_CONTROL.clone()],
+    };
+    let strip = match &raw.strip_targeted {
+        Some(list) => names_of(list, "strip_targeted"),
+        None => names
+            .iter()
+            .filter(|n| **n != CDN_CACHE_CONTROL)
+            .cloned()
+            .collect(),
+    };
+    Targeted {
+        names: names.into(),
+        strip: strip.into(),
+    }
 }
 
 impl Default for CacheSpec {
@@ -80,6 +154,7 @@ impl Default for CacheSpec {
             request_consolidation: true,
             stale_if_error: Duration::from_secs(300),
             status_header: true,
+            stale_while_revalidate: Duration::ZERO,
         }
     }
 }
@@ -100,6 +175,9 @@ pub fn build(raw: &RawCache, at: &str, p: &mut Problems) -> Option<CacheSpec> {
         request_consolidation: raw.request_consolidation.unwrap_or(d.request_consolidation),
         stale_if_error: raw.stale_if_error.map_or(d.stale_if_error, |v| v.0),
         status_header: raw.status_header.unwrap_or(d.status_header),
+        stale_while_revalidate: raw
+            .stale_while_revalidate
+            .map_or(d.stale_while_revalidate, |v| v.0),
     };
     let mut ok = true;
     if spec.max_memory == 0 {
@@ -140,6 +218,34 @@ mod tests {
         assert_eq!(spec, CacheSpec::default());
         assert_eq!(spec.max_memory, 256 << 20);
         assert_eq!(spec.stale_if_error, Duration::from_secs(300));
+    }
+
+    #[test]
+    fn targeted_fields_and_what_is_stripped() {
+        let mut p = Problems::default();
+        assert_eq!(
+            build_targeted(&RawCache::default(), "c", &mut p),
+            Targeted::default()
+        );
+        let raw = RawCache {
+            targeted_fields: Some(vec![
+                "Farmgate-Cache-Control".into(),
+                "CDN-Cache-Control".into(),
+            ]),
+            ..Default::default()
+        };
+        let t = build_targeted(&raw, "c", &mut p);
+        assert_eq!(t.names.len(), 2);
+        assert_eq!(
+            &*t.strip,
+            &[HeaderName::from_static("farmgate-cache-control")]
+        );
+        let raw = RawCache {
+            targeted_fields: Some(vec!["bad name".into()]),
+            ..Default::default()
+        };
+        build_targeted(&raw, "c", &mut p);
+        assert_eq!(p.0[0].0, "c.targeted_fields[0]");
     }
 
     #[test]

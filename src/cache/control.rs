@@ -27,6 +27,12 @@ pub struct CacheControl {
     pub max_age: Option<Duration>,
     pub s_maxage: Option<Duration>,
     pub min_fresh: Option<Duration>,
+    /// RFC 5861: how long past its freshness a response may be served
+    /// while one revalidation runs in the background.
+    pub stale_while_revalidate: Option<Duration>,
+    /// RFC 5861: how long past its freshness a response may stand in for
+    /// an error.
+    pub stale_if_error: Option<Duration>,
 }
 
 impl CacheControl {
@@ -70,6 +76,15 @@ impl CacheControl {
         } else if is("min-fresh") {
             if let Some(d) = value.and_then(parse_delta) {
                 self.min_fresh.get_or_insert(d);
+            }
+        } else if is("stale-while-revalidate") {
+            // An invalid window grants nothing (RFC 5861 §3).
+            if let Some(d) = value.and_then(parse_delta) {
+                self.stale_while_revalidate.get_or_insert(d);
+            }
+        } else if is("stale-if-error") {
+            if let Some(d) = value.and_then(parse_delta) {
+                self.stale_if_error.get_or_insert(d);
             }
         }
     }
@@ -193,11 +208,16 @@ pub fn expires(headers: &HeaderMap) -> Option<SystemTime> {
     Some(date(headers, header::EXPIRES).unwrap_or(UNIX_EPOCH))
 }
 
-/// The Age field (first line); an invalid value is ignored (§5.1).
+/// The Age field. Several values (`7200, 0`, or several field lines) are a
+/// list: its first member counts; a member that is not a non-negative
+/// integer makes the field ignored (§5.1).
 pub fn age(headers: &HeaderMap) -> Duration {
     headers
         .get(header::AGE)
-        .and_then(|v| parse_delta(trim(v.as_bytes())))
+        .and_then(|v| {
+            let first = v.as_bytes().split(|b| *b == b',').next()?;
+            parse_delta(trim(first))
+        })
         .unwrap_or(Duration::ZERO)
 }
 
@@ -216,6 +236,9 @@ mod tests {
     fn directives_and_values() {
         let c = cc("public, max-age=60, s-maxage=\"120\", must-revalidate");
         assert!(c.public && c.must_revalidate && !c.private);
+        let w = cc("max-age=1, stale-while-revalidate=30, stale-if-error=x");
+        assert_eq!(w.stale_while_revalidate, Some(Duration::from_secs(30)));
+        assert_eq!(w.stale_if_error, None, "an invalid window grants nothing");
         assert_eq!(c.max_age, Some(Duration::from_secs(60)));
         assert_eq!(c.s_maxage, Some(Duration::from_secs(120)));
     }
@@ -269,10 +292,27 @@ mod tests {
             expires(&h),
             Some(UNIX_EPOCH + Duration::from_secs(784_111_777))
         );
+        // The obsolete formats a recipient must accept (RFC 9110 §5.6.7).
+        for old in ["Sunday, 06-Nov-94 08:49:37 GMT", "Sun Nov  6 08:49:37 1994"] {
+            h.insert(header::EXPIRES, HeaderValue::from_static(old));
+            assert_eq!(
+                expires(&h),
+                Some(UNIX_EPOCH + Duration::from_secs(784_111_777)),
+                "{old}"
+            );
+        }
         h.insert(header::AGE, HeaderValue::from_static(" 42 "));
         assert_eq!(age(&h), Duration::from_secs(42));
         h.insert(header::AGE, HeaderValue::from_static("old"));
         assert_eq!(age(&h), Duration::ZERO);
+        // A list: the first member (§5.1), whatever follows.
+        h.insert(header::AGE, HeaderValue::from_static("7200, 0"));
+        assert_eq!(age(&h), Duration::from_secs(7200));
+        h.insert(header::AGE, HeaderValue::from_static("-1, 5"));
+        assert_eq!(age(&h), Duration::ZERO);
+        h.insert(header::AGE, HeaderValue::from_static("30"));
+        h.append(header::AGE, HeaderValue::from_static("99"));
+        assert_eq!(age(&h), Duration::from_secs(30));
         h.insert(header::PRAGMA, HeaderValue::from_static("No-Cache"));
         assert!(pragma_no_cache(&h));
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("max-age=1"));

@@ -79,7 +79,10 @@ impl Entry {
         let fresh_left = freshness.lifetime.saturating_sub(freshness.initial_age);
         let mut keep = Duration::ZERO;
         if !freshness.no_stale && !freshness.revalidate_always {
-            keep = spec.stale_if_error;
+            keep = freshness
+                .stale_if_error
+                .unwrap_or(spec.stale_if_error)
+                .max(freshness.stale_while_revalidate);
         }
         if has_validator {
             keep = keep.max(STALE_KEEP);
@@ -115,6 +118,11 @@ impl Entry {
     #[inline]
     pub fn fresh_for(&self, req: &RequestPolicy) -> bool {
         self.freshness.fresh_for(self.age(), req)
+    }
+
+    /// Stale but within its stale-while-revalidate window for `req`.
+    pub fn within_swr(&self, req: &RequestPolicy) -> bool {
+        self.freshness.within_swr(self.age(), req)
     }
 
     /// May this entry stand in, stale, for a failing farm?

@@ -7,6 +7,7 @@
 //! |---|---|
 //! | `config.rs` | `farms[].cache`: serde shape, defaults, compiled [`CacheSpec`] |
 //! | `control.rs` | parsing Cache-Control, Expires, Age, Date, Pragma |
+//! | `targeted.rs` | CDN-Cache-Control and other targeted fields (RFC 9213) |
 //! | `policy.rs` | storability, freshness lifetime, age, reuse rules |
 //! | `key.rs` | primary keys and Vary secondary keys |
 //! | `entry.rs` | a stored response |
@@ -17,6 +18,7 @@
 //! | `buffer.rs` | the shared growing body followers stream from |
 //! | `fill.rs` | the task that reads a backend body and stores it |
 //! | `revalidate.rs` | conditional requests for stale entries, 304 refresh |
+//! | `range.rs` | byte ranges cut from stored or fetched complete responses |
 //! | `conditional.rs` | client If-None-Match / If-Modified-Since |
 //! | `invalidate.rs` | invalidation after successful unsafe requests |
 //! | `respond.rs` | responses from the cache, 304s, X-Cache |
@@ -33,12 +35,14 @@ pub mod fill;
 pub mod invalidate;
 pub mod key;
 pub mod policy;
+pub mod range;
 pub mod registry;
 pub mod respond;
 pub mod revalidate;
 pub mod serve;
 pub mod stats;
 pub mod store;
+pub mod targeted;
 pub mod variants;
 
 pub use config::{CacheSpec, QueryString, RawCache};
@@ -52,8 +56,19 @@ use std::sync::Arc;
 
 /// A farm's cache as a runtime snapshot holds it: the compiled settings
 /// and the long-lived store (shared with the registry and later snapshots).
-#[derive(Debug)]
+/// Cheap to clone (a background revalidation takes its own).
+#[derive(Debug, Clone)]
 pub struct FarmCache {
     pub spec: CacheSpec,
     pub store: Arc<CacheStore>,
+    pub targeted: Arc<config::Targeted>,
+}
+
+impl FarmCache {
+    /// The directives the cache obeys for a response: its first valid
+    /// targeted field's (RFC 9213), else its Cache-Control.
+    pub fn response_control(&self, headers: &http::HeaderMap) -> control::CacheControl {
+        targeted::select(headers, &self.targeted.names)
+            .unwrap_or_else(|| control::CacheControl::from_headers(headers))
+    }
 }

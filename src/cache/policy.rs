@@ -62,6 +62,13 @@ pub struct Freshness {
     /// must-revalidate, proxy-revalidate or s-maxage: never served stale,
     /// not even on error (§4.2.4).
     pub no_stale: bool,
+    /// How long past its freshness it may be served at once while one
+    /// background request revalidates it (RFC 5861: the response's
+    /// `stale-while-revalidate`, else the farm's default).
+    pub stale_while_revalidate: Duration,
+    /// The response's own `stale-if-error` window (RFC 5861), which
+    /// replaces the farm's `stale_if_error` for it.
+    pub stale_if_error: Option<Duration>,
 }
 
 impl Freshness {
@@ -80,12 +87,26 @@ impl Freshness {
         self.lifetime > age
     }
 
-    /// May it stand in, stale, for a farm that cannot answer?
+    /// May it stand in, stale, for a farm that cannot answer? `window`:
+    /// the farm's `stale_if_error`, unless the response gave its own.
     pub fn usable_on_error(&self, age: Duration, window: Duration) -> bool {
+        let window = self.stale_if_error.unwrap_or(window);
         !self.no_stale
             && !self.revalidate_always
             && !window.is_zero()
             && age.saturating_sub(self.lifetime) <= window
+    }
+
+    /// Stale, but within its stale-while-revalidate window: serve it now
+    /// and revalidate in the background.
+    pub fn within_swr(&self, age: Duration, req: &RequestPolicy) -> bool {
+        !self.no_stale
+            && !self.revalidate_always
+            && !req.no_cache
+            && req.max_age.is_none()
+            && req.min_fresh.is_none()
+            && age >= self.lifetime
+            && age - self.lifetime < self.stale_while_revalidate
     }
 }
 
@@ -119,7 +140,10 @@ pub fn evaluate(
     timing: Timing,
 ) -> Result<Freshness, NotStorable> {
     let code = status.as_u16();
-    if code < 200 || code == 206 || code == 304 || (code >= 500 && code != 501) {
+    // Any final status may be stored with explicit freshness, errors and
+    // unknown codes included (RFC 9111 §3); a partial response is never
+    // stored as if it were the whole object, a 304 is not a response body.
+    if code < 200 || code == 206 || code == 304 {
         return Err(NotStorable::Status);
     }
     if cc.no_store || req.no_store {
@@ -160,6 +184,10 @@ pub fn evaluate(
         initial_age,
         revalidate_always: cc.no_cache,
         no_stale: cc.must_revalidate || cc.proxy_revalidate || cc.s_maxage.is_some(),
+        stale_while_revalidate: cc
+            .stale_while_revalidate
+            .unwrap_or(spec.stale_while_revalidate),
+        stale_if_error: cc.stale_if_error,
     };
     let has_validator =
         headers.contains_key(header::ETAG) || headers.contains_key(header::LAST_MODIFIED);
@@ -288,7 +316,7 @@ mod tests {
                 NotStorable::VaryAll,
             ),
             (206, &[("cache-control", "max-age=60")], NotStorable::Status),
-            (503, &[("cache-control", "max-age=60")], NotStorable::Status),
+            (503, &[], NotStorable::Status),
             (200, &[], NotStorable::NotReusable),
         ];
         for (status, hs, why) in cases {
@@ -298,6 +326,73 @@ mod tests {
         assert_eq!(eval(302, &[("etag", "\"x\"")]), Err(NotStorable::Status));
         assert!(eval(302, &[("cache-control", "max-age=5")]).is_ok());
         assert!(eval(404, &[("etag", "\"x\"")]).is_ok());
+    }
+
+    #[test]
+    fn errors_and_unknown_statuses_need_explicit_freshness() {
+        for code in [500, 502, 503, 504, 599] {
+            let f = eval(code, &[("cache-control", "max-age=100")]).expect("explicit");
+            assert_eq!(f.lifetime, secs(100), "{code}");
+            assert_eq!(eval(code, &[("etag", "\"x\"")]), Err(NotStorable::Status));
+        }
+        assert!(eval(
+            503,
+            &[(
+                "expires",
+                &httpdate::fmt_http_date(SystemTime::now() + secs(60))
+            )]
+        )
+        .is_ok());
+        // 501 is heuristically cacheable (RFC 9110 §15.1).
+        assert!(eval(501, &[("etag", "\"x\"")]).is_ok());
+    }
+
+    #[test]
+    fn stale_while_revalidate_windows() {
+        let f = eval(
+            200,
+            &[("cache-control", "max-age=10, stale-while-revalidate=20")],
+        )
+        .unwrap();
+        let req = RequestPolicy::default();
+        assert!(!f.within_swr(secs(5), &req), "still fresh");
+        assert!(f.within_swr(secs(15), &req));
+        assert!(!f.within_swr(secs(31), &req), "past the window");
+        let nc = RequestPolicy {
+            no_cache: true,
+            ..Default::default()
+        };
+        assert!(
+            !f.within_swr(secs(15), &nc),
+            "the client wants a validated answer"
+        );
+        let f = eval(
+            200,
+            &[(
+                "cache-control",
+                "max-age=10, stale-while-revalidate=20, must-revalidate",
+            )],
+        )
+        .unwrap();
+        assert!(
+            !f.within_swr(secs(15), &req),
+            "must-revalidate forbids stale"
+        );
+        let spec = CacheSpec {
+            stale_while_revalidate: secs(5),
+            ..Default::default()
+        };
+        let f = eval_with(&spec, &req, 200, &[("cache-control", "max-age=10")]).unwrap();
+        assert!(f.within_swr(secs(12), &req), "the farm's default");
+        let f = eval(200, &[("cache-control", "max-age=10")]).unwrap();
+        assert!(!f.within_swr(secs(12), &req), "off by default");
+    }
+
+    #[test]
+    fn the_response_stale_if_error_replaces_the_farms() {
+        let f = eval(200, &[("cache-control", "max-age=10, stale-if-error=100")]).unwrap();
+        assert!(f.usable_on_error(secs(90), secs(5)));
+        assert!(!f.usable_on_error(secs(120), secs(500)));
     }
 
     #[test]

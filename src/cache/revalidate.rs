@@ -42,6 +42,7 @@ pub fn refresh(
     timing: Timing,
     received: Instant,
     spec: &CacheSpec,
+    targeted: &[HeaderName],
 ) -> Option<Arc<Entry>> {
     let mut headers = e.headers.clone();
     let mut replaced: Vec<&HeaderName> = Vec::new();
@@ -60,7 +61,8 @@ pub fn refresh(
     if let Some(age) = update.get(header::AGE) {
         for_age.insert(header::AGE, age.clone());
     }
-    let cc = CacheControl::from_headers(&for_age);
+    let cc = super::targeted::select(&for_age, targeted)
+        .unwrap_or_else(|| CacheControl::from_headers(&for_age));
     let freshness = policy::evaluate(spec, req, e.status, &for_age, &cc, timing).ok()?;
     Some(Entry::assemble(
         e.status,
@@ -117,7 +119,7 @@ mod tests {
         update.insert("cache-control", HeaderValue::from_static("max-age=30"));
         update.insert("x-version", HeaderValue::from_static("new"));
         update.insert("content-length", HeaderValue::from_static("0"));
-        let r = refresh(&e, &update, &req, timing(), Instant::now(), &spec).unwrap();
+        let r = refresh(&e, &update, &req, timing(), Instant::now(), &spec, &[]).unwrap();
         assert_eq!(r.body, "body");
         assert_eq!(r.headers["x-version"], "new");
         assert_eq!(r.headers["content-length"], "4");
@@ -125,6 +127,6 @@ mod tests {
         assert!(r.fresh_for(&req));
 
         update.insert("cache-control", HeaderValue::from_static("no-store"));
-        assert!(refresh(&e, &update, &req, timing(), Instant::now(), &spec).is_none());
+        assert!(refresh(&e, &update, &req, timing(), Instant::now(), &spec, &[]).is_none());
     }
 }

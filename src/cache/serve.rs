@@ -4,7 +4,8 @@
 //! may be), consolidated with concurrent misses of the same key,
 //! revalidated when a stale entry has validators, or answered stale when
 //! the farm cannot answer (`stale_if_error`). Requests the cache cannot
-//! answer (other methods, Range, upgrades) go straight to the fetch;
+//! answer (other methods, upgrades) go straight to the fetch; a Range is
+//! cut from the whole object (`range.rs`);
 //! unsafe methods that succeed invalidate what is stored for their URL.
 //!
 //! The cache does not know how a response is fetched: the request stage
@@ -13,12 +14,12 @@
 use super::buffer::Buffer;
 use super::conditional::{self, Conditions};
 use super::consolidate::{self, Leader, Outcome, Role, Shared};
-use super::control::CacheControl;
 use super::entry::{self, Entry};
 use super::fill::{self, Fill};
 use super::invalidate;
 use super::key;
 use super::policy::{self, RequestPolicy, Timing};
+use super::range;
 use super::respond::{self, XCache};
 use super::revalidate;
 use super::stats::CacheResult;
@@ -41,12 +42,19 @@ pub type Answer = Result<Response<ProxyBody>, ProxyError>;
 
 /// How the cache gets a response it does not have.
 pub trait Fetch: Sync {
+    /// A fetcher that owns what it needs, for a fetch that outlives the
+    /// request (a stale-while-revalidate background revalidation).
+    type Detached: Fetch + Send + 'static;
+
     fn fetch(
         &self,
         out: Outgoing,
         upgrade: Option<OnUpgrade>,
         ex: &mut Exchange,
     ) -> impl Future<Output = Answer> + Send;
+
+    /// `None` when this fetcher cannot be detached.
+    fn detach(&self) -> Option<Self::Detached>;
 }
 
 /// Serves a request through `cache` when its farm has one, else straight
@@ -71,6 +79,7 @@ pub async fn serve<F: Fetch>(
         req: RequestPolicy::default(),
         cond: Conditions::default(),
         passing: false,
+        background: false,
     };
     // Boxed: these futures are kilobytes, and an `async fn` moves its
     // callee's whole future into its own state, so unboxed they would
@@ -78,17 +87,22 @@ pub async fn serve<F: Fetch>(
     if upgrade.is_some() || !cacheable_request(&out) {
         return Box::pin(c.bypass(out, upgrade, ex)).await;
     }
-    Box::pin(c.cached(out, ex)).await
+    let wanted = (out.parts.method == Method::GET)
+        .then(|| range::Wanted::from_request(&out.parts.headers))
+        .flatten();
+    let answer = Box::pin(c.cached(out, ex)).await;
+    match wanted {
+        Some(w) => answer.map(|resp| range::answer(&w, resp)),
+        None => answer,
+    }
 }
 
-/// GET or HEAD, without a body, a Range or conditionals the cache does not
-/// answer itself.
+/// GET or HEAD, without a body or conditionals the cache does not answer
+/// itself (ranges it answers: `range.rs`).
 fn cacheable_request(out: &Outgoing) -> bool {
     let p = &out.parts;
     (p.method == Method::GET || p.method == Method::HEAD)
         && out.body.is_end_stream()
-        && !p.headers.contains_key(header::RANGE)
-        && !p.headers.contains_key(header::IF_RANGE)
         && !p.headers.contains_key(header::IF_MATCH)
         && !p.headers.contains_key(header::IF_UNMODIFIED_SINCE)
 }
@@ -112,6 +126,8 @@ struct Ctx<'a, F> {
     cond: Conditions,
     /// The URL is marked as not shareable (no need to mark it again).
     passing: bool,
+    /// A background revalidation: nobody is answered, nothing is counted.
+    background: bool,
 }
 
 impl<F: Fetch> Ctx<'_, F> {
@@ -125,11 +141,21 @@ impl<F: Fetch> Ctx<'_, F> {
         self.fetch.fetch(out, upgrade, ex).await
     }
 
-    /// Counts `result` and sets X-Cache.
+    /// Counts `result`, sets X-Cache and removes the targeted fields meant
+    /// for this cache only.
     fn done(&self, result: CacheResult, x: XCache, mut resp: Response<ProxyBody>) -> Answer {
-        self.cache.store.stats.count(result);
+        self.count(result);
         respond::mark(&mut resp, self.cache.spec.status_header, x);
+        for name in &self.cache.targeted.strip {
+            resp.headers_mut().remove(name);
+        }
         Ok(resp)
+    }
+
+    fn count(&self, result: CacheResult) {
+        if !self.background {
+            self.cache.store.stats.count(result);
+        }
     }
 
     /// Lets the compression stage find (and keep) encoded forms of `e`
@@ -156,7 +182,7 @@ impl<F: Fetch> Ctx<'_, F> {
         match fallback {
             Ok(resp) => self.done(result, XCache::Miss, resp),
             Err(e) => {
-                self.cache.store.stats.count(result);
+                self.count(result);
                 Err(e)
             }
         }
@@ -172,18 +198,36 @@ impl<F: Fetch> Ctx<'_, F> {
         self.done(CacheResult::Bypass, XCache::Bypass, resp)
     }
 
-    async fn cached(mut self, out: Outgoing, ex: &mut Exchange) -> Answer {
+    async fn cached(mut self, mut out: Outgoing, ex: &mut Exchange) -> Answer {
         self.req = RequestPolicy::from_headers(&out.parts.headers);
         self.cond = Conditions::from_headers(&out.parts.headers);
         let store = &self.cache.store;
         let primary = key::primary(&out.parts, self.cache.spec.query_string);
         let mut lookup = store.lookup(primary, &out.parts.headers);
         let found = std::mem::replace(&mut lookup.found, Found::Nothing);
+        if out.parts.headers.contains_key(header::RANGE) {
+            if matches!(found, Found::Pass) {
+                // Not storable last time (too large, private, ...): the
+                // backend answers the range itself.
+                let r = self.forward(out, None, ex).await;
+                return self.after_plain(None, CacheResult::Miss, r);
+            }
+            // The cache fetches and keeps the whole object; the range is
+            // cut from it on the way out.
+            out.parts.headers.remove(header::RANGE);
+            out.parts.headers.remove(header::IF_RANGE);
+        }
         let (candidate, pass) = match found {
             Found::Entry(e) if e.fresh_for(&self.req) => {
                 let mut resp = respond::from_entry(&e, self.head_only, &self.cond);
                 self.offer_variants(&mut resp, &e, lookup.key());
                 return self.done(CacheResult::Hit, XCache::Hit, resp);
+            }
+            Found::Entry(e) if out.parts.method == Method::GET && e.within_swr(&self.req) => {
+                let mut resp = respond::from_entry(&e, false, &self.cond);
+                self.offer_variants(&mut resp, &e, lookup.key());
+                self.revalidate_in_background(e, lookup, out);
+                return self.done(CacheResult::StaleRevalidate, XCache::Stale, resp);
             }
             Found::Entry(e) => (Some(e), false),
             Found::Pass => (None, true),
@@ -220,6 +264,42 @@ impl<F: Fetch> Ctx<'_, F> {
                 }
             }
         }
+    }
+
+    /// Starts one revalidation of `e` that runs on its own, unless one for
+    /// its key is already in flight (consolidated whatever the number of
+    /// stale hits) or the fetcher cannot be detached.
+    fn revalidate_in_background(&self, e: Arc<Entry>, lookup: Lookup, out: Outgoing) {
+        let Some(fetch) = self.fetch.detach() else {
+            return;
+        };
+        let Role::Lead(leader) = consolidate::join(&self.cache.store.inflight, lookup.key()) else {
+            return;
+        };
+        self.cache
+            .store
+            .stats
+            .background
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let cache = self.cache.clone();
+        let req = self.req.clone();
+        tokio::spawn(async move {
+            let ctx = Ctx {
+                fetch: &fetch,
+                cache: &cache,
+                head_only: false,
+                may_encode: false,
+                req,
+                cond: Conditions::default(),
+                passing: false,
+                background: true,
+            };
+            let mut ex = Exchange::new(Instant::now());
+            // The answer is nobody's: the fill task stores the body on its own.
+            let _ = ctx
+                .lead(out, &lookup, Some(&e), Some(leader), &mut ex)
+                .await;
+        });
     }
 
     /// A forwarded answer that nothing is stored from.
@@ -274,8 +354,15 @@ impl<F: Fetch> Ctx<'_, F> {
         let status = resp.status();
 
         if let (StatusCode::NOT_MODIFIED, Some(e)) = (status, validating) {
-            let refreshed =
-                revalidate::refresh(e, resp.headers(), &self.req, timing, received, spec);
+            let refreshed = revalidate::refresh(
+                e,
+                resp.headers(),
+                &self.req,
+                timing,
+                received,
+                spec,
+                &self.cache.targeted.names,
+            );
             let serve = match refreshed {
                 Some(new) => {
                     self.cache.store.replace(lookup.key(), new.clone());
@@ -296,7 +383,7 @@ impl<F: Fetch> Ctx<'_, F> {
             return self.done(CacheResult::Revalidated, XCache::Hit, resp);
         }
 
-        let cc = CacheControl::from_headers(resp.headers());
+        let cc = self.cache.response_control(resp.headers());
         let verdict = policy::evaluate(spec, &self.req, status, resp.headers(), &cc, timing);
         let fits = content_length(resp.headers()).is_none_or(|n| n <= spec.max_object_size);
         let (parts, body) = resp.into_parts();
@@ -304,8 +391,12 @@ impl<F: Fetch> Ctx<'_, F> {
         let mut vary_values = Vec::new();
         key::vary_values(&vary, &request_headers, &mut vary_values);
 
+        // An error with explicit freshness is stored, unless a stale entry
+        // may stand in for it (stale-if-error): that one is served and kept.
+        let stale_wins =
+            status.is_server_error() && candidate.is_some_and(|e| e.usable_on_error(spec));
         let storable = match verdict {
-            Ok(freshness) if fits => Some(freshness),
+            Ok(freshness) if fits && !stale_wins => Some(freshness),
             _ => None,
         };
         let share_error = status.is_server_error()

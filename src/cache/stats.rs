@@ -21,16 +21,20 @@ pub enum CacheResult {
     Consolidated,
     /// A stale entry the backend confirmed with a 304.
     Revalidated,
+    /// Served stale within its stale-while-revalidate window while one
+    /// background request revalidates it.
+    StaleRevalidate,
 }
 
 impl CacheResult {
-    pub const ALL: [CacheResult; 6] = [
+    pub const ALL: [CacheResult; 7] = [
         CacheResult::Hit,
         CacheResult::Miss,
         CacheResult::Stale,
         CacheResult::Bypass,
         CacheResult::Consolidated,
         CacheResult::Revalidated,
+        CacheResult::StaleRevalidate,
     ];
 
     /// The `result` label value.
@@ -42,6 +46,7 @@ impl CacheResult {
             CacheResult::Bypass => "bypass",
             CacheResult::Consolidated => "consolidated",
             CacheResult::Revalidated => "revalidated",
+            CacheResult::StaleRevalidate => "stale_revalidate",
         }
     }
 }
@@ -54,6 +59,9 @@ pub struct CacheStats {
     pub bypass: AtomicU64,
     pub consolidated: AtomicU64,
     pub revalidated: AtomicU64,
+    pub stale_revalidate: AtomicU64,
+    /// Background revalidations started (stale-while-revalidate).
+    pub background: AtomicU64,
 }
 
 impl CacheStats {
@@ -65,6 +73,7 @@ impl CacheStats {
             CacheResult::Bypass => &self.bypass,
             CacheResult::Consolidated => &self.consolidated,
             CacheResult::Revalidated => &self.revalidated,
+            CacheResult::StaleRevalidate => &self.stale_revalidate,
         }
     }
 

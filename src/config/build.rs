@@ -328,11 +328,18 @@ fn build_cache(
     registry: &StateRegistry,
     p: &mut Problems,
 ) -> Option<crate::cache::FarmCache> {
-    let spec = crate::cache::config::build(f.cache.as_ref()?, &format!("{at}.cache"), p)?;
+    let raw = f.cache.as_ref()?;
+    let at = format!("{at}.cache");
+    let targeted = Arc::new(crate::cache::config::build_targeted(raw, &at, p));
+    let spec = crate::cache::config::build(raw, &at, p)?;
     let store = registry
         .attached::<crate::cache::CacheRegistry>()
         .get_or_create(&f.name, &spec);
-    Some(crate::cache::FarmCache { spec, store })
+    Some(crate::cache::FarmCache {
+        spec,
+        store,
+        targeted,
+    })
 }
 
 /// `hash_key` belongs to `algorithm: hash` (default `client_ip`).

@@ -62,6 +62,7 @@ pub const FARM_SERVERS_UP: &str = "farmgate_farm_servers_up";
 pub const CACHE_REQUESTS: &str = "farmgate_cache_requests";
 /// Gauge `{farm}`: bytes held by the farm's response cache.
 pub const CACHE_SIZE_BYTES: &str = "farmgate_cache_size_bytes";
+pub const CACHE_BACKGROUND_REVALIDATIONS: &str = "farmgate_cache_background_revalidations";
 /// Counter `{farm,algorithm}`: responses sent compressed (streamed or a
 /// cached variant).
 pub const COMPRESSION_RESPONSES: &str = "farmgate_compression_responses";
@@ -102,5 +103,13 @@ pub const STATES: [&str; 4] = ["healthy", "unhealthy", "draining", "disabled"];
 pub const FAILURE_REASONS: [&str; 4] = ["connect", "timeout", "status", "reset"];
 /// `farmgate_cache_requests_total{result}` values, in [`CacheResult`] order.
 ///
-/// [`CacheResult`]: super::farm::CacheResult
-pub const CACHE_RESULTS: [&str; 5] = ["hit", "miss", "stale", "bypass", "consolidated"];
+/// [`CacheResult`]: crate::cache::CacheResult
+pub const CACHE_RESULTS: [&str; 7] = [
+    "hit",
+    "miss",
+    "stale",
+    "bypass",
+    "consolidated",
+    "revalidated",
+    "stale_revalidate",
+];

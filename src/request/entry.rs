@@ -6,6 +6,7 @@ use super::route::{self, Route};
 use super::{ConnInfo, Shared};
 use crate::cache::{self, Answer, Fetch};
 use crate::compress;
+use crate::config::Snapshot;
 use crate::log::access::AccessRecord;
 use crate::proxy::body::{ClientBody, ProxyBody};
 use crate::proxy::error::ProxyError;
@@ -117,14 +118,18 @@ pub async fn handle_h1<W: AsyncWrite + Unpin + Send>(
             let upgrade = forward::prepare(&mut parts, &snap.proxy, &client);
             set_headers.apply(&mut parts.headers);
             let upgrade = upgrade.map(|(on, _)| on);
-            let to = Forwarder {
-                upstream: &shared.upstream,
-                spec: &snap.proxy,
-                farm,
-                health: &farm.health,
-                pools: &farm.pools,
-                backend_idle_timeout: farm.backend_idle_timeout,
-                pick,
+            let to = Fetcher {
+                to: Forwarder {
+                    upstream: &shared.upstream,
+                    spec: &snap.proxy,
+                    farm,
+                    health: &farm.health,
+                    pools: &farm.pools,
+                    backend_idle_timeout: farm.backend_idle_timeout,
+                    pick,
+                },
+                shared: &shared,
+                snap: &snap,
             };
             // Negotiated now: the request head moves on to the cache.
             let compress = compress::plan(&farm.compression, rule_compression, &parts);
@@ -184,13 +189,66 @@ fn finish(
 }
 
 /// The cache fetches what it does not have through the forwarder.
-impl Fetch for Forwarder<'_> {
+struct Fetcher<'a> {
+    to: Forwarder<'a>,
+    shared: &'a Arc<Shared>,
+    snap: &'a Arc<Snapshot>,
+}
+
+impl Fetch for Fetcher<'_> {
+    type Detached = Detached;
+
     fn fetch(
         &self,
         out: Outgoing,
         upgrade: Option<OnUpgrade>,
         ex: &mut Exchange,
     ) -> impl Future<Output = Answer> + Send {
-        forward::forward(self, out, upgrade, ex)
+        forward::forward(&self.to, out, upgrade, ex)
+    }
+
+    fn detach(&self) -> Option<Detached> {
+        let farm = self
+            .snap
+            .farms
+            .iter()
+            .position(|f| std::ptr::eq(&f.farm, self.to.farm))?;
+        Some(Detached {
+            shared: self.shared.clone(),
+            snap: self.snap.clone(),
+            farm,
+            pick: self.to.pick,
+        })
+    }
+}
+
+/// A forwarder that owns its snapshot, for fetches that outlive their
+/// request (background revalidation).
+struct Detached {
+    shared: Arc<Shared>,
+    snap: Arc<Snapshot>,
+    farm: usize,
+    pick: crate::farm::PickRequest,
+}
+
+impl Fetch for Detached {
+    type Detached = Detached;
+
+    async fn fetch(&self, out: Outgoing, upgrade: Option<OnUpgrade>, ex: &mut Exchange) -> Answer {
+        let farm = &self.snap.farms[self.farm];
+        let to = Forwarder {
+            upstream: &self.shared.upstream,
+            spec: &self.snap.proxy,
+            farm,
+            health: &farm.health,
+            pools: &farm.pools,
+            backend_idle_timeout: farm.backend_idle_timeout,
+            pick: self.pick,
+        };
+        forward::forward(&to, out, upgrade, ex).await
+    }
+
+    fn detach(&self) -> Option<Detached> {
+        None
     }
 }
