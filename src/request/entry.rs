@@ -140,7 +140,7 @@ pub async fn handle_h1<W: AsyncWrite + Unpin + Send>(
                     && body.is_end_stream()
                     && matches!(parts.method, http::Method::GET | http::Method::HEAD)
             }) {
-                match fast::forward(&to, &parts, client, &mut ex).await {
+                match fast::forward(&to.to, &parts, client, &mut ex).await {
                     Fast::Written { status, keep_alive } => {
                         conn.stats.codes.inc(status);
                         if let Some(r) = ex.record() {
