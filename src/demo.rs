@@ -152,6 +152,8 @@ pub fn banner(proxy: SocketAddr, tls: Option<SocketAddr>, admin: Option<SocketAd
          curl http://{proxy}/slow?ms=500      # a slow request, streamed back\n  \
          curl --compressed -i http://{proxy}/page   # 4 KiB of text, compressed (br, zstd or gzip as curl asks)\n  \
          curl -i http://{proxy}/static/logo.png   # cacheable: X-Cache MISS, then HIT from the same server for 60 s\n  \
+         for i in 1 2 3 4; do curl -s -o /dev/null -w '%{{http_code}} ' http://{proxy}/login; done   # rate limit: 200 200 200 429\n  \
+         curl -i http://{proxy}/login         # the 429: Retry-After, RateLimit-Policy, RateLimit\n  \
          curl -H 'X-Forwarded-For: 203.0.113.7' http://{proxy}/   # X-Forwarded-For is appended\n  \
          curl http://{proxy}/v1/users/7       # rule api-v1: demo-1 sees /users/7\n  \
          curl http://{proxy}/current/users/7  # follows the latest API: demo-2 or demo-3\n  \

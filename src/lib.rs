@@ -10,8 +10,8 @@
 //!
 //! | layer | modules | owns |
 //! |---|---|---|
-//! | ground | `ground`, `http1`, `demo`, `limits`, `notify` | config units, config errors and their places in the file; an own HTTP/1 codec; the demo backends; rate limiting's core (GCRA, bounded key store); systemd notifications |
-//! | counters | `metrics`, `log`, `tls` | per-server and per-listener counters and metric names; the access log; TLS certificates, acceptors, backend TLS |
+//! | ground | `ground`, `http1`, `demo`, `notify` | config units, config errors and their places in the file; an own HTTP/1 codec; the demo backends; systemd notifications |
+//! | counters | `metrics`, `log`, `tls`, `limits` | per-server and per-listener counters and metric names; the access log; TLS certificates, acceptors, backend TLS; abuse protection's parts (GCRA, bounded key stores, in-flight tables, IP lists, the `limits:` section) |
 //! | farm | `farm` | servers, their long-lived state, selection policies and admission, affinity, hash keys |
 //! | farm parts | `health`, `rules` | health state, live traffic, floor; request rules |
 //! | forwarding | `proxy` | upstream, pools, connector, headers, bodies, upgrades, errors |
@@ -29,8 +29,8 @@
 /// The layer order, lowest first. A module may import from any layer below
 /// its own. Names not present in `src/` yet are places kept for them.
 pub const LAYERS: &[&[&str]] = &[
-    &["ground", "http1", "demo", "limits", "notify"],
-    &["metrics", "log", "tls"],
+    &["ground", "http1", "demo", "notify"],
+    &["metrics", "log", "tls", "limits"],
     &["farm"],
     &["health", "rules"],
     &["proxy"],

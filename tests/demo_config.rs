@@ -14,6 +14,8 @@ fn demo_config_builds() {
     )
     .unwrap_or_else(|e| panic!("config/demo.yaml is invalid:\n{e}"));
     assert!(!snap.farms.is_empty());
+    // The demo shows a rate limit on one path.
+    assert!(snap.limits.index("login").is_some());
     // The demo backends the binary starts must be the servers the config names.
     let addresses: Vec<String> = snap
         .farms

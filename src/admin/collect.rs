@@ -275,8 +275,59 @@ impl Collector for BackendCollector {
             "Bytes held by the farm's response cache.",
             cached().map(|(f, c)| ([("farm", &*f.name)], c.store.size_bytes())),
         )?;
-        compression(&mut enc, &snap.farms)
+        compression(&mut enc, &snap.farms)?;
+        limits(&mut enc, &snap.limits)
     }
+}
+
+/// Each limit's counts and its key store's size.
+fn limits(enc: &mut DescriptorEncoder, limits: &crate::limits::Limits) -> fmt::Result {
+    counters(
+        enc,
+        LIMIT_REQUESTS,
+        "Requests a limit counted, by result (allowed, limited, concurrent).",
+        limits.iter().flat_map(|l| {
+            let s = &l.state;
+            [
+                ("allowed", s.allowed()),
+                ("limited", s.limited()),
+                ("concurrent", s.concurrent_refused()),
+            ]
+            .map(|(r, n)| ([("limit", &*l.name), ("result", r)], n))
+        }),
+    )?;
+    gauges(
+        enc,
+        LIMIT_KEYS,
+        "Keys a limit tracks whose bucket is not full.",
+        limits
+            .iter()
+            .map(|l| ([("limit", &*l.name)], l.state.store.keys() as u64)),
+    )?;
+    gauges(
+        enc,
+        LIMIT_KEYS_CAPACITY,
+        "The most keys a limit's store holds.",
+        limits
+            .iter()
+            .map(|l| ([("limit", &*l.name)], l.state.store.capacity() as u64)),
+    )?;
+    gauges(
+        enc,
+        LIMIT_MEMORY_BYTES,
+        "Bytes a limit's key store takes.",
+        limits
+            .iter()
+            .map(|l| ([("limit", &*l.name)], l.state.store.memory() as u64)),
+    )?;
+    counters(
+        enc,
+        LIMIT_EVICTED_KEYS,
+        "Keys forgotten to make room before their bucket was full.",
+        limits
+            .iter()
+            .map(|l| ([("limit", &*l.name)], l.state.store.evicted())),
+    )
 }
 
 /// Compression series of farms that compress (by their own settings or,
@@ -382,6 +433,19 @@ impl Collector for ListenerCollector {
                     [("listener", &*l.name)],
                     set.evicted.load(Ordering::Relaxed),
                 )
+            }),
+        )?;
+        counters(
+            &mut enc,
+            CONNECTIONS_REFUSED,
+            "Client connections closed on arrival: access lists or max_connections_per_ip.",
+            listeners.iter().flat_map(|l| {
+                let set = gw.connections.listener(&l.name);
+                [
+                    ("access", set.refused.access.load(Ordering::Relaxed)),
+                    ("per_ip", set.refused.per_ip.load(Ordering::Relaxed)),
+                ]
+                .map(|(r, n)| ([("listener", &*l.name), ("reason", r)], n))
             }),
         )?;
         let mut timeouts = Vec::new();

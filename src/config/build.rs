@@ -20,7 +20,12 @@ use std::time::Duration;
 pub fn build(raw: RawConfig, file: &str, registry: &StateRegistry) -> Result<Snapshot, Problems> {
     let mut p = Problems::default();
 
-    let listeners = build_listeners(&raw.listeners, &mut p);
+    let limits = crate::limits::config::compile(
+        &raw.limits,
+        &registry.attached::<crate::limits::LimitRegistry>(),
+        &mut p,
+    );
+    let listeners = build_listeners(&raw.listeners, &limits, &mut p);
     let admin = build_admin(&raw.admin, &mut p);
     if admin.enabled && admin.bind.port() != 0 && listeners.iter().any(|l| l.bind == admin.bind) {
         p.add(
@@ -53,7 +58,7 @@ pub fn build(raw: RawConfig, file: &str, registry: &StateRegistry) -> Result<Sna
         pid_file: raw.runtime.pid_file.as_ref().map(std::path::PathBuf::from),
     };
 
-    let farms = build_farms(&raw.farms, registry, &mut p);
+    let farms = build_farms(&raw.farms, registry, &limits, &mut p);
     let farm_tls: Vec<_> = raw
         .farms
         .iter()
@@ -76,7 +81,7 @@ pub fn build(raw: RawConfig, file: &str, registry: &StateRegistry) -> Result<Sna
         None => None,
     };
     let farm_names: Vec<&str> = farms.iter().map(|f| &*f.name).collect();
-    let rules = crate::rules::compile(&raw.rules, &farm_names, &mut p);
+    let rules = crate::rules::compile(&raw.rules, &farm_names, &limits, &mut p);
     let rule_compression = build_rule_compression(&raw.rules, &mut p);
 
     if p.is_empty() {
@@ -92,6 +97,7 @@ pub fn build(raw: RawConfig, file: &str, registry: &StateRegistry) -> Result<Sna
             rules,
             rule_compression,
             backend_tls,
+            limits,
         })
     } else {
         Err(p)
@@ -104,7 +110,11 @@ fn parse_bind(text: &str) -> Result<SocketAddr, String> {
     })
 }
 
-fn build_listeners(raw: &[RawListener], p: &mut Problems) -> Vec<ListenerSpec> {
+fn build_listeners(
+    raw: &[RawListener],
+    limits: &crate::limits::Limits,
+    p: &mut Problems,
+) -> Vec<ListenerSpec> {
     if raw.is_empty() {
         p.add(
             "listeners",
@@ -152,12 +162,30 @@ fn build_listeners(raw: &[RawListener], p: &mut Problems) -> Vec<ListenerSpec> {
                     }
                     crate::ground::net::parse_nets(&pp.trusted_sources, &key, p).into()
                 });
+                if l.max_connections_per_ip
+                    .is_some_and(|n| !(1..=65_535).contains(&n))
+                {
+                    p.add(
+                        format!("listeners[{i}].max_connections_per_ip"),
+                        "must be between 1 and 65535",
+                    );
+                }
+                let access = l.access.as_ref().map(|a| {
+                    Arc::new(crate::limits::access::compile(
+                        a,
+                        &format!("listeners[{i}].access"),
+                        p,
+                    ))
+                });
                 out.push(ListenerSpec {
                     name: name.into(),
                     bind,
                     tls,
                     max_connections,
                     proxy_protocol,
+                    max_connections_per_ip: l.max_connections_per_ip,
+                    limits: limits.resolve(&l.limits, &format!("listeners[{i}].limits"), p),
+                    access,
                 });
             }
             Err(e) => p.add(format!("listeners[{i}].bind"), e),
@@ -213,7 +241,12 @@ fn build_admin(raw: &RawAdmin, p: &mut Problems) -> AdminSpec {
 }
 
 /// Addresses and CIDRs of a list at `key`; each bad one is a problem.
-fn build_farms(raw: &[RawFarm], registry: &StateRegistry, p: &mut Problems) -> Vec<FarmRuntime> {
+fn build_farms(
+    raw: &[RawFarm],
+    registry: &StateRegistry,
+    limits: &crate::limits::Limits,
+    p: &mut Problems,
+) -> Vec<FarmRuntime> {
     if raw.is_empty() {
         p.add("farms", "at least one farm with servers is needed");
     }
@@ -277,6 +310,11 @@ fn build_farms(raw: &[RawFarm], registry: &StateRegistry, p: &mut Problems) -> V
                     backend_idle_timeout: f
                         .backend_idle_timeout
                         .map_or(DEFAULT_BACKEND_IDLE_TIMEOUT, |d| d.0),
+                    limits: limits.resolve(&f.limits, &format!("{at}.limits"), p),
+                    send_proxy: f.proxy_protocol.map(|v| match v {
+                        RawSendProxy::V1 => crate::proxy::send_proxy::Version::V1,
+                        RawSendProxy::V2 => crate::proxy::send_proxy::Version::V2,
+                    }),
                 })
             }
             Err(e) => p.add(format!("{at}.algorithm"), e),
@@ -448,4 +486,12 @@ fn build_servers(f: &RawFarm, at: &str, registry: &StateRegistry, p: &mut Proble
         }
     }
     out
+}
+
+/// Limits' state hangs on the state registry like the other long-lived
+/// registries, and is pruned with them.
+impl crate::farm::Prune for crate::limits::LimitRegistry {
+    fn prune(&self) {
+        crate::limits::LimitRegistry::prune(self);
+    }
 }

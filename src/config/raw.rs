@@ -28,6 +28,9 @@ pub struct RawConfig {
     pub rules: Vec<RawRule>,
     #[serde(default)]
     pub default_farm: Option<String>,
+    /// Rate limits, referenced by name from listeners, farms and rules.
+    #[serde(default)]
+    pub limits: Vec<crate::limits::RawLimit>,
 }
 
 /// A rule as written: `rules/` owns its shape; its `compression` section
@@ -49,6 +52,15 @@ pub struct RawListener {
     /// protocol header first.
     #[serde(default)]
     pub proxy_protocol: Option<RawProxyProtocol>,
+    /// Open connections one client address may have; more are closed.
+    #[serde(default)]
+    pub max_connections_per_ip: Option<u32>,
+    /// Limits every request of this listener passes (names in `limits:`).
+    #[serde(default)]
+    pub limits: Vec<String>,
+    /// IP allow and deny lists: a refused client's connection is closed.
+    #[serde(default)]
+    pub access: Option<crate::limits::RawAccess>,
 }
 
 /// `listeners[].proxy_protocol`.
@@ -139,6 +151,21 @@ pub struct RawFarm {
     /// How long an idle pooled connection to a server is kept.
     #[serde(default)]
     pub backend_idle_timeout: Option<Dur>,
+    /// Limits every request routed to this farm passes (names in `limits:`).
+    #[serde(default)]
+    pub limits: Vec<String>,
+    /// Send the PROXY protocol header to this farm's servers (`v2`, or
+    /// `v1`), naming the client, on every new connection.
+    #[serde(default)]
+    pub proxy_protocol: Option<RawSendProxy>,
+}
+
+/// `farms[].proxy_protocol`: the version sent to the servers.
+#[derive(Debug, Deserialize, schemars::JsonSchema, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RawSendProxy {
+    V1,
+    V2,
 }
 
 /// `farms[].affinity`: cookie affinity; the cookie name turns it on.

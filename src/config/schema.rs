@@ -126,13 +126,17 @@ impl JsonSchema for RawAction {
         let route = one("route", g.subschema_for::<RawRoute>());
         let redirect = one("redirect", g.subschema_for::<RawRedirect>());
         let respond = one("respond", g.subschema_for::<RawRespond>());
+        let limit = one(
+            "limit",
+            json_schema!({ "type": "string", "description": "The name of a limit in `limits:`." }),
+        );
         let abort = one("abort", json_schema!({}));
         let none = one("none", json_schema!({}));
         json_schema!({
-            "description": "What the rule does: abort, none, or one of route, redirect, respond with its settings.",
+            "description": "What the rule does: abort, none, or one of route, redirect, respond with its settings, or limit with a limit's name.",
             "anyOf": [
                 { "type": "string", "enum": ["abort", "none"] },
-                route, redirect, respond, abort, none
+                route, redirect, respond, limit, abort, none
             ]
         })
     }

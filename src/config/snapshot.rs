@@ -32,6 +32,8 @@ pub struct Snapshot {
     pub rule_compression: crate::compress::RuleSpecs,
     /// Client TLS settings of the `https://` servers, for the connector.
     pub backend_tls: Arc<crate::tls::backend::BackendTlsMap>,
+    /// Rate limits, referenced by index from listeners, farms and rules.
+    pub limits: crate::limits::Limits,
 }
 
 impl Snapshot {
@@ -69,6 +71,10 @@ pub struct FarmRuntime {
     /// `backend_idle_timeout`: how long a connection to one of this farm's
     /// servers may sit idle in its pool (`proxy::pool::keep_for`).
     pub backend_idle_timeout: Duration,
+    /// Limits every request routed here passes (indexes in `limits`).
+    pub limits: Box<[usize]>,
+    /// The PROXY protocol header sent on each new server connection.
+    pub send_proxy: Option<crate::proxy::send_proxy::Version>,
 }
 
 /// A snapshot's farm reads as its [`Farm`] (name, servers, `pick`).
@@ -90,6 +96,13 @@ pub struct ListenerSpec {
     /// With the PROXY protocol: the sources that may connect (and must
     /// send its header).
     pub proxy_protocol: Option<Arc<[ipnet::IpNet]>>,
+    /// Open connections one client address may have.
+    pub max_connections_per_ip: Option<u32>,
+    /// Limits every request of this listener passes (indexes in the
+    /// snapshot's `limits`).
+    pub limits: Box<[usize]>,
+    /// Clients refused at connect (the connection is closed).
+    pub access: Option<Arc<crate::limits::AccessList>>,
 }
 
 #[derive(Debug, Clone)]

@@ -1,11 +1,29 @@
-//! Rate limiting's core: the GCRA decision per key (`gcra.rs`) and the
-//! bounded, sharded store of keys (`store.rs`). Protocol-free and
-//! config-free, so the request stage, the listeners and a cluster sync can
-//! all drive it; a key's whole state is one number (its theoretical
-//! arrival time), which is what makes the store small and exchangeable.
+//! Abuse protection's building blocks, free of any HTTP stack:
+//!
+//! - `gcra.rs`: the rate decision per key (GCRA: one timestamp a key);
+//! - `store.rs`: where keys' state lives, behind the [`KeyStore`] trait (the
+//!   local store is a bounded, lock-free table; a cluster-synchronised store
+//!   can implement the same trait);
+//! - `inflight.rs`: keys' open requests or connections (a limit's
+//!   `concurrent`, a listener's `max_connections_per_ip`);
+//! - `key.rs`: what a limit counts by, read from a request in place;
+//! - `access.rs`: IP allow and deny lists and address sets;
+//! - `config.rs`: the `limits:` section (raw types, compiler, [`Limit`]) and
+//!   the [`LimitRegistry`] that keeps limits' state across reloads.
+//!
+//! The request stage applies them (`request/limit.rs`), the listeners apply
+//! connection caps and access lists (`listener/`).
 
+pub mod access;
+pub mod config;
 pub mod gcra;
+pub mod inflight;
+pub mod key;
 pub mod store;
 
+pub use access::{AccessList, NetSet, RawAccess};
+pub use config::{Limit, LimitRegistry, LimitState, Limits, RawLimit};
 pub use gcra::{Decision, Rate};
-pub use store::Limiter;
+pub use inflight::{Admit, InFlight, InFlightGuard};
+pub use key::{LimitKey, RequestKeys};
+pub use store::{KeyStore, LocalStore};

@@ -1,101 +1,177 @@
-//! The keys a limit tracks: 64 shards, each a small map from the key's
-//! 64-bit hash to its TAT behind its own lock (held for one lookup and one
-//! store), so concurrent requests of different clients rarely meet. The
-//! store is bounded: a full shard first forgets keys whose bucket is full
-//! again (they need no state), then the key closest to a full bucket; a
-//! flood of distinct keys costs at most the configured number of entries.
+//! Where a limit keeps its keys' state, behind [`KeyStore`] so that another
+//! store (a cluster-synchronised one that exchanges deltas with its peers)
+//! can stand in without the request stage noticing.
+//!
+//! [`LocalStore`] is a fixed, set-associative table allocated once: a key's
+//! 64-bit hash picks a bucket of [`WAYS`] slots, and each slot is two
+//! atomics (the key's hash and its TAT), 16 bytes. A check reads one bucket
+//! (two cache lines), then either moves the TAT with a compare-and-swap or
+//! claims a slot for a new key: no lock, no allocation, and the memory is
+//! exactly `capacity x 16` bytes whatever the traffic. A new key takes an
+//! empty slot, else one whose bucket is full again (its state is no longer
+//! needed), else the slot nearest a full bucket (counted as an eviction).
+//! A flood of distinct keys therefore costs nothing beyond the table and
+//! only ever replaces the quietest keys of a bucket.
+//!
+//! Races between two requests of the same key are settled by the CAS; a
+//! key whose slot is taken by another key at the same instant loses its
+//! state (it starts again with a full bucket): the store is exact for one
+//! key at a time and approximate only at that edge.
 
 use super::gcra::{Decision, Rate};
-use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Instant;
 
-const SHARDS: usize = 64;
+/// Slots per bucket: 8 x 16 bytes, two cache lines.
+pub const WAYS: usize = 8;
+/// Bytes a slot takes (key hash and TAT).
+pub const SLOT_BYTES: usize = 16;
 
-/// One limit's keys and their state.
+/// A store of keys' GCRA state. The request stage holds one per limit as
+/// `Arc<dyn KeyStore>`; `check` must not block, lock or allocate.
+pub trait KeyStore: Send + Sync + std::fmt::Debug {
+    /// The decision for one request of the key hashed to `key` now.
+    fn check(&self, rate: &Rate, key: u64) -> Decision;
+    /// Keys whose bucket is not full (their state matters).
+    fn keys(&self) -> usize;
+    /// The most keys the store holds.
+    fn capacity(&self) -> usize;
+    /// Keys forgotten to make room while their bucket was not full.
+    fn evicted(&self) -> u64;
+    /// Bytes the store holds for keys.
+    fn memory(&self) -> usize {
+        self.capacity() * SLOT_BYTES
+    }
+}
+
+#[derive(Debug, Default)]
+struct Slot {
+    /// The key's hash with the low bit set; 0: empty.
+    key: AtomicU64,
+    /// The key's theoretical arrival time, ns since the store's epoch.
+    tat: AtomicU64,
+}
+
+/// The local, bounded, lock-free store.
 #[derive(Debug)]
-pub struct Limiter {
-    rate: Rate,
-    shards: Box<[Mutex<HashMap<u64, u64>>]>,
-    per_shard: usize,
-    hasher: std::collections::hash_map::RandomState,
+pub struct LocalStore {
+    slots: Box<[Slot]>,
+    /// Buckets - 1 (a power of two).
+    mask: u64,
     epoch: Instant,
-    /// Keys forgotten to make room for others (not full buckets).
     evicted: AtomicU64,
 }
 
-impl Limiter {
-    /// A limiter at `rate` tracking at most `max_keys` keys (rounded up to
-    /// a multiple of the shard count).
-    pub fn new(rate: Rate, max_keys: usize) -> Limiter {
-        let per_shard = max_keys.div_ceil(SHARDS).max(1);
-        Limiter {
-            rate,
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
-            per_shard,
-            hasher: Default::default(),
+impl LocalStore {
+    /// A store of at least `max_keys` slots (rounded up to a power of two
+    /// of buckets, [`LocalStore::slots_for`]).
+    pub fn new(max_keys: usize) -> LocalStore {
+        let slots = Self::slots_for(max_keys);
+        LocalStore {
+            slots: std::iter::repeat_with(Slot::default).take(slots).collect(),
+            mask: (slots / WAYS) as u64 - 1,
             epoch: Instant::now(),
             evicted: AtomicU64::new(0),
         }
     }
 
-    pub fn rate(&self) -> Rate {
-        self.rate
+    /// The slots a store asked for `max_keys` has.
+    pub fn slots_for(max_keys: usize) -> usize {
+        max_keys.div_ceil(WAYS).max(1).next_power_of_two() * WAYS
     }
 
-    /// The decision for one request of `key` now.
+    /// Nanoseconds since the store started (the clock of its TATs).
     #[inline]
-    pub fn check<K: Hash + ?Sized>(&self, key: &K) -> Decision {
-        let now = u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
-        self.check_at(self.hasher.hash_one(key), now)
+    pub fn now_ns(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
     }
 
-    /// The decision for a request of the key hashed to `h` at `now_ns`
-    /// (nanoseconds since the limiter's start; tests drive time here).
-    pub fn check_at(&self, h: u64, now_ns: u64) -> Decision {
-        // The high bits choose the shard; the map hashes the whole value.
-        let shard = &self.shards[(h >> 58) as usize % SHARDS];
-        let mut map = shard.lock().unwrap_or_else(|p| p.into_inner());
-        let tat = map.get(&h).copied().unwrap_or(0);
-        let decision = self.rate.check(tat, now_ns);
-        if let Decision::Allowed { new_tat, .. } = decision {
-            if map.len() >= self.per_shard && !map.contains_key(&h) {
-                self.make_room(&mut map, now_ns);
+    /// The decision for the key hashed to `h` at `now_ns` (tests drive time
+    /// here).
+    pub fn check_at(&self, rate: &Rate, h: u64, now_ns: u64) -> Decision {
+        let tag = h | 1;
+        let start = ((h >> 32) & self.mask) as usize * WAYS;
+        let bucket = &self.slots[start..start + WAYS];
+        // A few rounds at most: each retry means another request of the
+        // same bucket moved on, which ends.
+        for _ in 0..4 {
+            if let Some(slot) = bucket.iter().find(|s| s.key.load(Relaxed) == tag) {
+                let tat = slot.tat.load(Relaxed);
+                let d = rate.check(tat, now_ns);
+                match d {
+                    Decision::Allowed { new_tat, .. } => {
+                        if slot
+                            .tat
+                            .compare_exchange(tat, new_tat, Relaxed, Relaxed)
+                            .is_ok()
+                        {
+                            return d;
+                        }
+                        continue;
+                    }
+                    Decision::Limited { .. } => return d,
+                }
             }
-            map.insert(h, new_tat);
-        }
-        decision
-    }
-
-    fn make_room(&self, map: &mut HashMap<u64, u64>, now_ns: u64) {
-        let rate = self.rate;
-        map.retain(|_, tat| !rate.is_full(*tat, now_ns));
-        if map.len() >= self.per_shard {
-            // Everyone is active: forget the one nearest a full bucket.
-            if let Some((&k, _)) = map.iter().min_by_key(|(_, &tat)| tat) {
-                map.remove(&k);
-                self.evicted.fetch_add(1, Ordering::Relaxed);
+            // A new key: its bucket is full, so the request is allowed.
+            let d = rate.check(0, now_ns);
+            let Decision::Allowed { new_tat, .. } = d else {
+                return d;
+            };
+            let (victim, old) = victim(bucket, now_ns);
+            if victim
+                .key
+                .compare_exchange(old.0, tag, Relaxed, Relaxed)
+                .is_ok()
+            {
+                victim.tat.store(new_tat, Relaxed);
+                if old.0 != 0 && old.1 > now_ns {
+                    self.evicted.fetch_add(1, Relaxed);
+                }
+                return d;
             }
         }
+        // Contended beyond reason: let the request through untracked.
+        rate.check(0, now_ns)
+    }
+}
+
+/// The slot a new key takes: an empty one, else one whose bucket is full
+/// again, else the one nearest a full bucket; with its (key, TAT) as seen.
+fn victim(bucket: &[Slot], now_ns: u64) -> (&Slot, (u64, u64)) {
+    let mut best = (&bucket[0], (u64::MAX, u64::MAX));
+    for s in bucket {
+        let key = s.key.load(Relaxed);
+        let tat = s.tat.load(Relaxed);
+        if key == 0 || tat <= now_ns {
+            return (s, (key, tat));
+        }
+        if tat < best.1 .1 {
+            best = (s, (key, tat));
+        }
+    }
+    best
+}
+
+impl KeyStore for LocalStore {
+    #[inline]
+    fn check(&self, rate: &Rate, key: u64) -> Decision {
+        self.check_at(rate, key, self.now_ns())
     }
 
-    /// Keys tracked now.
-    pub fn keys(&self) -> usize {
-        self.shards
+    fn keys(&self) -> usize {
+        let now = self.now_ns();
+        self.slots
             .iter()
-            .map(|s| s.lock().unwrap_or_else(|p| p.into_inner()).len())
-            .sum()
+            .filter(|s| s.key.load(Relaxed) != 0 && s.tat.load(Relaxed) > now)
+            .count()
     }
 
-    /// The most keys this limiter holds.
-    pub fn capacity(&self) -> usize {
-        self.per_shard * SHARDS
+    fn capacity(&self) -> usize {
+        self.slots.len()
     }
 
-    pub fn evicted(&self) -> u64 {
-        self.evicted.load(Ordering::Relaxed)
+    fn evicted(&self) -> u64 {
+        self.evicted.load(Relaxed)
     }
 }
 
@@ -106,36 +182,71 @@ mod tests {
 
     const SEC: u64 = 1_000_000_000;
 
+    fn spread(i: u64) -> u64 {
+        i.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+    }
+
     #[test]
     fn keys_are_independent() {
-        let l = Limiter::new(Rate::new(1, Duration::from_secs(1), 2).expect("rate"), 1000);
-        let allowed = |h| (0..5).filter(|_| l.check_at(h, SEC).is_allowed()).count();
-        assert_eq!(allowed(1), 2);
-        assert_eq!(allowed(2), 2, "another key has its own bucket");
-        assert_eq!(allowed(1), 0);
-        assert!(l.check(&"10.0.0.1").is_allowed());
+        let r = Rate::new(1, Duration::from_secs(1), 2).expect("rate");
+        let s = LocalStore::new(1000);
+        let allowed = |h| {
+            (0..5)
+                .filter(|_| s.check_at(&r, h, SEC).is_allowed())
+                .count()
+        };
+        assert_eq!(allowed(spread(1)), 2);
+        assert_eq!(allowed(spread(2)), 2, "another key has its own bucket");
+        assert_eq!(allowed(spread(1)), 0);
+        assert!(s.check(&r, spread(3)).is_allowed());
+    }
+
+    #[test]
+    fn capacity_rounds_up_to_whole_buckets() {
+        assert_eq!(LocalStore::slots_for(1), 8);
+        assert_eq!(LocalStore::slots_for(1_000_000), 1 << 20);
+        assert_eq!(LocalStore::new(100_000).memory(), 131_072 * 16);
     }
 
     #[test]
     fn a_flood_of_distinct_keys_stays_within_the_cap() {
-        let l = Limiter::new(
-            Rate::new(10, Duration::from_secs(1), 10).expect("rate"),
-            6400,
-        );
-        for h in 0..200_000u64 {
-            // Spread over the shards like real hashes.
-            let h = h.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-            assert!(l.check_at(h, SEC + h % 1000).is_allowed());
+        let r = Rate::new(10, Duration::from_secs(1), 10).expect("rate");
+        let s = LocalStore::new(6400);
+        let cap = s.capacity();
+        assert_eq!(cap, 8192);
+        // An active key that keeps sending survives the flood.
+        let steady = spread(u64::MAX);
+        for i in 0..200_000u64 {
+            assert!(s.check_at(&r, spread(i), SEC + i).is_allowed());
+            if i % 1000 == 0 {
+                s.check_at(&r, steady, SEC + i);
+            }
         }
-        assert!(l.keys() <= l.capacity(), "{} > {}", l.keys(), l.capacity());
-        assert_eq!(l.capacity(), 6400);
-        // Buckets fill again within a second: nothing active needed evicting
-        // once time moves on.
-        let before = l.evicted();
-        for h in 0..3_000u64 {
-            let h = h.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 1;
-            l.check_at(h, 10 * SEC);
+        assert!(s.keys() <= cap);
+        // Once a second has passed every flood key's bucket is full again:
+        // new keys take those slots without evicting anyone.
+        let before = s.evicted();
+        for i in 0..3_000u64 {
+            s.check_at(&r, spread(i) ^ 2, 10 * SEC);
         }
-        assert_eq!(l.evicted(), before, "full buckets make room first");
+        assert_eq!(s.evicted(), before, "full buckets make room first");
+    }
+
+    #[test]
+    fn concurrent_checks_of_one_key_admit_the_burst_exactly() {
+        let r = Rate::new(1, Duration::from_secs(3600), 1000).expect("rate");
+        let s = std::sync::Arc::new(LocalStore::new(64));
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let s = s.clone();
+                std::thread::spawn(move || {
+                    (0..1000)
+                        .filter(|_| s.check_at(&r, 42, SEC).is_allowed())
+                        .count()
+                })
+            })
+            .collect();
+        let total: usize = threads.into_iter().map(|t| t.join().unwrap_or(0)).sum();
+        assert_eq!(total, 1000);
     }
 }

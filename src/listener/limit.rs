@@ -14,6 +14,7 @@
 //! request; choosing whom to evict scans the set, only at the cap.
 
 use super::activity::ConnActivity;
+use crate::limits::{AccessList, Admit, InFlight, InFlightGuard};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;
@@ -28,7 +29,25 @@ pub struct ConnSet {
     freed: Notify,
     /// Connections closed to make room, for metrics.
     pub evicted: AtomicU64,
+    /// Open connections by client address, for `max_connections_per_ip`
+    /// (made when first needed; it outlives reloads with the set).
+    per_ip: std::sync::OnceLock<Arc<InFlight>>,
+    /// Connections closed at once, by reason, for metrics.
+    pub refused: Refused,
 }
+
+/// Connections a listener closed on arrival.
+#[derive(Debug, Default)]
+pub struct Refused {
+    /// The listener's `access` lists refuse the client.
+    pub access: AtomicU64,
+    /// The client already had `max_connections_per_ip` open.
+    pub per_ip: AtomicU64,
+}
+
+/// Client addresses the per-address table tracks at once (8 bytes each:
+/// 512 KiB); beyond, a new address is let in uncounted.
+pub const PER_IP_ADDRESSES: usize = 65_536;
 
 #[derive(Debug, Default)]
 struct Slots {
@@ -59,6 +78,35 @@ impl Drop for Slot {
 impl ConnSet {
     pub fn open(&self) -> usize {
         self.open.load(Relaxed)
+    }
+
+    /// Admits a connection from `ip` past the listener's `access` lists and
+    /// `max_connections_per_ip`; `Err` closes it. `Ok` holds its place
+    /// under the per-address cap until dropped.
+    pub fn admit_client(
+        &self,
+        ip: std::net::IpAddr,
+        access: Option<&AccessList>,
+        per_ip: Option<u32>,
+    ) -> Result<Option<InFlightGuard>, &'static str> {
+        if access.is_some_and(|a| !a.permits(ip)) {
+            self.refused.access.fetch_add(1, Relaxed);
+            return Err("refused by the listener's access lists");
+        }
+        let Some(max) = per_ip else {
+            return Ok(None);
+        };
+        let table = self
+            .per_ip
+            .get_or_init(|| Arc::new(InFlight::new(PER_IP_ADDRESSES)));
+        match table.enter(crate::limits::key::hash_ip(ip), max) {
+            Admit::In(g) => Ok(Some(g)),
+            Admit::Untracked => Ok(None),
+            Admit::Full => {
+                self.refused.per_ip.fetch_add(1, Relaxed);
+                Err("max_connections_per_ip reached")
+            }
+        }
     }
 
     /// Admits `conn` once the listener has fewer than `max` connections,

@@ -285,14 +285,26 @@ pub fn spawn(
             }
             match accepted {
                 Ok((stream, peer)) => {
-                    let (limits, idle_timeout, max, proxied, http1) =
-                        conn_settings(&gw, &task_name);
+                    let ConnSettings {
+                        limits,
+                        idle_timeout,
+                        max,
+                        proxied,
+                        clients,
+                        http1,
+                    } = conn_settings(&gw, &task_name);
                     if let Some(trusted) = &proxied {
                         if !trusted.iter().any(|n| n.contains(&peer.ip())) {
                             // Only the balancers in front may connect here.
                             tracing::debug!(listener = %task_name, %peer, "closed: not a trusted PROXY protocol source");
                             continue;
                         }
+                    }
+                    // Without a PROXY header the client is known now: a
+                    // refused one takes no place under the listener's cap.
+                    let mut per_ip = None;
+                    if proxied.is_none() && !clients.admit(&conns, peer, &mut per_ip) {
+                        continue;
                     }
                     let mut activity = ConnActivity::new(limits.header_timeout, idle_timeout)
                         .with_io_timeouts(limits.body_timeout, limits.send_timeout);
@@ -316,15 +328,19 @@ pub fn spawn(
                         slot,
                         max_head: limits.max_header_size,
                         engine: http1 == Http1Server::Engine,
+                        per_ip,
                     };
                     let (tls, gw, builder, stats) =
                         (task_tls.clone(), gw.clone(), builder.clone(), stats.clone());
                     if proxied.is_some() {
                         // The header is read in the connection's own task.
+                        let conns = conns.clone();
                         tokio::spawn(async move {
                             let timeout = limits.header_timeout;
-                            if let Some(a) = accepted.behind_proxy(timeout).await {
-                                a.serve(stats, secure, tls, gw, builder);
+                            if let Some(mut a) = accepted.behind_proxy(timeout).await {
+                                if clients.admit(&conns, a.peer, &mut a.per_ip) {
+                                    a.serve(stats, secure, tls, gw, builder);
+                                }
                             }
                         });
                     } else {
@@ -342,31 +358,41 @@ pub fn spawn(
     ListenerHandle::new(name, &socket, stop, task)
 }
 
-/// The settings a new connection of listener `name` gets from the current
-/// snapshot: client limits, idle timeout, the listener's cap, and the
-/// trusted sources when it speaks the PROXY protocol.
-fn conn_settings(
-    gw: &Serving,
-    name: &str,
-) -> (
-    ClientLimits,
-    Duration,
-    usize,
-    Option<Arc<[IpNet]>>,
-    Http1Server,
-) {
+/// The settings a new connection of a listener gets from the current
+/// snapshot.
+struct ConnSettings {
+    limits: ClientLimits,
+    idle_timeout: Duration,
+    /// The listener's `max_connections`.
+    max: usize,
+    /// The trusted sources when it speaks the PROXY protocol.
+    proxied: Option<Arc<[IpNet]>>,
+    clients: ClientRules,
+    /// `runtime.http1`.
+    http1: Http1Server,
+}
+
+/// Who may connect: the listener's `access` lists and
+/// `max_connections_per_ip`.
+struct ClientRules {
+    access: Option<Arc<crate::limits::AccessList>>,
+    per_ip: Option<u32>,
+}
+
+fn conn_settings(gw: &Serving, name: &str) -> ConnSettings {
     let snap = gw.snapshot();
     let spec = snap.listeners.iter().find(|l| &*l.name == name);
-    let max = spec.map_or(ClientLimits::DEFAULT_MAX_CONNECTIONS, |l| l.max_connections);
-    let proxied = spec.and_then(|l| l.proxy_protocol.clone());
-    let http1 = snap.runtime.http1;
-    (
-        snap.proxy.limits,
-        snap.proxy.idle_timeout,
-        max,
-        proxied,
-        http1,
-    )
+    ConnSettings {
+        limits: snap.proxy.limits,
+        idle_timeout: snap.proxy.idle_timeout,
+        max: spec.map_or(ClientLimits::DEFAULT_MAX_CONNECTIONS, |l| l.max_connections),
+        proxied: spec.and_then(|l| l.proxy_protocol.clone()),
+        clients: ClientRules {
+            access: spec.and_then(|l| l.access.clone()),
+            per_ip: spec.and_then(|l| l.max_connections_per_ip),
+        },
+        http1: snap.runtime.http1,
+    }
 }
 
 /// A connection just accepted, before its `ConnInfo` is known.
@@ -380,6 +406,36 @@ struct Accepted {
     max_head: usize,
     /// `runtime.http1: engine`.
     engine: bool,
+    /// Its place under `max_connections_per_ip`.
+    per_ip: Option<crate::limits::InFlightGuard>,
+}
+
+impl ClientRules {
+    /// Checks the client `peer` (the PROXY header's source, when there is
+    /// one) against the listener's access lists and per-address cap; false:
+    /// the connection is closed at once, before a byte is answered. Its
+    /// place under the cap goes to `held`.
+    fn admit(
+        &self,
+        conns: &ConnSet,
+        peer: SocketAddr,
+        held: &mut Option<crate::limits::InFlightGuard>,
+    ) -> bool {
+        if self.access.is_none() && self.per_ip.is_none() {
+            return true;
+        }
+        let ip = crate::ground::net::canonical_ip(peer.ip());
+        match conns.admit_client(ip, self.access.as_deref(), self.per_ip) {
+            Ok(guard) => {
+                *held = guard;
+                true
+            }
+            Err(why) => {
+                tracing::debug!(%peer, "closed: {why}");
+                false
+            }
+        }
+    }
 }
 
 impl Accepted {
@@ -423,6 +479,7 @@ impl Accepted {
             max_head: self.max_head,
             slot: self.slot,
             engine: self.engine,
+            per_ip: self.per_ip,
         };
         match tls {
             None => serve_connection(self.stream, conn, gw, builder),
@@ -454,6 +511,8 @@ pub(crate) struct Conn {
     slot: Slot,
     /// HTTP/1 is served by the engine (`engine.rs`), not hyper.
     engine: bool,
+    /// Its place under `max_connections_per_ip`.
+    per_ip: Option<crate::limits::InFlightGuard>,
 }
 
 /// Serves one client connection until it closes or shutdown drains it.
@@ -496,8 +555,9 @@ async fn run_connection<S>(
         max_head,
         slot,
         engine: _,
+        per_ip,
     } = conn;
-    let _slot = slot;
+    let _slot = (slot, per_ip);
     let _counted = info.stats.connection();
     let mut shutdown = gw.connections.subscribe();
     let mut retiring = gw.connections.retiring.subscribe();

@@ -228,34 +228,16 @@ fn eof(e: std::io::Error) -> Refused {
     }
 }
 
-/// A version 2 header for `source` -> `destination` (tests, and backends
-/// that expect one).
+/// A version 2 header for `source` -> `destination` (tests and the fuzz
+/// target; the forwarder sends the same bytes, `proxy::send_proxy`).
 pub fn encode_v2(source: SocketAddr, destination: SocketAddr) -> Vec<u8> {
-    let mut out = V2_SIG.to_vec();
-    out.push(0x21);
-    match (source, destination) {
-        (SocketAddr::V4(s), SocketAddr::V4(d)) => {
-            out.push(0x11);
-            out.extend_from_slice(&12u16.to_be_bytes());
-            out.extend_from_slice(&s.ip().octets());
-            out.extend_from_slice(&d.ip().octets());
-            out.extend_from_slice(&s.port().to_be_bytes());
-            out.extend_from_slice(&d.port().to_be_bytes());
-        }
-        (s, d) => {
-            let v6 = |a: SocketAddr| match a.ip() {
-                IpAddr::V4(v4) => v4.to_ipv6_mapped(),
-                IpAddr::V6(v6) => v6,
-            };
-            out.push(0x21);
-            out.extend_from_slice(&36u16.to_be_bytes());
-            out.extend_from_slice(&v6(s).octets());
-            out.extend_from_slice(&v6(d).octets());
-            out.extend_from_slice(&s.port().to_be_bytes());
-            out.extend_from_slice(&d.port().to_be_bytes());
-        }
-    }
-    out
+    crate::proxy::send_proxy::Header::new(
+        crate::proxy::send_proxy::Version::V2,
+        source,
+        destination,
+    )
+    .as_bytes()
+    .to_vec()
 }
 
 #[cfg(test)]

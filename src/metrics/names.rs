@@ -13,6 +13,10 @@ pub const REQUESTS: &str = "farmgate_requests";
 pub const CONNECTIONS_ACTIVE: &str = "farmgate_connections_active";
 pub const CONNECTIONS_PARKED: &str = "farmgate_connections_parked";
 pub const CONNECTIONS_EVICTED: &str = "farmgate_connections_evicted";
+/// Counter `{listener,reason}`: client connections closed on arrival, by
+/// `reason` (`access`: the listener's access lists; `per_ip`:
+/// `max_connections_per_ip`).
+pub const CONNECTIONS_REFUSED: &str = "farmgate_connections_refused";
 /// Counter `{listener,timeout}`: client connections cut off by
 /// `header_timeout` (with a 408), `body_timeout` or `send_timeout`.
 pub const CLIENT_TIMEOUTS: &str = "farmgate_client_timeouts";
@@ -113,3 +117,17 @@ pub const CACHE_RESULTS: [&str; 7] = [
     "revalidated",
     "stale_revalidate",
 ];
+
+// === limits ===
+/// Counter `{limit,result}`: requests a limit counted, by `result`
+/// (`allowed`, `limited`: over the rate, `concurrent`: over `concurrent`).
+pub const LIMIT_REQUESTS: &str = "farmgate_limit_requests";
+/// Gauge `{limit}`: keys whose bucket is not full (their state matters).
+pub const LIMIT_KEYS: &str = "farmgate_limit_keys";
+/// Gauge `{limit}`: the most keys the limit's store holds.
+pub const LIMIT_KEYS_CAPACITY: &str = "farmgate_limit_keys_capacity";
+/// Gauge `{limit}`: bytes the limit's key store takes.
+pub const LIMIT_MEMORY_BYTES: &str = "farmgate_limit_memory_bytes";
+/// Counter `{limit}`: keys forgotten to make room while their bucket was not
+/// yet full (the store is too small for the traffic).
+pub const LIMIT_EVICTED_KEYS: &str = "farmgate_limit_evicted_keys";

@@ -7,6 +7,7 @@
 //! read or write.
 
 use super::body::BoxError;
+use super::send_proxy::Header;
 use crate::tls::backend::BackendTlsMap;
 use arc_swap::ArcSwap;
 use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
@@ -74,6 +75,18 @@ impl Service<http::Uri> for Connector {
     }
 
     fn call(&mut self, uri: http::Uri) -> Self::Future {
+        self.connect_with(uri, None)
+    }
+}
+
+impl Connector {
+    /// Connects to `uri`, writing `preface` (a PROXY protocol header)
+    /// first when given, before any TLS handshake.
+    pub fn connect_with(
+        &mut self,
+        uri: http::Uri,
+        preface: Option<Header>,
+    ) -> <Self as Service<http::Uri>>::Future {
         let tls = if uri.scheme() == Some(&http::uri::Scheme::HTTPS) {
             let authority = uri.authority().map_or("", |a| a.as_str());
             match self.tls.load().get(authority) {
@@ -90,7 +103,10 @@ impl Service<http::Uri> for Connector {
         let timeout = Duration::from_millis(self.timeout_ms.load(Ordering::Relaxed));
         Box::pin(async move {
             let connect = async move {
-                let tcp = tcp.await?.into_inner();
+                let mut tcp = tcp.await?.into_inner();
+                if let Some(h) = preface {
+                    tokio::io::AsyncWriteExt::write_all(&mut tcp, h.as_bytes()).await?;
+                }
                 match tls {
                     None => Ok(TokioIo::new(BackendStream::Plain(tcp))),
                     Some(t) => {

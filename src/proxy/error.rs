@@ -28,6 +28,8 @@ pub enum ProxyError {
     BodyTooLarge,
     #[error("the client request is malformed")]
     BadRequest,
+    #[error("the client is refused by an access list")]
+    Forbidden,
 }
 
 impl ProxyError {
@@ -39,13 +41,16 @@ impl ProxyError {
             ProxyError::Timeout => StatusCode::GATEWAY_TIMEOUT,
             ProxyError::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ProxyError::BadRequest => StatusCode::BAD_REQUEST,
+            ProxyError::Forbidden => StatusCode::FORBIDDEN,
         }
     }
 
     pub fn origin(self) -> Origin {
         match self {
             ProxyError::Connect | ProxyError::Timeout | ProxyError::Backend => Origin::Backend,
-            ProxyError::BodyTooLarge | ProxyError::BadRequest => Origin::Client,
+            ProxyError::BodyTooLarge | ProxyError::BadRequest | ProxyError::Forbidden => {
+                Origin::Client
+            }
             ProxyError::NoRoute | ProxyError::NoServer => Origin::Proxy,
         }
     }
@@ -69,6 +74,7 @@ impl ProxyError {
             ProxyError::Backend => "reset",
             ProxyError::BodyTooLarge => "body_too_large",
             ProxyError::BadRequest => "bad_request",
+            ProxyError::Forbidden => "forbidden",
         }
     }
 
@@ -89,6 +95,7 @@ impl ProxyError {
             ProxyError::Timeout => "504 Gateway Timeout\n",
             ProxyError::BodyTooLarge => "413 Payload Too Large\n",
             ProxyError::BadRequest => "400 Bad Request\n",
+            ProxyError::Forbidden => "403 Forbidden\n",
         }
     }
 }

@@ -23,6 +23,8 @@ pub struct Exchange {
     /// Index (in the farm) of the server whose response this is.
     picked: Option<usize>,
     log: Option<(Arc<AccessLog>, Box<AccessRecord>)>,
+    /// Places under limits' `concurrent` caps, given back when this ends.
+    limits: smallvec::SmallVec<[crate::limits::InFlightGuard; 2]>,
 }
 
 impl Exchange {
@@ -35,7 +37,14 @@ impl Exchange {
             aborted: false,
             picked: None,
             log: None,
+            limits: smallvec::SmallVec::new(),
         }
+    }
+
+    /// Keeps the request's places under limits' `concurrent` caps until the
+    /// response ends (or the client goes away).
+    pub fn hold_limits(&mut self, held: smallvec::SmallVec<[crate::limits::InFlightGuard; 2]>) {
+        self.limits = held;
     }
 
     pub fn set_picked(&mut self, index: usize) {

@@ -100,6 +100,9 @@ pub struct Forwarder<'a> {
     /// The farm's `backend_idle_timeout`.
     pub backend_idle_timeout: std::time::Duration,
     pub pick: PickRequest,
+    /// The PROXY protocol header each new server connection starts with,
+    /// when the farm sends one.
+    pub send_proxy: Option<super::send_proxy::Header>,
 }
 
 /// Forwards to `to`'s farm, retrying on another server where that is safe.
@@ -172,9 +175,13 @@ pub async fn forward(
         );
         ex.hold(server.state.clone(), to.health, idx);
         let sent_at = Instant::now();
-        let sent = to
-            .upstream
-            .send(server, &to.pools[idx], to.backend_idle_timeout, req);
+        let sent = to.upstream.send(
+            server,
+            &to.pools[idx],
+            to.backend_idle_timeout,
+            req,
+            to.send_proxy,
+        );
         match tokio::time::timeout(proxy.response_timeout, sent).await {
             Ok(Ok((resp, checkin))) => {
                 let latency = sent_at.elapsed();

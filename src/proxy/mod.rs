@@ -12,6 +12,7 @@ pub mod fast;
 pub mod forward;
 pub mod headers;
 pub mod pool;
+pub mod send_proxy;
 pub mod spec;
 pub mod upgrade;
 pub mod upstream;

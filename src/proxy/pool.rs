@@ -40,6 +40,9 @@ struct Idle {
     sender: Sender,
     /// Retired (never handed out again) from this instant.
     until: Instant,
+    /// 0, or the tag of the PROXY protocol header the connection sent
+    /// (`send_proxy.rs`): it only serves requests with the same header.
+    tag: u64,
 }
 
 /// The idle connections to one backend address.
@@ -111,16 +114,18 @@ impl BackendPool {
         }
     }
 
-    /// The most recently returned idle connection that is still open and
-    /// not retired. Retired ones met on the way are closed.
-    pub fn checkout(&self) -> Option<Sender> {
+    /// The most recently returned idle connection with `tag` (0: one that
+    /// sent no PROXY header) that is still open and not retired. Retired
+    /// ones met on the way are closed.
+    pub fn checkout(&self, tag: u64) -> Option<Sender> {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         let now = if idle.is_empty() {
             return None;
         } else {
             Instant::now()
         };
-        while let Some(c) = idle.pop() {
+        while let Some(i) = idle.iter().rposition(|c| c.tag == tag) {
+            let c = idle.remove(i);
             if c.until > now && !c.sender.is_closed() {
                 return Some(c.sender);
             }
@@ -130,14 +135,14 @@ impl BackendPool {
 
     /// Keeps `sender` for the next request for up to `keep` (closed ones
     /// and those past the cap are dropped, which closes them).
-    pub fn checkin(&self, sender: Sender, keep: Duration) {
+    pub fn checkin(&self, sender: Sender, keep: Duration, tag: u64) {
         if sender.is_closed() || keep.is_zero() {
             return;
         }
         let until = Instant::now() + keep;
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         if idle.len() < MAX_IDLE_PER_ADDRESS {
-            idle.push(Idle { sender, until });
+            idle.push(Idle { sender, until, tag });
         }
     }
 
@@ -208,15 +213,22 @@ pub struct Checkin {
     pool: Arc<BackendPool>,
     sender: Sender,
     keep: Duration,
+    tag: u64,
 }
 
 impl Checkin {
     /// `keep`: how long the connection may then sit idle ([`keep_for`]).
-    pub fn new(pool: Arc<BackendPool>, sender: Sender, keep: Duration) -> Self {
-        Checkin { pool, sender, keep }
+    /// `tag`: the connection's PROXY header tag, or 0.
+    pub fn new(pool: Arc<BackendPool>, sender: Sender, keep: Duration, tag: u64) -> Self {
+        Checkin {
+            pool,
+            sender,
+            keep,
+            tag,
+        }
     }
     pub fn give_back(self) {
-        self.pool.checkin(self.sender, self.keep);
+        self.pool.checkin(self.sender, self.keep, self.tag);
     }
 }
 

@@ -13,13 +13,13 @@
 use super::body::{BoxError, UpstreamBody};
 use super::connector::Connector;
 use super::pool::{keep_for, BackendPool, Checkin};
+use super::send_proxy::Header;
 use crate::farm::Server;
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::client::conn::http1;
 use std::sync::Arc;
 use std::time::Duration;
-use tower::Service;
 
 /// Why a request got no response head.
 #[derive(thiserror::Error)]
@@ -86,19 +86,24 @@ impl Upstream {
     /// response comes the connection's way back to the pool, where it may
     /// then sit idle for up to `idle` (the farm's `backend_idle_timeout`,
     /// shortened by what the backend announced: `pool::keep_for`).
+    /// With `preface` (the farm sends the PROXY protocol), a new connection
+    /// starts with that header and only connections that sent the same one
+    /// are reused.
     pub async fn send(
         &self,
         server: &Server,
         pool: &Arc<BackendPool>,
         idle: Duration,
         mut req: Request<UpstreamBody>,
+        preface: Option<Header>,
     ) -> Result<(Response<Incoming>, Checkin), SendError> {
+        let tag = preface.as_ref().map_or(0, Header::tag);
         loop {
-            let (mut sender, reused) = match pool.checkout() {
+            let (mut sender, reused) = match pool.checkout(tag) {
                 Some(s) => (s, true),
                 // Boxed: connecting is rare next to reuse, and its future
                 // would otherwise enlarge every request's.
-                None => match Box::pin(self.connect(server, pool)).await {
+                None => match Box::pin(self.connect(server, pool, preface)).await {
                     Ok(s) => (s, false),
                     Err(cause) => {
                         let req = Box::new(req);
@@ -116,7 +121,7 @@ impl Upstream {
             match sender.try_send_request(req).await {
                 Ok(resp) => {
                     let keep = keep_for(idle, resp.headers());
-                    return Ok((resp, Checkin::new(pool.clone(), sender, keep)));
+                    return Ok((resp, Checkin::new(pool.clone(), sender, keep, tag)));
                 }
                 Err(mut e) => match e.take_message() {
                     // Closed before our request went out: another one.
@@ -145,20 +150,26 @@ impl Upstream {
             .authority(server.authority.clone())
             .path_and_query("/")
             .build()?;
-        Ok(self.connector.clone().call(uri).await?.into_inner())
+        Ok(self
+            .connector
+            .clone()
+            .connect_with(uri, None)
+            .await?
+            .into_inner())
     }
 
     async fn connect(
         &self,
         server: &Server,
         pool: &BackendPool,
+        preface: Option<Header>,
     ) -> Result<http1::SendRequest<UpstreamBody>, BoxError> {
         let uri = http::Uri::builder()
             .scheme(server.scheme.clone())
             .authority(server.authority.clone())
             .path_and_query("/")
             .build()?;
-        let io = self.connector.clone().call(uri).await?;
+        let io = self.connector.clone().connect_with(uri, preface).await?;
         let (sender, conn) = self.http1.handshake(io).await?;
         // Not the pool itself: idle connections must not keep it alive.
         let address = pool.address().clone();

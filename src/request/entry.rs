@@ -102,7 +102,8 @@ pub async fn handle_h1<W: AsyncWrite + Unpin + Send>(
             ex.mark_aborted();
             return Err(route::Aborted);
         }
-        Route::Forward(farm, set_headers, rule_compression) => {
+        Route::Forward(farm, set_headers, rule_compression, held) => {
+            ex.hold_limits(held);
             if let Some(r) = ex.record() {
                 r.farm = Some(farm.name.clone());
             }
@@ -127,6 +128,9 @@ pub async fn handle_h1<W: AsyncWrite + Unpin + Send>(
                     pools: &farm.pools,
                     backend_idle_timeout: farm.backend_idle_timeout,
                     pick,
+                    send_proxy: farm
+                        .send_proxy
+                        .map(|v| crate::proxy::send_proxy::Header::new(v, conn.peer, conn.local)),
                 },
                 shared: &shared,
                 snap: &snap,
@@ -136,6 +140,8 @@ pub async fn handle_h1<W: AsyncWrite + Unpin + Send>(
             if let Some(client) = fast.filter(|_| {
                 compress.is_none()
                     && farm.cache.is_none()
+                    // A PROXY header to the backend: hyper's pool keys it.
+                    && to.to.send_proxy.is_none()
                     && upgrade.is_none()
                     && body.is_end_stream()
                     && matches!(parts.method, http::Method::GET | http::Method::HEAD)
@@ -218,6 +224,7 @@ impl Fetch for Fetcher<'_> {
             snap: self.snap.clone(),
             farm,
             pick: self.to.pick,
+            send_proxy: self.to.send_proxy,
         })
     }
 }
@@ -229,6 +236,7 @@ struct Detached {
     snap: Arc<Snapshot>,
     farm: usize,
     pick: crate::farm::PickRequest,
+    send_proxy: Option<crate::proxy::send_proxy::Header>,
 }
 
 impl Fetch for Detached {
@@ -244,6 +252,7 @@ impl Fetch for Detached {
             pools: &farm.pools,
             backend_idle_timeout: farm.backend_idle_timeout,
             pick: self.pick,
+            send_proxy: self.send_proxy,
         };
         forward::forward(&to, out, upgrade, ex).await
     }

@@ -20,6 +20,7 @@
 //! resolved once when the gateway is built: no service locator per request.
 
 pub mod entry;
+pub mod limit;
 pub mod route;
 
 pub use entry::{handle, handle_h1, Handled};

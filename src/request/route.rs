@@ -1,11 +1,15 @@
 //! Routing a request: runs the snapshot's rules and turns their decision
 //! into what `handle` does next: forward to a farm (with the rewritten URI
 //! in place, the headers rules set and the compression a rule chose),
-//! answer locally (redirect, respond, 400, 404), or abort the connection.
+//! answer locally (redirect, respond, 400, 403, 404, or a limit's 429), or
+//! abort the connection. The limits are checked here ([`super::limit`]),
+//! once the rules have said which apply and before the URL is rewritten.
 
+use super::limit::{self, Head, Held};
 use super::ConnInfo;
 use crate::compress::RuleCompression;
 use crate::config::{FarmRuntime, Snapshot};
+use crate::ground::net::canonical_ip;
 use crate::proxy::body::ProxyBody;
 use crate::proxy::error::ProxyError;
 use crate::rules::{Outcome, RequestView};
@@ -14,9 +18,10 @@ use http::{Response, Uri};
 
 /// Where a request goes.
 pub enum Route<'s> {
-    /// The farm, the request headers rules set, and the compression a
-    /// rule chose instead of the farm's.
-    Forward(&'s FarmRuntime, SetHeaders, RuleCompression<'s>),
+    /// The farm, the request headers rules set, the compression a rule
+    /// chose instead of the farm's, and the places the request holds under
+    /// limits' `concurrent` caps (kept until its response ends).
+    Forward(&'s FarmRuntime, SetHeaders, RuleCompression<'s>, Held),
     Local(Box<Response<ProxyBody>>),
     Fail(ProxyError),
     Abort,
@@ -50,6 +55,7 @@ pub fn route<'s>(
     conn: &ConnInfo,
     parts: &mut http::request::Parts,
 ) -> Route<'s> {
+    let client = canonical_ip(conn.peer.ip());
     let view = RequestView::new(
         &parts.method,
         &parts.uri,
@@ -58,14 +64,37 @@ pub fn route<'s>(
         conn.client_ip.as_bytes(),
         conn.local.port(),
         conn.tls,
-    );
+    )
+    .with_client(client);
     let decision = snap.rules.evaluate(&view);
     if let Some(i) = decision.rule {
         tracing::debug!(rule = ?snap.rules.name(i), uri = %parts.uri, "rule matched");
     }
+    let farm = match &decision.outcome {
+        Outcome::Route { farm, .. } => farm.or(snap.default_farm).and_then(|i| snap.farms.get(i)),
+        _ => None,
+    };
+    let held = if snap.limits.is_empty() {
+        Held::new()
+    } else {
+        let listener = snap.listeners.iter().find(|l| l.name == conn.listener);
+        let applied = listener
+            .map_or(&[][..], |l| &l.limits[..])
+            .iter()
+            .chain(farm.map_or(&[][..], |f| &f.limits[..]))
+            .map(|&i| (i, None))
+            .chain(decision.limits.iter().map(|h| (h.limit, h.capture)));
+        match limit::check(&snap.limits, &Head { parts, client }, applied) {
+            Ok(held) => held,
+            Err(refusal) => {
+                tracing::debug!(limit = %refusal.limit, %client, uri = %parts.uri, "limited");
+                return Route::Local(Box::new(refusal.into_response()));
+            }
+        }
+    };
     match decision.outcome {
-        Outcome::Route { farm, url } => {
-            let Some(farm) = farm.or(snap.default_farm).and_then(|i| snap.farms.get(i)) else {
+        Outcome::Route { url, .. } => {
+            let Some(farm) = farm else {
                 return Route::Fail(ProxyError::NoRoute);
             };
             if let Some(pq) = url {
@@ -79,7 +108,7 @@ pub fn route<'s>(
             let compression = decision
                 .compression
                 .and_then(|i| snap.rule_compression.get(i));
-            Route::Forward(farm, SetHeaders(decision.set_headers), compression)
+            Route::Forward(farm, SetHeaders(decision.set_headers), compression, held)
         }
         Outcome::Redirect { status, location } => {
             let mut resp = Response::new(ProxyBody::empty());
@@ -101,5 +130,6 @@ pub fn route<'s>(
         }
         Outcome::Abort => Route::Abort,
         Outcome::BadRequest => Route::Fail(ProxyError::BadRequest),
+        Outcome::Forbidden => Route::Fail(ProxyError::Forbidden),
     }
 }

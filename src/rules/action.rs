@@ -28,6 +28,12 @@ pub enum Action {
         body: Template,
         headers: Box<[(HeaderName, Template)]>,
     },
+    /// Apply limit `limit` (its index in the snapshot's `limits`); its key
+    /// is this rule's capture `capture` when it counts by `{R:n}`.
+    Limit {
+        limit: usize,
+        capture: Option<usize>,
+    },
     Abort,
     None,
 }
@@ -35,7 +41,7 @@ pub enum Action {
 impl Action {
     /// Does this action end rule processing unless told otherwise?
     pub fn stops_by_default(&self) -> bool {
-        !matches!(self, Action::None)
+        !matches!(self, Action::None | Action::Limit { .. })
     }
 }
 
@@ -61,6 +67,8 @@ pub enum Outcome {
     Abort,
     /// The path cannot be normalised (climbs above the root, bad escape).
     BadRequest,
+    /// A matching rule's `access` lists refuse the client (403).
+    Forbidden,
 }
 
 /// Renders a URL template, appending the original query string when asked

@@ -12,6 +12,7 @@ use super::raw::*;
 use super::template::{url_safe, Template};
 use super::{Rule, RuleSet};
 use crate::ground::error::Problems;
+use crate::limits::{LimitKey, Limits};
 use http::header::{self, HeaderName};
 use http::StatusCode;
 use std::collections::HashSet;
@@ -29,7 +30,13 @@ const UNSETTABLE: [&str; 8] = [
     "content-length",
 ];
 
-pub fn compile<C>(raw: &[RawRule<C>], farms: &[&str], p: &mut Problems) -> RuleSet {
+/// Compiles the rules; `farms` and `limits` resolve the names actions use.
+pub fn compile<C>(
+    raw: &[RawRule<C>],
+    farms: &[&str],
+    limits: &Limits,
+    p: &mut Problems,
+) -> RuleSet {
     let mut names = HashSet::new();
     let mut rules = Vec::with_capacity(raw.len());
     for (i, r) in raw.iter().enumerate() {
@@ -41,7 +48,7 @@ pub fn compile<C>(raw: &[RawRule<C>], farms: &[&str], p: &mut Problems) -> RuleS
                 format!("duplicate rule name {name:?}"),
             );
         }
-        if let Some(rule) = compile_rule(r, name, &at, farms, p) {
+        if let Some(rule) = compile_rule(r, name, &at, farms, limits, p) {
             rules.push(rule);
         }
     }
@@ -66,6 +73,7 @@ fn compile_rule<C>(
     name: String,
     at: &str,
     farms: &[&str],
+    limits: &Limits,
     p: &mut Problems,
 ) -> Option<Rule> {
     let before = p.0.len();
@@ -109,7 +117,11 @@ fn compile_rule<C>(
             set_headers.push(pair);
         }
     }
-    let action = compile_action(&r.action, at, farms, p);
+    let action = compile_action(&r.action, at, farms, limits, p);
+    let access = r
+        .access
+        .as_ref()
+        .map(|a| crate::limits::access::compile(a, &format!("{at}.access"), p));
 
     // Back-references must point at groups that exist.
     if let Some(a) = &action {
@@ -151,6 +163,7 @@ fn compile_rule<C>(
         stop,
         needs_r,
         needs_c,
+        access,
     })
 }
 
@@ -183,8 +196,30 @@ fn header_entry(
     Some((hn, t))
 }
 
-fn compile_action(a: &RawAction, at: &str, farms: &[&str], p: &mut Problems) -> Option<Action> {
+fn compile_action(
+    a: &RawAction,
+    at: &str,
+    farms: &[&str],
+    limits: &Limits,
+    p: &mut Problems,
+) -> Option<Action> {
     Some(match a {
+        RawAction::Limit(name) => match limits.index(name) {
+            Some(limit) => Action::Limit {
+                limit,
+                capture: match limits.get(limit).map(|l| &l.key) {
+                    Some(LimitKey::RuleCapture(n)) => Some(*n),
+                    _ => None,
+                },
+            },
+            None => {
+                p.add(
+                    format!("{at}.action.limit"),
+                    format!("unknown limit {name:?}"),
+                );
+                return None;
+            }
+        },
         RawAction::Route(r) => {
             let aat = format!("{at}.action.route");
             let farm = match &r.farm {
@@ -291,6 +326,14 @@ fn action_templates(a: &Action, at: &str, refs: &mut Refs) {
     match a {
         Action::Route { url: Some(t), .. } => refs.add(format!("{at}.action.route.url"), t),
         Action::Redirect { url, .. } => refs.add(format!("{at}.action.redirect.url"), url),
+        Action::Limit {
+            capture: Some(n), ..
+        } => {
+            // The limit's key `{R:n}` must name a group of this rule.
+            if let Ok(t) = Template::parse(&format!("{{R:{n}}}")) {
+                refs.add(format!("{at}.action.limit"), &t);
+            }
+        }
         Action::Respond { body, headers, .. } => {
             refs.add(format!("{at}.action.respond.body"), body);
             for (k, t) in headers.iter() {

@@ -57,6 +57,16 @@ pub struct Rule {
     /// The rule has a `compression` section (compiled beside the rule set,
     /// by the layer that owns it: `compress::RuleSpecs`).
     compression: bool,
+    /// IP allow and deny lists for the clients of matching requests.
+    access: Option<crate::limits::AccessList>,
+}
+
+/// A limit a matching rule applies: its index in the snapshot's limits
+/// and, when it counts by `{R:n}`, the hash of that capture.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LimitHit {
+    pub limit: usize,
+    pub capture: Option<u64>,
 }
 
 /// What the rules decided for one request.
@@ -70,6 +80,9 @@ pub struct Decision {
     pub rule: Option<usize>,
     /// The index of the last matching rule with a `compression` section.
     pub compression: Option<usize>,
+    /// The limits matching rules apply, in rule order (inline: no
+    /// allocation for up to four).
+    pub limits: smallvec::SmallVec<[LimitHit; 4]>,
 }
 
 impl RuleSet {
@@ -94,6 +107,7 @@ impl RuleSet {
             set_headers: Vec::new(),
             rule: None,
             compression: None,
+            limits: smallvec::SmallVec::new(),
         };
         let Ok(mut path) = normalize::normalize(req.uri.path()) else {
             d.outcome = Outcome::BadRequest;
@@ -136,6 +150,18 @@ impl RuleSet {
                 _ => Captures::NONE,
             };
             let ctx = Ctx { c: &c, ..ctx };
+            if let Some(access) = &rule.access {
+                // Unknown client: an allow list refuses, a deny list passes.
+                let permitted = match req.client {
+                    Some(ip) => access.permits(ip),
+                    None => access.permits_unknown(),
+                };
+                if !permitted {
+                    d.rule = Some(i);
+                    d.outcome = Outcome::Forbidden;
+                    return d;
+                }
+            }
             d.rule = Some(i);
             if rule.compression {
                 d.compression = Some(i);
@@ -203,6 +229,15 @@ impl RuleSet {
                         body: action::render_body(body, &ctx),
                     };
                     return d;
+                }
+                Action::Limit { limit, capture } => {
+                    d.limits.push(LimitHit {
+                        limit: *limit,
+                        capture: capture.map(|n| crate::limits::key::hash(r.get(n))),
+                    });
+                    if rule.stop {
+                        break;
+                    }
                 }
                 Action::Abort => {
                     d.outcome = Outcome::Abort;

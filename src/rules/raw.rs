@@ -31,6 +31,10 @@ pub struct RawRule<C> {
     pub action: RawAction,
     #[serde(default)]
     pub stop_processing: Option<bool>,
+    /// IP allow and deny lists: a matching request from a client they
+    /// refuse gets 403.
+    #[serde(default)]
+    pub access: Option<crate::limits::RawAccess>,
     /// Replaces the compression of the farm this rule routes to.
     #[serde(default)]
     pub compression: Option<C>,
@@ -69,6 +73,8 @@ pub enum RawAction {
     Route(RawRoute),
     Redirect(RawRedirect),
     Respond(RawRespond),
+    /// The name of a limit (`limits:`) applied to matching requests.
+    Limit(String),
     Abort,
     None,
 }
@@ -145,7 +151,7 @@ impl<'de> Deserialize<'de> for RawMatch {
 
 // === impl RawAction ===
 
-const ACTIONS: &[&str] = &["route", "redirect", "respond", "abort", "none"];
+const ACTIONS: &[&str] = &["route", "redirect", "respond", "limit", "abort", "none"];
 
 impl<'de> Deserialize<'de> for RawAction {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -153,13 +159,13 @@ impl<'de> Deserialize<'de> for RawAction {
         impl<'de> Visitor<'de> for V {
             type Value = RawAction;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("abort, none, or a mapping with one of route, redirect, respond")
+                f.write_str("abort, none, or a mapping with one of route, redirect, respond, limit")
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<RawAction, E> {
                 match v {
                     "abort" => Ok(RawAction::Abort),
                     "none" => Ok(RawAction::None),
-                    "route" | "redirect" | "respond" => Err(E::custom(format!(
+                    "route" | "redirect" | "respond" | "limit" => Err(E::custom(format!(
                         "{v} needs settings, e.g. `{v}: {{ ... }}`"
                     ))),
                     _ => Err(E::unknown_variant(v, ACTIONS)),
@@ -173,6 +179,7 @@ impl<'de> Deserialize<'de> for RawAction {
                     "route" => RawAction::Route(map.next_value()?),
                     "redirect" => RawAction::Redirect(map.next_value()?),
                     "respond" => RawAction::Respond(map.next_value()?),
+                    "limit" => RawAction::Limit(map.next_value::<Scalar>()?.0),
                     "abort" | "none" => {
                         map.next_value::<de::IgnoredAny>()?;
                         if kind == "abort" {

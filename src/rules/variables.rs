@@ -18,6 +18,9 @@ pub struct RequestView<'a> {
     pub remote_addr: &'a [u8],
     /// Was the connection TLS (`HTTPS` on/off)?
     pub https: bool,
+    /// The client's address, for rules' `access` lists (none: refused by
+    /// an allow list, passed by a deny list).
+    pub client: Option<std::net::IpAddr>,
     port: [u8; 5],
     port_len: u8,
 }
@@ -55,9 +58,16 @@ impl<'a> RequestView<'a> {
             headers,
             remote_addr,
             https,
+            client: None,
             port,
             port_len: len as u8,
         }
+    }
+
+    /// The client's address, for `access` lists.
+    pub fn with_client(mut self, ip: std::net::IpAddr) -> Self {
+        self.client = Some(ip);
+        self
     }
 
     /// The Host header, or the authority of an HTTP/2 request.

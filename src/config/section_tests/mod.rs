@@ -2,5 +2,6 @@
 //! snapshot or placed errors out).
 
 mod health;
+mod limits;
 mod rules;
 mod tls;
