@@ -38,7 +38,18 @@ pub fn build(raw: RawConfig, file: &str, registry: &StateRegistry) -> Result<Sna
     if raw.runtime.worker_threads == Some(0) {
         p.add("runtime.worker_threads", "must be at least 1");
     }
+    let http1 = match raw.runtime.http1.as_deref() {
+        None => Http1Server::default(),
+        Some(name) => Http1Server::parse(name).unwrap_or_else(|| {
+            p.add(
+                "runtime.http1",
+                format!("unknown value {name:?}; expected {}", Http1Server::NAMES),
+            );
+            Http1Server::default()
+        }),
+    };
     let runtime = RuntimeSpec {
+        http1,
         worker_threads: raw.runtime.worker_threads,
         shutdown_timeout: raw
             .runtime

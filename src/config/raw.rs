@@ -121,6 +121,10 @@ pub struct RawRuntime {
     /// a binary upgrade).
     #[serde(default)]
     pub pid_file: Option<String>,
+    /// Who serves HTTP/1 client connections: `engine` (farmgate's own
+    /// HTTP/1 code, `src/http1/`) or `hyper` (the escape hatch).
+    #[serde(default)]
+    pub http1: Option<String>,
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]

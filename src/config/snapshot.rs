@@ -167,4 +167,29 @@ pub struct RuntimeSpec {
     pub worker_threads: Option<usize>,
     pub shutdown_timeout: Duration,
     pub pid_file: Option<std::path::PathBuf>,
+    /// `runtime.http1`: who serves HTTP/1 client connections.
+    pub http1: Http1Server,
+}
+
+/// `runtime.http1`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Http1Server {
+    /// farmgate's own HTTP/1 code reads request heads and bodies and
+    /// writes responses (`listener/engine.rs`).
+    #[default]
+    Engine,
+    /// hyper's HTTP/1 server, as before the engine.
+    Hyper,
+}
+
+impl Http1Server {
+    pub const NAMES: &'static str = "engine or hyper";
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "engine" => Some(Http1Server::Engine),
+            "hyper" => Some(Http1Server::Hyper),
+            _ => None,
+        }
+    }
 }

@@ -13,9 +13,9 @@
 //! with the same statuses ([`Violation`]). In the common case nothing
 //! here allocates per request (`tests/http1_allocations.rs` counts).
 //!
-//! What is not here yet: driving connections (the read loop, the backend
-//! exchange) and the integration into the request path; see
-//! docs/performance.md, "HTTP/1 fast path: the engine".
+//! Connections are driven from above: the client's read loop in
+//! `listener/engine.rs`, the backend exchange in `proxy/fast.rs`; see
+//! docs/performance.md, "HTTP/1 fast path on the request path".
 
 pub mod body;
 pub mod buffer;

@@ -82,7 +82,7 @@ impl ResponseParser {
             });
         }
         let framing = self.scan.framing();
-        self.content_length = framing.content_length;
+        self.content_length = framing.content_length.filter(|_| !framing.chunked);
         // RFC 9112 §6.3, in its order.
         self.body = if head_request || code < 200 || code == 204 || code == 304 {
             BodyKind::None

@@ -147,7 +147,11 @@ impl HeadScan {
                 };
             } else if line.is_empty() {
                 let f = self.framing;
-                if f.chunked && f.content_length.is_some() {
+                // A response with both is read as chunked (RFC 9112 §6.3:
+                // Transfer-Encoding overrides), as hyper's client reads it,
+                // and its Content-Length is not forwarded; a request with
+                // both is refused (the smuggling table).
+                if f.chunked && f.content_length.is_some() && role == Role::Request {
                     return Err(Violation::ClAndTe);
                 }
                 if f.chunked && f.http10 {

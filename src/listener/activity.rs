@@ -76,6 +76,9 @@ pub struct ConnActivity {
     park_after: Option<Duration>,
     /// Request heads the framing scanner has read completely.
     heads: AtomicU32,
+    /// Requests the HTTP/1 engine served before it handed the connection
+    /// to hyper: the framing scanner's head count starts after them.
+    heads_before: AtomicU32,
     /// `idle_since` when the connection last parked (parks once per idle).
     parked_idle: AtomicU64,
     /// HTTP/2, an upgrade or a finding: this connection never parks.
@@ -113,6 +116,7 @@ impl ConnActivity {
             abusive: AtomicBool::new(false),
             park_after: None,
             heads: AtomicU32::new(0),
+            heads_before: AtomicU32::new(0),
             parked_idle: AtomicU64::new(0),
             no_park: AtomicBool::new(false),
             http2: AtomicBool::new(false),
@@ -155,6 +159,7 @@ impl ConnActivity {
     /// Bytes of a request head arrived (`in_head`), or the last head is
     /// complete (`!in_head`).
     pub fn head_progress(&self, in_head: bool, heads: u32) {
+        let heads = heads.saturating_add(self.heads_before.load(Relaxed));
         self.heads.store(heads, Relaxed);
         let since = self.head_since.load(Relaxed);
         if in_head && since == 0 {
@@ -214,8 +219,16 @@ impl ConnActivity {
     }
 
     pub fn set_finding(&self, index: u32, v: Violation) {
+        let index = index.saturating_add(self.heads_before.load(Relaxed));
         self.finding.store(v as u8 + 1, Relaxed);
         self.finding_at.store(index, Relaxed);
+    }
+
+    /// The HTTP/1 engine hands the connection to hyper: the framing
+    /// scanner, starting afresh, counts heads after the requests served.
+    pub fn continue_after_engine(&self) {
+        self.heads_before
+            .store(self.requests.load(Relaxed), Relaxed);
     }
 
     pub fn is_done(&self) -> bool {

@@ -11,6 +11,9 @@
 //! HTTP/2 limits (`http_builder`).
 
 pub mod activity;
+mod engine;
+mod engine_body;
+mod engine_write;
 pub mod framing;
 pub mod inherited;
 mod io;
@@ -22,7 +25,7 @@ mod service;
 pub mod set;
 mod tls;
 
-use crate::config::snapshot::ClientLimits;
+use crate::config::snapshot::{ClientLimits, Http1Server};
 use crate::config::Snapshot;
 use crate::metrics::listener::ClientTimeout;
 use crate::metrics::{ListenerStats, Metrics};
@@ -191,6 +194,11 @@ impl ConnTracker {
         self.retiring_now.load(Ordering::Relaxed)
     }
 
+    /// Has shutdown asked connections to finish and close?
+    pub fn is_draining(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+
     /// Waits until every connection has ended or `timeout` passed; returns
     /// the connections still open.
     pub async fn wait_closed(&self, timeout: Duration) -> usize {
@@ -284,6 +292,7 @@ pub fn spawn(
                         max,
                         proxied,
                         clients,
+                        http1,
                     } = conn_settings(&gw, &task_name);
                     if let Some(trusted) = &proxied {
                         if !trusted.iter().any(|n| n.contains(&peer.ip())) {
@@ -319,6 +328,7 @@ pub fn spawn(
                         activity,
                         slot,
                         max_head: limits.max_header_size,
+                        engine: http1 == Http1Server::Engine,
                         per_ip,
                     };
                     let (tls, gw, builder, stats) =
@@ -359,6 +369,8 @@ struct ConnSettings {
     /// The trusted sources when it speaks the PROXY protocol.
     proxied: Option<Arc<[IpNet]>>,
     clients: ClientRules,
+    /// `runtime.http1`.
+    http1: Http1Server,
 }
 
 /// Who may connect: the listener's `access` lists and
@@ -380,6 +392,7 @@ fn conn_settings(gw: &Serving, name: &str) -> ConnSettings {
             access: spec.and_then(|l| l.access.clone()),
             per_ip: spec.and_then(|l| l.max_connections_per_ip),
         },
+        http1: snap.runtime.http1,
     }
 }
 
@@ -392,6 +405,8 @@ struct Accepted {
     activity: Arc<ConnActivity>,
     slot: Slot,
     max_head: usize,
+    /// `runtime.http1: engine`.
+    engine: bool,
     /// Its place under `max_connections_per_ip`.
     per_ip: Option<crate::limits::InFlightGuard>,
 }
@@ -464,6 +479,7 @@ impl Accepted {
             activity: self.activity,
             max_head: self.max_head,
             slot: self.slot,
+            engine: self.engine,
             per_ip: self.per_ip,
         };
         match tls {
@@ -494,6 +510,8 @@ pub(crate) struct Conn {
     max_head: usize,
     /// Its place under the listener's `max_connections`.
     slot: Slot,
+    /// HTTP/1 is served by the engine (`engine.rs`), not hyper.
+    engine: bool,
     /// Its place under `max_connections_per_ip`.
     per_ip: Option<crate::limits::InFlightGuard>,
 }
@@ -505,10 +523,14 @@ fn serve_connection<S>(
     gw: Arc<Serving>,
     builder: auto::Builder<TokioExecutor>,
 ) where
-    S: AsyncRead + AsyncWrite + Parkable + Unpin + Send + 'static,
+    S: AsyncRead + AsyncWrite + Parkable + Unpin + Send + Sync + 'static,
 {
     let guard = gw.connections.enter();
-    tokio::spawn(run_connection(stream, conn, gw, builder, guard));
+    if conn.engine {
+        tokio::spawn(engine::run(stream, conn, gw, builder, guard));
+    } else {
+        tokio::spawn(run_connection(stream, conn, gw, builder, guard));
+    }
 }
 
 /// Serves HTTP on an open (and, for TLS, handshaken) connection; `guard`
@@ -533,6 +555,7 @@ async fn run_connection<S>(
         activity,
         max_head,
         slot,
+        engine: _,
         per_ip,
     } = conn;
     let _slot = (slot, per_ip);

@@ -5,7 +5,7 @@
 //! the client cancelled before their answer.
 
 use super::activity::ConnActivity;
-use crate::proxy::body::ProxyBody;
+use crate::proxy::body::{ClientBody, ProxyBody};
 use crate::proxy::error::local_response;
 use crate::request::route::Aborted;
 use crate::request::{self, ConnInfo, Shared};
@@ -46,7 +46,7 @@ pub async fn serve(
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
             resp
         }
-        None => match request::handle(gw, conn, req).await {
+        None => match request::handle(gw, conn, req.map(ClientBody::Hyper)).await {
             Ok(resp) => resp,
             Err(aborted) => {
                 // A rule aborted it: ended, but not cancelled by the client.

@@ -37,6 +37,9 @@ pub(super) fn serve(
             conn.info = Arc::new(conn.info.with_client_cert(cert));
         }
         if stream.get_ref().1.alpn_protocol() != Some(b"h2") {
+            if conn.engine {
+                return super::engine::run(stream, conn, gw, builder, guard).await;
+            }
             let stream = Replayed::new(stream, false);
             return run_connection(stream, conn, gw, builder, guard).await;
         }

@@ -5,7 +5,8 @@
 //! local body, or a boxed body from another module. It carries the request's
 //! [`Exchange`] and finishes it when the last frame is sent or the client
 //! goes away, so "in flight" lasts until the response really ends.
-//! [`UpstreamBody`] is what backends receive: the client's body with the
+//! [`UpstreamBody`] is what backends receive: the client's body
+//! ([`ClientBody`]: hyper's, or the HTTP/1 engine's) with the
 //! `max_request_body` limit applied, and a way to get the body back for a
 //! retry when the backend was never reached.
 
@@ -182,7 +183,55 @@ pub struct BodyTooLarge;
 /// a broken body): the client's fault, never the backend's.
 #[derive(Debug, thiserror::Error)]
 #[error("reading the client's request body failed: {0}")]
-pub struct ClientBodyError(#[source] pub hyper::Error);
+pub struct ClientBodyError(#[source] pub BoxError);
+
+/// A client's request body: hyper's (HTTP/2, and HTTP/1 served by hyper),
+/// or one read by the listener's HTTP/1 engine straight off the client
+/// connection.
+pub enum ClientBody {
+    /// No body (the engine's requests without one: nothing allocated).
+    Empty,
+    Hyper(Incoming),
+    Stream(BoxBody),
+}
+
+impl From<Incoming> for ClientBody {
+    fn from(b: Incoming) -> Self {
+        ClientBody::Hyper(b)
+    }
+}
+
+impl Body for ClientBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.get_mut() {
+            ClientBody::Empty => Poll::Ready(None),
+            ClientBody::Hyper(b) => Pin::new(b).poll_frame(cx).map_err(BoxError::from),
+            ClientBody::Stream(b) => Pin::new(b).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ClientBody::Empty => true,
+            ClientBody::Hyper(b) => b.is_end_stream(),
+            ClientBody::Stream(b) => b.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            ClientBody::Empty => SizeHint::with_exact(0),
+            ClientBody::Hyper(b) => b.size_hint(),
+            ClientBody::Stream(b) => b.size_hint(),
+        }
+    }
+}
 
 /// Where an unsent body goes back for a retry.
 pub type ReturnSlot = Arc<Mutex<Option<Unsent>>>;
@@ -191,12 +240,12 @@ pub type ReturnSlot = Arc<Mutex<Option<Unsent>>>;
 /// server that refused the request unprocessed) and the client's rest.
 pub struct Unsent {
     pub sent: VecDeque<Bytes>,
-    pub rest: Option<Incoming>,
+    pub rest: Option<ClientBody>,
 }
 
 impl Unsent {
     /// The client's body, not a byte of it sent yet.
-    pub fn new(body: Incoming) -> Self {
+    pub fn new(body: ClientBody) -> Self {
         Unsent {
             sent: VecDeque::new(),
             rest: Some(body),
@@ -213,7 +262,7 @@ pub const REPLAY_LIMIT: u64 = 256 << 10;
 pub struct UpstreamBody {
     /// Frames sent before to a server that refused them, sent first.
     prefix: VecDeque<Bytes>,
-    inner: Option<Incoming>,
+    inner: Option<ClientBody>,
     polled: bool,
     limit: u64,
     seen: u64,

@@ -12,7 +12,9 @@
 //! nothing is retried. A gRPC call's `grpc-timeout` shortens the response
 //! timeout.
 
-use super::body::{BodyTooLarge, ClientBodyError, ProxyBody, ReturnSlot, Unsent, UpstreamBody};
+use super::body::{
+    BodyTooLarge, ClientBody, ClientBodyError, ProxyBody, ReturnSlot, Unsent, UpstreamBody,
+};
 use super::connector::ConnectTimeout;
 use super::error::{Origin, ProxyError};
 use super::exchange::Exchange;
@@ -34,12 +36,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 /// At most this many servers are tried for one request.
-const MAX_ATTEMPTS: usize = 16;
+pub(super) const MAX_ATTEMPTS: usize = 16;
 
 /// The request as it will be sent, minus the per-attempt URI and body.
 pub struct Outgoing {
     pub parts: http::request::Parts,
-    pub body: Incoming,
+    pub body: ClientBody,
 }
 
 fn is_idempotent(m: &Method) -> bool {
@@ -312,7 +314,7 @@ pub async fn forward(
 }
 
 /// Why a connection could not be made, for the server's health record.
-fn unreachable_reason(cause: &(dyn std::error::Error + 'static)) -> Reason {
+pub(super) fn unreachable_reason(cause: &(dyn std::error::Error + 'static)) -> Reason {
     let chain = std::iter::successors(Some(cause), |e| e.source());
     for e in chain {
         if e.is::<ConnectTimeout>() {

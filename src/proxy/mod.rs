@@ -3,13 +3,15 @@
 //! upstream, connection pools, the connector, headers, bodies, upgrades,
 //! errors). HTTP/1.1 to servers by default; HTTP/2 (`protocol.rs`,
 //! `upstream_h2.rs`, `h2pool.rs`) and gRPC's own error answers and status
-//! accounting (`grpc.rs`) for farms that ask. It knows nothing of routing
-//! or caching.
+//! accounting (`grpc.rs`) for farms that ask; `fast.rs` is the HTTP/1
+//! engine's fast forward over raw pooled connections. It knows nothing of
+//! routing or caching.
 
 pub mod body;
 pub mod connector;
 pub mod error;
 pub mod exchange;
+pub mod fast;
 pub mod forward;
 pub mod grpc;
 pub mod h2pool;

@@ -52,6 +52,22 @@ pub struct BackendPool {
     address: Arc<str>,
     idle: Mutex<Vec<Idle>>,
     pub h2: H2Conns,
+    /// The HTTP/1 engine's fast path keeps its own connections (raw
+    /// streams with their read buffer, `proxy::fast`), by the same rules.
+    raw: Mutex<Vec<RawIdle>>,
+}
+
+/// A backend connection of the engine's fast path, with its reused read
+/// buffer and response parser.
+pub struct RawConn {
+    pub io: super::connector::BackendStream,
+    pub buf: crate::http1::ReadBuf,
+    pub parser: crate::http1::ResponseParser,
+}
+
+struct RawIdle {
+    conn: RawConn,
+    until: Instant,
 }
 
 impl std::fmt::Debug for BackendPool {
@@ -69,6 +85,36 @@ impl BackendPool {
             address: address.into(),
             idle: Mutex::new(Vec::new()),
             h2: H2Conns::default(),
+            raw: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The most recently returned idle fast-path connection not retired
+    /// (a retired one met on the way is closed). Whether the backend
+    /// closed it meanwhile shows when it is used.
+    pub fn checkout_raw(&self) -> Option<RawConn> {
+        let mut idle = self.raw.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.is_empty() {
+            return None;
+        }
+        let now = Instant::now();
+        while let Some(c) = idle.pop() {
+            if c.until > now {
+                return Some(c.conn);
+            }
+        }
+        None
+    }
+
+    /// Keeps a fast-path connection for up to `keep`.
+    pub fn checkin_raw(&self, conn: RawConn, keep: Duration) {
+        if keep.is_zero() {
+            return;
+        }
+        let until = Instant::now() + keep;
+        let mut idle = self.raw.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < MAX_IDLE_PER_ADDRESS {
+            idle.push(RawIdle { conn, until });
         }
     }
 
@@ -109,11 +155,16 @@ impl BackendPool {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         let before = idle.len();
         idle.retain(|c| c.until > now && !c.sender.is_closed());
-        before - idle.len() + self.h2.sweep()
+        let closed = before - idle.len() + self.h2.sweep();
+        let mut raw = self.raw.lock().unwrap_or_else(|p| p.into_inner());
+        let before = raw.len();
+        raw.retain(|c| c.until > now);
+        closed + before - raw.len()
     }
 
     pub fn idle_count(&self) -> usize {
         self.idle.lock().unwrap_or_else(|p| p.into_inner()).len()
+            + self.raw.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 
     pub fn address(&self) -> &Arc<str> {
@@ -132,10 +183,24 @@ pub fn keep_for(farm_idle: Duration, response: &http::HeaderMap) -> Duration {
     }
 }
 
+/// [`keep_for`] from a `Keep-Alive` field value as the engine reads it.
+pub fn keep_for_value(farm_idle: Duration, keep_alive: Option<&[u8]>) -> Duration {
+    match keep_alive
+        .and_then(|v| std::str::from_utf8(v).ok())
+        .and_then(parse_timeout)
+    {
+        Some(n) => farm_idle.min(n.saturating_sub(KEEP_ALIVE_MARGIN).max(n / 2)),
+        None => farm_idle,
+    }
+}
+
 /// `timeout=N` (seconds) of a `Keep-Alive` response header (RFC 2068
 /// §19.7.1.1; Node, Apache and others send it).
 fn announced_timeout(h: &http::HeaderMap) -> Option<Duration> {
-    let v = h.get("keep-alive")?.to_str().ok()?;
+    parse_timeout(h.get("keep-alive")?.to_str().ok()?)
+}
+
+fn parse_timeout(v: &str) -> Option<Duration> {
     v.split(',').find_map(|p| {
         let (k, n) = p.split_once('=')?;
         if !k.trim().eq_ignore_ascii_case("timeout") {

@@ -149,6 +149,25 @@ impl Upstream {
         }
     }
 
+    /// A new connection to `server` for the engine's fast path (TCP, and
+    /// TLS for `https://`), bounded by `connect_timeout`.
+    pub async fn connect_raw(
+        &self,
+        server: &Server,
+    ) -> Result<super::connector::BackendStream, BoxError> {
+        let uri = http::Uri::builder()
+            .scheme(server.scheme.clone())
+            .authority(server.authority.clone())
+            .path_and_query("/")
+            .build()?;
+        Ok(self
+            .connector
+            .clone()
+            .connect(uri, super::protocol::Alpn::Http1, None)
+            .await?
+            .into_inner())
+    }
+
     async fn connect(
         &self,
         server: &Server,

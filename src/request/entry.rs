@@ -8,23 +8,55 @@ use crate::cache::{self, Answer, Fetch};
 use crate::compress;
 use crate::config::Snapshot;
 use crate::log::access::AccessRecord;
-use crate::proxy::body::ProxyBody;
+use crate::proxy::body::{ClientBody, ProxyBody};
+use crate::proxy::error::ProxyError;
 use crate::proxy::exchange::Exchange;
+use crate::proxy::fast::{self, Fast, FastClient};
 use crate::proxy::forward::{self, Forwarder, Outgoing};
 use crate::proxy::headers::ClientSide;
 use http::{Request, Response};
-use hyper::body::Incoming;
+use http_body::Body as _;
 use hyper::upgrade::OnUpgrade;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
+use tokio::io::AsyncWrite;
+
+/// What serving a request from the HTTP/1 engine gave.
+// Returned once per request and matched at once: boxing the response would
+// cost an allocation to save a move.
+#[allow(clippy::large_enum_variant)]
+pub enum Handled {
+    /// A response for the client connection to write.
+    Response(Response<ProxyBody>),
+    /// The fast forward wrote the answer already; `keep_alive`: the client
+    /// connection may carry another request.
+    Written { keep_alive: bool },
+}
 
 /// Serves one request from a client connection.
 pub async fn handle(
     shared: Arc<Shared>,
     conn: Arc<ConnInfo>,
-    req: Request<Incoming>,
+    req: Request<ClientBody>,
 ) -> Result<Response<ProxyBody>, route::Aborted> {
+    match handle_h1::<tokio::io::Sink>(shared, conn, req, None).await? {
+        Handled::Response(resp) => Ok(resp),
+        // Only with a fast client, and there is none.
+        Handled::Written { .. } => Err(route::Aborted),
+    }
+}
+
+/// Serves one request; with `fast` (the HTTP/1 engine's client side), a
+/// bodiless GET or HEAD routed to a farm whose answer needs neither cache
+/// nor compression is forwarded by `proxy::fast` and written to the client
+/// there.
+pub async fn handle_h1<W: AsyncWrite + Unpin + Send>(
+    shared: Arc<Shared>,
+    conn: Arc<ConnInfo>,
+    req: Request<ClientBody>,
+    fast: Option<FastClient<'_, W>>,
+) -> Result<Handled, route::Aborted> {
     let started = Instant::now();
     let snap = shared.snapshot();
     let mut ex = Exchange::new(started);
@@ -112,6 +144,30 @@ pub async fn handle(
             };
             // Negotiated now: the request head moves on to the cache.
             let compress = compress::plan(&farm.compression, rule_compression, &parts);
+            if let Some(client) = fast.filter(|_| {
+                compress.is_none()
+                    && farm.cache.is_none()
+                    // A PROXY header to the backend: hyper's pool keys it.
+                    && to.to.send_proxy.is_none()
+                    // HTTP/2 to the servers goes through hyper's client.
+                    && farm.protocol == crate::proxy::protocol::Protocol::Http1
+                    && upgrade.is_none()
+                    && body.is_end_stream()
+                    && matches!(parts.method, http::Method::GET | http::Method::HEAD)
+            }) {
+                match fast::forward(&to.to, &parts, client, &mut ex).await {
+                    Fast::Written { status, keep_alive } => {
+                        conn.stats.codes.inc(status);
+                        if let Some(r) = ex.record() {
+                            r.status = status;
+                        }
+                        return Ok(Handled::Written { keep_alive });
+                    }
+                    Fast::Failed(e) => {
+                        return Ok(Handled::Response(finish(&conn, ex, Err(e), grpc)))
+                    }
+                }
+            }
             let may_encode = compress.as_ref().is_some_and(compress::Plan::may_encode);
             let out = Outgoing { parts, body };
             let cache = farm.cache.as_ref();
@@ -130,8 +186,19 @@ pub async fn handle(
             })
         }
     };
+    Ok(Handled::Response(finish(&conn, ex, result, grpc)))
+}
+
+/// The response (or the error's), counted, carrying the exchange.
+fn finish(
+    conn: &ConnInfo,
+    mut ex: Exchange,
+    result: Result<Response<ProxyBody>, ProxyError>,
+    grpc: bool,
+) -> Response<ProxyBody> {
     let mut resp = match result {
         Ok(resp) => resp,
+        // A gRPC client gets farmgate's own errors as gRPC statuses.
         Err(e) if grpc => {
             ex.set_grpc_status(crate::proxy::grpc::code_of(e), false);
             crate::proxy::grpc::error_response(e)
@@ -144,7 +211,7 @@ pub async fn handle(
         r.status = status;
     }
     resp.body_mut().set_exchange(ex);
-    Ok(resp)
+    resp
 }
 
 /// The cache fetches what it does not have through the forwarder.

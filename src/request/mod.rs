@@ -24,7 +24,7 @@ pub mod entry;
 pub mod limit;
 pub mod route;
 
-pub use entry::handle;
+pub use entry::{handle, handle_h1, Handled};
 
 use crate::config::Snapshot;
 use crate::log::access::AccessLog;

@@ -1,0 +1,604 @@
+//! An HTTP/1 client connection served by farmgate's own HTTP/1 engine
+//! (`runtime.http1: engine`) instead of hyper's server: request heads are
+//! read into the connection's one buffer and parsed in place
+//! (`http1::RequestParser`, the strict framing rules and their statuses),
+//! bodies are read straight off the socket (`engine_body.rs`), and the
+//! pipeline's response is written back in one buffer (`engine_write.rs`).
+//! Keep-alive, pipelining, the header/idle/body/send timeouts (the
+//! connection's [`ConnActivity`] watchdog, as for hyper), eviction,
+//! graceful shutdown, retiring after a binary upgrade and parking (an idle
+//! connection gives its buffers back) behave as they do with hyper.
+//!
+//! What the engine leaves to hyper, for the rest of the connection (the
+//! choice is made per connection, before the request is read any further,
+//! so nothing is lost): the HTTP/2 preface (prior knowledge), upgrades
+//! (WebSocket), `CONNECT` and `Expect: 100-continue`. The bytes already
+//! read are replayed to hyper first ([`Prefixed`]).
+
+use super::activity::{ConnActivity, Expiry};
+use super::engine_body::{EngineBody, Giveback, ReadSide};
+use super::engine_write::{self, Client};
+use super::park::Parkable;
+use super::{request_timeout, run_connection, Conn, ConnGuard, Serving};
+use crate::http1::{Parsed, ReadBuf, RequestHead, RequestParser, Violation};
+use crate::metrics::listener::ClientTimeout;
+use crate::proxy::body::{BoxBody, ClientBody};
+use crate::proxy::error::local_response;
+use crate::proxy::fast::FastClient;
+use crate::request::{self, Handled};
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Request, Uri, Version};
+use hyper_util::rt::TokioExecutor;
+use hyper_util::server::conn::auto;
+use std::future::Future;
+use std::io;
+use std::pin::{pin, Pin};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+
+/// How much a head read asks for at a time.
+const READ_SIZE: usize = 16 << 10;
+
+/// How a connection's turn ended.
+enum Next<S> {
+    /// Closed (or to be dropped).
+    Close,
+    /// To hyper, with the bytes read and not yet served.
+    Hyper(S, ReadBuf),
+}
+
+/// Serves `stream` until it closes; see the module doc.
+pub(super) async fn run<S>(
+    stream: S,
+    conn: Conn,
+    gw: Arc<Serving>,
+    builder: auto::Builder<TokioExecutor>,
+    guard: ConnGuard,
+) where
+    S: AsyncRead + AsyncWrite + Parkable + Unpin + Send + Sync + 'static,
+{
+    let activity = conn.activity.clone();
+    let next = serve(stream, &conn, &gw).await;
+    match next {
+        Next::Close => activity.set_done(),
+        Next::Hyper(stream, buf) => {
+            activity.continue_after_engine();
+            let stream = Prefixed::new(stream, buf);
+            run_connection(stream, conn, gw, builder, guard).await;
+        }
+    }
+}
+
+async fn serve<S>(mut stream: S, conn: &Conn, gw: &Arc<Serving>) -> Next<S>
+where
+    S: AsyncRead + AsyncWrite + Parkable + Unpin + Send + Sync + 'static,
+{
+    let (info, activity) = (&conn.info, &conn.activity);
+    let _counted = info.stats.connection();
+    let limits = gw.snapshot().proxy.limits;
+    let mut shutdown = gw.connections.subscribe();
+    let mut parser = RequestParser::new(conn.max_head);
+    let mut buf = ReadBuf::new();
+    let mut out: Vec<u8> = Vec::new();
+    let mut up: Vec<u8> = Vec::new();
+    let mut draining = false;
+    loop {
+        // === A request head ===
+        let head_len = loop {
+            match parser.parse(buf.data()) {
+                Ok(Parsed::Partial) if !buf.is_empty() && is_garbage(buf.data()) => {
+                    // hyper's server refuses a request line it cannot
+                    // parse at once (a TLS hello on a plain port): so do we.
+                    refuse(&mut stream, Violation::Malformed, info, activity, &mut out).await;
+                    return Next::Close;
+                }
+                Ok(Parsed::Partial) => {}
+                Ok(Parsed::Head(n)) => break n,
+                Ok(Parsed::Http2Preface) => return Next::Hyper(stream, buf),
+                Err(v) => {
+                    refuse(&mut stream, v, info, activity, &mut out).await;
+                    return Next::Close;
+                }
+            }
+            let heads = u32::try_from(parser.heads()).unwrap_or(u32::MAX);
+            activity.head_progress(!buf.is_empty(), heads);
+            if draining && buf.is_empty() {
+                return Next::Close;
+            }
+            let wake = {
+                let read = async {
+                    let room = buf.spare(READ_SIZE, conn.max_head + READ_SIZE);
+                    if room.is_empty() {
+                        return Err(io::Error::other("head buffer full"));
+                    }
+                    tokio::io::AsyncReadExt::read(&mut stream, room).await
+                };
+                tokio::select! {
+                    r = read => Wake::Read(r),
+                    _ = shutdown.wait_for(|s| *s), if !draining => Wake::Drain,
+                    why = activity.expired(true) => Wake::Expired(why),
+                }
+            };
+            let got = match wake {
+                Wake::Read(r) => r,
+                Wake::Drain => {
+                    draining = true;
+                    continue;
+                }
+                Wake::Expired(Expiry::Park) if activity.can_park() => {
+                    up = Vec::new();
+                    let parked = park(
+                        &stream,
+                        &mut parser,
+                        &mut buf,
+                        &mut out,
+                        conn,
+                        &mut shutdown,
+                    );
+                    if parked.await {
+                        continue;
+                    }
+                    return Next::Close;
+                }
+                Wake::Expired(Expiry::Park) => {
+                    activity.skip_park();
+                    continue;
+                }
+                Wake::Expired(Expiry::Header) if activity.head_started() => {
+                    info.stats.count_timeout(ClientTimeout::Header);
+                    info.stats.codes.inc(408);
+                    request_timeout(stream).await;
+                    return Next::Close;
+                }
+                Wake::Expired(why) => {
+                    tracing::debug!("closing client connection: {why:?}");
+                    return Next::Close;
+                }
+            };
+            activity.read_progress();
+            match got {
+                Ok(0) | Err(_) => return Next::Close,
+                Ok(n) => buf.filled(n),
+            }
+        };
+        let heads = u32::try_from(parser.heads()).unwrap_or(u32::MAX);
+        activity.head_progress(false, heads);
+
+        // === The request ===
+        let head = parser.head(buf.data());
+        if head.fields().count() > limits.max_headers {
+            refuse(
+                &mut stream,
+                Violation::TooManyFields,
+                info,
+                activity,
+                &mut out,
+            )
+            .await;
+            return Next::Close;
+        }
+        if for_hyper(&head) {
+            return Next::Hyper(stream, buf);
+        }
+        let Some(req) = to_request(&head) else {
+            refuse(&mut stream, Violation::Malformed, info, activity, &mut out).await;
+            return Next::Close;
+        };
+        let client = Client {
+            http11: head.minor() == 1,
+            keep_alive: head.keep_alive(),
+            head_request: head.is_head_method(),
+            trailers: wants_trailers(&head),
+        };
+        let kind = head.body();
+        buf.consume(head_len);
+        if let Some(v) = chunks_violation(kind, buf.data(), conn.max_head) {
+            // A broken chunked body already read is refused before the
+            // request goes anywhere, as the framing scanner refuses it.
+            refuse(&mut stream, v, info, activity, &mut out).await;
+            return Next::Close;
+        }
+
+        // The body reads the client's half of the socket while the
+        // response may already be written on the other.
+        let mut held = if kind == crate::http1::BodyKind::None {
+            Held::Whole(stream)
+        } else {
+            let (r, w) = tokio::io::split(stream);
+            let giveback: Giveback<S> = Arc::new(Mutex::new(None));
+            let side = ReadSide {
+                io: r,
+                buf: std::mem::take(&mut buf),
+            };
+            let body = EngineBody::new(
+                side,
+                kind,
+                conn.max_head,
+                giveback.clone(),
+                activity.clone(),
+            );
+            Held::Split(w, giveback, Some(ClientBody::Stream(BoxBody::new(body))))
+        };
+        let (sock, body) = match &mut held {
+            Held::Whole(s) => (Sock::Whole(s), ClientBody::Empty),
+            Held::Split(w, _, body) => (Sock::Write(w), body.take().unwrap_or(ClientBody::Empty)),
+        };
+        let req = req.map(|()| body);
+        // Boxed: an idle connection's task must not be the size of a
+        // request's pipeline.
+        let served = Box::pin(exchange(
+            sock,
+            req,
+            client,
+            conn,
+            gw,
+            (&mut out, &mut up),
+            &mut shutdown,
+            &mut draining,
+        ))
+        .await;
+        let back = match held {
+            Held::Whole(s) => Some(s),
+            Held::Split(w, giveback, _) => {
+                let back = giveback.lock().unwrap_or_else(|p| p.into_inner()).take();
+                match back {
+                    Some(side) => {
+                        buf = side.buf;
+                        Some(side.io.unsplit(w))
+                    }
+                    None => {
+                        // The body was not read to its end: nothing more
+                        // can be read as a request on this connection.
+                        let mut w = w;
+                        let _ =
+                            tokio::time::timeout(std::time::Duration::from_secs(1), w.shutdown())
+                                .await;
+                        None
+                    }
+                }
+            }
+        };
+        let Some(s) = back else {
+            return Next::Close;
+        };
+        stream = s;
+        if !served || draining {
+            let _ =
+                tokio::time::timeout(std::time::Duration::from_secs(1), stream.shutdown()).await;
+            return Next::Close;
+        }
+    }
+}
+
+/// What the head wait woke for.
+enum Wake {
+    Read(io::Result<usize>),
+    Drain,
+    Expired(Expiry),
+}
+
+/// The client connection during an exchange: whole, or split while the
+/// request body reads its half (the body handed to the request once).
+enum Held<S> {
+    Whole(S),
+    Split(tokio::io::WriteHalf<S>, Giveback<S>, Option<ClientBody>),
+}
+
+/// The client's write side for one exchange.
+enum Sock<'a, S> {
+    Whole(&'a mut S),
+    Write(&'a mut tokio::io::WriteHalf<S>),
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Sock<'_, S> {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, b: &[u8]) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Sock::Whole(s) => Pin::new(&mut **s).poll_write(cx, b),
+            Sock::Write(w) => Pin::new(&mut **w).poll_write(cx, b),
+        }
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Sock::Whole(s) => Pin::new(&mut **s).poll_flush(cx),
+            Sock::Write(w) => Pin::new(&mut **w).poll_flush(cx),
+        }
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Sock::Whole(s) => Pin::new(&mut **s).poll_shutdown(cx),
+            Sock::Write(w) => Pin::new(&mut **w).poll_shutdown(cx),
+        }
+    }
+}
+
+/// Runs one request through the pipeline and writes its response; returns
+/// whether the connection may carry another request. The watchdog's
+/// deadlines (body and send timeouts, abuse) end it at once; shutdown lets
+/// it finish and closes after.
+#[allow(clippy::too_many_arguments)]
+async fn exchange<S: AsyncRead + AsyncWrite + Unpin + Send>(
+    mut sock: Sock<'_, S>,
+    req: Request<ClientBody>,
+    client: Client,
+    conn: &Conn,
+    gw: &Arc<Serving>,
+    (out, up): (&mut Vec<u8>, &mut Vec<u8>),
+    shutdown: &mut tokio::sync::watch::Receiver<bool>,
+    draining: &mut bool,
+) -> bool {
+    let (info, activity) = (&conn.info, &conn.activity);
+    activity.request_started(false);
+    let mut ended = Ended {
+        activity,
+        cancelled: false,
+    };
+    let work = async {
+        // A new process serves this listener now (binary upgrade), or
+        // shutdown: this response is the connection's last.
+        let last = gw.connections.is_retiring() || gw.connections.is_draining();
+        let client = Client {
+            keep_alive: client.keep_alive && !last,
+            ..client
+        };
+        let mut noted = engine_write::Noted::new(&mut sock, activity);
+        let fast = FastClient {
+            to: &mut noted,
+            minor: u8::from(client.http11),
+            keep_alive: client.keep_alive,
+            out: &mut *out,
+            up,
+        };
+        let handled = request::handle_h1(gw.shared.clone(), info.clone(), req, Some(fast)).await;
+        let resp = match handled {
+            Ok(Handled::Response(resp)) => resp,
+            Ok(Handled::Written { keep_alive }) => return keep_alive,
+            // A rule aborted it: the connection closes without an answer.
+            Err(_) => return false,
+        };
+        match engine_write::write_response(&mut sock, resp, client, out, activity).await {
+            Ok(keep_alive) => keep_alive,
+            Err(e) => {
+                tracing::debug!("client connection ended: {e}");
+                false
+            }
+        }
+    };
+    let mut work = pin!(work);
+    let kept = loop {
+        tokio::select! {
+            k = work.as_mut() => break k,
+            _ = shutdown.wait_for(|s| *s), if !*draining => *draining = true,
+            why = activity.expired(false) => {
+                tracing::debug!("closing client connection: {why:?}");
+                match why {
+                    Expiry::Body => info.stats.count_timeout(ClientTimeout::Body),
+                    Expiry::Send => info.stats.count_timeout(ClientTimeout::Send),
+                    _ => {}
+                }
+                ended.cancelled = true;
+                break false;
+            }
+        }
+    };
+    drop(ended);
+    kept
+}
+
+/// Ends the request in the watchdog's count however its exchange ends.
+struct Ended<'a> {
+    activity: &'a ConnActivity,
+    /// Cut off before its answer was written.
+    cancelled: bool,
+}
+
+impl Drop for Ended<'_> {
+    fn drop(&mut self) {
+        if self.cancelled {
+            self.activity.request_cancelled();
+        }
+        self.activity.request_ended();
+    }
+}
+
+/// Answers a request the engine refuses (400 or 431) and closes, as
+/// `service.rs` answers the framing scanner's findings.
+async fn refuse<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    v: Violation,
+    info: &crate::request::ConnInfo,
+    activity: &ConnActivity,
+    out: &mut Vec<u8>,
+) {
+    tracing::debug!(peer = %info.peer, "refused request: {v}");
+    let status = v.status();
+    info.stats.codes.inc(status.as_u16());
+    let body = if status == http::StatusCode::BAD_REQUEST {
+        "400 Bad Request\n"
+    } else {
+        "431 Request Header Fields Too Large\n"
+    };
+    let mut resp = local_response(status, body);
+    resp.headers_mut()
+        .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+    activity.not_http1_head();
+    let client = Client {
+        http11: true,
+        keep_alive: false,
+        head_request: false,
+        trailers: false,
+    };
+    let write = engine_write::write_response(stream, resp, client, out, activity);
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), write).await;
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), stream.shutdown()).await;
+}
+
+/// Parks an idle connection: its buffers and field table are given back,
+/// and it waits for the client's next bytes holding only the socket.
+/// Returns whether the client sent something (false: close).
+async fn park<S: Parkable>(
+    stream: &S,
+    parser: &mut RequestParser,
+    buf: &mut ReadBuf,
+    out: &mut Vec<u8>,
+    conn: &Conn,
+    shutdown: &mut tokio::sync::watch::Receiver<bool>,
+) -> bool {
+    let (info, activity) = (&conn.info, &conn.activity);
+    activity.set_parking(true);
+    buf.release();
+    parser.release();
+    *out = Vec::new();
+    info.stats
+        .connections_parked
+        .fetch_add(1, Ordering::Relaxed);
+    let woken = tokio::select! {
+        r = stream.readable() => r.is_ok(),
+        _ = shutdown.wait_for(|s| *s) => false,
+        // The idle timeout, or eviction: nothing is in flight, close.
+        _ = activity.expired(true) => false,
+    };
+    info.stats
+        .connections_parked
+        .fetch_sub(1, Ordering::Relaxed);
+    activity.set_parking(false);
+    woken
+}
+
+/// Is a partial head already not HTTP/1 (httparse refuses its start)?
+fn is_garbage(bytes: &[u8]) -> bool {
+    let mut req = httparse::Request::new(&mut []);
+    matches!(
+        req.parse(bytes),
+        Err(e) if e != httparse::Error::TooManyHeaders
+    )
+}
+
+/// The first finding in the chunked body bytes already read, if any.
+fn chunks_violation(
+    kind: crate::http1::BodyKind,
+    mut bytes: &[u8],
+    max: usize,
+) -> Option<Violation> {
+    if kind != crate::http1::BodyKind::Chunked {
+        return None;
+    }
+    let mut probe = crate::http1::ChunkedDecoder::new(max);
+    loop {
+        match probe.decode(bytes) {
+            Err(v) => return Some(v),
+            Ok((_, Some(crate::http1::Piece::End))) => return None,
+            Ok((0, None)) => return None,
+            Ok((used, _)) => bytes = &bytes[used..],
+        }
+    }
+}
+
+/// Requests the engine hands to hyper with the rest of the connection.
+fn for_hyper(head: &RequestHead<'_>) -> bool {
+    head.method() == b"CONNECT"
+        || head.field(b"upgrade").is_some()
+        || head
+            .field(b"expect")
+            .is_some_and(|v| v.eq_ignore_ascii_case(b"100-continue"))
+}
+
+fn wants_trailers(head: &RequestHead<'_>) -> bool {
+    head.fields().any(|(n, v)| {
+        n.eq_ignore_ascii_case(b"te")
+            && crate::http1::tokens(v).any(|t| t.eq_ignore_ascii_case(b"trailers"))
+    })
+}
+
+/// The pipeline's request head, as hyper's server builds it; None: not
+/// valid as `http` types (answered 400, as hyper does).
+fn to_request(head: &RequestHead<'_>) -> Option<Request<()>> {
+    let method = Method::from_bytes(head.method()).ok()?;
+    let uri = Uri::try_from(head.target()).ok()?;
+    let mut headers = HeaderMap::with_capacity(head.fields().count());
+    for (name, value) in head.fields() {
+        let name = HeaderName::from_bytes(name).ok()?;
+        let value = HeaderValue::from_bytes(value).ok()?;
+        headers.append(name, value);
+    }
+    let mut req = Request::new(());
+    *req.method_mut() = method;
+    *req.uri_mut() = uri;
+    *req.version_mut() = if head.minor() == 0 {
+        Version::HTTP_10
+    } else {
+        Version::HTTP_11
+    };
+    *req.headers_mut() = headers;
+    Some(req)
+}
+
+/// A stream with bytes already read from it put back in front, for hyper
+/// to read first.
+pub(super) struct Prefixed<S> {
+    buf: ReadBuf,
+    inner: S,
+}
+
+impl<S> Prefixed<S> {
+    fn new(inner: S, buf: ReadBuf) -> Self {
+        Prefixed { buf, inner }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Prefixed<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        out: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if !this.buf.is_empty() {
+            let data = this.buf.data();
+            let n = data.len().min(out.remaining());
+            out.put_slice(&data[..n]);
+            this.buf.consume(n);
+            if this.buf.is_empty() {
+                this.buf.release();
+            }
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.inner).poll_read(cx, out)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Prefixed<S> {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, b: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, b)
+    }
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+impl<S: Parkable + Sync> Parkable for Prefixed<S> {
+    fn readable(&self) -> impl Future<Output = io::Result<()>> + Send {
+        let ready = !self.buf.is_empty();
+        let inner = self.inner.readable();
+        async move {
+            if ready {
+                return Ok(());
+            }
+            inner.await
+        }
+    }
+}

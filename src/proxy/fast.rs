@@ -1,0 +1,345 @@
+//! The HTTP/1 engine's fast forward: a request without a body, routed to a
+//! farm whose answer needs neither the cache nor compression, is sent by
+//! the client connection's own task over a pooled raw backend connection
+//! (`pool.rs`, [`RawConn`]: the stream, its reused read buffer and response
+//! parser), and the backend's answer is parsed in place and written to the
+//! client straight from its spans (`http1::downstream`), the body relayed
+//! with one write per read (`http1::io::forward_body`). No hyper client, no
+//! spawned connection task, no channel, no `HeaderMap` for the response.
+//!
+//! The rules of `forward.rs` hold: at most `MAX_ATTEMPTS` servers; a
+//! server that could not be connected to leaves rotation at once and the
+//! request goes to another; one that failed after the request went out is
+//! retried elsewhere up to `retries` times (these requests are GET or HEAD,
+//! idempotent); `response_timeout` bounds the wait for the head (504); once
+//! a response head arrived nothing is retried. A pooled connection the
+//! backend closed while it sat idle is seen closed before the request goes
+//! out (a non-blocking read finds its end) and replaced without counting as
+//! a failure, as hyper's pool does; one that fails after the request went
+//! out is the server's failure, retried elsewhere.
+
+use super::connector::BackendStream;
+use super::error::ProxyError;
+use super::exchange::Exchange;
+use super::forward::{unreachable_reason, Forwarder, MAX_ATTEMPTS};
+use super::pool::{keep_for_value, BackendPool, RawConn};
+use crate::farm::state::Attempt;
+use crate::farm::Server;
+use crate::http1::io::{forward_body, read_response_head, Encode, IoError};
+use crate::http1::{date, downstream, BodyKind, ReadBuf, ResponseParser};
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+
+/// The client side of a fast exchange.
+pub struct FastClient<'a, W> {
+    pub to: &'a mut W,
+    /// 0: HTTP/1.0, 1: HTTP/1.1.
+    pub minor: u8,
+    /// The client connection may carry another request.
+    pub keep_alive: bool,
+    /// The connection's write buffer, and the upstream head's buffer.
+    pub out: &'a mut Vec<u8>,
+    pub up: &'a mut Vec<u8>,
+}
+
+/// How a fast exchange ended.
+#[derive(Debug)]
+pub enum Fast {
+    /// A response was written (whole, or cut off when a side failed);
+    /// `keep_alive`: the client connection may go on.
+    Written { status: u16, keep_alive: bool },
+    /// No server answered: nothing was written, the error is the answer.
+    Failed(ProxyError),
+}
+
+/// Why one attempt got no response head.
+enum SendFail {
+    /// Nothing reached the server; `connect`: no connection could be made.
+    Unsent {
+        cause: super::body::BoxError,
+        connect: bool,
+    },
+    /// The request went out; the server may have processed it.
+    Sent(IoError),
+}
+
+/// Forwards the bodiless request `parts` (prepared for the backend) to
+/// `to`'s farm and writes the answer to the client.
+pub async fn forward<W: AsyncWrite + Unpin>(
+    to: &Forwarder<'_>,
+    parts: &http::request::Parts,
+    client: FastClient<'_, W>,
+    ex: &mut Exchange,
+) -> Fast {
+    let (proxy, farm) = (to.spec, to.farm);
+    let head_request = parts.method == http::Method::HEAD;
+    let max_head = proxy.limits.max_header_size.max(64 << 10);
+    let mut retries_left = proxy.retries;
+    let mut tried = [usize::MAX; MAX_ATTEMPTS];
+    let mut last_err = ProxyError::NoServer;
+    for attempt in 0..MAX_ATTEMPTS {
+        let Some(idx) = farm.pick(&to.pick, &tried[..attempt]) else {
+            return Fast::Failed(last_err);
+        };
+        tried[attempt] = idx;
+        let server = &farm.servers[idx];
+        if let Some(r) = ex.record() {
+            r.server = Some(server.name.clone());
+        }
+        write_head(client.up, parts, server, proxy.preserve_host);
+        ex.hold(server.state.clone(), to.health, idx);
+        let sent_at = Instant::now();
+        let pool = &to.pools[idx];
+        let sent = send(to, server, pool, client.up, head_request, max_head);
+        match tokio::time::timeout(proxy.response_timeout, sent).await {
+            Ok(Ok((conn, head_len))) => {
+                let latency = sent_at.elapsed();
+                return respond(to, idx, conn, head_len, latency, client, pool, ex).await;
+            }
+            Ok(Err(SendFail::Unsent { cause, connect })) => {
+                tracing::debug!(farm = %farm.name, server = %server.name, "not sent: {cause}");
+                if connect {
+                    to.health
+                        .server(idx)
+                        .eject_unreachable(unreachable_reason(&*cause), to.health);
+                }
+                let reason = ProxyError::Connect.reason();
+                to.health.record(idx, Attempt::Failed { reason });
+                ex.release();
+                last_err = ProxyError::Connect;
+            }
+            Ok(Err(SendFail::Sent(e))) => {
+                tracing::debug!(farm = %farm.name, server = %server.name, "backend error: {e}");
+                let err = ProxyError::Backend;
+                to.health.record(
+                    idx,
+                    Attempt::Failed {
+                        reason: err.reason(),
+                    },
+                );
+                ex.release();
+                if retries_left == 0 {
+                    return Fast::Failed(err);
+                }
+                retries_left -= 1;
+                last_err = err;
+            }
+            Err(_) => {
+                let timeout = Attempt::Failed { reason: "timeout" };
+                to.health.record(idx, timeout);
+                return Fast::Failed(ProxyError::Timeout);
+            }
+        }
+    }
+    Fast::Failed(last_err)
+}
+
+/// The backend's request head: origin form, HTTP/1.1, the prepared fields,
+/// `Host` per server unless `preserve_host`.
+fn write_head(up: &mut Vec<u8>, parts: &http::request::Parts, server: &Server, preserve: bool) {
+    up.clear();
+    up.extend_from_slice(parts.method.as_str().as_bytes());
+    up.push(b' ');
+    let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    up.extend_from_slice(if pq.is_empty() { b"/" } else { pq.as_bytes() });
+    up.extend_from_slice(b" HTTP/1.1\r\n");
+    for (name, value) in &parts.headers {
+        if !preserve && name == http::header::HOST {
+            continue;
+        }
+        push(up, name.as_str().as_bytes(), value.as_bytes());
+    }
+    if !preserve {
+        push(up, b"host", server.host_header.as_bytes());
+    }
+    up.extend_from_slice(b"\r\n");
+}
+
+fn push(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Sends the head over a pooled connection (or a new one) and reads the
+/// response head; returns the connection and the head's length.
+async fn send(
+    to: &Forwarder<'_>,
+    server: &Server,
+    pool: &Arc<BackendPool>,
+    up: &[u8],
+    head_request: bool,
+    max_head: usize,
+) -> Result<(RawConn, usize), SendFail> {
+    loop {
+        let (mut conn, reused) = match pool.checkout_raw() {
+            Some(c) if is_closed(&c.io) => continue,
+            Some(c) => (c, true),
+            None => match Box::pin(to.upstream.connect_raw(server)).await {
+                Ok(io) => (new_conn(io, max_head), false),
+                Err(cause) => {
+                    return Err(SendFail::Unsent {
+                        cause,
+                        connect: true,
+                    })
+                }
+            },
+        };
+        if let Err(e) = conn.io.write_all(up).await {
+            if reused {
+                continue;
+            }
+            let cause = Box::new(e);
+            return Err(SendFail::Unsent {
+                cause,
+                connect: false,
+            });
+        }
+        loop {
+            let read = read_response_head(
+                &mut conn.io,
+                &mut conn.buf,
+                &mut conn.parser,
+                head_request,
+                max_head,
+            );
+            match read.await {
+                Ok(n) => {
+                    let head = conn.parser.head(conn.buf.data());
+                    if head.status() == 101 {
+                        // Not asked for: the exchange cannot go on.
+                        return Err(SendFail::Sent(IoError::Truncated));
+                    }
+                    if head.is_interim() {
+                        conn.buf.consume(n);
+                        continue;
+                    }
+                    return Ok((conn, n));
+                }
+                Err(e) => return Err(SendFail::Sent(e)),
+            }
+        }
+    }
+}
+
+/// Has the backend closed this idle connection (or sent on it unasked)?
+fn is_closed(io: &BackendStream) -> bool {
+    let tcp = match io {
+        BackendStream::Plain(s) => s,
+        BackendStream::Tls(s) => s.get_ref().0,
+    };
+    let mut probe = [0u8; 1];
+    match tcp.try_read(&mut probe) {
+        Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
+        // Its end, or bytes nobody asked for (TLS close_notify): unusable.
+        Ok(_) => true,
+    }
+}
+
+fn new_conn(io: BackendStream, max_head: usize) -> RawConn {
+    RawConn {
+        io,
+        buf: ReadBuf::new(),
+        parser: ResponseParser::new(max_head),
+    }
+}
+
+/// Writes the response head and relays the body; the connection goes back
+/// to the pool when the body was read whole and the backend keeps it.
+#[allow(clippy::too_many_arguments)]
+async fn respond<W: AsyncWrite + Unpin>(
+    to: &Forwarder<'_>,
+    idx: usize,
+    mut conn: RawConn,
+    head_len: usize,
+    latency: std::time::Duration,
+    client: FastClient<'_, W>,
+    pool: &Arc<BackendPool>,
+    ex: &mut Exchange,
+) -> Fast {
+    let head = conn.parser.head(conn.buf.data());
+    let status = head.status();
+    to.health.record(idx, Attempt::Response { status, latency });
+    ex.set_upstream_time(latency);
+    ex.set_picked(idx);
+    let cookie = to.farm.affinity_cookie(&to.pick, idx);
+    let date = date::now();
+    let down = downstream::Client {
+        minor: client.minor,
+        keep_alive: client.keep_alive,
+        date: &date,
+    };
+    let out = client.out;
+    out.clear();
+    let written = match cookie {
+        Some(c) => downstream::write_response(&head, &down, &[(b"Set-Cookie", c.as_bytes())], out),
+        None => downstream::write_response::<&[u8], &[u8]>(&head, &down, &[], out),
+    };
+    let reusable = head.reusable();
+    let keep = keep_for_value(to.backend_idle_timeout, head.field(b"keep-alive"));
+    let kind = head.body();
+    let max_trailers = to.spec.limits.max_header_size;
+    conn.buf.consume(head_len);
+    let keep_alive = !written.close;
+    let encode = match written.body {
+        downstream::ClientBody::Chunked => Encode::Chunked,
+        _ => Encode::Raw,
+    };
+    // A body already read whole goes out with the head in one write.
+    let relayed = match kind {
+        BodyKind::None => client
+            .to
+            .write_all(out)
+            .await
+            .map(|()| 0)
+            .map_err(IoError::Write),
+        BodyKind::Length(n) if conn.buf.data().len() as u64 >= n && encode == Encode::Raw => {
+            let n = n as usize;
+            out.extend_from_slice(&conn.buf.data()[..n]);
+            conn.buf.consume(n);
+            client
+                .to
+                .write_all(out)
+                .await
+                .map(|()| n as u64)
+                .map_err(IoError::Write)
+        }
+        _ => match client.to.write_all(out).await {
+            Ok(()) => {
+                forward_body(
+                    &mut conn.io,
+                    &mut conn.buf,
+                    kind,
+                    client.to,
+                    encode,
+                    out,
+                    max_trailers,
+                )
+                .await
+            }
+            Err(e) => Err(IoError::Write(e)),
+        },
+    };
+    match relayed {
+        Ok(n) => {
+            ex.add_response_bytes(n);
+            if reusable && conn.buf.is_empty() {
+                pool.checkin_raw(conn, keep);
+            }
+            Fast::Written { status, keep_alive }
+        }
+        Err(e) => {
+            tracing::debug!("response cut off: {e}");
+            if !matches!(e, IoError::Write(_)) {
+                ex.backend_failed("body");
+            }
+            ex.mark_aborted();
+            Fast::Written {
+                status,
+                keep_alive: false,
+            }
+        }
+    }
+}
