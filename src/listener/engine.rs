@@ -33,7 +33,6 @@ use hyper_util::server::conn::auto;
 use std::future::Future;
 use std::io;
 use std::pin::{pin, Pin};
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
@@ -450,18 +449,7 @@ async fn park<S: Parkable>(
     buf.release();
     parser.release();
     *out = Vec::new();
-    info.stats
-        .connections_parked
-        .fetch_add(1, Ordering::Relaxed);
-    let woken = tokio::select! {
-        r = stream.readable() => r.is_ok(),
-        _ = shutdown.wait_for(|s| *s) => false,
-        // The idle timeout, or eviction: nothing is in flight, close.
-        _ = activity.expired(true) => false,
-    };
-    info.stats
-        .connections_parked
-        .fetch_sub(1, Ordering::Relaxed);
+    let woken = super::wait_parked(stream, info, activity, shutdown).await;
     activity.set_parking(false);
     woken
 }

@@ -650,22 +650,35 @@ async fn run_connection<S>(
             break;
         }
         // Parked: the socket, the scanner and the watchdog, nothing else.
-        info.stats
-            .connections_parked
-            .fetch_add(1, Ordering::Relaxed);
-        let woken = tokio::select! {
-            r = stream.readable() => r.is_ok(),
-            _ = shutdown.wait_for(|s| *s) => false,
-            // The idle timeout, or eviction: nothing is in flight, close.
-            _ = activity.expired(true) => false,
-        };
-        info.stats
-            .connections_parked
-            .fetch_sub(1, Ordering::Relaxed);
+        let woken = wait_parked(&stream, &info, &activity, &mut shutdown).await;
         if !woken {
             break;
         }
         io = io::ScannedIo::resume(stream, framing, activity.clone(), handback.clone());
     }
     activity.set_done();
+}
+
+/// Waits, parked, for the client's next bytes (`true`), or until shutdown,
+/// the idle timeout or eviction ends the connection (`false`); counted in
+/// `connections_parked` meanwhile. Both HTTP/1 loops park through here.
+pub(super) async fn wait_parked<S: Parkable>(
+    stream: &S,
+    info: &ConnInfo,
+    activity: &ConnActivity,
+    shutdown: &mut watch::Receiver<bool>,
+) -> bool {
+    info.stats
+        .connections_parked
+        .fetch_add(1, Ordering::Relaxed);
+    let woken = tokio::select! {
+        r = stream.readable() => r.is_ok(),
+        _ = shutdown.wait_for(|s| *s) => false,
+        // The idle timeout, or eviction: nothing is in flight, close.
+        _ = activity.expired(true) => false,
+    };
+    info.stats
+        .connections_parked
+        .fetch_sub(1, Ordering::Relaxed);
+    woken
 }
