@@ -41,6 +41,15 @@ pub struct Snapshot {
     pub cluster: Option<Arc<super::cluster::ClusterSpec>>,
     /// What must agree across the tier, hashed (`cluster::tier_hash`).
     pub tier_hash: String,
+    /// Where server host names are looked up (`resolve:`).
+    pub resolve: Arc<crate::farm::resolve::ResolveSpec>,
+    /// The config text this was built from: a changed DNS answer rebuilds
+    /// the snapshot from it (`config::rebuild`), not from a file that may
+    /// be mid-edit.
+    pub text: Arc<str>,
+    /// What `farmgate check` warns about without refusing the file (a
+    /// server name that does not resolve now).
+    pub warnings: Vec<super::ConfigError>,
 }
 
 impl Snapshot {

@@ -111,6 +111,8 @@ pub(crate) mod testing {
                         farm: "f".into(),
                         server: name,
                     })),
+                    connect_to: None,
+                    dns: None,
                 }
             })
             .collect()
