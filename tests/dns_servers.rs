@@ -39,30 +39,17 @@ struct Pair {
     one: Backend,
     two: Backend,
     port: u16,
-    gate: Arc<Semaphore>,
-    slow_one: Arc<AtomicUsize>,
-    slow_two: Arc<AtomicUsize>,
 }
 
-/// Two backends on the same port, one on 127.0.0.1 and one on 127.0.0.2.
-async fn pair() -> Pair {
-    let gate = Arc::new(Semaphore::new(0));
-    let (slow_one, slow_two) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+/// Two backends on the same port, one on 127.0.0.1 and one on 127.0.0.2,
+/// answering with `handler(name)`.
+async fn pair(handler: impl Fn(&str) -> Handler) -> Pair {
     for _ in 0..20 {
-        let one = Backend::with_handler("one", gated("one", gate.clone(), slow_one.clone())).await;
+        let one = Backend::with_handler("one", handler("one")).await;
         let port = one.addr.port();
         let at: SocketAddr = format!("127.0.0.2:{port}").parse().unwrap();
-        if let Ok(two) =
-            Backend::with_handler_at("two", at, gated("two", gate.clone(), slow_two.clone())).await
-        {
-            return Pair {
-                one,
-                two,
-                port,
-                gate,
-                slow_one,
-                slow_two,
-            };
+        if let Ok(two) = Backend::with_handler_at("two", at, handler("two")).await {
+            return Pair { one, two, port };
         }
     }
     panic!("no port free on both 127.0.0.1 and 127.0.0.2");
@@ -99,7 +86,13 @@ fn members(st: &serde_json::Value) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_name_with_two_addresses_then_one_drains_the_removed_address() {
-    let b = pair().await;
+    let gate = Arc::new(Semaphore::new(0));
+    let slow: [Arc<AtomicUsize>; 2] = Default::default();
+    let b = pair(|name| {
+        let i = usize::from(name == "two");
+        gated(name, gate.clone(), slow[i].clone())
+    })
+    .await;
     let port = b.port;
     let dir = common::fresh_temp_dir("farmgate-dns");
     let hosts = dir.join("hosts");
@@ -136,17 +129,15 @@ async fn a_name_with_two_addresses_then_one_drains_the_removed_address() {
     );
 
     // A request in flight on each address, and steady traffic meanwhile.
-    let slow = |c: common::TestClient| {
+    let send_slow = |c: common::TestClient| {
         let url = format!("http://{listen}/slow");
         tokio::spawn(async move { get(&c, &url).await })
     };
-    let (s1, s2) = (slow(client()), slow(client()));
+    let (s1, s2) = (send_slow(client()), send_slow(client()));
     wait_until(
         Duration::from_secs(10),
         "a slow request on each address",
-        || async {
-            b.slow_one.load(Ordering::SeqCst) == 1 && b.slow_two.load(Ordering::SeqCst) == 1
-        },
+        || async { slow[0].load(Ordering::SeqCst) == 1 && slow[1].load(Ordering::SeqCst) == 1 },
     )
     .await;
     let stop = Arc::new(AtomicBool::new(false));
@@ -186,7 +177,7 @@ async fn a_name_with_two_addresses_then_one_drains_the_removed_address() {
     )
     .await;
     // The request in flight on the removed address finishes there.
-    b.gate.add_permits(2);
+    gate.add_permits(2);
     let (st1, _, body1) = s1.await.unwrap();
     let (st2, _, body2) = s2.await.unwrap();
     assert_eq!((st1.as_u16(), st2.as_u16()), (200, 200));
@@ -297,4 +288,93 @@ fn check_warns_on_a_name_that_does_not_resolve_and_places_bad_hosts_lines() {
             && stderr.contains("line 2: \"fe80::zz\" is not an IP address"),
         "{stderr}"
     );
+}
+
+/// Answers its name; `/health` answers 503 while `sick` is set.
+fn checked(name: &str, sick: Arc<AtomicBool>) -> Handler {
+    let name = name.to_string();
+    Arc::new(move |req| {
+        let (name, sick) = (name.clone(), sick.clone());
+        Box::pin(async move {
+            if req.uri().path() == "/health" && sick.load(Ordering::SeqCst) {
+                return text_response(503, "sick");
+            }
+            text_response(200, name)
+        })
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_address_joins_through_the_health_checks() {
+    let sick = Arc::new(AtomicBool::new(true));
+    let b = pair(|name| {
+        let sick = if name == "two" {
+            sick.clone()
+        } else {
+            Arc::new(AtomicBool::new(false))
+        };
+        checked(name, sick)
+    })
+    .await;
+    let port = b.port;
+    let dir = common::fresh_temp_dir("farmgate-dns-join");
+    let hosts = dir.join("hosts");
+    write_hosts(&hosts, "127.0.0.1 api.test\n");
+    let cfg = common::admin::with_admin(
+        &common::farm_config("round_robin", &[], "", ""),
+        None,
+    )
+    .replace(
+        "    servers:\n",
+        &format!(
+            "    resolve_interval: 50ms\n    health_check:\n      url: /health\n      interval: 50ms\n      healthy_threshold: 2\n    servers:\n      - address: \"api.test:{port}\"\n"
+        ),
+    ) + &format!("resolve:\n  hosts_file: \"{}\"\n  system: false\n", hosts.display());
+    let fg = common::start(&cfg).await;
+    let c = client();
+    let m2 = format!("api.test:{port}#127.0.0.2:{port}");
+    assert_eq!(members(&common::admin::status_json(&c, &fg).await).len(), 1);
+
+    // The new address is a member at once, but out of rotation until its
+    // checks pass: traffic stays on the first.
+    write_hosts(&hosts, "127.0.0.1 api.test\n127.0.0.2 api.test\n");
+    wait_until(
+        Duration::from_secs(10),
+        "the new address to join",
+        || async { members(&common::admin::status_json(&c, &fg).await).contains(&m2) },
+    )
+    .await;
+    let st = common::admin::status_json(&c, &fg).await;
+    let joined = server(&st, "web", &m2);
+    assert_eq!(joined["healthy"], false, "{joined:#}");
+    assert_eq!(joined["health"]["reason_code"], "joined", "{joined:#}");
+    let url = format!("http://{}/", fg.first_addr());
+    for _ in 0..10 {
+        assert_eq!(get(&c, &url).await.2, "one");
+    }
+    let served = |b: &Backend| {
+        b.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|p| p.uri.path() == "/")
+            .count()
+    };
+    assert_eq!(served(&b.two), 0);
+
+    // Its checks pass: it takes its share.
+    sick.store(false, Ordering::SeqCst);
+    wait_until(
+        Duration::from_secs(10),
+        "the joined member to pass its checks",
+        || async {
+            server(&common::admin::status_json(&c, &fg).await, "web", &m2)["healthy"] == true
+        },
+    )
+    .await;
+    let mut bodies = Vec::new();
+    for _ in 0..10 {
+        bodies.push(get(&c, &url).await.2);
+    }
+    assert!(bodies.iter().any(|b| b == "two"), "{bodies:?}");
 }
