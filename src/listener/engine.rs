@@ -46,36 +46,59 @@ enum Next<S> {
     Close,
     /// To hyper, with the bytes read and not yet served.
     Hyper(S, ReadBuf),
+    /// Idle: to park, after this many request heads.
+    Park(S, u64),
 }
 
 /// Serves `stream` until it closes; see the module doc.
+///
+/// The serving state (parser, buffers, the exchange's futures) lives in a
+/// boxed future that ends when the connection parks: a parked connection's
+/// task holds only the socket, its watchdog and this loop.
 pub(super) async fn run<S>(
-    stream: S,
+    mut stream: S,
     conn: Conn,
     gw: Arc<Serving>,
-    builder: auto::Builder<TokioExecutor>,
+    builder: Arc<auto::Builder<TokioExecutor>>,
     guard: ConnGuard,
 ) where
     S: AsyncRead + AsyncWrite + Parkable + Unpin + Send + Sync + 'static,
 {
     let activity = conn.activity.clone();
-    let next = serve(stream, &conn, &gw).await;
-    match next {
-        Next::Close => activity.set_done(),
-        Next::Hyper(stream, buf) => {
-            activity.continue_after_engine();
-            let stream = Prefixed::new(stream, buf);
-            run_connection(stream, conn, gw, builder, guard).await;
+    let _counted = conn.info.stats.connection();
+    let mut heads = 0;
+    loop {
+        match Box::pin(serve(stream, &conn, &gw, heads)).await {
+            Next::Close => return activity.set_done(),
+            Next::Hyper(stream, buf) => {
+                activity.continue_after_engine();
+                let stream = Prefixed::new(stream, buf);
+                drop(_counted);
+                // Boxed: the engine's idle connections must not carry
+                // hyper's connection future in their task.
+                return Box::pin(run_connection(stream, conn, gw, builder, guard)).await;
+            }
+            Next::Park(s, h) => {
+                (stream, heads) = (s, h);
+                activity.set_parking(true);
+                let mut shutdown = gw.connections.subscribe();
+                let woken = super::wait_parked(&stream, &conn.info, &activity, &mut shutdown).await;
+                activity.set_parking(false);
+                if !woken {
+                    return activity.set_done();
+                }
+            }
         }
     }
 }
 
-async fn serve<S>(mut stream: S, conn: &Conn, gw: &Arc<Serving>) -> Next<S>
+/// Serves requests until the connection closes, goes to hyper or parks;
+/// `heads_before`: request heads served before it last parked.
+async fn serve<S>(mut stream: S, conn: &Conn, gw: &Arc<Serving>, heads_before: u64) -> Next<S>
 where
     S: AsyncRead + AsyncWrite + Parkable + Unpin + Send + Sync + 'static,
 {
     let (info, activity) = (&conn.info, &conn.activity);
-    let _counted = info.stats.connection();
     let limits = gw.snapshot().proxy.limits;
     let mut shutdown = gw.connections.subscribe();
     let mut parser = RequestParser::new(conn.max_head);
@@ -101,7 +124,7 @@ where
                     return Next::Close;
                 }
             }
-            let heads = u32::try_from(parser.heads()).unwrap_or(u32::MAX);
+            let heads = u32::try_from(heads_before + parser.heads()).unwrap_or(u32::MAX);
             activity.head_progress(!buf.is_empty(), heads);
             if draining && buf.is_empty() {
                 return Next::Close;
@@ -126,20 +149,9 @@ where
                     draining = true;
                     continue;
                 }
-                Wake::Expired(Expiry::Park) if activity.can_park() => {
-                    up = Vec::new();
-                    let parked = park(
-                        &stream,
-                        &mut parser,
-                        &mut buf,
-                        &mut out,
-                        conn,
-                        &mut shutdown,
-                    );
-                    if parked.await {
-                        continue;
-                    }
-                    return Next::Close;
+                Wake::Expired(Expiry::Park) if activity.can_park() && buf.is_empty() => {
+                    // The buffers, the field table and this future go.
+                    return Next::Park(stream, heads_before + parser.heads());
                 }
                 Wake::Expired(Expiry::Park) => {
                     activity.skip_park();
@@ -148,7 +160,7 @@ where
                 Wake::Expired(Expiry::Header) if activity.head_started() => {
                     info.stats.count_timeout(ClientTimeout::Header);
                     info.stats.codes.inc(408);
-                    request_timeout(stream).await;
+                    Box::pin(request_timeout(stream)).await;
                     return Next::Close;
                 }
                 Wake::Expired(why) => {
@@ -162,7 +174,7 @@ where
                 Ok(n) => buf.filled(n),
             }
         };
-        let heads = u32::try_from(parser.heads()).unwrap_or(u32::MAX);
+        let heads = u32::try_from(heads_before + parser.heads()).unwrap_or(u32::MAX);
         activity.head_progress(false, heads);
 
         // === The request ===
@@ -402,8 +414,19 @@ impl Drop for Ended<'_> {
 }
 
 /// Answers a request the engine refuses (400 or 431) and closes, as
-/// `service.rs` answers the framing scanner's findings.
-async fn refuse<S: AsyncWrite + Unpin>(
+/// `service.rs` answers the framing scanner's findings. Boxed: a rare path
+/// whose response future must not size every connection's task.
+fn refuse<'a, S: AsyncWrite + Unpin + Send>(
+    stream: &'a mut S,
+    v: Violation,
+    info: &'a crate::request::ConnInfo,
+    activity: &'a ConnActivity,
+    out: &'a mut Vec<u8>,
+) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
+    Box::pin(refuse_now(stream, v, info, activity, out))
+}
+
+async fn refuse_now<S: AsyncWrite + Unpin + Send>(
     stream: &mut S,
     v: Violation,
     info: &crate::request::ConnInfo,
@@ -431,27 +454,6 @@ async fn refuse<S: AsyncWrite + Unpin>(
     let write = engine_write::write_response(stream, resp, client, out, activity);
     let _ = tokio::time::timeout(std::time::Duration::from_secs(1), write).await;
     let _ = tokio::time::timeout(std::time::Duration::from_secs(1), stream.shutdown()).await;
-}
-
-/// Parks an idle connection: its buffers and field table are given back,
-/// and it waits for the client's next bytes holding only the socket.
-/// Returns whether the client sent something (false: close).
-async fn park<S: Parkable>(
-    stream: &S,
-    parser: &mut RequestParser,
-    buf: &mut ReadBuf,
-    out: &mut Vec<u8>,
-    conn: &Conn,
-    shutdown: &mut tokio::sync::watch::Receiver<bool>,
-) -> bool {
-    let (info, activity) = (&conn.info, &conn.activity);
-    activity.set_parking(true);
-    buf.release();
-    parser.release();
-    *out = Vec::new();
-    let woken = super::wait_parked(stream, info, activity, shutdown).await;
-    activity.set_parking(false);
-    woken
 }
 
 /// Is a partial head already not HTTP/1 (httparse refuses its start)?
