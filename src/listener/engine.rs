@@ -20,7 +20,7 @@ use super::engine_body::{EngineBody, Giveback, ReadSide};
 use super::engine_write::{self, Client};
 use super::park::Parkable;
 use super::{request_timeout, run_connection, Conn, ConnGuard, Serving};
-use crate::http1::{Parsed, ReadBuf, RequestHead, RequestParser, Violation};
+use crate::http1::{buffer, Parsed, ReadBuf, RequestHead, RequestParser, Violation};
 use crate::metrics::listener::ClientTimeout;
 use crate::proxy::body::{BoxBody, ClientBody};
 use crate::proxy::error::local_response;
@@ -104,7 +104,7 @@ where
     let mut parser = RequestParser::new(conn.max_head);
     let mut buf = ReadBuf::new();
     let mut out: Vec<u8> = Vec::new();
-    let mut up: Vec<u8> = Vec::new();
+    let mut up: Vec<u8>;
     let mut draining = false;
     loop {
         // === A request head ===
@@ -131,11 +131,24 @@ where
             }
             let wake = {
                 let read = async {
+                    let unbuffered = buf.is_empty() && stream.waits_unbuffered();
                     let room = buf.spare(READ_SIZE, conn.max_head + READ_SIZE);
                     if room.is_empty() {
                         return Err(io::Error::other("head buffer full"));
                     }
-                    tokio::io::AsyncReadExt::read(&mut stream, room).await
+                    if !unbuffered {
+                        return tokio::io::AsyncReadExt::read(&mut stream, room)
+                            .await
+                            .map(Some);
+                    }
+                    // Between requests: one look with a pooled buffer; if
+                    // the client has sent nothing yet, the buffer goes back
+                    // and the wait holds none.
+                    if let Some(got) = read_now(&mut stream, room).await {
+                        return got.map(Some);
+                    }
+                    buf.release();
+                    stream.readable().await.map(|()| None)
                 };
                 tokio::select! {
                     r = read => Wake::Read(r),
@@ -168,10 +181,13 @@ where
                     return Next::Close;
                 }
             };
-            activity.read_progress();
             match got {
-                Ok(0) | Err(_) => return Next::Close,
-                Ok(n) => buf.filled(n),
+                Ok(Some(0)) | Err(_) => return Next::Close,
+                Ok(Some(n)) => {
+                    activity.read_progress();
+                    buf.filled(n);
+                }
+                Ok(None) => {}
             }
         };
         let heads = u32::try_from(heads_before + parser.heads()).unwrap_or(u32::MAX);
@@ -237,6 +253,9 @@ where
             Held::Split(w, _, body) => (Sock::Write(w), body.take().unwrap_or(ClientBody::Empty)),
         };
         let req = req.map(|()| body);
+        // The head buffers come from the thread's pool and go back after
+        // the exchange: a connection between requests holds none.
+        (out, up) = (buffer::scratch(), buffer::scratch());
         // Boxed: an idle connection's task must not be the size of a
         // request's pipeline.
         let served = Box::pin(exchange(
@@ -250,6 +269,8 @@ where
             &mut draining,
         ))
         .await;
+        buffer::recycle(&mut out);
+        buffer::recycle(&mut up);
         let back = match held {
             Held::Whole(s) => Some(s),
             Held::Split(w, giveback, _) => {
@@ -283,9 +304,25 @@ where
     }
 }
 
-/// What the head wait woke for.
+/// Reads what is there now, without waiting: `None` if nothing is.
+async fn read_now<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    room: &mut [u8],
+) -> Option<io::Result<usize>> {
+    std::future::poll_fn(|cx| {
+        let mut rb = tokio::io::ReadBuf::new(room);
+        match Pin::new(&mut *stream).poll_read(cx, &mut rb) {
+            Poll::Ready(r) => Poll::Ready(Some(r.map(|()| rb.filled().len()))),
+            Poll::Pending => Poll::Ready(None),
+        }
+    })
+    .await
+}
+
+/// What the head wait woke for: bytes read (`None`: readable, not read
+/// yet), shutdown, or a watchdog deadline.
 enum Wake {
-    Read(io::Result<usize>),
+    Read(io::Result<Option<usize>>),
     Drain,
     Expired(Expiry),
 }
