@@ -377,4 +377,15 @@ async fn a_new_address_joins_through_the_health_checks() {
         bodies.push(get(&c, &url).await.2);
     }
     assert!(bodies.iter().any(|b| b == "two"), "{bodies:?}");
+
+    // The server's own name acts on all its members.
+    let path = format!("/api/farms/web/servers/api.test%3A{port}/drain");
+    let (status, _, body) = common::admin::admin_post(&c, &fg, &path, None).await;
+    assert_eq!(status, 200, "{body}");
+    let doc: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(doc["members"].as_array().unwrap().len(), 2, "{doc:#}");
+    let st = common::admin::status_json(&c, &fg).await;
+    for m in members(&st) {
+        assert_eq!(server(&st, "web", &m)["admin"], "draining");
+    }
 }
