@@ -370,7 +370,7 @@ fn demo_snapshot(
         }
     }
     raw.admin.bind = admin.to_string();
-    config::build::build(raw, file, registry).map_err(|p| {
+    let mut snapshot = config::build::build(raw, file, registry).map_err(|p| {
         ConfigErrors(
             p.0.into_iter()
                 .map(|(path, message)| config::ConfigError {
@@ -382,7 +382,12 @@ fn demo_snapshot(
                 })
                 .collect(),
         )
-    })
+    })?;
+    // A changed DNS answer builds the demo again, with the same overrides.
+    snapshot.rebuild = config::snapshot::Rebuild(std::sync::Arc::new(move |registry| {
+        demo_snapshot(listen, admin, tls_listen, registry)
+    }));
+    Ok(snapshot)
 }
 
 /// Serves until a signal. `config_path` is the file to watch and reload;

@@ -210,8 +210,8 @@ async fn rebuild(gw: &Arc<Gateway>) {
     let mut listeners = gw.listeners.lock().await;
     let old = gw.snapshot();
     let registry = gw.registry.clone();
-    let from = old.clone();
-    let built = tokio::task::spawn_blocking(move || config::rebuild(&from, &registry)).await;
+    let again = old.rebuild.clone();
+    let built = tokio::task::spawn_blocking(move || again.run(&registry)).await;
     let snapshot = match built {
         Ok(Ok(s)) => s,
         Ok(Err(errors)) => {

@@ -136,7 +136,7 @@ pub fn build(raw: RawConfig, file: &str, registry: &StateRegistry) -> Result<Sna
             cluster,
             tier_hash: String::new(),
             resolve: Arc::new(resolve),
-            text: "".into(),
+            rebuild: Rebuild::none(file),
             warnings,
         })
     } else {

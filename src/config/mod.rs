@@ -63,15 +63,13 @@ pub fn load_str(
         .collect();
     snapshot.tier_hash = cluster::tier_hash(&text, &snapshot);
     snapshot.sources.extend(origins.sources);
-    snapshot.text = original.into();
+    // Again from the same text (included and map files are read again).
+    let (original, file): (std::sync::Arc<str>, std::sync::Arc<str>) =
+        (original.into(), file.into());
+    snapshot.rebuild = snapshot::Rebuild(std::sync::Arc::new(move |registry| {
+        load_str(&original, &file, registry)
+    }));
     Ok(snapshot)
-}
-
-/// Builds the running snapshot again from the text it was built from
-/// (included and map files are read again): what a changed DNS answer
-/// does, so that a config file being edited is not read half-way.
-pub fn rebuild(running: &Snapshot, registry: &StateRegistry) -> Result<Snapshot, ConfigErrors> {
-    load_str(&running.text, &running.file, registry)
 }
 
 /// Parses YAML into the raw serde types, with positioned errors.
