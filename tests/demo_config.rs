@@ -28,7 +28,7 @@ fn demo_config_builds() {
     assert!(by_name
         .servers
         .iter()
-        .all(|s| s.name.starts_with("localhost:9103#") && s.connect_to.is_some()));
+        .all(|s| s.name.starts_with("localhost:9103#") && s.connect_to().is_some()));
     for (_, addr) in farmgate::demo::DEMO_BACKENDS {
         assert!(
             addresses.iter().any(|a| a == addr),

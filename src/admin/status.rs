@@ -268,7 +268,7 @@ pub fn server_status(s: &Server, h: &ServerHealth) -> ServerStatus {
         resolved: s.dns.as_ref().map(|d| Resolved {
             server: d.parent.to_string(),
             host: d.name.host.to_string(),
-            address: s.connect_to.map(|a| a.to_string()),
+            address: s.connect_to().map(|a| a.to_string()),
         }),
         weight: s.weight,
         state: st.state_name(),

@@ -65,7 +65,7 @@ pub fn build(
         };
         let host_header = http::HeaderValue::from_str(authority.as_str())
             .unwrap_or_else(|_| http::HeaderValue::from_static("localhost"));
-        let server = |name: &str, state, connect_to, dns| Server {
+        let server = |name: &str, state, dns| Server {
             name: name.into(),
             address: s.address.as_str().into(),
             scheme: scheme.clone(),
@@ -73,7 +73,6 @@ pub fn build(
             host_header: host_header.clone(),
             weight: s.weight.unwrap_or(1),
             state,
-            connect_to,
             dns,
         };
         let key = |server: &str| ServerKey {
@@ -82,12 +81,7 @@ pub fn build(
         };
         let host = authority.host();
         if !resolve::is_name(host) {
-            out.push(server(
-                &name,
-                registry.get_or_create(&key(&name)),
-                None,
-                None,
-            ));
+            out.push(server(&name, registry.get_or_create(&key(&name)), None));
             continue;
         }
         let interval = s
@@ -96,6 +90,7 @@ pub fn build(
             .map_or(resolve::DEFAULT_INTERVAL, |d| d.0);
         let dns_name = dns.names.get_or_create(host);
         let resolving = Resolving {
+            addr: None,
             name: dns_name.clone(),
             interval,
             parent: name.as_str().into(),
@@ -112,7 +107,11 @@ pub fn build(
                     if new && running {
                         joined.push(out.len());
                     }
-                    out.push(server(&member, state, Some(addr), Some(resolving.clone())));
+                    let member_dns = Resolving {
+                        addr: Some(addr),
+                        ..resolving.clone()
+                    };
+                    out.push(server(&member, state, Some(Arc::new(member_dns))));
                 }
             }
             Err(e) => {
@@ -125,7 +124,7 @@ pub fn build(
                     ),
                 );
                 let state = registry.get_or_create(&key(&name));
-                out.push(server(&name, state, None, Some(resolving)));
+                out.push(server(&name, state, Some(Arc::new(resolving))));
             }
         }
     }

@@ -116,7 +116,7 @@ impl Connector {
             Ok(uri) => uri,
             Err(e) => return Box::pin(async move { Err(Box::new(e) as BoxError) }),
         };
-        self.connect_at(uri, server.connect_to, alpn, preface)
+        self.connect_at(uri, server.connect_to(), alpn, preface)
     }
 
     /// [`Connector::connect`], the TCP connection going to `at` when given

@@ -274,7 +274,7 @@ impl PoolRegistry {
     /// server by the address it connects to as well (each of the name's
     /// addresses has its own connections).
     pub fn for_server(&self, server: &crate::farm::Server) -> Arc<BackendPool> {
-        match server.connect_to {
+        match server.connect_to() {
             None => self.get_or_create(&server.scheme, &server.authority),
             Some(at) => {
                 self.get_or_create_key(format!("{}://{}#{at}", server.scheme, server.authority))

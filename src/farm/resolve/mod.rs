@@ -73,6 +73,9 @@ pub fn member_name(server: &str, addr: SocketAddr) -> String {
 /// how often that is looked up again.
 #[derive(Debug, Clone)]
 pub struct Resolving {
+    /// The address of the name this member connects to (None: the name
+    /// has not resolved; the server is tried by name).
+    pub addr: Option<SocketAddr>,
     pub name: Arc<DnsName>,
     pub interval: Duration,
     /// The server as configured (its `name`, or its address), whose

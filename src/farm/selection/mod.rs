@@ -111,7 +111,6 @@ pub(crate) mod testing {
                         farm: "f".into(),
                         server: name,
                     })),
-                    connect_to: None,
                     dns: None,
                 }
             })
