@@ -207,6 +207,7 @@ async fn resolve_round(gw: &Arc<Gateway>) -> Duration {
 
 /// Rebuilds the running snapshot with the names' current answers.
 async fn rebuild(gw: &Arc<Gateway>) {
+    let started = Instant::now();
     let mut listeners = gw.listeners.lock().await;
     let old = gw.snapshot();
     let registry = gw.registry.clone();
@@ -237,7 +238,10 @@ async fn rebuild(gw: &Arc<Gateway>) {
     }
     drop(old);
     match install(gw, &mut listeners, snapshot).await {
-        Ok(summary) => tracing::info!("servers follow their host names: {summary}"),
+        Ok(summary) => tracing::info!(
+            "servers follow their host names ({:.1} ms): {summary}",
+            started.elapsed().as_secs_f64() * 1000.0
+        ),
         Err(e) => tracing::error!("host names changed: {e}"),
     }
 }
