@@ -137,18 +137,18 @@ where
                         return Err(io::Error::other("head buffer full"));
                     }
                     if !unbuffered {
-                        return tokio::io::AsyncReadExt::read(&mut stream, room)
-                            .await
-                            .map(Some);
+                        return tokio::io::AsyncReadExt::read(&mut stream, room).await;
                     }
                     // Between requests: one look with a pooled buffer; if
                     // the client has sent nothing yet, the buffer goes back
                     // and the wait holds none.
                     if let Some(got) = read_now(&mut stream, room).await {
-                        return got.map(Some);
+                        return got;
                     }
                     buf.release();
-                    stream.readable().await.map(|()| None)
+                    stream.readable().await?;
+                    let room = buf.spare(READ_SIZE, conn.max_head + READ_SIZE);
+                    tokio::io::AsyncReadExt::read(&mut stream, room).await
                 };
                 tokio::select! {
                     r = read => Wake::Read(r),
@@ -181,13 +181,10 @@ where
                     return Next::Close;
                 }
             };
+            activity.read_progress();
             match got {
-                Ok(Some(0)) | Err(_) => return Next::Close,
-                Ok(Some(n)) => {
-                    activity.read_progress();
-                    buf.filled(n);
-                }
-                Ok(None) => {}
+                Ok(0) | Err(_) => return Next::Close,
+                Ok(n) => buf.filled(n),
             }
         };
         let heads = u32::try_from(heads_before + parser.heads()).unwrap_or(u32::MAX);
@@ -209,7 +206,7 @@ where
         if for_hyper(&head) {
             return Next::Hyper(stream, buf);
         }
-        let Some(req) = to_request(&head) else {
+        let Some(req) = to_request(&head, &buf.data()[..head_len]) else {
             refuse(&mut stream, Violation::Malformed, info, activity, &mut out).await;
             return Next::Close;
         };
@@ -256,9 +253,9 @@ where
         // The head buffers come from the thread's pool and go back after
         // the exchange: a connection between requests holds none.
         (out, up) = (buffer::scratch(), buffer::scratch());
-        // Boxed: an idle connection's task must not be the size of a
-        // request's pipeline.
-        let served = Box::pin(exchange(
+        // Not boxed: this future is itself boxed, and ends when the
+        // connection parks.
+        let served = exchange(
             sock,
             req,
             client,
@@ -267,7 +264,7 @@ where
             (&mut out, &mut up),
             &mut shutdown,
             &mut draining,
-        ))
+        )
         .await;
         buffer::recycle(&mut out);
         buffer::recycle(&mut up);
@@ -319,10 +316,9 @@ async fn read_now<S: AsyncRead + Unpin>(
     .await
 }
 
-/// What the head wait woke for: bytes read (`None`: readable, not read
-/// yet), shutdown, or a watchdog deadline.
+/// What the head wait woke for.
 enum Wake {
-    Read(io::Result<Option<usize>>),
+    Read(io::Result<usize>),
     Drain,
     Expired(Expiry),
 }
@@ -540,13 +536,17 @@ fn wants_trailers(head: &RequestHead<'_>) -> bool {
 
 /// The pipeline's request head, as hyper's server builds it; None: not
 /// valid as `http` types (answered 400, as hyper does).
-fn to_request(head: &RequestHead<'_>) -> Option<Request<()>> {
+fn to_request(head: &RequestHead<'_>, bytes: &[u8]) -> Option<Request<()>> {
     let method = Method::from_bytes(head.method()).ok()?;
-    let uri = Uri::try_from(head.target()).ok()?;
+    // One copy of the head's bytes; the target and every value are views
+    // of it (one allocation for the head, not one per field).
+    let shared = bytes::Bytes::copy_from_slice(bytes);
+    let view = |r: std::ops::Range<usize>| shared.get(r.clone()).map(|_| shared.slice(r));
+    let uri = Uri::from_maybe_shared(view(head.target_range())?).ok()?;
     let mut headers = HeaderMap::with_capacity(head.fields().count());
-    for (name, value) in head.fields() {
+    for (name, value) in head.field_ranges() {
         let name = HeaderName::from_bytes(name).ok()?;
-        let value = HeaderValue::from_bytes(value).ok()?;
+        let value = HeaderValue::from_maybe_shared(view(value)?).ok()?;
         headers.append(name, value);
     }
     let mut req = Request::new(());
