@@ -159,12 +159,10 @@ impl DnsName {
             if let Some(a) = &s.answer {
                 return Ok(a.clone());
             }
-            if let (Some(_), Some(e)) = (s.looked_up, &s.error) {
+            if let (Some(t), Some(e)) = (s.looked_up, &s.error) {
                 // Failed a moment ago (another farm naming it, or the
                 // task): not asked again within this build.
-                if s.looked_up
-                    .is_some_and(|t| t.elapsed() < Duration::from_secs(1))
-                {
+                if t.elapsed() < Duration::from_secs(1) {
                     return Err(e.clone());
                 }
             }
