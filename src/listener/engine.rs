@@ -106,6 +106,10 @@ where
     let mut out: Vec<u8> = Vec::new();
     let mut up: Vec<u8>;
     let mut draining = false;
+    // The watchdog's timer and the response timer, reused by every
+    // request on the connection (no timer armed per request).
+    let mut watch = pin!(tokio::time::sleep(std::time::Duration::ZERO));
+    let mut respond = pin!(tokio::time::sleep(std::time::Duration::ZERO));
     loop {
         // === A request head ===
         let head_len = loop {
@@ -153,7 +157,7 @@ where
                 tokio::select! {
                     r = read => Wake::Read(r),
                     _ = shutdown.wait_for(|s| *s), if !draining => Wake::Drain,
-                    why = activity.expired(true) => Wake::Expired(why),
+                    why = activity.expired_on(true, watch.as_mut()) => Wake::Expired(why),
                 }
             };
             let got = match wake {
@@ -262,6 +266,7 @@ where
             conn,
             gw,
             (&mut out, &mut up),
+            (watch.as_mut(), respond.as_mut()),
             &mut shutdown,
             &mut draining,
         )
@@ -369,6 +374,7 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin + Send>(
     conn: &Conn,
     gw: &Arc<Serving>,
     (out, up): (&mut Vec<u8>, &mut Vec<u8>),
+    (mut watch, respond): (Pin<&mut tokio::time::Sleep>, Pin<&mut tokio::time::Sleep>),
     shutdown: &mut tokio::sync::watch::Receiver<bool>,
     draining: &mut bool,
 ) -> bool {
@@ -393,6 +399,7 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin + Send>(
             keep_alive: client.keep_alive,
             out: &mut *out,
             up,
+            timer: respond,
         };
         let handled = request::handle_h1(gw.shared.clone(), info.clone(), req, Some(fast)).await;
         let resp = match handled {
@@ -414,7 +421,7 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin + Send>(
         tokio::select! {
             k = work.as_mut() => break k,
             _ = shutdown.wait_for(|s| *s), if !*draining => *draining = true,
-            why = activity.expired(false) => {
+            why = activity.expired_on(false, watch.as_mut()) => {
                 tracing::debug!("closing client connection: {why:?}");
                 match why {
                     Expiry::Body => info.stats.count_timeout(ClientTimeout::Body),
