@@ -232,6 +232,10 @@ where
         // The body reads the client's half of the socket while the
         // response may already be written on the other.
         let mut held = if kind == crate::http1::BodyKind::None {
+            // Nothing pipelined behind the head: the buffer goes back to
+            // the pool for the exchange (a burst of clients waiting on
+            // their backends holds no read buffers).
+            buf.release();
             Held::Whole(stream)
         } else {
             let (r, w) = tokio::io::split(stream);
