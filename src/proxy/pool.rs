@@ -107,10 +107,14 @@ impl BackendPool {
     }
 
     /// Keeps a fast-path connection for up to `keep`.
-    pub fn checkin_raw(&self, conn: RawConn, keep: Duration) {
+    pub fn checkin_raw(&self, mut conn: RawConn, keep: Duration) {
         if keep.is_zero() {
             return;
         }
+        // An idle connection holds no buffers: its read buffer goes back
+        // to the thread's pool (taken again by the next response).
+        conn.buf.release();
+        conn.parser.release();
         let until = Instant::now() + keep;
         let mut idle = self.raw.lock().unwrap_or_else(|p| p.into_inner());
         if idle.len() < MAX_IDLE_PER_ADDRESS {
