@@ -123,8 +123,7 @@ impl ClusterStore {
 
     /// Enters (`Some(live instances)`) or leaves (`None`) the fallback.
     pub fn set_fallback(&self, live: Option<u32>) {
-        self.fallback
-            .store(live.map_or(0, |n| n.max(1)), Relaxed);
+        self.fallback.store(live.map_or(0, |n| n.max(1)), Relaxed);
     }
 
     /// The check at `now_ns` (tests drive time here).

@@ -322,7 +322,10 @@ fn sync_spec(r: &RawLimit, tier: bool, at: &str, p: &mut Problems) -> Option<Syn
             ("sync_max_keys", r.sync_max_keys.is_some()),
         ] {
             if set {
-                p.add(format!("{at}.{key}"), "only a limit with `scope: cluster` syncs");
+                p.add(
+                    format!("{at}.{key}"),
+                    "only a limit with `scope: cluster` syncs",
+                );
             }
         }
         return None;
@@ -416,7 +419,12 @@ mod tests {
         assert!(parse_rate("0/s").is_err());
         let reg = LimitRegistry::default();
         let mut p = Problems::default();
-        let l = compile(&[raw("a", "6000/min"), raw("b", "10/min")], &reg, None, &mut p);
+        let l = compile(
+            &[raw("a", "6000/min"), raw("b", "10/min")],
+            &reg,
+            None,
+            &mut p,
+        );
         assert!(p.is_empty(), "{:?}", p.0);
         assert_eq!(l.get(0).map(|l| l.rate.burst()), Some(100));
         assert_eq!(l.get(1).map(|l| l.rate.burst()), Some(1));

@@ -193,7 +193,10 @@ mod tests {
     fn a_rate_shared_by_three_allows_a_third() {
         let r = Rate::new(30, Duration::from_secs(3), 9).expect("rate");
         let third = r.shared_by(3);
-        assert_eq!(third, Rate::new(10, Duration::from_secs(3), 3).expect("rate"));
+        assert_eq!(
+            third,
+            Rate::new(10, Duration::from_secs(3), 3).expect("rate")
+        );
         assert_eq!(r.shared_by(1), r);
         assert_eq!(r.shared_by(0), r);
         // The burst never drops below one request.

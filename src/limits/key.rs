@@ -239,13 +239,10 @@ mod tests {
         let v4: IpAddr = "192.0.2.1".parse().expect("ip");
         let mapped: IpAddr = "::ffff:192.0.2.1".parse().expect("ip");
         assert_eq!(t.hash_ip(v4), t.hash_ip(mapped));
-        assert_eq!(
-            KeyHasher::Tier(1, 2).hash(b"abc"),
-            {
-                let mut h = SipHasher13::new_with_keys(1, 2);
-                h.write(b"abc");
-                h.finish()
-            }
-        );
+        assert_eq!(KeyHasher::Tier(1, 2).hash(b"abc"), {
+            let mut h = SipHasher13::new_with_keys(1, 2);
+            h.write(b"abc");
+            h.finish()
+        });
     }
 }
