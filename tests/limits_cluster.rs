@@ -26,8 +26,11 @@ const RATE: f64 = 20.0;
 /// in all).
 const OFFERED: f64 = 40.0;
 /// Counting starts after this (the instances' first exchange of a key is
-/// its baseline), then lasts `WINDOW`.
-const WARM_UP: Duration = Duration::from_secs(1);
+/// its baseline, and the three first bursts are charged back), then lasts
+/// `WINDOW`. The burst is 6 so that the fallback's is 2: with a burst of 1
+/// a bucket loses every late arrival's lateness, and a busy machine's
+/// clients arrive late.
+const WARM_UP: Duration = Duration::from_secs(2);
 const WINDOW: Duration = Duration::from_secs(5);
 
 struct Instance {
@@ -42,7 +45,7 @@ fn config(i: usize, addr: SocketAddr, admin: SocketAddr, backend: &Backend, redi
          admin:\n  bind: \"{admin}\"\n\
          log:\n  access: off\n\
          farms:\n  - name: web\n    servers:\n      - {{ name: one, address: \"{}\" }}\n\
-         limits:\n  - name: tier-api\n    key: \"header:X-Api-Key\"\n    rate: 20/s\n    burst: 2\n    scope: cluster\n\
+         limits:\n  - name: tier-api\n    key: \"header:X-Api-Key\"\n    rate: 20/s\n    burst: 6\n    scope: cluster\n\
          cluster:\n  redis: \"{redis}\"\n  name: limits-test\n  instance: fg-{i}\n\
          \x20 heartbeat_interval: 300ms\n  breaker_cooldown: 500ms\n",
         backend.addr
