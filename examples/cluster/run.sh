@@ -78,6 +78,10 @@ A cold URL across the tier (stored by one instance, a hit on the others):
   curl -si -H 'Host: shop.example' http://127.0.0.1:8082/static/logo | grep -i x-cache   # HIT
   curl -s -X POST http://127.0.0.1:9093/api/cache/purge      # purges all three and Redis
 
+One rate limit for the tier (5/s per client on /api/, counted across all three):
+  for i in \$(seq 10); do for p in 8081 8082 8083; do curl -s -o /dev/null -w '%{http_code} ' http://127.0.0.1:\$p/api/x; done; done; echo
+  curl -s http://127.0.0.1:9091/metrics | grep farmgate_limit_cluster   # kill Redis: degraded 1, each allows 5/3 a second
+
 Redis trouble never fails a request:
   kill -STOP \$(pgrep -f 'redis-server.*6390'); curl -s http://127.0.0.1:8081/; kill -CONT \$(pgrep -f 'redis-server.*6390')
 

@@ -14,6 +14,8 @@
 //! - `tickets`: TLS session ticket keys shared by the tier;
 //! - `shared_cache`: the shared cache tier (`cache.shared`), the cache's
 //!   `SharedStore` on Redis, and purges across the tier;
+//! - `limits`: rate limits with `scope: cluster`, their counts exchanged
+//!   every `sync_interval` (its own task), and their fallback without Redis;
 //! - `stats`: the `farmgate_cluster_*` counters.
 //!
 //! The section itself (`cluster:`) is compiled by `config::cluster`; a
@@ -23,6 +25,7 @@
 pub mod breaker;
 pub mod connection;
 pub mod heartbeat;
+pub mod limits;
 pub mod operator;
 pub mod shared_cache;
 pub mod stats;
@@ -155,22 +158,25 @@ pub async fn join(gw: &Arc<Gateway>) {
 pub struct ClusterTasks {
     sync: tokio::task::JoinHandle<()>,
     listen: tokio::task::JoinHandle<()>,
+    limits: tokio::task::JoinHandle<()>,
 }
 
 impl ClusterTasks {
     pub fn stop(&self) {
         self.sync.abort();
         self.listen.abort();
+        self.limits.abort();
     }
 }
 
-/// Starts the sync task (heartbeat, re-read, tickets) and the pub/sub
-/// listener.
+/// Starts the sync task (heartbeat, re-read, tickets), the pub/sub
+/// listener and the cluster-scope limits' exchange.
 pub fn spawn(gw: &Arc<Gateway>) -> ClusterTasks {
     let tier = Tier::of(gw);
     ClusterTasks {
         sync: tokio::spawn(run(Arc::downgrade(gw), tier.clone())),
-        listen: tokio::spawn(listen(Arc::downgrade(gw), tier)),
+        listen: tokio::spawn(listen(Arc::downgrade(gw), tier.clone())),
+        limits: tokio::spawn(limits::run(Arc::downgrade(gw), tier)),
     }
 }
 
