@@ -24,6 +24,11 @@ pub struct AcmeStatus {
     pub failures_total: u64,
     /// Failures since the last success.
     pub consecutive_failures: u32,
+    /// Orders this instance placed (in a tier, only the lock holder orders;
+    /// the others install what it stored).
+    pub orders_total: u64,
+    /// Storage and ordering shared with the tier (`cluster:`).
+    pub tier: bool,
 }
 
 impl AcmeStatus {

@@ -1,0 +1,268 @@
+//! ACME in tier mode: two real farmgate processes sharing one real
+//! redis-server order one certificate from a real pebble. Exactly one
+//! order is placed, both instances serve the issued certificate (verified
+//! against pebble's root), and pebble's HTTP-01 validation is sent to the
+//! instance that did NOT place the order, which answers it from the tier.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+#[path = "common/pebble.rs"]
+mod pebble;
+#[path = "common/process.rs"]
+mod process;
+#[path = "common/redis.rs"]
+mod redis_server;
+#[path = "common/tls.rs"]
+mod tls;
+
+use common::admin::status_json_at;
+use common::*;
+use pebble::Pebble;
+use process::{free_port, Proc};
+use redis_server::RedisServer;
+use rustls::pki_types::CertificateDer;
+use rustls::ClientConfig;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tls::{connect, peer_cert, peer_names};
+
+const DOMAIN: &str = "tier.farmgate.test";
+const TIER: &str = "acmetier";
+
+/// One farmgate process of the tier.
+struct Instance {
+    id: &'static str,
+    plain: SocketAddr,
+    tls: SocketAddr,
+    admin: SocketAddr,
+    log: PathBuf,
+    _proc: Proc,
+}
+
+/// The config of instance `id`: a plain listener (HTTP-01), a TLS
+/// listener managing DOMAIN, the admin API and the tier on `redis`.
+fn config(
+    id: &str,
+    (plain, tls, admin): (SocketAddr, SocketAddr, SocketAddr),
+    pebble: &Pebble,
+    redis: &RedisServer,
+    backend: &Backend,
+    storage: &std::path::Path,
+) -> String {
+    format!(
+        "listeners:\n  - name: plain\n    bind: \"{plain}\"\n\
+         \x20 - name: secure\n    bind: \"{tls}\"\n    tls:\n      acme:\n\
+         \x20       directory: \"{dir}\"\n        contact: [\"mailto:ops@example.com\"]\n\
+         \x20       domains: [\"{DOMAIN}\"]\n        challenge: http-01\n\
+         \x20       storage: \"{storage}\"\n        ca: \"{ca}\"\n\
+         admin:\n  bind: \"{admin}\"\nlog:\n  access: off\n\
+         cluster:\n  redis: \"{redis}\"\n  name: {TIER}\n  instance: {id}\n  heartbeat_interval: 300ms\n\
+         farms:\n  - name: web\n    servers:\n      - {{ name: app, address: \"{backend}\" }}\n",
+        dir = pebble.directory,
+        storage = storage.display(),
+        ca = pebble.listener_ca.display(),
+        redis = redis.url(),
+        backend = backend.addr,
+    )
+}
+
+impl Instance {
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// This instance's `tls.acme` status from `/api/status`.
+    async fn acme(&self) -> serde_json::Value {
+        let st = status_json_at(self.admin).await;
+        st["listeners"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["name"] == "secure")
+            .map(|l| l["tls"]["acme"].clone())
+            .unwrap()
+    }
+}
+
+/// Starts the instances `ids` at once (both race for the order).
+async fn start_tier(
+    ids: [&'static str; 2],
+    pebble: &Pebble,
+    redis: &RedisServer,
+    backend: &Backend,
+) -> Vec<Instance> {
+    let mut started = Vec::new();
+    for id in ids {
+        let ports = (free_port(), free_port(), free_port());
+        let dir = fresh_temp_dir(&format!("farmgate-acme-tier-{id}"));
+        let path = dir.join("farmgate.yaml");
+        let text = config(id, ports, pebble, redis, backend, &dir.join("storage"));
+        std::fs::write(&path, text).unwrap();
+        let log = dir.join("farmgate.log");
+        let child = Command::new(process::bin())
+            .args(["run", "--config"])
+            .arg(&path)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        started.push((id, ports, log, child));
+    }
+    let mut tier = Vec::new();
+    for (id, (plain, tls, admin), log, child) in started {
+        tier.push(Instance {
+            id,
+            plain,
+            tls,
+            admin,
+            log,
+            _proc: Proc::wait_listening(child, tls).await,
+        });
+    }
+    tier
+}
+
+/// Pebble's HTTP-01 port: each validation connection goes to the instance
+/// that does NOT hold the tier's order lock right then (read from Redis),
+/// and is recorded as (lock holder, instance it went to).
+struct Relay {
+    routed: Arc<Mutex<Vec<(String, &'static str)>>>,
+}
+
+impl Relay {
+    async fn start(
+        addr: SocketAddr,
+        redis: &RedisServer,
+        instances: [(&'static str, SocketAddr); 2],
+    ) -> Relay {
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+        let routed = Arc::new(Mutex::new(Vec::new()));
+        let log = routed.clone();
+        let mut conn = redis.conn().await;
+        let lock = format!("farmgate:{TIER}:acme:lock:{DOMAIN}");
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let holder: Option<String> = redis::cmd("GET")
+                    .arg(&lock)
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap();
+                let holder = holder
+                    .and_then(|h| h.split(' ').next().map(str::to_string))
+                    .unwrap_or_default();
+                let (to, target) = instances.into_iter().find(|(id, _)| *id != holder).unwrap();
+                log.lock().unwrap().push((holder, to));
+                tokio::spawn(async move {
+                    if let Ok(mut out) = tokio::net::TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
+                    }
+                });
+            }
+        });
+        Relay { routed }
+    }
+}
+
+async fn verifying_client(p: &Pebble) -> Arc<ClientConfig> {
+    Arc::new(
+        ClientConfig::builder()
+            .with_root_certificates(p.root().await)
+            .with_no_client_auth(),
+    )
+}
+
+/// The certificate `addr` serves for DOMAIN to a client trusting only
+/// pebble's root, once it does (None before `deadline`).
+async fn issued_cert(
+    addr: SocketAddr,
+    client: &Arc<ClientConfig>,
+    deadline: Instant,
+) -> Option<CertificateDer<'static>> {
+    loop {
+        if let Ok(conn) = connect(addr, DOMAIN, client.clone()).await {
+            assert_eq!(peer_names(&conn), [DOMAIN]);
+            return Some(peer_cert(&conn));
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_one_order_and_the_other_answers_the_challenge() {
+    let redis = RedisServer::start().await;
+    let backend = Backend::named("app").await;
+    let relay_addr = free_port();
+    let pebble = Pebble::start(relay_addr.port(), free_port().port(), 3600).await;
+    let tier = start_tier(["a", "b"], &pebble, &redis, &backend).await;
+    let relay = Relay::start(
+        relay_addr,
+        &redis,
+        [(tier[0].id, tier[0].plain), (tier[1].id, tier[1].plain)],
+    )
+    .await;
+    let logs = || {
+        format!(
+            "\n--- a:\n{}\n--- b:\n{}\n--- pebble:\n{}",
+            tier[0].log(),
+            tier[1].log(),
+            pebble.log()
+        )
+    };
+
+    // Whichever instance gets its certificate first, the other serves the
+    // same one within seconds (announced through the tier).
+    let client = verifying_client(&pebble).await;
+    let first = tokio::select! {
+        c = issued_cert(tier[0].tls, &client, Instant::now() + Duration::from_secs(90)) => c,
+        c = issued_cert(tier[1].tls, &client, Instant::now() + Duration::from_secs(90)) => c,
+    };
+    let first = first.unwrap_or_else(|| panic!("no certificate issued{}", logs()));
+    for i in &tier {
+        let served = issued_cert(i.tls, &client, Instant::now() + Duration::from_secs(5)).await;
+        assert_eq!(
+            served.as_ref(),
+            Some(&first),
+            "instance {} must serve the tier's certificate within 5 s{}",
+            i.id,
+            logs()
+        );
+    }
+
+    // Exactly one order, placed by one instance; the other installed it.
+    let mut orderer = None;
+    let mut orders = 0;
+    for i in &tier {
+        let st = i.acme().await;
+        assert_eq!(st["tier"], true, "{st}");
+        assert_eq!(st["state"], "valid", "{st}");
+        let n = st["orders_total"].as_u64().unwrap();
+        if n > 0 {
+            orderer = Some(i.id);
+        }
+        orders += n;
+    }
+    assert_eq!(orders, 1, "one order for the tier{}", logs());
+    let orderer = orderer.unwrap();
+    let other = tier.iter().map(|i| i.id).find(|id| *id != orderer).unwrap();
+
+    // Pebble's validation went to the instance that did not order, and
+    // succeeded there (the certificate was issued).
+    let placed = pebble.log().matches("Added order").count();
+    assert_eq!(placed, 1, "pebble saw {placed} orders{}", logs());
+    let routed = relay.routed.lock().unwrap().clone();
+    assert!(!routed.is_empty(), "pebble never validated{}", logs());
+    for (holder, to) in &routed {
+        assert_eq!(
+            (holder.as_str(), *to),
+            (orderer, other),
+            "a validation while {orderer} held the lock must go to {other}"
+        );
+    }
+}
