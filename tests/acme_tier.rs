@@ -142,10 +142,12 @@ impl Relay {
         let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
         let routed = Arc::new(Mutex::new(Vec::new()));
         let log = routed.clone();
-        let mut conn = redis.conn().await;
+        let client = redis::Client::open(redis.url()).unwrap();
         let lock = format!("farmgate:{TIER}:acme:lock:{DOMAIN}");
         tokio::spawn(async move {
             while let Ok((mut inbound, _)) = listener.accept().await {
+                // A connection per validation: the test may restart Redis.
+                let mut conn = client.get_multiplexed_async_connection().await.unwrap();
                 let holder: Option<String> = redis::cmd("GET")
                     .arg(&lock)
                     .query_async(&mut conn)
@@ -194,75 +196,205 @@ async fn issued_cert(
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_instances_one_order_and_the_other_answers_the_challenge() {
-    let redis = RedisServer::start().await;
-    let backend = Backend::named("app").await;
-    let relay_addr = free_port();
-    let pebble = Pebble::start(relay_addr.port(), free_port().port(), 3600).await;
-    let tier = start_tier(["a", "b"], &pebble, &redis, &backend).await;
-    let relay = Relay::start(
-        relay_addr,
-        &redis,
-        [(tier[0].id, tier[0].plain), (tier[1].id, tier[1].plain)],
-    )
-    .await;
-    let logs = || {
+/// Redis, pebble issuing `validity_secs` certificates, the two instances
+/// `a` and `b` started at once, and the relay in front of them.
+struct Setup {
+    redis: RedisServer,
+    pebble: Pebble,
+    tier: Vec<Instance>,
+    relay: Relay,
+    client: Arc<ClientConfig>,
+    _backend: Backend,
+}
+
+impl Setup {
+    async fn start(validity_secs: u64) -> Setup {
+        let redis = RedisServer::start().await;
+        let backend = Backend::named("app").await;
+        let relay_addr = free_port();
+        let pebble = Pebble::start(relay_addr.port(), free_port().port(), validity_secs).await;
+        let tier = start_tier(["a", "b"], &pebble, &redis, &backend).await;
+        let relay = Relay::start(
+            relay_addr,
+            &redis,
+            [(tier[0].id, tier[0].plain), (tier[1].id, tier[1].plain)],
+        )
+        .await;
+        let client = verifying_client(&pebble).await;
+        Setup {
+            redis,
+            pebble,
+            tier,
+            relay,
+            client,
+            _backend: backend,
+        }
+    }
+
+    /// Every log, for failure messages.
+    fn logs(&self) -> String {
         format!(
             "\n--- a:\n{}\n--- b:\n{}\n--- pebble:\n{}",
-            tier[0].log(),
-            tier[1].log(),
-            pebble.log()
+            self.tier[0].log(),
+            self.tier[1].log(),
+            self.pebble.log()
         )
-    };
+    }
 
-    // Whichever instance gets its certificate first, the other serves the
-    // same one within seconds (announced through the tier).
-    let client = verifying_client(&pebble).await;
-    let first = tokio::select! {
-        c = issued_cert(tier[0].tls, &client, Instant::now() + Duration::from_secs(90)) => c,
-        c = issued_cert(tier[1].tls, &client, Instant::now() + Duration::from_secs(90)) => c,
-    };
-    let first = first.unwrap_or_else(|| panic!("no certificate issued{}", logs()));
-    for i in &tier {
-        let served = issued_cert(i.tls, &client, Instant::now() + Duration::from_secs(5)).await;
-        assert_eq!(
-            served.as_ref(),
-            Some(&first),
-            "instance {} must serve the tier's certificate within 5 s{}",
-            i.id,
-            logs()
-        );
+    /// Waits until one instance serves a certificate pebble issued other
+    /// than `old`, then requires the other to serve the same one within
+    /// 5 s (announced through the tier); returns it.
+    async fn wait_for_new(&self, old: Option<&CertificateDer<'static>>) -> CertificateDer<'static> {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        let new = loop {
+            let mut found = None;
+            for i in &self.tier {
+                if let Some(c) = issued_cert(i.tls, &self.client, Instant::now()).await {
+                    if Some(&c) != old {
+                        found = Some(c);
+                    }
+                }
+            }
+            if let Some(c) = found {
+                break c;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no new certificate{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        for i in &self.tier {
+            let until = Instant::now() + Duration::from_secs(5);
+            loop {
+                let served = issued_cert(i.tls, &self.client, Instant::now()).await;
+                if served.as_ref() == Some(&new) {
+                    break;
+                }
+                assert!(
+                    Instant::now() < until,
+                    "instance {} must serve the tier's new certificate within 5 s{}",
+                    i.id,
+                    self.logs()
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        new
+    }
+
+    /// Orders placed by each instance (`orders_total`), checking both run
+    /// in tier mode.
+    async fn orders(&self) -> Vec<(&'static str, u64)> {
+        let mut out = Vec::new();
+        for i in &self.tier {
+            let st = i.acme().await;
+            assert_eq!(st["tier"], true, "{st}");
+            out.push((i.id, st["orders_total"].as_u64().unwrap()));
+        }
+        out
+    }
+
+    fn orders_at_pebble(&self) -> usize {
+        self.pebble.log().matches("Added order").count()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_one_order_and_the_other_answers_the_challenge() {
+    let s = Setup::start(3600).await;
+    s.wait_for_new(None).await;
+    for i in &s.tier {
+        let st = i.acme().await;
+        assert_eq!(st["state"], "valid", "{st}");
     }
 
     // Exactly one order, placed by one instance; the other installed it.
-    let mut orderer = None;
-    let mut orders = 0;
-    for i in &tier {
-        let st = i.acme().await;
-        assert_eq!(st["tier"], true, "{st}");
-        assert_eq!(st["state"], "valid", "{st}");
-        let n = st["orders_total"].as_u64().unwrap();
-        if n > 0 {
-            orderer = Some(i.id);
-        }
-        orders += n;
-    }
-    assert_eq!(orders, 1, "one order for the tier{}", logs());
-    let orderer = orderer.unwrap();
-    let other = tier.iter().map(|i| i.id).find(|id| *id != orderer).unwrap();
+    let orders = s.orders().await;
+    assert_eq!(
+        orders.iter().map(|o| o.1).sum::<u64>(),
+        1,
+        "{orders:?}{}",
+        s.logs()
+    );
+    assert_eq!(s.orders_at_pebble(), 1, "{}", s.logs());
+    let orderer = orders.iter().find(|o| o.1 == 1).unwrap().0;
+    let other = orders.iter().find(|o| o.1 == 0).unwrap().0;
 
     // Pebble's validation went to the instance that did not order, and
     // succeeded there (the certificate was issued).
-    let placed = pebble.log().matches("Added order").count();
-    assert_eq!(placed, 1, "pebble saw {placed} orders{}", logs());
-    let routed = relay.routed.lock().unwrap().clone();
-    assert!(!routed.is_empty(), "pebble never validated{}", logs());
+    let routed = s.relay.routed.lock().unwrap().clone();
+    assert!(!routed.is_empty(), "pebble never validated{}", s.logs());
     for (holder, to) in &routed {
         assert_eq!(
             (holder.as_str(), *to),
             (orderer, other),
             "a validation while {orderer} held the lock must go to {other}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_outage_keeps_the_certificate_and_renewal_resumes_after() {
+    // 60 s certificates: renewal falls due about 40 s after issue.
+    let mut s = Setup::start(60).await;
+    let first = s.wait_for_new(None).await;
+
+    // Redis goes away before renewal is due: renewal fails on both, the
+    // first certificate keeps serving, the outage is logged once and counted.
+    s.redis.kill();
+    for i in &s.tier {
+        wait_until(Duration::from_secs(60), "two failed renewals", || async {
+            i.acme().await["consecutive_failures"].as_u64().unwrap() >= 2
+        })
+        .await;
+        let st = i.acme().await;
+        assert_eq!(st["state"], "failing", "{st}");
+        let served = issued_cert(i.tls, &s.client, Instant::now()).await;
+        assert_eq!(
+            served.as_ref(),
+            Some(&first),
+            "the old certificate must keep serving"
+        );
+        let said = i.log().matches("the tier's Redis is unreachable").count();
+        assert_eq!(said, 1, "logged once per outage{}", s.logs());
+        let (_, _, text) = get(&client(), &format!("http://{}/metrics", i.admin)).await;
+        let scrape = common::admin::Scrape::parse(&text);
+        let failed = scrape
+            .get(
+                "farmgate_cluster_operations_failed_total",
+                &[("operation", "acme")],
+            )
+            .unwrap_or(0.0);
+        assert!(failed >= 2.0, "acme Redis failures counted: {failed}");
+        let renewal_failures = scrape
+            .get(
+                "farmgate_acme_renewal_failures_total",
+                &[("listener", "secure")],
+            )
+            .unwrap_or(0.0);
+        assert!(renewal_failures >= 2.0, "{renewal_failures}");
+    }
+
+    // Redis is back (empty): one instance renews for both.
+    s.redis.restart().await;
+    let renewed = s.wait_for_new(Some(&first)).await;
+    assert_ne!(renewed, first);
+    let orders = s.orders().await;
+    assert_eq!(
+        orders.iter().map(|o| o.1).sum::<u64>(),
+        2,
+        "{orders:?}{}",
+        s.logs()
+    );
+    assert_eq!(s.orders_at_pebble(), 2, "{}", s.logs());
+    for i in &s.tier {
+        assert_eq!(
+            i.log().matches("the tier's Redis answers again").count(),
+            1,
+            "{}",
+            s.logs()
         );
     }
 }
