@@ -46,6 +46,7 @@ struct Instance {
 /// listener managing DOMAIN, the admin API and the tier on `redis`.
 fn config(
     id: &str,
+    challenge: &str,
     (plain, tls, admin): (SocketAddr, SocketAddr, SocketAddr),
     pebble: &Pebble,
     redis: &RedisServer,
@@ -56,7 +57,7 @@ fn config(
         "listeners:\n  - name: plain\n    bind: \"{plain}\"\n\
          \x20 - name: secure\n    bind: \"{tls}\"\n    tls:\n      acme:\n\
          \x20       directory: \"{dir}\"\n        contact: [\"mailto:ops@example.com\"]\n\
-         \x20       domains: [\"{DOMAIN}\"]\n        challenge: http-01\n\
+         \x20       domains: [\"{DOMAIN}\"]\n        challenge: {challenge}\n\
          \x20       storage: \"{storage}\"\n        ca: \"{ca}\"\n\
          admin:\n  bind: \"{admin}\"\nlog:\n  access: off\n\
          cluster:\n  redis: \"{redis}\"\n  name: {TIER}\n  instance: {id}\n  heartbeat_interval: 300ms\n\
@@ -90,6 +91,7 @@ impl Instance {
 /// Starts the instances `ids` at once (both race for the order).
 async fn start_tier(
     ids: [&'static str; 2],
+    challenge: &str,
     pebble: &Pebble,
     redis: &RedisServer,
     backend: &Backend,
@@ -99,7 +101,15 @@ async fn start_tier(
         let ports = (free_port(), free_port(), free_port());
         let dir = fresh_temp_dir(&format!("farmgate-acme-tier-{id}"));
         let path = dir.join("farmgate.yaml");
-        let text = config(id, ports, pebble, redis, backend, &dir.join("storage"));
+        let text = config(
+            id,
+            challenge,
+            ports,
+            pebble,
+            redis,
+            backend,
+            &dir.join("storage"),
+        );
         std::fs::write(&path, text).unwrap();
         let log = dir.join("farmgate.log");
         let child = Command::new(process::bin())
@@ -197,7 +207,9 @@ async fn issued_cert(
 }
 
 /// Redis, pebble issuing `validity_secs` certificates, the two instances
-/// `a` and `b` started at once, and the relay in front of them.
+/// `a` and `b` started at once, and the relay in front of them on the port
+/// pebble validates `challenge` at (their plain listeners for HTTP-01,
+/// their TLS listeners for TLS-ALPN-01).
 struct Setup {
     redis: RedisServer,
     pebble: Pebble,
@@ -208,18 +220,20 @@ struct Setup {
 }
 
 impl Setup {
-    async fn start(validity_secs: u64) -> Setup {
+    async fn start(validity_secs: u64, challenge: &str) -> Setup {
         let redis = RedisServer::start().await;
         let backend = Backend::named("app").await;
-        let relay_addr = free_port();
-        let pebble = Pebble::start(relay_addr.port(), free_port().port(), validity_secs).await;
-        let tier = start_tier(["a", "b"], &pebble, &redis, &backend).await;
-        let relay = Relay::start(
-            relay_addr,
-            &redis,
-            [(tier[0].id, tier[0].plain), (tier[1].id, tier[1].plain)],
-        )
-        .await;
+        let (relay_addr, unused) = (free_port(), free_port().port());
+        let pebble = match challenge {
+            "http-01" => Pebble::start(relay_addr.port(), unused, validity_secs).await,
+            _ => Pebble::start(unused, relay_addr.port(), validity_secs).await,
+        };
+        let tier = start_tier(["a", "b"], challenge, &pebble, &redis, &backend).await;
+        let target = |i: &Instance| match challenge {
+            "http-01" => (i.id, i.plain),
+            _ => (i.id, i.tls),
+        };
+        let relay = Relay::start(relay_addr, &redis, [target(&tier[0]), target(&tier[1])]).await;
         let client = verifying_client(&pebble).await;
         Setup {
             redis,
@@ -301,9 +315,10 @@ impl Setup {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_instances_one_order_and_the_other_answers_the_challenge() {
-    let s = Setup::start(3600).await;
+/// One order for the two instances; the validation reaches the one that
+/// did not order and succeeds there; both serve the certificate.
+async fn one_order_for_the_tier(challenge: &str) {
+    let s = Setup::start(3600, challenge).await;
     s.wait_for_new(None).await;
     for i in &s.tier {
         let st = i.acme().await;
@@ -336,9 +351,19 @@ async fn two_instances_one_order_and_the_other_answers_the_challenge() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http01_one_order_and_the_other_instance_answers_the_validation() {
+    one_order_for_the_tier("http-01").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_alpn01_one_order_and_the_other_instance_answers_the_validation() {
+    one_order_for_the_tier("tls-alpn-01").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_outage_keeps_the_certificate_and_renewal_resumes_after() {
     // 60 s certificates: renewal falls due about 40 s after issue.
-    let mut s = Setup::start(60).await;
+    let mut s = Setup::start(60, "http-01").await;
     let first = s.wait_for_new(None).await;
 
     // Redis goes away before renewal is due: renewal fails on both, the
