@@ -221,7 +221,10 @@ struct Setup {
 
 impl Setup {
     async fn start(validity_secs: u64, challenge: &str) -> Setup {
-        let redis = RedisServer::start().await;
+        Setup::start_on(RedisServer::start().await, validity_secs, challenge).await
+    }
+
+    async fn start_on(redis: RedisServer, validity_secs: u64, challenge: &str) -> Setup {
         let backend = Backend::named("app").await;
         let (relay_addr, unused) = (free_port(), free_port().port());
         let pebble = match challenge {
@@ -358,6 +361,64 @@ async fn http01_one_order_and_the_other_instance_answers_the_validation() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_alpn01_one_order_and_the_other_instance_answers_the_validation() {
     one_order_for_the_tier("tls-alpn-01").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashed_holders_lease_runs_out_then_one_instance_orders() {
+    // What an instance that died mid-order leaves: its lock, with a lease.
+    let redis = RedisServer::start().await;
+    let mut c = redis.conn().await;
+    let lock = format!("farmgate:{TIER}:acme:lock:{DOMAIN}");
+    let () = redis::cmd("SET")
+        .arg(&lock)
+        .arg("ghost 0123456789abcdef")
+        .arg("PX")
+        .arg(3000)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let s = Setup::start_on(redis, 3600, "http-01").await;
+    // No order while the lease holds (both instances wait, not fail) ...
+    let mut held = Vec::new();
+    loop {
+        let ttl: i64 = redis::cmd("PTTL")
+            .arg(&lock)
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        let value: Option<String> = redis::cmd("GET")
+            .arg(&lock)
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        if value.as_deref() != Some("ghost 0123456789abcdef") || ttl <= 0 {
+            break;
+        }
+        held.push(s.orders_at_pebble());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        !held.is_empty() && held.iter().all(|n| *n == 0),
+        "{held:?}{}",
+        s.logs()
+    );
+    for i in &s.tier {
+        let st = i.acme().await;
+        assert_eq!(
+            st["failures_total"], 0,
+            "waiting for a lock is no failure: {st}"
+        );
+    }
+    // ... then exactly one, and both serve its certificate.
+    s.wait_for_new(None).await;
+    let orders = s.orders().await;
+    assert_eq!(
+        orders.iter().map(|o| o.1).sum::<u64>(),
+        1,
+        "{orders:?}{}",
+        s.logs()
+    );
+    assert_eq!(s.orders_at_pebble(), 1, "{}", s.logs());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
