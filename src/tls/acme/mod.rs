@@ -10,6 +10,7 @@
 //!   by the request stage and the TLS resolver.
 //! - `manager`: per listener: placeholder, stored certificate, renewal,
 //!   back-off, installation through the hot certificate swap.
+//! - `placeholder`: the self-signed certificate served until the first issue.
 //! - `lease`: one attempt: alone an order, in a tier an order under the
 //!   tier's lock with a renewed lease.
 //! - `tier`: what a store shared by a tier (`cluster:`, Redis) adds: the
@@ -22,6 +23,7 @@ pub mod config;
 pub mod lease;
 pub mod manager;
 pub mod order;
+pub mod placeholder;
 pub mod schedule;
 pub mod status;
 pub mod store;

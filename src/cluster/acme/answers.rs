@@ -1,39 +1,24 @@
-//! ACME in tier mode on Redis: [`RedisAcme`] is the `tls::acme::AcmeTier`
-//! every ACME manager uses while `cluster:` is configured.
-//!
-//! Keys (`farmgate:{name}:` before each):
-//! - `acme:store:{key}`: the store's values (the account, certificates);
-//! - `acme:lock:{domain}`: the order lock, `SET NX PX` holding
-//!   `{instance} {nonce}`; renewed and released by scripts that first check
-//!   the value is still theirs, so a holder whose lease ran out cannot cut
-//!   short the next one's;
-//! - `acme:challenges`: a hash of pending challenge answers
-//!   (`http-01 {token}` or `tls-alpn-01 {domain}` to the answer and its
-//!   expiry); `acme:acks:{field}`: the instances that hold an answer.
-//!
-//! The events channel carries `\0acme challenges` (read the hash: every
-//! instance copies the answers into its own challenge book, where requests
-//! and handshakes find them without touching Redis, and acknowledges) and
-//! `\0acme cert {domain}` (a new certificate is stored: managers re-read
-//! it). The sync task re-reads the hash every heartbeat as the safety net.
+//! Challenge answers for the whole tier: the ordering instance writes each
+//! answer to the hash `farmgate:{name}:acme:challenges` (`http-01 {token}`
+//! or `tls-alpn-01 {domain}` to the answer and its expiry) and announces it;
+//! every instance copies the answers into its own challenge book (where
+//! requests and handshakes find them without touching Redis) and adds its
+//! id to `farmgate:{name}:acme:acks:{field}`; the order goes on once every
+//! instance with a live heartbeat did, or after [`ACK_WAIT`].
 
-use super::connection::Redis;
-use super::Tier;
-use crate::gateway::Gateway;
+use super::EVENT;
+use crate::cluster::connection::Redis;
+use crate::cluster::Tier;
 use crate::metrics::reload::unix_ms;
 use crate::tls::acme::order::{add_to_book, remove_from_book};
-use crate::tls::acme::store::AcmeStore;
-use crate::tls::acme::{book, AcmeTier, Challenge, Lock};
-use futures_util::future::BoxFuture;
+use crate::tls::acme::{book, Challenge};
 use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::io;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// The start of the ACME messages on the events channel.
-pub const EVENT: &str = "\u{0}acme ";
 /// How long a published answer lives at most (an order that crashed
 /// half-way leaves nothing for longer).
 const ANSWER_TTL: Duration = Duration::from_secs(600);
@@ -88,142 +73,11 @@ fn unhex(text: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
-/// The tier's ACME backend (one per process, every listener shares it).
-pub struct RedisAcme {
-    tier: Weak<Tier>,
-}
-
-impl std::fmt::Debug for RedisAcme {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("RedisAcme")
-    }
-}
-
-fn unreachable(e: impl std::fmt::Display) -> io::Error {
-    io::Error::other(format!("Redis: {e}"))
-}
-
-impl RedisAcme {
-    fn redis(&self) -> io::Result<Arc<Redis>> {
-        self.tier
-            .upgrade()
-            .and_then(|t| t.redis())
-            .ok_or_else(|| io::Error::other("no cluster section"))
-    }
-
-    /// Runs a script (`EVAL`) over one key, under the ACME counter.
-    async fn script(&self, code: &'static str, key: String, args: Vec<String>) -> io::Result<i64> {
-        let redis = self.redis()?;
-        redis
-            .run("acme", |mut c| async move {
-                redis::cmd("EVAL")
-                    .arg(code)
-                    .arg(1)
-                    .arg(key)
-                    .arg(args)
-                    .query_async::<i64>(&mut c)
-                    .await
-            })
-            .await
-            .map_err(unreachable)
-    }
-}
-
-/// Renews the lock if the value is still the caller's.
-const RENEW: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end";
-/// Deletes the lock if the value is still the caller's.
-const UNLOCK: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
-
-impl AcmeStore for RedisAcme {
-    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, io::Result<Option<Vec<u8>>>> {
-        Box::pin(async move {
-            let redis = self.redis()?;
-            let k = redis.spec.key(&format!("acme:store:{key}"));
-            redis
-                .run("acme", |mut c| async move { c.get(&k).await })
-                .await
-                .map_err(unreachable)
-        })
-    }
-
-    fn put<'a>(&'a self, key: &'a str, value: &'a [u8]) -> BoxFuture<'a, io::Result<()>> {
-        Box::pin(async move {
-            let redis = self.redis()?;
-            let k = redis.spec.key(&format!("acme:store:{key}"));
-            redis
-                .run("acme", |mut c| async move { c.set(&k, value).await })
-                .await
-                .map_err(unreachable)
-        })
-    }
-}
-
-impl AcmeTier for RedisAcme {
-    fn instance(&self) -> String {
-        self.tier
-            .upgrade()
-            .map_or_else(String::new, |t| t.instance().to_string())
-    }
-
-    fn lock<'a>(&'a self, name: &'a str, lease: Duration) -> BoxFuture<'a, io::Result<Lock>> {
-        Box::pin(async move {
-            let redis = self.redis()?;
-            let k = redis.spec.key(&format!("acme:lock:{name}"));
-            let token = format!("{} {:016x}", self.instance(), fastrand::u64(..));
-            let ms = lease.as_millis() as u64;
-            let t = token.clone();
-            let (taken, holder) = redis
-                .run("acme", |mut c| async move {
-                    let taken: Option<String> = redis::cmd("SET")
-                        .arg(&k)
-                        .arg(&t)
-                        .arg("NX")
-                        .arg("PX")
-                        .arg(ms)
-                        .query_async(&mut c)
-                        .await?;
-                    let holder: Option<String> = match taken {
-                        Some(_) => None,
-                        None => c.get(&k).await?,
-                    };
-                    Ok((taken.is_some(), holder))
-                })
-                .await
-                .map_err(unreachable)?;
-            if taken {
-                return Ok(Lock::Held(token));
-            }
-            let holder = holder.unwrap_or_default();
-            let id = holder.rsplit_once(' ').map_or(&*holder, |(id, _)| id);
-            Ok(Lock::Busy(id.to_string()))
-        })
-    }
-
-    fn renew<'a>(
-        &'a self,
-        name: &'a str,
-        token: &'a str,
-        lease: Duration,
-    ) -> BoxFuture<'a, io::Result<bool>> {
-        Box::pin(async move {
-            let key = self.redis()?.spec.key(&format!("acme:lock:{name}"));
-            let args = vec![token.to_string(), lease.as_millis().to_string()];
-            Ok(self.script(RENEW, key, args).await? == 1)
-        })
-    }
-
-    fn unlock<'a>(&'a self, name: &'a str, token: &'a str) -> BoxFuture<'a, ()> {
-        Box::pin(async move {
-            let Ok(redis) = self.redis() else { return };
-            let key = redis.spec.key(&format!("acme:lock:{name}"));
-            // Not released (Redis gone): the lease ends it.
-            let _ = self.script(UNLOCK, key, vec![token.to_string()]).await;
-        })
-    }
-
-    fn publish<'a>(&'a self, challenge: &'a Challenge) -> BoxFuture<'a, io::Result<()>> {
-        Box::pin(async move {
-            let redis = self.redis()?;
+/// Writes `challenge`'s answer to the hash, announces it, and waits
+/// (bounded) until the live instances acknowledge it.
+pub async fn publish(redis: &Redis, me: &str, challenge: &Challenge) -> io::Result<()> {
+    {
+        {
             let f = field(challenge);
             let answer = match challenge {
                 Challenge::Http01 {
@@ -254,14 +108,16 @@ impl AcmeTier for RedisAcme {
                         .await
                 })
                 .await
-                .map_err(unreachable)?;
-            self.wait_for_acks(&redis, &f).await;
+                .map_err(super::unreachable)?;
+            wait_for_acks(redis, me, &f).await;
             Ok(())
-        })
+        }
     }
+}
 
-    fn withdraw(&self, challenges: Vec<Challenge>) {
-        let Ok(redis) = self.redis() else { return };
+/// Takes answers out of the hash (in the background) and announces it.
+pub fn withdraw(redis: Arc<Redis>, challenges: Vec<Challenge>) {
+    {
         let fields: Vec<String> = challenges.iter().map(field).collect();
         let hash = redis.spec.key("acme:challenges");
         let acks: Vec<String> = fields
@@ -286,26 +142,12 @@ impl AcmeTier for RedisAcme {
                 .await;
         });
     }
-
-    fn announce<'a>(&'a self, name: &'a str) -> BoxFuture<'a, ()> {
-        Box::pin(async move {
-            let Ok(redis) = self.redis() else { return };
-            let channel = redis.spec.key("events");
-            let msg = format!("{EVENT}cert {name}");
-            let _ = redis
-                .run("acme", |mut c| async move {
-                    c.publish::<_, _, ()>(&channel, &msg).await
-                })
-                .await;
-        })
-    }
 }
 
-impl RedisAcme {
-    /// Waits (bounded) until every instance with a live heartbeat holds the
-    /// answer `f`, so the CA's validation may reach any of them.
-    async fn wait_for_acks(&self, redis: &Redis, f: &str) {
-        let me = self.instance();
+/// Waits (bounded) until every instance with a live heartbeat holds the
+/// answer `f`, so the CA's validation may reach any of them.
+async fn wait_for_acks(redis: &Redis, me: &str, f: &str) {
+    {
         let set = redis.spec.key("instances");
         let acks = redis.spec.key(&format!("acme:acks:{f}"));
         let prefix = redis.spec.key("instance:");
@@ -329,7 +171,7 @@ impl RedisAcme {
             let Ok((live, acked)) = read else { return };
             missing = live
                 .into_iter()
-                .filter(|id| *id != me && !acked.contains(id))
+                .filter(|id| id != me && !acked.contains(id))
                 .collect();
             if missing.is_empty() {
                 return;
@@ -340,28 +182,6 @@ impl RedisAcme {
             "ACME: {} did not confirm the challenge answer within {ACK_WAIT:?}; validating anyway",
             missing.join(", ")
         );
-    }
-}
-
-/// Plugs the tier's ACME backend into the gateway's TLS registry while
-/// `cluster:` is configured, and takes it out otherwise.
-pub fn attach(gw: &Gateway, tier: &Arc<Tier>) {
-    let slot = &gw.tls.acme_tier;
-    match (gw.snapshot().cluster.is_some(), slot.is_set()) {
-        (true, false) => slot.set(Some(Arc::new(RedisAcme {
-            tier: Arc::downgrade(tier),
-        }))),
-        (false, true) => slot.set(None),
-        _ => {}
-    }
-}
-
-/// A message on the events channel after [`EVENT`].
-pub async fn event(gw: &Gateway, tier: &Tier, text: &str) {
-    if text.starts_with("cert ") {
-        gw.tls.acme_tier.changed();
-    } else if let Some(redis) = tier.redis() {
-        pull(tier, &redis).await;
     }
 }
 
