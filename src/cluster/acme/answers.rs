@@ -231,6 +231,9 @@ pub async fn pull(tier: &Tier, redis: &Redis) {
             }
         }
     }
+    if live.is_empty() && expired.is_empty() {
+        return;
+    }
     let me = tier.instance().to_string();
     let _ = redis
         .run("acme", |mut c| async move {

@@ -8,7 +8,8 @@ use super::manager::Manager;
 use super::order::obtain;
 use super::tier::{AcmeTier, Lock};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 /// How long the order lock holds without a renewal.
 pub const LEASE: Duration = Duration::from_secs(30);
@@ -114,5 +115,99 @@ async fn hold(tier: &dyn AcmeTier, name: &str, token: &str) -> String {
             }
             Err(_) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::store::AcmeStore;
+    use super::super::tier::Challenge;
+    use super::*;
+    use futures_util::future::BoxFuture;
+    use std::collections::VecDeque;
+    use std::io;
+    use std::sync::Mutex;
+
+    /// A tier whose renewals answer from a script; counts them.
+    #[derive(Debug, Default)]
+    struct Scripted {
+        renewals: Mutex<VecDeque<io::Result<bool>>>,
+        asked: Mutex<u32>,
+    }
+
+    impl AcmeStore for Scripted {
+        fn get<'a>(&'a self, _: &'a str) -> BoxFuture<'a, io::Result<Option<Vec<u8>>>> {
+            Box::pin(async { Ok(None) })
+        }
+        fn put<'a>(&'a self, _: &'a str, _: &'a [u8]) -> BoxFuture<'a, io::Result<()>> {
+            Box::pin(async { Ok(()) })
+        }
+    }
+
+    impl AcmeTier for Scripted {
+        fn instance(&self) -> String {
+            "me".into()
+        }
+        fn lock<'a>(&'a self, _: &'a str, _: Duration) -> BoxFuture<'a, io::Result<Lock>> {
+            Box::pin(async { Ok(Lock::Held("t".into())) })
+        }
+        fn renew<'a>(
+            &'a self,
+            _: &'a str,
+            _: &'a str,
+            lease: Duration,
+        ) -> BoxFuture<'a, io::Result<bool>> {
+            assert_eq!(lease, LEASE);
+            *self.asked.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+            let next = self
+                .renewals
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .pop_front()
+                .unwrap_or(Ok(true));
+            Box::pin(async move { next })
+        }
+        fn unlock<'a>(&'a self, _: &'a str, _: &'a str) -> BoxFuture<'a, ()> {
+            Box::pin(async {})
+        }
+        fn publish<'a>(&'a self, _: &'a Challenge) -> BoxFuture<'a, io::Result<()>> {
+            Box::pin(async { Ok(()) })
+        }
+        fn withdraw(&self, _: Vec<Challenge>) {}
+        fn announce<'a>(&'a self, _: &'a str) -> BoxFuture<'a, ()> {
+            Box::pin(async {})
+        }
+    }
+
+    fn scripted(answers: Vec<io::Result<bool>>) -> Scripted {
+        Scripted {
+            renewals: Mutex::new(answers.into()),
+            asked: Mutex::new(0),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_lease_is_renewed_until_another_instance_has_the_lock() {
+        let tier = scripted(vec![Ok(true), Ok(true), Ok(false)]);
+        let started = tokio::time::Instant::now();
+        let why = hold(&tier, "example.com", "t").await;
+        assert!(why.contains("lost"), "{why}");
+        assert_eq!(*tier.asked.lock().unwrap_or_else(|p| p.into_inner()), 3);
+        assert_eq!(started.elapsed(), RENEW_EVERY * 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_unanswered_renewal_is_retried_while_the_lease_may_hold() {
+        let down = || Err(io::Error::other("Redis: connection refused"));
+        // One blip: renewed at the next try, the order goes on.
+        let tier = scripted(vec![down(), Ok(true), Ok(false)]);
+        let why = hold(&tier, "example.com", "t").await;
+        assert!(why.contains("lost"), "{why}");
+        // Redis gone for good: given up before the lease could have run out.
+        let tier = scripted((0..10).map(|_| down()).collect());
+        let started = tokio::time::Instant::now();
+        let why = hold(&tier, "example.com", "t").await;
+        assert!(why.contains("cannot renew"), "{why}");
+        assert!(started.elapsed() <= LEASE, "{:?}", started.elapsed());
     }
 }
