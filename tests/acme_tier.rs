@@ -422,6 +422,80 @@ async fn a_crashed_holders_lease_runs_out_then_one_instance_orders() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_that_adds_the_tier_shares_the_certificate_without_a_new_order() {
+    let redis = RedisServer::start().await;
+    let backend = Backend::named("app").await;
+    let ports = (free_port(), free_port(), free_port());
+    let pebble = Pebble::start(ports.0.port(), free_port().port(), 3600).await;
+    let dir = fresh_temp_dir("farmgate-acme-join");
+    let alone = config(
+        "solo",
+        "http-01",
+        ports,
+        &pebble,
+        &redis,
+        &backend,
+        &dir.join("storage"),
+    );
+    let cut = alone.find("cluster:").unwrap();
+    let end = alone[cut..].find("farms:").unwrap() + cut;
+    let (without, tier_section) = (
+        format!("{}{}", &alone[..cut], &alone[end..]),
+        &alone[cut..end],
+    );
+    let path = dir.join("farmgate.yaml");
+    std::fs::write(&path, &without).unwrap();
+    let fg = start_from_file(&path).await;
+    let client = verifying_client(&pebble).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let first = issued_cert(ports.1, &client, deadline)
+        .await
+        .unwrap_or_else(|| panic!("no certificate issued alone\n{}", pebble.log()));
+
+    // `cluster:` added by a reload: the manager moves to the tier's store,
+    // sharing the certificate it serves; nothing is ordered.
+    std::fs::write(&path, format!("{without}{tier_section}")).unwrap();
+    let status = || {
+        farmgate::tls::acme::statuses()
+            .snapshot()
+            .into_iter()
+            .find(|s| s.listener == "secure")
+    };
+    wait_until(
+        Duration::from_secs(10),
+        "the manager in tier mode",
+        || async { status().is_some_and(|s| s.tier) },
+    )
+    .await;
+    let mut c = redis.conn().await;
+    let key = format!("farmgate:{TIER}:acme:store:certs/{DOMAIN}.pem");
+    let mut shared: Option<Vec<u8>> = None;
+    let until = Instant::now() + Duration::from_secs(10);
+    while shared.is_none() && Instant::now() < until {
+        shared = redis::cmd("GET")
+            .arg(&key)
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        shared.is_some(),
+        "the certificate was not shared with the tier"
+    );
+    let served = issued_cert(ports.1, &client, Instant::now()).await;
+    assert_eq!(served, Some(first), "the same certificate keeps serving");
+    assert_eq!(
+        pebble.log().matches("Added order").count(),
+        1,
+        "{}",
+        pebble.log()
+    );
+    assert_eq!(status().map(|s| s.orders_total), Some(1));
+    fg.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_outage_keeps_the_certificate_and_renewal_resumes_after() {
     // 60 s certificates: renewal falls due about 40 s after issue.
     let mut s = Setup::start(60, "http-01").await;
@@ -453,7 +527,8 @@ async fn redis_outage_keeps_the_certificate_and_renewal_resumes_after() {
                 &[("operation", "acme")],
             )
             .unwrap_or(0.0);
-        assert!(failed >= 2.0, "acme Redis failures counted: {failed}");
+        // Counted while the breaker is closed (once open it answers at once).
+        assert!(failed >= 1.0, "acme Redis failures counted: {failed}");
         let renewal_failures = scrape
             .get(
                 "farmgate_acme_renewal_failures_total",

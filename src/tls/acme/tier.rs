@@ -8,9 +8,11 @@
 //! away on a reload that drops `cluster:`); every manager reads it when it
 //! (re)starts and listens to its change counter for certificates another
 //! instance stored. [`TierStore`] layers the shared store over the local
-//! `storage:` directory: every value is written to both, and a read the
-//! tier cannot answer falls back to the local copy, so an instance that
-//! restarts while Redis is down still serves its last certificate.
+//! `storage:` directory: every value is written to both; a read the tier
+//! cannot answer falls back to the local copy, so an instance that restarts
+//! while Redis is down still serves its last certificate; and a value the
+//! tier lacks (a new tier, a Redis restarted empty) is taken from the local
+//! copy and shared, so joining a tier does not order anew.
 
 use super::store::{AcmeStore, FileStore};
 use futures_util::future::BoxFuture;
@@ -125,7 +127,23 @@ impl AcmeStore for TierStore {
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, io::Result<Option<Vec<u8>>>> {
         Box::pin(async move {
             match self.tier.get(key).await {
-                Ok(v) => Ok(v),
+                Ok(Some(v)) => Ok(Some(v)),
+                // The tier has none (a new tier, a Redis that restarted
+                // empty): the local copy, shared from now on.
+                Ok(None) => {
+                    let Some(v) = self.local.get(key).await.ok().flatten() else {
+                        return Ok(None);
+                    };
+                    match self.tier.put(key, &v).await {
+                        Ok(()) => tracing::info!(
+                            "ACME storage: {key} shared with the tier from the local copy"
+                        ),
+                        Err(e) => {
+                            tracing::warn!("ACME storage: cannot share {key} with the tier: {e}")
+                        }
+                    }
+                    Ok(Some(v))
+                }
                 Err(e) => {
                     match self.local.get(key).await {
                         Ok(Some(v)) => {
