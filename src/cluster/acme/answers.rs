@@ -96,7 +96,7 @@ pub async fn publish(redis: &Redis, me: &str, challenge: &Challenge) -> io::Resu
             let msg = format!("{EVENT}challenges");
             let (hash2, f2) = (hash.clone(), f.clone());
             redis
-                .run("acme", |mut c| async move {
+                .run_counted("acme", |mut c| async move {
                     redis::pipe()
                         .hset(&hash2, &f2, &json)
                         .ignore()
@@ -128,7 +128,7 @@ pub fn withdraw(redis: Arc<Redis>, challenges: Vec<Challenge>) {
         let msg = format!("{EVENT}challenges");
         tokio::spawn(async move {
             let _ = redis
-                .run("acme", |mut c| async move {
+                .run_counted("acme", |mut c| async move {
                     redis::pipe()
                         .hdel(&hash, &fields)
                         .ignore()
@@ -156,7 +156,7 @@ async fn wait_for_acks(redis: &Redis, me: &str, f: &str) {
         while Instant::now() < deadline {
             let (set, acks, prefix) = (&set, &acks, &prefix);
             let read = redis
-                .run("acme", |mut c| async move {
+                .run_counted("acme", |mut c| async move {
                     let ids: Vec<String> = c.smembers(set).await?;
                     let acked: Vec<String> = c.smembers(acks).await?;
                     let mut live = Vec::new();
@@ -191,7 +191,7 @@ pub async fn pull(tier: &Tier, redis: &Redis) {
     let hash = redis.spec.key("acme:challenges");
     let h = hash.clone();
     let Ok(all) = redis
-        .run("acme", |mut c| async move {
+        .run_counted("acme", |mut c| async move {
             c.hgetall::<_, HashMap<String, String>>(&h).await
         })
         .await
@@ -236,7 +236,7 @@ pub async fn pull(tier: &Tier, redis: &Redis) {
     }
     let me = tier.instance().to_string();
     let _ = redis
-        .run("acme", |mut c| async move {
+        .run_counted("acme", |mut c| async move {
             let mut p = redis::pipe();
             for f in live.keys() {
                 let acks = redis.spec.key(&format!("acme:acks:{f}"));

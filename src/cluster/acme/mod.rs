@@ -61,7 +61,7 @@ impl RedisAcme {
     async fn script(&self, code: &'static str, key: String, args: Vec<String>) -> io::Result<i64> {
         let redis = self.redis()?;
         redis
-            .run("acme", |mut c| async move {
+            .run_counted("acme", |mut c| async move {
                 redis::cmd("EVAL")
                     .arg(code)
                     .arg(1)
@@ -86,7 +86,7 @@ impl AcmeStore for RedisAcme {
             let redis = self.redis()?;
             let k = redis.spec.key(&format!("acme:store:{key}"));
             redis
-                .run("acme", |mut c| async move { c.get(&k).await })
+                .run_counted("acme", |mut c| async move { c.get(&k).await })
                 .await
                 .map_err(unreachable)
         })
@@ -97,7 +97,7 @@ impl AcmeStore for RedisAcme {
             let redis = self.redis()?;
             let k = redis.spec.key(&format!("acme:store:{key}"));
             redis
-                .run("acme", |mut c| async move { c.set(&k, value).await })
+                .run_counted("acme", |mut c| async move { c.set(&k, value).await })
                 .await
                 .map_err(unreachable)
         })
@@ -119,7 +119,7 @@ impl AcmeTier for RedisAcme {
             let ms = lease.as_millis() as u64;
             let t = token.clone();
             let (taken, holder) = redis
-                .run("acme", |mut c| async move {
+                .run_counted("acme", |mut c| async move {
                     let taken: Option<String> = redis::cmd("SET")
                         .arg(&k)
                         .arg(&t)
@@ -185,7 +185,7 @@ impl AcmeTier for RedisAcme {
             let channel = redis.spec.key("events");
             let msg = format!("{EVENT}cert {name}");
             let _ = redis
-                .run("acme", |mut c| async move {
+                .run_counted("acme", |mut c| async move {
                     c.publish::<_, _, ()>(&channel, &msg).await
                 })
                 .await;
