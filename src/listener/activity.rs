@@ -411,8 +411,8 @@ impl ConnActivity {
                 Some((_, Expiry::Idle | Expiry::Park)) if !idle => woken.await,
                 Some((when, why)) if when <= Instant::now() => return why,
                 Some((when, _)) => {
-                    if timer.deadline() != when.into() {
-                        timer.as_mut().reset(when.into());
+                    if timer.deadline() != when {
+                        timer.as_mut().reset(when);
                     }
                     tokio::select! {
                         _ = timer.as_mut() => {}
