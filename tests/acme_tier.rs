@@ -39,7 +39,17 @@ struct Instance {
     tls: SocketAddr,
     admin: SocketAddr,
     log: PathBuf,
+    dir: PathBuf,
     _proc: Proc,
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        // Kept after a failure: the log is in it.
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
 }
 
 /// The config of instance `id`: a plain listener (HTTP-01), a TLS
@@ -120,16 +130,17 @@ async fn start_tier(
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
-        started.push((id, ports, log, child));
+        started.push((id, ports, dir, log, child));
     }
     let mut tier = Vec::new();
-    for (id, (plain, tls, admin), log, child) in started {
+    for (id, (plain, tls, admin), dir, log, child) in started {
         tier.push(Instance {
             id,
             plain,
             tls,
             admin,
             log,
+            dir,
             _proc: Proc::wait_listening(child, tls).await,
         });
     }
@@ -493,6 +504,7 @@ async fn a_reload_that_adds_the_tier_shares_the_certificate_without_a_new_order(
     );
     assert_eq!(status().map(|s| s.orders_total), Some(1));
     fg.shutdown(Duration::from_secs(1)).await;
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
