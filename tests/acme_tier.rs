@@ -419,6 +419,10 @@ async fn a_crashed_holders_lease_runs_out_then_one_instance_orders() {
             st["failures_total"], 0,
             "waiting for a lock is no failure: {st}"
         );
+        assert_eq!(
+            st["last_result"], "waiting: ghost holds the tier's order lock",
+            "{st}"
+        );
     }
     // ... then exactly one, and both serve its certificate.
     s.wait_for_new(None).await;

@@ -167,7 +167,10 @@ impl Manager {
                     } else {
                         "placeholder"
                     };
-                    self.update(|s| s.state = state);
+                    self.update(|s| {
+                        s.state = state;
+                        s.last_result = format!("waiting: {holder} holds the tier's order lock");
+                    });
                     self.retry_at = Some(unix_now() + retry.as_secs() as i64);
                 }
                 Err(failure) => self.failed(failure),

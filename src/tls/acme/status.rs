@@ -18,7 +18,8 @@ pub struct AcmeStatus {
     pub not_after: i64,
     pub next_attempt: i64,
     pub last_attempt: i64,
-    /// `ok`, the last error, or empty before any attempt.
+    /// `ok`, the last error, `waiting: …` while another instance of the
+    /// tier orders, or empty before any attempt.
     pub last_result: String,
     pub renewals_total: u64,
     pub failures_total: u64,
