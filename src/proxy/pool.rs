@@ -267,7 +267,22 @@ impl PoolRegistry {
     /// The pool for `scheme://authority`, shared with every other server
     /// at the same address.
     pub fn get_or_create(&self, scheme: &Scheme, authority: &Authority) -> Arc<BackendPool> {
-        let key = format!("{scheme}://{authority}");
+        self.get_or_create_key(format!("{scheme}://{authority}"))
+    }
+
+    /// The pool of `server`: by address, and for a member of a DNS-named
+    /// server by the address it connects to as well (each of the name's
+    /// addresses has its own connections).
+    pub fn for_server(&self, server: &crate::farm::Server) -> Arc<BackendPool> {
+        match server.connect_to() {
+            None => self.get_or_create(&server.scheme, &server.authority),
+            Some(at) => {
+                self.get_or_create_key(format!("{}://{}#{at}", server.scheme, server.authority))
+            }
+        }
+    }
+
+    fn get_or_create_key(&self, key: String) -> Arc<BackendPool> {
         let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(pool) = map.get(&key).and_then(Weak::upgrade) {
             return pool;
