@@ -600,6 +600,13 @@ fn acme(enc: &mut DescriptorEncoder) -> fmt::Result {
     )?;
     counters(
         enc,
+        ACME_ORDERS,
+        "ACME orders this instance placed (in a tier, only the order lock's holder orders).",
+        all.iter()
+            .map(|s| ([("listener", s.listener.as_str())], s.orders_total)),
+    )?;
+    counters(
+        enc,
         ACME_RENEWAL_FAILURES,
         "ACME orders and renewals that failed.",
         all.iter()

@@ -35,6 +35,9 @@ pub const TLS_CERTIFICATE_RELOADS: &str = "farmgate_tls_certificate_reloads";
 pub const ACME_CERTIFICATE_EXPIRY_DAYS: &str = "farmgate_acme_certificate_expiry_days";
 /// Counter `{listener}`: ACME certificates issued (first issue and renewals).
 pub const ACME_RENEWALS: &str = "farmgate_acme_renewals";
+/// Counter `{listener}`: ACME orders this instance placed (in a tier, only
+/// the order lock's holder orders).
+pub const ACME_ORDERS: &str = "farmgate_acme_orders";
 /// Counter `{listener}`: ACME orders or renewals that failed.
 pub const ACME_RENEWAL_FAILURES: &str = "farmgate_acme_renewal_failures";
 
