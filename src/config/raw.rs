@@ -12,8 +12,8 @@ use std::path::PathBuf;
 #[derive(Debug, Deserialize, schemars::JsonSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
-    /// Files whose `listeners`, `farms`, `rules` and `rewrite_maps` are
-    /// merged into this file's (`config::include`).
+    /// Files whose `listeners`, `farms`, `rules`, `rewrite_maps` and
+    /// `limits` are merged into this file's (`config::include`).
     #[serde(default)]
     pub include: Vec<String>,
     #[serde(default)]
