@@ -288,7 +288,11 @@ async fn limits_can_come_from_included_files() {
     ];
     assert_eq!(
         statuses,
-        [StatusCode::OK, StatusCode::OK, StatusCode::TOO_MANY_REQUESTS]
+        [
+            StatusCode::OK,
+            StatusCode::OK,
+            StatusCode::TOO_MANY_REQUESTS
+        ]
     );
 
     // A problem in an included limit is placed in its own file.

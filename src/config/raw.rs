@@ -24,6 +24,9 @@ pub struct RawConfig {
     pub proxy: crate::proxy::spec::RawProxy,
     #[serde(default)]
     pub log: crate::log::spec::RawLog,
+    /// W3C trace context and span export (`docs/observability.md`).
+    #[serde(default)]
+    pub trace: Option<crate::trace::RawTrace>,
     #[serde(default)]
     pub runtime: RawRuntime,
     #[serde(default)]

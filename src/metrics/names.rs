@@ -161,3 +161,9 @@ pub const LIMIT_MEMORY_BYTES: &str = "farmgate_limit_memory_bytes";
 /// Counter `{limit}`: keys forgotten to make room while their bucket was not
 /// yet full (the store is too small for the traffic).
 pub const LIMIT_EVICTED_KEYS: &str = "farmgate_limit_evicted_keys";
+
+// === trace ===
+/// Counter `{result}`: spans of sampled requests (`trace.export`), by
+/// `result`: `exported` (the collector took them), `dropped` (the queue was
+/// full), `failed` (the collector refused them or could not be reached).
+pub const TRACE_SPANS: &str = "farmgate_trace_spans";
