@@ -2,6 +2,57 @@
 //! read into its free tail, consumed from its head, and what is left
 //! (a pipelined request, body bytes) moves to the front only when the tail
 //! runs out. An idle connection can give its memory back.
+//!
+//! Buffers of the usual read size come from, and go back to, a small pool
+//! per worker thread (as nginx and HAProxy take theirs from pools): a
+//! connection waiting for its next request holds none, so a burst of
+//! clients that go quiet leaves no buffers behind, and a busy connection
+//! takes one without a trip to the allocator. [`scratch`] does the same
+//! for the write side's head buffers.
+
+use std::cell::RefCell;
+
+/// The read size whose buffers are pooled (the engine's head reads).
+pub const POOLED: usize = 16 << 10;
+/// Buffers a thread keeps at most (1 MiB of read buffers).
+const KEEP: usize = 64;
+/// Scratch buffers larger than this go back to the allocator.
+const SCRATCH_MAX: usize = 64 << 10;
+
+thread_local! {
+    static READ: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+    static SCRATCH: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+}
+
+fn take_from(pool: &'static std::thread::LocalKey<RefCell<Vec<Vec<u8>>>>) -> Option<Vec<u8>> {
+    pool.try_with(|p| p.try_borrow_mut().ok()?.pop())
+        .ok()
+        .flatten()
+}
+
+fn give_to(pool: &'static std::thread::LocalKey<RefCell<Vec<Vec<u8>>>>, v: Vec<u8>) {
+    let _ = pool.try_with(|p| {
+        if let Ok(mut p) = p.try_borrow_mut() {
+            if p.len() < KEEP {
+                p.push(v);
+            }
+        }
+    });
+}
+
+/// An empty write buffer, with the capacity a previous head left it.
+pub fn scratch() -> Vec<u8> {
+    take_from(&SCRATCH).unwrap_or_default()
+}
+
+/// Gives `v`'s memory back to the pool (leaving `v` empty).
+pub fn recycle(v: &mut Vec<u8>) {
+    let mut v = std::mem::take(v);
+    if v.capacity() != 0 && v.capacity() <= SCRATCH_MAX {
+        v.clear();
+        give_to(&SCRATCH, v);
+    }
+}
 
 /// Bytes read and not yet consumed are `data[start..end]`.
 #[derive(Debug, Default)]
@@ -42,6 +93,12 @@ impl ReadBuf {
         }
         if self.data.len() - self.end < want && self.data.len() < cap {
             let grow = (self.end + want).max(self.data.len() * 2).min(cap);
+            if self.data.is_empty() && grow == POOLED {
+                if let Some(v) = take_from(&READ) {
+                    self.data = v;
+                    return &mut self.data[..];
+                }
+            }
             self.data.resize(grow, 0);
         }
         &mut self.data[self.end..]
@@ -77,5 +134,52 @@ impl ReadBuf {
         }
         *self = ReadBuf::default();
         true
+    }
+}
+
+impl Drop for ReadBuf {
+    fn drop(&mut self) {
+        if self.data.len() == POOLED {
+            give_to(&READ, std::mem::take(&mut self.data));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_released_read_buffer_is_the_next_one_taken() {
+        let mut a = ReadBuf::new();
+        let first = a.spare(POOLED, usize::MAX).as_ptr();
+        assert!(a.release());
+        assert_eq!(a.capacity(), 0, "an idle buffer holds no memory");
+        let mut b = ReadBuf::new();
+        assert_eq!(b.spare(POOLED, usize::MAX).as_ptr(), first);
+        drop(b);
+        // Dropped (a closed connection) goes back too.
+        let mut c = ReadBuf::new();
+        assert_eq!(c.spare(POOLED, usize::MAX).as_ptr(), first);
+    }
+
+    #[test]
+    fn a_buffer_with_bytes_left_is_kept() {
+        let mut a = ReadBuf::new();
+        a.extend(b"GET / HTTP/1.1\r\n");
+        assert!(!a.release());
+        assert_eq!(a.data(), b"GET / HTTP/1.1\r\n");
+    }
+
+    #[test]
+    fn scratch_buffers_come_back_empty_with_their_capacity() {
+        let mut v = scratch();
+        v.extend_from_slice(&[1; 1000]);
+        let cap = v.capacity();
+        recycle(&mut v);
+        assert_eq!(v.capacity(), 0);
+        let w = scratch();
+        assert!(w.is_empty());
+        assert_eq!(w.capacity(), cap);
     }
 }

@@ -20,7 +20,7 @@ use super::engine_body::{EngineBody, Giveback, ReadSide};
 use super::engine_write::{self, Client};
 use super::park::Parkable;
 use super::{request_timeout, run_connection, Conn, ConnGuard, Serving};
-use crate::http1::{Parsed, ReadBuf, RequestHead, RequestParser, Violation};
+use crate::http1::{buffer, Parsed, ReadBuf, RequestHead, RequestParser, Violation};
 use crate::metrics::listener::ClientTimeout;
 use crate::proxy::body::{BoxBody, ClientBody};
 use crate::proxy::error::local_response;
@@ -46,42 +46,65 @@ enum Next<S> {
     Close,
     /// To hyper, with the bytes read and not yet served.
     Hyper(S, ReadBuf),
+    /// Idle: to park, after this many request heads.
+    Park(S, u64),
 }
 
 /// Serves `stream` until it closes; see the module doc.
+///
+/// The serving state (parser, buffers, the exchange's futures) lives in a
+/// boxed future that ends when the connection parks: a parked connection's
+/// task holds only the socket, its watchdog and this loop.
 pub(super) async fn run<S>(
-    stream: S,
+    mut stream: S,
     conn: Conn,
     gw: Arc<Serving>,
-    builder: auto::Builder<TokioExecutor>,
+    builder: Arc<auto::Builder<TokioExecutor>>,
     guard: ConnGuard,
 ) where
     S: AsyncRead + AsyncWrite + Parkable + Unpin + Send + Sync + 'static,
 {
     let activity = conn.activity.clone();
-    let next = serve(stream, &conn, &gw).await;
-    match next {
-        Next::Close => activity.set_done(),
-        Next::Hyper(stream, buf) => {
-            activity.continue_after_engine();
-            let stream = Prefixed::new(stream, buf);
-            run_connection(stream, conn, gw, builder, guard).await;
+    let _counted = conn.info.stats.connection();
+    let mut heads = 0;
+    loop {
+        match Box::pin(serve(stream, &conn, &gw, heads)).await {
+            Next::Close => return activity.set_done(),
+            Next::Hyper(stream, buf) => {
+                activity.continue_after_engine();
+                let stream = Prefixed::new(stream, buf);
+                drop(_counted);
+                // Boxed: the engine's idle connections must not carry
+                // hyper's connection future in their task.
+                return Box::pin(run_connection(stream, conn, gw, builder, guard)).await;
+            }
+            Next::Park(s, h) => {
+                (stream, heads) = (s, h);
+                activity.set_parking(true);
+                let mut shutdown = gw.connections.subscribe();
+                let woken = super::wait_parked(&stream, &conn.info, &activity, &mut shutdown).await;
+                activity.set_parking(false);
+                if !woken {
+                    return activity.set_done();
+                }
+            }
         }
     }
 }
 
-async fn serve<S>(mut stream: S, conn: &Conn, gw: &Arc<Serving>) -> Next<S>
+/// Serves requests until the connection closes, goes to hyper or parks;
+/// `heads_before`: request heads served before it last parked.
+async fn serve<S>(mut stream: S, conn: &Conn, gw: &Arc<Serving>, heads_before: u64) -> Next<S>
 where
     S: AsyncRead + AsyncWrite + Parkable + Unpin + Send + Sync + 'static,
 {
     let (info, activity) = (&conn.info, &conn.activity);
-    let _counted = info.stats.connection();
     let limits = gw.snapshot().proxy.limits;
     let mut shutdown = gw.connections.subscribe();
     let mut parser = RequestParser::new(conn.max_head);
     let mut buf = ReadBuf::new();
     let mut out: Vec<u8> = Vec::new();
-    let mut up: Vec<u8> = Vec::new();
+    let mut up: Vec<u8>;
     let mut draining = false;
     loop {
         // === A request head ===
@@ -101,18 +124,31 @@ where
                     return Next::Close;
                 }
             }
-            let heads = u32::try_from(parser.heads()).unwrap_or(u32::MAX);
+            let heads = u32::try_from(heads_before + parser.heads()).unwrap_or(u32::MAX);
             activity.head_progress(!buf.is_empty(), heads);
             if draining && buf.is_empty() {
                 return Next::Close;
             }
             let wake = {
                 let read = async {
+                    let unbuffered = buf.is_empty() && stream.waits_unbuffered();
                     let room = buf.spare(READ_SIZE, conn.max_head + READ_SIZE);
                     if room.is_empty() {
                         return Err(io::Error::other("head buffer full"));
                     }
-                    tokio::io::AsyncReadExt::read(&mut stream, room).await
+                    if !unbuffered {
+                        return tokio::io::AsyncReadExt::read(&mut stream, room)
+                            .await
+                            .map(Some);
+                    }
+                    // Between requests: one look with a pooled buffer; if
+                    // the client has sent nothing yet, the buffer goes back
+                    // and the wait holds none.
+                    if let Some(got) = read_now(&mut stream, room).await {
+                        return got.map(Some);
+                    }
+                    buf.release();
+                    stream.readable().await.map(|()| None)
                 };
                 tokio::select! {
                     r = read => Wake::Read(r),
@@ -126,20 +162,9 @@ where
                     draining = true;
                     continue;
                 }
-                Wake::Expired(Expiry::Park) if activity.can_park() => {
-                    up = Vec::new();
-                    let parked = park(
-                        &stream,
-                        &mut parser,
-                        &mut buf,
-                        &mut out,
-                        conn,
-                        &mut shutdown,
-                    );
-                    if parked.await {
-                        continue;
-                    }
-                    return Next::Close;
+                Wake::Expired(Expiry::Park) if activity.can_park() && buf.is_empty() => {
+                    // The buffers, the field table and this future go.
+                    return Next::Park(stream, heads_before + parser.heads());
                 }
                 Wake::Expired(Expiry::Park) => {
                     activity.skip_park();
@@ -148,7 +173,7 @@ where
                 Wake::Expired(Expiry::Header) if activity.head_started() => {
                     info.stats.count_timeout(ClientTimeout::Header);
                     info.stats.codes.inc(408);
-                    request_timeout(stream).await;
+                    Box::pin(request_timeout(stream)).await;
                     return Next::Close;
                 }
                 Wake::Expired(why) => {
@@ -156,13 +181,16 @@ where
                     return Next::Close;
                 }
             };
-            activity.read_progress();
             match got {
-                Ok(0) | Err(_) => return Next::Close,
-                Ok(n) => buf.filled(n),
+                Ok(Some(0)) | Err(_) => return Next::Close,
+                Ok(Some(n)) => {
+                    activity.read_progress();
+                    buf.filled(n);
+                }
+                Ok(None) => {}
             }
         };
-        let heads = u32::try_from(parser.heads()).unwrap_or(u32::MAX);
+        let heads = u32::try_from(heads_before + parser.heads()).unwrap_or(u32::MAX);
         activity.head_progress(false, heads);
 
         // === The request ===
@@ -225,6 +253,9 @@ where
             Held::Split(w, _, body) => (Sock::Write(w), body.take().unwrap_or(ClientBody::Empty)),
         };
         let req = req.map(|()| body);
+        // The head buffers come from the thread's pool and go back after
+        // the exchange: a connection between requests holds none.
+        (out, up) = (buffer::scratch(), buffer::scratch());
         // Boxed: an idle connection's task must not be the size of a
         // request's pipeline.
         let served = Box::pin(exchange(
@@ -238,6 +269,8 @@ where
             &mut draining,
         ))
         .await;
+        buffer::recycle(&mut out);
+        buffer::recycle(&mut up);
         let back = match held {
             Held::Whole(s) => Some(s),
             Held::Split(w, giveback, _) => {
@@ -271,9 +304,25 @@ where
     }
 }
 
-/// What the head wait woke for.
+/// Reads what is there now, without waiting: `None` if nothing is.
+async fn read_now<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    room: &mut [u8],
+) -> Option<io::Result<usize>> {
+    std::future::poll_fn(|cx| {
+        let mut rb = tokio::io::ReadBuf::new(room);
+        match Pin::new(&mut *stream).poll_read(cx, &mut rb) {
+            Poll::Ready(r) => Poll::Ready(Some(r.map(|()| rb.filled().len()))),
+            Poll::Pending => Poll::Ready(None),
+        }
+    })
+    .await
+}
+
+/// What the head wait woke for: bytes read (`None`: readable, not read
+/// yet), shutdown, or a watchdog deadline.
 enum Wake {
-    Read(io::Result<usize>),
+    Read(io::Result<Option<usize>>),
     Drain,
     Expired(Expiry),
 }
@@ -402,8 +451,19 @@ impl Drop for Ended<'_> {
 }
 
 /// Answers a request the engine refuses (400 or 431) and closes, as
-/// `service.rs` answers the framing scanner's findings.
-async fn refuse<S: AsyncWrite + Unpin>(
+/// `service.rs` answers the framing scanner's findings. Boxed: a rare path
+/// whose response future must not size every connection's task.
+fn refuse<'a, S: AsyncWrite + Unpin + Send>(
+    stream: &'a mut S,
+    v: Violation,
+    info: &'a crate::request::ConnInfo,
+    activity: &'a ConnActivity,
+    out: &'a mut Vec<u8>,
+) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
+    Box::pin(refuse_now(stream, v, info, activity, out))
+}
+
+async fn refuse_now<S: AsyncWrite + Unpin + Send>(
     stream: &mut S,
     v: Violation,
     info: &crate::request::ConnInfo,
@@ -431,27 +491,6 @@ async fn refuse<S: AsyncWrite + Unpin>(
     let write = engine_write::write_response(stream, resp, client, out, activity);
     let _ = tokio::time::timeout(std::time::Duration::from_secs(1), write).await;
     let _ = tokio::time::timeout(std::time::Duration::from_secs(1), stream.shutdown()).await;
-}
-
-/// Parks an idle connection: its buffers and field table are given back,
-/// and it waits for the client's next bytes holding only the socket.
-/// Returns whether the client sent something (false: close).
-async fn park<S: Parkable>(
-    stream: &S,
-    parser: &mut RequestParser,
-    buf: &mut ReadBuf,
-    out: &mut Vec<u8>,
-    conn: &Conn,
-    shutdown: &mut tokio::sync::watch::Receiver<bool>,
-) -> bool {
-    let (info, activity) = (&conn.info, &conn.activity);
-    activity.set_parking(true);
-    buf.release();
-    parser.release();
-    *out = Vec::new();
-    let woken = super::wait_parked(stream, info, activity, shutdown).await;
-    activity.set_parking(false);
-    woken
 }
 
 /// Is a partial head already not HTTP/1 (httparse refuses its start)?

@@ -273,7 +273,7 @@ pub fn spawn(
     let task = tokio::spawn(async move {
         let listener = accepting;
         let mut generation = gw.generation();
-        let mut builder = http_builder(&gw);
+        let mut builder = Arc::new(http_builder(&gw));
         loop {
             let accepted = tokio::select! {
                 r = listener.accept() => r,
@@ -282,7 +282,7 @@ pub fn spawn(
             if gw.generation() != generation {
                 // A reload may have changed timeouts: new connections get them.
                 generation = gw.generation();
-                builder = http_builder(&gw);
+                builder = Arc::new(http_builder(&gw));
             }
             match accepted {
                 Ok((stream, peer)) => {
@@ -471,7 +471,7 @@ impl Accepted {
         secure: bool,
         tls: Option<Arc<TlsListener>>,
         gw: Arc<Serving>,
-        builder: auto::Builder<TokioExecutor>,
+        builder: Arc<auto::Builder<TokioExecutor>>,
     ) {
         let info = Arc::new(ConnInfo::new(self.peer, self.local, stats, secure));
         let conn = Conn {
@@ -521,7 +521,7 @@ fn serve_connection<S>(
     stream: S,
     conn: Conn,
     gw: Arc<Serving>,
-    builder: auto::Builder<TokioExecutor>,
+    builder: Arc<auto::Builder<TokioExecutor>>,
 ) where
     S: AsyncRead + AsyncWrite + Parkable + Unpin + Send + Sync + 'static,
 {
@@ -544,7 +544,7 @@ async fn run_connection<S>(
     stream: S,
     conn: Conn,
     gw: Arc<Serving>,
-    builder: auto::Builder<TokioExecutor>,
+    builder: Arc<auto::Builder<TokioExecutor>>,
     guard: ConnGuard,
 ) where
     S: AsyncRead + AsyncWrite + Parkable + Unpin + Send + 'static,

@@ -28,11 +28,22 @@ pub const PARK_AFTER: Duration = Duration::from_secs(1);
 pub trait Parkable {
     /// Resolves when the client has sent something (or closed).
     fn readable(&self) -> impl Future<Output = io::Result<()>> + Send;
+
+    /// Once a read found nothing, does [`readable`](Self::readable) say
+    /// when the next bytes arrive? (A plain socket: yes. TLS may hold
+    /// decrypted bytes or owe a write, so it keeps its read pending.)
+    fn waits_unbuffered(&self) -> bool {
+        false
+    }
 }
 
 impl Parkable for TcpStream {
     fn readable(&self) -> impl Future<Output = io::Result<()>> + Send {
         TcpStream::readable(self)
+    }
+
+    fn waits_unbuffered(&self) -> bool {
+        true
     }
 }
 

@@ -19,7 +19,7 @@ pub(super) fn serve(
     tls: Arc<TlsListener>,
     conn: Conn,
     gw: Arc<Serving>,
-    builder: auto::Builder<TokioExecutor>,
+    builder: Arc<auto::Builder<TokioExecutor>>,
 ) {
     let guard = gw.connections.enter();
     let mut shutdown = gw.connections.subscribe();
@@ -51,7 +51,8 @@ pub(super) fn serve(
         match valid {
             Some(true) => {
                 let stream = Replayed::new(stream, true);
-                run_connection(stream, conn, gw, builder.http2_only(), guard).await;
+                let h2 = Arc::new((*builder).clone().http2_only());
+                run_connection(stream, conn, gw, h2, guard).await;
             }
             Some(false) => {
                 tracing::debug!(peer = %conn.info.peer, "invalid HTTP/2 preface: GOAWAY");
