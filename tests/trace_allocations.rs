@@ -40,7 +40,8 @@ fn the_trace_context_allocates_nothing_per_request() {
             h
         })
         .collect();
-    let peers: [std::net::IpAddr; 2] = ["10.0.0.7".parse().unwrap(), "203.0.113.9".parse().unwrap()];
+    let peers: [std::net::IpAddr; 2] =
+        ["10.0.0.7".parse().unwrap(), "203.0.113.9".parse().unwrap()];
     let mut up = Vec::with_capacity(4096);
     let mut continued = 0;
     // Warm the thread's generator outside the counted region.
