@@ -27,11 +27,9 @@ pub struct Exchange {
     /// A gRPC call's status, and whether the server sent it (counted per
     /// server) or farmgate did (logged only).
     grpc: Option<(u8, bool)>,
-    /// What the log line and the span say, kept while either is wanted.
-    record: Option<Box<AccessRecord>>,
-    log: Option<Arc<AccessLog>>,
-    /// The trace exporter, for a sampled request; the connection's TLS.
-    spans: Option<(Arc<SpanExporter>, bool)>,
+    /// What the log line and the span say, kept while either is wanted
+    /// (boxed: the exchange rides on every response body).
+    kept: Option<Box<Kept>>,
     /// Places under limits' `concurrent` caps, given back when this ends.
     limits: smallvec::SmallVec<[crate::limits::InFlightGuard; 2]>,
 }
@@ -46,9 +44,7 @@ impl Exchange {
             aborted: false,
             picked: None,
             grpc: None,
-            record: None,
-            log: None,
-            spans: None,
+            kept: None,
             limits: smallvec::SmallVec::new(),
         }
     }
@@ -102,13 +98,11 @@ impl Exchange {
         log: Option<Arc<AccessLog>>,
         spans: Option<(Arc<SpanExporter>, bool)>,
     ) {
-        self.record = Some(Box::new(record));
-        self.log = log;
-        self.spans = spans;
+        self.kept = Some(Box::new(Kept { record, log, spans }));
     }
 
     pub fn record(&mut self) -> Option<&mut AccessRecord> {
-        self.record.as_deref_mut()
+        self.kept.as_mut().map(|k| &mut k.record)
     }
 
     pub fn set_upstream_time(&mut self, upstream: Duration) {
@@ -144,21 +138,34 @@ impl Drop for Exchange {
                 s.stats.record_grpc(code);
             }
         }
-        if let Some(mut record) = self.record.take() {
+        if let Some(kept) = self.kept.take() {
+            let Kept {
+                mut record,
+                log,
+                spans,
+            } = *kept;
             record.grpc_status = self.grpc.map(|(code, _)| code);
             record.bytes = self.bytes;
             record.total = self.started.elapsed();
             record.aborted = self.aborted;
-            if let Some(log) = &self.log {
+            if let Some(log) = log {
                 log.write(&record);
             }
-            if let Some((spans, tls)) = self.spans.take() {
-                if let Some(span) = span_of(*record, tls) {
+            if let Some((spans, tls)) = spans {
+                if let Some(span) = span_of(record, tls) {
                     spans.offer(span);
                 }
             }
         }
     }
+}
+
+/// The record of a request and where it goes when the request ends.
+struct Kept {
+    record: AccessRecord,
+    log: Option<Arc<AccessLog>>,
+    /// The trace exporter, for a sampled request; the connection's TLS.
+    spans: Option<(Arc<SpanExporter>, bool)>,
 }
 
 /// The span of a finished request (one with a trace context).
