@@ -354,3 +354,59 @@ async fn a_full_queue_drops_spans_without_slowing_requests() {
     assert!((17..=18).contains(&stats.dropped()), "{}", stats.dropped());
     assert_eq!((stats.exported(), stats.failed()), (0, 0));
 }
+
+#[tokio::test]
+async fn a_reload_moves_the_exporter_and_can_turn_tracing_off() {
+    let app = Backend::named("app").await;
+    let ((a, got_a), (b, got_b)) = (otlp_receiver().await, otlp_receiver().await);
+    let dir = fresh_temp_dir("farmgate-trace-reload");
+    let file = dir.join("farmgate.yaml");
+    let with_export = |to: SocketAddr| {
+        farm_config(
+            "round_robin",
+            &[&app],
+            "",
+            &format!(
+                "trace:\n  export: {{ url: \"http://{to}\", service_name: edge, interval: 20ms }}\n"
+            ),
+        )
+    };
+    std::fs::write(&file, with_export(a.addr)).unwrap();
+    let fg = start_from_file(&file).await;
+    let http = client();
+    let url = format!("http://{}/", fg.first_addr());
+    get(&http, &url).await;
+    wait_until(
+        Duration::from_secs(10),
+        "a span at the first receiver",
+        || {
+            let got = got_a.clone();
+            async move { spans(&got).len() == 1 }
+        },
+    )
+    .await;
+
+    // The collector moves: the next spans go to the new one only.
+    std::fs::write(&file, with_export(b.addr)).unwrap();
+    assert!(farmgate::reload::reload(&fg.gateway, "admin").await.ok);
+    get(&http, &url).await;
+    wait_until(
+        Duration::from_secs(10),
+        "a span at the second receiver",
+        || {
+            let got = got_b.clone();
+            async move { spans(&got).len() == 1 }
+        },
+    )
+    .await;
+    assert_eq!(spans(&got_a).len(), 1);
+
+    // Without trace: the client's traceparent passes untouched again.
+    std::fs::write(&file, farm_config("round_robin", &[&app], "", "")).unwrap();
+    assert!(farmgate::reload::reload(&fg.gateway, "admin").await.ok);
+    let sent = format!("traceparent: {FORGED}\r\n");
+    request_from("127.0.0.1", fg.first_addr(), &sent, "").await;
+    assert_eq!(app.last_seen().headers["traceparent"], FORGED);
+    assert!(fg.gateway.serving.shared.span_exporter().is_none());
+    std::fs::remove_dir_all(&dir).ok();
+}
