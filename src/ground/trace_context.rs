@@ -147,15 +147,27 @@ impl fmt::Display for Hex<'_> {
     }
 }
 
+// Full-range draws: a ranged one (`u64(1..)`) pays a division per call to
+// stay unbiased; an all-zero draw is redrawn instead (one in 2^64).
+
 /// A fresh trace id, never the invalid all-zero one.
 fn trace_id() -> [u8; 16] {
-    let id = fastrand::u128(1..);
-    id.to_be_bytes()
+    loop {
+        let (hi, lo) = (fastrand::u64(..), fastrand::u64(..));
+        if hi | lo != 0 {
+            return ((u128::from(hi) << 64) | u128::from(lo)).to_be_bytes();
+        }
+    }
 }
 
 /// A fresh span id, never the invalid all-zero one.
 fn span_id() -> [u8; 8] {
-    fastrand::u64(1..).to_be_bytes()
+    loop {
+        let id = fastrand::u64(..);
+        if id != 0 {
+            return id.to_be_bytes();
+        }
+    }
 }
 
 #[cfg(test)]

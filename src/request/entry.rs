@@ -55,13 +55,12 @@ pub async fn handle(
 pub async fn handle_h1<W: AsyncWrite + Unpin + Send>(
     shared: Arc<Shared>,
     conn: Arc<ConnInfo>,
-    req: Request<ClientBody>,
+    mut req: Request<ClientBody>,
     fast: Option<FastClient<'_, W>>,
 ) -> Result<Handled, route::Aborted> {
     let started = Instant::now();
     let snap = shared.snapshot();
     let mut ex = Exchange::new(started);
-    let mut req = req;
     // Nothing runs for tracing without a `trace:` section.
     let trace = snap.trace.as_ref().map(|t| Trace {
         ctx: t.begin(conn.client_addr(), req.headers_mut()),

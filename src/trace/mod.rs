@@ -33,13 +33,17 @@ impl TraceSpec {
     #[inline]
     pub fn begin(&self, peer: IpAddr, headers: &mut HeaderMap) -> TraceContext {
         let trusted = !self.trusted.is_empty() && self.trusted.iter().any(|n| n.contains(&peer));
-        let incoming = headers.remove(&TRACEPARENT);
-        // Several `traceparent` fields are invalid; `remove` returned the
-        // first and dropped the rest, and the spec allows continuing with
-        // one of them.
-        let parent = incoming
-            .filter(|_| trusted)
-            .and_then(|v| parse_traceparent(v.as_bytes()));
+        // One `traceparent` field only: several are not a valid context.
+        let parent = if trusted {
+            let mut all = headers.get_all(&TRACEPARENT).iter();
+            match (all.next(), all.next()) {
+                (Some(v), None) => parse_traceparent(v.as_bytes()),
+                _ => None,
+            }
+        } else {
+            None
+        };
+        headers.remove(&TRACEPARENT);
         match parent {
             Some(p) => TraceContext::continued(p),
             None => {
@@ -102,6 +106,16 @@ mod tests {
         let mut h = headers();
         let ctx = s.begin("192.0.2.1".parse().expect("ip"), &mut h);
         assert_ne!(&ctx.trace_id_hex(), b"4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(ctx.parent_id, None);
+        assert!(h.is_empty(), "{h:?}");
+    }
+
+    #[test]
+    fn two_traceparent_fields_are_not_continued() {
+        let s = spec(&["10.0.0.0/8"], 1.0);
+        let mut h = headers();
+        h.append(&TRACEPARENT, HeaderValue::from_static(PARENT));
+        let ctx = s.begin("10.1.2.3".parse().expect("ip"), &mut h);
         assert_eq!(ctx.parent_id, None);
         assert!(h.is_empty(), "{h:?}");
     }

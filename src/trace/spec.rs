@@ -175,6 +175,20 @@ fn build_export(raw: &RawExport, p: &mut Problems) -> Option<ExportSpec> {
                 format!("{at}.headers.{name}"),
                 "not a valid header name and value",
             );
+        } else if [
+            "host",
+            "content-length",
+            "content-type",
+            "transfer-encoding",
+            "connection",
+        ]
+        .iter()
+        .any(|h| name.eq_ignore_ascii_case(h))
+        {
+            p.add(
+                format!("{at}.headers.{name}"),
+                "farmgate sets this header itself",
+            );
         }
     }
     Some(ExportSpec {
