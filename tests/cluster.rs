@@ -273,7 +273,12 @@ async fn redis_frozen_or_killed_never_fails_a_request_and_the_tier_reconverges()
     // Killed and restarted empty: the instances put the record back, and
     // a change made afterwards still travels.
     redis.kill();
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    wait_until(Duration::from_secs(5), "A sees Redis gone", || {
+        let c = c.clone();
+        let a = a.clone();
+        async move { json(&c, &a, "/api/cluster").await["redis"]["up"] == false }
+    })
+    .await;
     redis.restart().await;
     let mut conn = redis.conn().await;
     let deadline = Instant::now() + Duration::from_secs(10);

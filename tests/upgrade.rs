@@ -322,6 +322,7 @@ async fn idle_connections_requests_in_flight_and_drained_servers_survive() {
         idle.push(keep_alive_connection(fg.addr).await);
     }
     // A request in flight across the upgrade (b is slow on /slow).
+    let before = slow.hits();
     let slow_url = format!("http://{}/slow", fg.addr);
     let in_flight = tokio::spawn(async move {
         let c = fresh_client();
@@ -340,7 +341,11 @@ async fn idle_connections_requests_in_flight_and_drained_servers_survive() {
     )
     .await;
     assert_eq!(status, 200, "{body}");
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    common::wait_until(Duration::from_secs(5), "the slow request reaches b", || {
+        let n = slow.hits();
+        async move { n > before }
+    })
+    .await;
     let old = fg.pid();
     let new = fg.upgrade().await;
     assert_ne!(old, new);

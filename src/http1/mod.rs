@@ -59,9 +59,11 @@ impl Span {
     }
 
     fn get(self, whole: &[u8]) -> &[u8] {
-        whole
-            .get(self.start as usize..self.end as usize)
-            .unwrap_or_default()
+        whole.get(self.range()).unwrap_or_default()
+    }
+
+    fn range(self) -> std::ops::Range<usize> {
+        self.start as usize..self.end as usize
     }
 }
 

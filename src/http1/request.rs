@@ -168,6 +168,21 @@ impl<'a> RequestHead<'a> {
             .map(move |f| (f.name.get(bytes), f.value.get(bytes)))
     }
 
+    /// The target's place in the bytes the head was parsed from.
+    pub fn target_range(&self) -> std::ops::Range<usize> {
+        self.p.target.range()
+    }
+
+    /// The fields in arrival order, as (name, the value's place in the
+    /// bytes the head was parsed from).
+    pub fn field_ranges(&self) -> impl Iterator<Item = (&'a [u8], std::ops::Range<usize>)> + 'a {
+        let bytes = self.bytes;
+        self.p
+            .fields
+            .iter()
+            .map(move |f| (f.name.get(bytes), f.value.range()))
+    }
+
     /// The first value of a field (names compare without case).
     pub fn field(&self, name: &[u8]) -> Option<&'a [u8]> {
         self.fields()

@@ -392,14 +392,30 @@ impl ConnActivity {
     /// [`Expiry::Idle`] pass `idle: false`, so that only the other reasons
     /// are watched while the connection winds down.
     pub async fn expired(&self, idle: bool) -> Expiry {
+        let timer = std::pin::pin!(tokio::time::sleep(Duration::ZERO));
+        self.expired_on(idle, timer).await
+    }
+
+    /// [`expired`](Self::expired) on the connection's own `timer`, reused
+    /// wait after wait: moving its deadline later only stores a number
+    /// (tokio re-arms it when the old deadline passes), so a keep-alive
+    /// connection arms no new timer per request.
+    pub async fn expired_on(
+        &self,
+        idle: bool,
+        mut timer: std::pin::Pin<&mut tokio::time::Sleep>,
+    ) -> Expiry {
         loop {
             let woken = self.wake.notified();
             match self.deadline() {
                 Some((_, Expiry::Idle | Expiry::Park)) if !idle => woken.await,
                 Some((when, why)) if when <= Instant::now() => return why,
                 Some((when, _)) => {
+                    if timer.deadline() != when {
+                        timer.as_mut().reset(when);
+                    }
                     tokio::select! {
-                        _ = tokio::time::sleep_until(when) => {}
+                        _ = timer.as_mut() => {}
                         _ = woken => {}
                     }
                 }

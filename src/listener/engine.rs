@@ -106,6 +106,10 @@ where
     let mut out: Vec<u8> = Vec::new();
     let mut up: Vec<u8>;
     let mut draining = false;
+    // The watchdog's timer and the response timer, reused by every
+    // request on the connection (no timer armed per request).
+    let mut watch = pin!(tokio::time::sleep(std::time::Duration::ZERO));
+    let mut respond = pin!(tokio::time::sleep(std::time::Duration::ZERO));
     loop {
         // === A request head ===
         let head_len = loop {
@@ -137,23 +141,23 @@ where
                         return Err(io::Error::other("head buffer full"));
                     }
                     if !unbuffered {
-                        return tokio::io::AsyncReadExt::read(&mut stream, room)
-                            .await
-                            .map(Some);
+                        return tokio::io::AsyncReadExt::read(&mut stream, room).await;
                     }
                     // Between requests: one look with a pooled buffer; if
                     // the client has sent nothing yet, the buffer goes back
                     // and the wait holds none.
                     if let Some(got) = read_now(&mut stream, room).await {
-                        return got.map(Some);
+                        return got;
                     }
                     buf.release();
-                    stream.readable().await.map(|()| None)
+                    stream.readable().await?;
+                    let room = buf.spare(READ_SIZE, conn.max_head + READ_SIZE);
+                    tokio::io::AsyncReadExt::read(&mut stream, room).await
                 };
                 tokio::select! {
                     r = read => Wake::Read(r),
                     _ = shutdown.wait_for(|s| *s), if !draining => Wake::Drain,
-                    why = activity.expired(true) => Wake::Expired(why),
+                    why = activity.expired_on(true, watch.as_mut()) => Wake::Expired(why),
                 }
             };
             let got = match wake {
@@ -181,13 +185,10 @@ where
                     return Next::Close;
                 }
             };
+            activity.read_progress();
             match got {
-                Ok(Some(0)) | Err(_) => return Next::Close,
-                Ok(Some(n)) => {
-                    activity.read_progress();
-                    buf.filled(n);
-                }
-                Ok(None) => {}
+                Ok(0) | Err(_) => return Next::Close,
+                Ok(n) => buf.filled(n),
             }
         };
         let heads = u32::try_from(heads_before + parser.heads()).unwrap_or(u32::MAX);
@@ -209,7 +210,7 @@ where
         if for_hyper(&head) {
             return Next::Hyper(stream, buf);
         }
-        let Some(req) = to_request(&head) else {
+        let Some(req) = to_request(&head, &buf.data()[..head_len]) else {
             refuse(&mut stream, Violation::Malformed, info, activity, &mut out).await;
             return Next::Close;
         };
@@ -231,6 +232,10 @@ where
         // The body reads the client's half of the socket while the
         // response may already be written on the other.
         let mut held = if kind == crate::http1::BodyKind::None {
+            // Nothing pipelined behind the head: the buffer goes back to
+            // the pool for the exchange (a burst of clients waiting on
+            // their backends holds no read buffers).
+            buf.release();
             Held::Whole(stream)
         } else {
             let (r, w) = tokio::io::split(stream);
@@ -256,18 +261,19 @@ where
         // The head buffers come from the thread's pool and go back after
         // the exchange: a connection between requests holds none.
         (out, up) = (buffer::scratch(), buffer::scratch());
-        // Boxed: an idle connection's task must not be the size of a
-        // request's pipeline.
-        let served = Box::pin(exchange(
+        // Not boxed: this future is itself boxed, and ends when the
+        // connection parks.
+        let served = exchange(
             sock,
             req,
             client,
             conn,
             gw,
             (&mut out, &mut up),
+            (watch.as_mut(), respond.as_mut()),
             &mut shutdown,
             &mut draining,
-        ))
+        )
         .await;
         buffer::recycle(&mut out);
         buffer::recycle(&mut up);
@@ -319,10 +325,9 @@ async fn read_now<S: AsyncRead + Unpin>(
     .await
 }
 
-/// What the head wait woke for: bytes read (`None`: readable, not read
-/// yet), shutdown, or a watchdog deadline.
+/// What the head wait woke for.
 enum Wake {
-    Read(io::Result<Option<usize>>),
+    Read(io::Result<usize>),
     Drain,
     Expired(Expiry),
 }
@@ -373,6 +378,7 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin + Send>(
     conn: &Conn,
     gw: &Arc<Serving>,
     (out, up): (&mut Vec<u8>, &mut Vec<u8>),
+    (mut watch, respond): (Pin<&mut tokio::time::Sleep>, Pin<&mut tokio::time::Sleep>),
     shutdown: &mut tokio::sync::watch::Receiver<bool>,
     draining: &mut bool,
 ) -> bool {
@@ -397,6 +403,7 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin + Send>(
             keep_alive: client.keep_alive,
             out: &mut *out,
             up,
+            timer: respond,
         };
         let handled = request::handle_h1(gw.shared.clone(), info.clone(), req, Some(fast)).await;
         let resp = match handled {
@@ -418,7 +425,7 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin + Send>(
         tokio::select! {
             k = work.as_mut() => break k,
             _ = shutdown.wait_for(|s| *s), if !*draining => *draining = true,
-            why = activity.expired(false) => {
+            why = activity.expired_on(false, watch.as_mut()) => {
                 tracing::debug!("closing client connection: {why:?}");
                 match why {
                     Expiry::Body => info.stats.count_timeout(ClientTimeout::Body),
@@ -540,13 +547,17 @@ fn wants_trailers(head: &RequestHead<'_>) -> bool {
 
 /// The pipeline's request head, as hyper's server builds it; None: not
 /// valid as `http` types (answered 400, as hyper does).
-fn to_request(head: &RequestHead<'_>) -> Option<Request<()>> {
+fn to_request(head: &RequestHead<'_>, bytes: &[u8]) -> Option<Request<()>> {
     let method = Method::from_bytes(head.method()).ok()?;
-    let uri = Uri::try_from(head.target()).ok()?;
+    // One copy of the head's bytes; the target and every value are views
+    // of it (one allocation for the head, not one per field).
+    let shared = bytes::Bytes::copy_from_slice(bytes);
+    let view = |r: std::ops::Range<usize>| shared.get(r.clone()).map(|_| shared.slice(r));
+    let uri = Uri::from_maybe_shared(view(head.target_range())?).ok()?;
     let mut headers = HeaderMap::with_capacity(head.fields().count());
-    for (name, value) in head.fields() {
+    for (name, value) in head.field_ranges() {
         let name = HeaderName::from_bytes(name).ok()?;
-        let value = HeaderValue::from_bytes(value).ok()?;
+        let value = HeaderValue::from_maybe_shared(view(value)?).ok()?;
         headers.append(name, value);
     }
     let mut req = Request::new(());

@@ -41,6 +41,8 @@ pub struct FastClient<'a, W> {
     /// The connection's write buffer, and the upstream head's buffer.
     pub out: &'a mut Vec<u8>,
     pub up: &'a mut Vec<u8>,
+    /// The connection's response timer, reused request after request.
+    pub timer: std::pin::Pin<&'a mut tokio::time::Sleep>,
 }
 
 /// How a fast exchange ended.
@@ -69,7 +71,7 @@ enum SendFail {
 pub async fn forward<W: AsyncWrite + Unpin>(
     to: &Forwarder<'_>,
     parts: &http::request::Parts,
-    client: FastClient<'_, W>,
+    mut client: FastClient<'_, W>,
     ex: &mut Exchange,
 ) -> Fast {
     let (proxy, farm) = (to.spec, to.farm);
@@ -98,7 +100,7 @@ pub async fn forward<W: AsyncWrite + Unpin>(
         let sent_at = Instant::now();
         let pool = &to.pools[idx];
         let sent = send(to, server, pool, client.up, head_request, max_head);
-        match tokio::time::timeout(proxy.response_timeout, sent).await {
+        match within(client.timer.as_mut(), proxy.response_timeout, sent).await {
             Ok(Ok((conn, head_len))) => {
                 let latency = sent_at.elapsed();
                 return respond(to, idx, conn, head_len, latency, client, pool, ex).await;
@@ -139,6 +141,25 @@ pub async fn forward<W: AsyncWrite + Unpin>(
         }
     }
     Fast::Failed(last_err)
+}
+
+/// `fut`, or `Err` if `timer`, set `after` from now, fires first. The
+/// timer is the connection's: moving it later is a store, not a new timer.
+async fn within<F: std::future::Future>(
+    mut timer: std::pin::Pin<&mut tokio::time::Sleep>,
+    after: std::time::Duration,
+    fut: F,
+) -> Result<F::Output, ()> {
+    let now = tokio::time::Instant::now();
+    let deadline = now
+        .checked_add(after)
+        .unwrap_or(now + std::time::Duration::from_secs(86_400 * 365));
+    timer.as_mut().reset(deadline);
+    tokio::select! {
+        biased;
+        r = fut => Ok(r),
+        () = timer => Err(()),
+    }
 }
 
 /// The backend's request head: origin form, HTTP/1.1, the prepared fields,
