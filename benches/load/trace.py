@@ -2,8 +2,10 @@
 """What trace context costs under load: farmgate without `trace:`, with it
 (a trusted traceparent continued, the trace id returned), and with it plus
 span export to a collector (nginx answering the POSTs), beside nginx proxying
-the same backends, in the same run. Small keep-alive GETs (the HTTP/1 fast
-forward), wrk -c64, one worker thread each, rounds interleaved, medians.
+the same backends, in the same run. Every target gets the same requests
+(small keep-alive GETs carrying a traceparent: the HTTP/1 fast forward), so
+only the configuration differs; wrk -c64, one worker thread each, rounds
+interleaved, medians.
 
     python3 benches/load/trace.py [--rounds 5] [--duration 3] [--binary PATH]
 
@@ -69,11 +71,13 @@ def main():
         run.sh(f"{args.binary} gen-certs --out {work}/certs >/dev/null")
         run.start([run.tool("nginx"), "-c", proxy, "-p", work], [nginx_port], f"{work}/nginx.out")
         export = TRACE + f'  export: {{ url: "http://127.0.0.1:{collector}", interval: 1s }}\n'
-        targets = {"nginx": (nginx_port, [])}
-        for i, (name, trace, headers) in enumerate([
-            ("farmgate", "", []),
-            ("farmgate trace", TRACE, ["-H", TRACEPARENT]),
-            ("farmgate trace+export", export, ["-H", TRACEPARENT]),
+        headers = ["-H", TRACEPARENT]
+        targets = {"nginx": (nginx_port, headers)}
+        for i, (name, trace) in enumerate([
+            ("farmgate", ""),
+            ("farmgate trace, no response header", TRACE.replace("  response_header: X-Trace-Id\n", "")),
+            ("farmgate trace", TRACE),
+            ("farmgate trace+export", export),
         ]):
             port = base + 20 + i
             cfg = f"{work}/farmgate-{i}.yaml"

@@ -1,7 +1,8 @@
 //! The span exporter: requests hand their finished span to a bounded queue
 //! ([`SpanExporter::offer`], one `try_send`, never waiting: a full queue
 //! drops the span and counts it), and one background thread batches them
-//! (`batch_size` spans, or what came within `interval` of the first) and
+//! (`batch_size` spans, or what came within `interval` of the first;
+//! drained every few milliseconds, so requests never wake it) and
 //! POSTs each batch as OTLP/HTTP JSON (`otlp.rs`) to the collector over a
 //! kept-alive connection (`client.rs`). A batch the collector refuses or
 //! that cannot be sent is counted as failed and let go: traces are worth
@@ -15,7 +16,7 @@ use super::spec::ExportSpec;
 use crate::ground::trace_context::TraceContext;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::mpsc::{self, SyncSender, TryRecvError, TrySendError};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -65,6 +66,9 @@ impl SpanStats {
         self.failed.load(Ordering::Relaxed)
     }
 }
+
+/// How often a filling batch is drained from the queue.
+const DRAIN_TICK: Duration = Duration::from_millis(5);
 
 /// A running exporter: the queue's sending side.
 #[derive(Debug)]
@@ -126,21 +130,30 @@ struct Worker {
 impl Worker {
     fn run(&mut self, rx: mpsc::Receiver<Span>) {
         let mut batch = Vec::with_capacity(self.spec.batch_size.min(4096));
-        // Blocks until a span comes; ends when every sender is gone.
+        // Blocks only while idle: a sender wakes a blocked receiver, so
+        // under traffic the thread sleeps between drains instead, and a
+        // request's `offer` never pays a wake-up (as the access log's
+        // writer does).
         while let Ok(first) = rx.recv() {
             batch.push(first);
             let deadline = Instant::now() + self.spec.interval;
             let mut open = true;
-            while batch.len() < self.spec.batch_size {
-                let left = deadline.saturating_duration_since(Instant::now());
-                match rx.recv_timeout(left) {
-                    Ok(span) => batch.push(span),
-                    Err(RecvTimeoutError::Timeout) => break,
-                    Err(RecvTimeoutError::Disconnected) => {
-                        open = false;
-                        break;
+            loop {
+                while batch.len() < self.spec.batch_size {
+                    match rx.try_recv() {
+                        Ok(span) => batch.push(span),
+                        Err(TryRecvError::Empty) => break,
+                        Err(TryRecvError::Disconnected) => {
+                            open = false;
+                            break;
+                        }
                     }
                 }
+                let left = deadline.saturating_duration_since(Instant::now());
+                if batch.len() >= self.spec.batch_size || !open || left.is_zero() {
+                    break;
+                }
+                std::thread::sleep(left.min(DRAIN_TICK));
             }
             self.send(&batch);
             batch.clear();
