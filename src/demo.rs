@@ -158,6 +158,7 @@ pub fn banner(proxy: SocketAddr, tls: Option<SocketAddr>, admin: Option<SocketAd
          curl -si -H 'traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' http://{proxy}/ | grep -i x-trace-id   # trace continued\n  \
          curl http://{proxy}/v1/users/7       # rule api-v1: demo-1 sees /users/7\n  \
          curl http://{proxy}/current/users/7  # follows the latest API: demo-2 or demo-3\n  \
+         curl http://{proxy}/by-name/hello    # farm by-name: server localhost:9103, a member per address it resolves to\n  \
          curl -i http://{proxy}/old-users     # rewrite map Moved: 301 to /v2/users\n  \
          curl -i http://{proxy}/%61dmin       # maintenance rule: 503, encodings do not dodge it\n  \
          curl http://{proxy}/index.php        # scanner rule: connection closed, no answer\n"

@@ -213,11 +213,29 @@ fn check(path: &Path, format: CheckFormat) -> ExitCode {
                 })
                 .collect(),
         };
+        let warnings: Vec<serde_json::Value> = loaded
+            .as_ref()
+            .map(|s| {
+                s.warnings
+                    .iter()
+                    .map(|e| {
+                        serde_json::json!({
+                            "file": e.file,
+                            "line": e.line,
+                            "column": e.column,
+                            "key": e.path,
+                            "message": e.message,
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
         let doc = serde_json::json!({
             "file": path.display().to_string(),
             "ok": loaded.is_ok(),
             "summary": loaded.as_ref().ok().map(|s| s.summary()),
             "problems": problems,
+            "warnings": warnings,
         });
         println!("{doc}");
         return if loaded.is_ok() {
@@ -228,6 +246,10 @@ fn check(path: &Path, format: CheckFormat) -> ExitCode {
     }
     match loaded {
         Ok(s) => {
+            // Warnings do not refuse the file (a name may resolve later).
+            for w in &s.warnings {
+                println!("warning: {w}");
+            }
             println!("{}: ok: {}", path.display(), s.summary());
             ExitCode::SUCCESS
         }
@@ -348,7 +370,7 @@ fn demo_snapshot(
         }
     }
     raw.admin.bind = admin.to_string();
-    config::build::build(raw, file, registry).map_err(|p| {
+    let mut snapshot = config::build::build(raw, file, registry).map_err(|p| {
         ConfigErrors(
             p.0.into_iter()
                 .map(|(path, message)| config::ConfigError {
@@ -360,7 +382,12 @@ fn demo_snapshot(
                 })
                 .collect(),
         )
-    })
+    })?;
+    // A changed DNS answer builds the demo again, with the same overrides.
+    snapshot.rebuild = config::snapshot::Rebuild(std::sync::Arc::new(move |registry| {
+        demo_snapshot(listen, admin, tls_listen, registry)
+    }));
+    Ok(snapshot)
 }
 
 /// Serves until a signal. `config_path` is the file to watch and reload;

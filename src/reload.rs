@@ -4,6 +4,10 @@
 //! config untouched and is reported (log, metrics, status); a valid one is
 //! swapped in atomically, requests in flight finishing on the snapshot they
 //! started with, and the listeners are reconciled.
+//!
+//! A changed DNS answer rebuilds the running snapshot too ([`watch_names`]):
+//! from the text it was built from, not the file, and without counting as
+//! a reload.
 
 use crate::config;
 use crate::gateway::Gateway;
@@ -60,6 +64,15 @@ async fn apply_file(gw: &Arc<Gateway>) -> Result<String, String> {
         .await
         .map_err(|e| format!("config loader failed: {e}"))?
         .map_err(|errors| errors.to_string())?;
+    install(gw, &mut listeners, snapshot).await
+}
+
+/// Installs a built snapshot and reconciles the listeners with it.
+async fn install(
+    gw: &Arc<Gateway>,
+    listeners: &mut crate::listener::set::ListenerSet,
+    snapshot: config::Snapshot,
+) -> Result<String, String> {
     let prepared = listeners.prepare(&snapshot).map_err(|e| e.to_string())?;
     let summary = snapshot.summary();
     gw.install(snapshot);
@@ -68,7 +81,7 @@ async fn apply_file(gw: &Arc<Gateway>) -> Result<String, String> {
     let applied = listeners
         .commit(prepared, &current, &gw.serving, admin)
         .await;
-    gw.publish_listeners(&listeners);
+    gw.publish_listeners(listeners);
     applied.map_err(|e| format!("the new config is serving, but: {e}"))?;
     Ok(summary)
 }
@@ -122,4 +135,113 @@ pub fn watch_file(gw: Arc<Gateway>, path: PathBuf) -> tokio::task::JoinHandle<()
             }
         }
     })
+}
+
+// === re-resolving server names ===
+
+/// The longest the name task sleeps: names a reload brings are looked up
+/// within this (the build looked them up once already).
+const NAMES_IDLE: Duration = Duration::from_secs(1);
+
+/// Looks up the host names of DNS-named servers again when their
+/// `resolve_interval` has passed, and rebuilds the snapshot when an answer
+/// changed: new addresses join as members, members whose address is gone
+/// leave (their requests in flight finish on the snapshot they started
+/// with; no new request picks them). Ends when the gateway is gone.
+pub fn watch_names(gw: std::sync::Weak<Gateway>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            let pause = match gw.upgrade() {
+                Some(gw) if !gw.is_shutting_down() => resolve_round(&gw).await,
+                _ => return,
+            };
+            tokio::time::sleep(pause).await;
+        }
+    })
+}
+
+/// One round: looks up the names that are due; returns how long to wait.
+async fn resolve_round(gw: &Arc<Gateway>) -> Duration {
+    let snap = gw.snapshot();
+    let mut names: Vec<(Arc<crate::farm::resolve::DnsName>, Duration)> = Vec::new();
+    for s in snap.farms.iter().flat_map(|f| f.servers.iter()) {
+        let Some(r) = &s.dns else { continue };
+        match names.iter_mut().find(|(n, _)| Arc::ptr_eq(n, &r.name)) {
+            Some((_, i)) => *i = (*i).min(r.interval),
+            None => names.push((r.name.clone(), r.interval)),
+        }
+    }
+    if names.is_empty() {
+        return NAMES_IDLE;
+    }
+    let now = Instant::now();
+    let due: Vec<_> = names
+        .iter()
+        .filter(|(n, i)| n.due(*i, now))
+        .map(|(n, _)| n.clone())
+        .collect();
+    // One blocking task per name: a slow one does not hold up the others.
+    let lookups: Vec<_> = due
+        .into_iter()
+        .map(|n| {
+            let spec = snap.resolve.clone();
+            tokio::task::spawn_blocking(move || n.lookup(&*spec))
+        })
+        .collect();
+    let mut changed = false;
+    for l in lookups {
+        changed |= matches!(l.await, Ok(crate::farm::resolve::Lookup::Changed));
+    }
+    drop(snap);
+    if changed {
+        rebuild(gw).await;
+    }
+    let now = Instant::now();
+    names
+        .iter()
+        .map(|(n, i)| n.wait(*i, now))
+        .min()
+        .unwrap_or(NAMES_IDLE)
+        .clamp(Duration::from_millis(10), NAMES_IDLE)
+}
+
+/// Rebuilds the running snapshot with the names' current answers.
+async fn rebuild(gw: &Arc<Gateway>) {
+    let started = Instant::now();
+    let mut listeners = gw.listeners.lock().await;
+    let old = gw.snapshot();
+    let registry = gw.registry.clone();
+    let again = old.rebuild.clone();
+    let built = tokio::task::spawn_blocking(move || again.run(&registry)).await;
+    let snapshot = match built {
+        Ok(Ok(s)) => s,
+        Ok(Err(errors)) => {
+            tracing::error!("host names changed, but the config no longer builds; the running config stays:\n{errors}");
+            return;
+        }
+        Err(e) => {
+            tracing::error!("host names changed, but rebuilding failed: {e}");
+            return;
+        }
+    };
+    for f in &old.farms {
+        for s in f.servers.iter().filter(|s| s.dns.is_some()) {
+            let kept = snapshot
+                .farm_index(&f.name)
+                .is_some_and(|i| snapshot.farms[i].server_by_name(&s.name).is_some());
+            if !kept {
+                tracing::info!(farm = %f.name, server = %s.name,
+                    "address left its host name: draining ({} request(s) in flight finish there)",
+                    s.state.in_flight());
+            }
+        }
+    }
+    drop(old);
+    match install(gw, &mut listeners, snapshot).await {
+        Ok(summary) => tracing::info!(
+            "servers follow their host names ({:.1} ms): {summary}",
+            started.elapsed().as_secs_f64() * 1000.0
+        ),
+        Err(e) => tracing::error!("host names changed: {e}"),
+    }
 }

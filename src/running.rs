@@ -1,6 +1,6 @@
 //! Starting and stopping farmgate: binds the listeners of a snapshot, starts
 //! the background tasks (health checks, pool sweeper, history tick, config
-//! watcher) and
+//! watcher, host-name re-resolution) and
 //! shuts everything down gracefully. Binary, tests and benches start here.
 
 use crate::config::Snapshot;
@@ -19,6 +19,8 @@ pub struct Running {
     watcher: Option<tokio::task::JoinHandle<()>>,
     sweeper: tokio::task::JoinHandle<()>,
     history: tokio::task::JoinHandle<()>,
+    /// Re-resolves DNS-named servers (`reload::watch_names`).
+    names: tokio::task::JoinHandle<()>,
     cluster: crate::cluster::ClusterTasks,
 }
 
@@ -71,6 +73,7 @@ impl Running {
                 .attached::<crate::proxy::pool::PoolRegistry>(),
         ));
         let history = spawn_history(Arc::downgrade(&gateway));
+        let names = crate::reload::watch_names(Arc::downgrade(&gateway));
         let cluster = crate::cluster::spawn(&gateway);
         let watcher = path.map(|p| {
             gateway.set_config_path(p.clone());
@@ -82,6 +85,7 @@ impl Running {
             watcher,
             sweeper,
             history,
+            names,
             cluster,
         })
     }
@@ -139,6 +143,7 @@ impl Running {
         self.health.stop();
         self.sweeper.abort();
         self.history.abort();
+        self.names.abort();
         self.cluster.stop();
         Retired {
             connections: at_start.0,
@@ -161,6 +166,7 @@ impl Running {
         self.health.stop();
         self.sweeper.abort();
         self.history.abort();
+        self.names.abort();
         self.cluster.stop();
         crate::cluster::leave(&self.gateway).await;
         listeners.stop_admin();

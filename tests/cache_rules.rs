@@ -502,7 +502,14 @@ async fn the_demo_keeps_round_robin_and_caches_static() {
         .replace("127.0.0.1:9090", "127.0.0.1:0");
     for (name, fixed) in farmgate::demo::DEMO_BACKENDS {
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        yaml = yaml.replace(fixed, &l.local_addr().unwrap().to_string());
+        let at = l.local_addr().unwrap();
+        yaml = yaml.replace(fixed, &at.to_string());
+        // The farm whose server is a host name (`localhost:PORT`).
+        let fixed_port = fixed.rsplit(':').next().unwrap();
+        yaml = yaml.replace(
+            &format!("localhost:{fixed_port}"),
+            &format!("localhost:{}", at.port()),
+        );
         farmgate::demo::spawn_backend(name, l);
     }
     assert!(!yaml.contains(":91"), "a demo port left in:\n{yaml}");

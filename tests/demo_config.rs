@@ -27,6 +27,13 @@ fn demo_config_builds() {
         .iter()
         .flat_map(|f| f.servers.iter().map(|s| s.address.to_string()))
         .collect();
+    // A server given by host name shows what becomes of one: a member per
+    // address, under a stable name.
+    let by_name = &snap.farms[snap.farm_index("by-name").unwrap()];
+    assert!(by_name
+        .servers
+        .iter()
+        .all(|s| s.name.starts_with("localhost:9103#") && s.connect_to().is_some()));
     for (_, addr) in farmgate::demo::DEMO_BACKENDS {
         assert!(
             addresses.iter().any(|a| a == addr),

@@ -3,7 +3,8 @@
 
 Each proxy runs under valgrind's callgrind (one worker, the load benchmark's configs,
 the same nginx backends) while one keep-alive client connection sends sequential
-small GETs. A proxy is measured twice, with FEW and with MANY requests; the
+small GETs (allocations: calls into the C allocator, counted the same way; nginx and
+HAProxy allocate from their own pools, which this does not see). A proxy is measured twice, with FEW and with MANY requests; the
 difference of the two totals divided by (MANY - FEW) is its instructions per request,
 so start-up, config loading and shutdown cancel out. Counts do not depend on the
 machine's load, which makes this the figure to compare commits by on shared cores
@@ -68,6 +69,30 @@ def callgrind_total(out):
     raise SystemExit(f"{out}: no totals line")
 
 
+ALLOCATORS = {"malloc", "calloc", "realloc", "posix_memalign", "aligned_alloc", "memalign"}
+
+
+def callgrind_allocations(out):
+    """Calls into the C allocator in a callgrind profile (from any caller)."""
+    names, total, callee = {}, 0, None
+    with open(out) as f:
+        for line in f:
+            if line.startswith(("fn=", "cfn=", "cfi=", "cfl=")):
+                key, _, rest = line.partition("=")
+                m = re.match(r"\((\d+)\)(?: (.*))?", rest.strip())
+                if m and key in ("fn", "cfn"):
+                    if m.group(2):
+                        names[m.group(1)] = m.group(2)
+                    if key == "cfn":
+                        callee = names.get(m.group(1), "")
+                continue
+            if line.startswith("calls=") and callee is not None:
+                if callee.split("@")[0] in ALLOCATORS:
+                    total += int(line[6:].split()[0])
+                callee = None
+    return total
+
+
 def measure(name, cmd, port, path, count, work):
     out = f"{work}/callgrind.{name}.{count}"
     vg = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", "--trace-children=no"]
@@ -83,7 +108,7 @@ def measure(name, cmd, port, path, count, work):
     drive(port, path, count)
     os.killpg(p.pid, 15)
     p.wait(timeout=120)
-    return callgrind_total(out)
+    return callgrind_total(out), callgrind_allocations(out)
 
 
 def main():
@@ -134,10 +159,12 @@ def main():
                 cmd = [run.tool("haproxy"), "-db", "-f", cfg]
             else:
                 raise SystemExit(f"unknown proxy {name}")
-            few = measure(name, cmd, port, args.path, args.few, work)
-            many = measure(name, cmd, port, args.path, args.many, work)
+            few, few_allocs = measure(name, cmd, port, args.path, args.few, work)
+            many, many_allocs = measure(name, cmd, port, args.path, args.many, work)
             results[name] = (many - few) / (args.many - args.few)
-            print(f"{name:9} {results[name]:9,.0f} instructions per request "
+            allocs = (many_allocs - few_allocs) / (args.many - args.few)
+            print(f"{name:9} {results[name]:9,.0f} instructions per request, {allocs:5.1f} allocations "
+                  f"(C allocator calls) per request "
                   f"({args.few} vs {args.many} requests on one connection, path {args.path})", flush=True)
         if "farmgate" in results:
             for peer in ("nginx", "haproxy"):

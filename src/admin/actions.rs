@@ -9,6 +9,10 @@
 //!   and reports status, latency, body match and verdict (ARR's "Verify URL
 //!   test"); it does not change the server's state.
 //!
+//! A server addressed by host name is reached by its members' names
+//! (`api.internal:8080#10.0.0.7:8080`), or by its own name for GET, drain,
+//! disable and enable on all its members at once.
+//!
 //! The admin state lives in the server's long-lived state, so it survives
 //! reloads for servers that remain. With `admin.token` set every request
 //! here needs `Authorization: Bearer <token>`.
@@ -47,10 +51,22 @@ pub async fn route<B>(gw: &Gateway, req: &Request<B>) -> Response<Full<Bytes>> {
         return error(StatusCode::NOT_FOUND, format!("no farm {farm_name:?}"));
     };
     let Some((index, server)) = farm.server_by_name(&server_name) else {
-        return error(
-            StatusCode::NOT_FOUND,
-            format!("farm {farm_name:?} has no server {server_name:?}"),
-        );
+        // A server addressed by host name: the action is for all its members.
+        let members: Vec<usize> = (0..farm.servers.len())
+            .filter(|&i| {
+                farm.servers[i]
+                    .dns
+                    .as_ref()
+                    .is_some_and(|d| *d.parent == *server_name)
+            })
+            .collect();
+        if members.is_empty() {
+            return error(
+                StatusCode::NOT_FOUND,
+                format!("farm {farm_name:?} has no server {server_name:?}"),
+            );
+        }
+        return on_members(gw, farm, &server_name, &members, action, req.method()).await;
     };
     let method = req.method();
     match (action, method) {
@@ -75,6 +91,49 @@ pub async fn route<B>(gw: &Gateway, req: &Request<B>) -> Response<Full<Bytes>> {
             format!("unknown action {other:?}; expected drain, disable, enable or verify"),
         ),
     }
+}
+
+/// An action on every member of the DNS-named server `name` (its
+/// addresses now; one that joins later starts enabled).
+async fn on_members(
+    gw: &Gateway,
+    farm: &FarmRuntime,
+    name: &str,
+    members: &[usize],
+    action: Option<&str>,
+    method: &Method,
+) -> Response<Full<Bytes>> {
+    let to = match (action, method) {
+        (None, &Method::GET) => None,
+        (None, _) => return not_allowed("GET"),
+        (Some("drain"), &Method::POST) => Some(AdminState::Draining),
+        (Some("disable"), &Method::POST) => Some(AdminState::Disabled),
+        (Some("enable"), &Method::POST) => Some(AdminState::Enabled),
+        (Some("drain" | "disable" | "enable"), _) => return not_allowed("POST"),
+        (Some(other), _) => {
+            return error(
+                StatusCode::NOT_FOUND,
+                format!(
+                    "unknown action {other:?} for the members of {name:?}; expected drain, \
+                     disable or enable (verify one member by its name)"
+                ),
+            )
+        }
+    };
+    if let Some(to) = to {
+        for &i in members {
+            farm.set_admin(i, to, AdminSource::Local, "through the admin API");
+            crate::cluster::operator::publish(gw, &farm.name, &farm.servers[i].name, to).await;
+        }
+    }
+    let views: Vec<_> = members
+        .iter()
+        .map(|&i| server_view(farm, &farm.servers[i], farm.health.server(i)))
+        .collect();
+    json(
+        StatusCode::OK,
+        &json!({ "farm": &*farm.name, "server": name, "members": views }),
+    )
 }
 
 async fn set_admin(

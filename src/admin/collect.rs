@@ -560,6 +560,48 @@ fn acme(enc: &mut DescriptorEncoder) -> fmt::Result {
     )
 }
 
+/// The host names of DNS-named servers: lookups, changes, addresses.
+fn dns(gw: &Gateway, enc: &mut DescriptorEncoder) -> fmt::Result {
+    let names = gw
+        .registry
+        .attached::<crate::farm::resolve::NameRegistry>()
+        .all();
+    let views: Vec<_> = names.iter().map(|n| n.view()).collect();
+    counters(
+        enc,
+        DNS_LOOKUPS,
+        "Lookups of a server's host name, by result (ok, failed: the last answer stays).",
+        views.iter().flat_map(|v| {
+            [
+                (
+                    [("name", v.name.as_str()), ("result", "ok")],
+                    v.lookups - v.failures,
+                ),
+                (
+                    [("name", v.name.as_str()), ("result", "failed")],
+                    v.failures,
+                ),
+            ]
+        }),
+    )?;
+    counters(
+        enc,
+        DNS_CHANGES,
+        "Answers for a server's host name that differed from the one before.",
+        views
+            .iter()
+            .map(|v| ([("name", v.name.as_str())], v.changes)),
+    )?;
+    gauges(
+        enc,
+        DNS_ADDRESSES,
+        "Addresses a server's host name resolves to now (each one a member of its farm).",
+        views
+            .iter()
+            .map(|v| ([("name", v.name.as_str())], v.addresses.len() as i64)),
+    )
+}
+
 // === impl ConfigCollector ===
 
 /// Reloads and build information.
@@ -599,6 +641,7 @@ impl Collector for ConfigCollector {
             "Unix time when the running configuration loaded (start-up or reload).",
             last,
         )?;
+        dns(&gw, &mut enc)?;
         let (failed, refused) = gw.upgrade.not_done();
         counters(
             &mut enc,

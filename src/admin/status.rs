@@ -27,6 +27,9 @@ pub struct Status {
     pub config: ConfigStatus,
     pub listeners: Vec<ListenerStatus>,
     pub farms: Vec<FarmStatus>,
+    /// The host names of DNS-named servers: their last answer, lookups and
+    /// failures (empty when every server is an IP address).
+    pub names: Vec<crate::farm::resolve::NameView>,
 }
 
 #[derive(Debug, Serialize)]
@@ -95,6 +98,9 @@ pub struct CacheStatus {
 pub struct ServerStatus {
     pub name: String,
     pub address: String,
+    /// For a member of a server addressed by host name: that server, the
+    /// name, and the address of the name this member connects to.
+    pub resolved: Option<Resolved>,
     pub weight: u32,
     /// healthy, unhealthy, draining or disabled.
     pub state: &'static str,
@@ -132,6 +138,15 @@ pub struct ServerStatus {
     pub last_check: Option<LastCheck>,
     /// Everything health knows: probation, slow start, consecutive counts.
     pub health: HealthView,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Resolved {
+    /// The server as configured (its name, or its address).
+    pub server: String,
+    pub host: String,
+    /// One address `host` resolved to; null while it has not resolved.
+    pub address: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -199,6 +214,13 @@ pub fn status(gw: &Gateway) -> Status {
             })
             .collect(),
         farms: snap.farms.iter().map(farm_status).collect(),
+        names: gw
+            .registry
+            .attached::<crate::farm::resolve::NameRegistry>()
+            .all()
+            .iter()
+            .map(|n| n.view())
+            .collect(),
     }
 }
 
@@ -243,6 +265,11 @@ pub fn server_status(s: &Server, h: &ServerHealth) -> ServerStatus {
     ServerStatus {
         name: s.name.to_string(),
         address: s.address.to_string(),
+        resolved: s.dns.as_ref().map(|d| Resolved {
+            server: d.parent.to_string(),
+            host: d.name.host.to_string(),
+            address: s.connect_to().map(|a| a.to_string()),
+        }),
         weight: s.weight,
         state: st.state_name(),
         state_reason,

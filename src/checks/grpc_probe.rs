@@ -39,7 +39,7 @@ pub async fn exchange(
         .map_err(|_| (None, Reason::Unreachable))?;
     let stream = connector
         .clone()
-        .connect(uri.clone(), Alpn::H2, None)
+        .connect_server(server, Alpn::H2, None)
         .await
         .map_err(|e| (None, connect_failure(e.as_ref())))?;
     let (mut sender, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), stream)

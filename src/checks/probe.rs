@@ -12,7 +12,6 @@ use bytes::{Bytes, BytesMut};
 use http::{header, HeaderValue, Request};
 use http_body_util::{BodyExt, Empty};
 use std::time::Instant;
-use tower::Service;
 
 /// At most this much of a body is searched for `response_match`.
 pub const MAX_MATCH_BODY: usize = 64 * 1024;
@@ -80,15 +79,9 @@ async fn exchange(
     server: &Server,
 ) -> Result<(u16, Option<bool>), Failure> {
     let authority = &server.authority;
-    let uri = http::Uri::builder()
-        .scheme(server.scheme.clone())
-        .authority(authority.clone())
-        .path_and_query("/")
-        .build()
-        .map_err(|_| (None, Reason::Unreachable))?;
     let stream = connector
         .clone()
-        .call(uri)
+        .connect_server(server, crate::proxy::protocol::Alpn::Http1, None)
         .await
         .map_err(|e| (None, connect_failure(e.as_ref())))?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(stream)

@@ -115,7 +115,7 @@ fn reconcile(state: &ServerHealth, fh: &FarmHealth) {
         && rec
             .reason
             .as_ref()
-            .is_some_and(|r| r.probe_index().is_some())
+            .is_some_and(|r| r.probe_index().is_some() || *r == Reason::Joined)
     {
         state.go_up(&mut rec, Reason::CheckRemoved, fh.slow_start);
     }

@@ -8,7 +8,7 @@ use super::snapshot::*;
 use crate::compress::{self, FarmCompression, RuleSpecs};
 use crate::farm::affinity::{self, Affinity, AffinitySpec};
 use crate::farm::hash_key::HashKey;
-use crate::farm::{selection, server::parse_address, Farm, Server, ServerKey, StateRegistry};
+use crate::farm::{selection, Farm, Server, StateRegistry};
 use crate::health::{FarmHealth, HealthRegistry};
 use crate::proxy::pool::PoolRegistry;
 use std::collections::HashSet;
@@ -62,7 +62,25 @@ pub fn build(raw: RawConfig, file: &str, registry: &StateRegistry) -> Result<Sna
         pid_file: raw.runtime.pid_file.as_ref().map(std::path::PathBuf::from),
     };
 
-    let farms = build_farms(&raw.farms, registry, &limits, &mut p);
+    let resolve = crate::farm::resolve::config::compile(&raw.resolve, base_dir(file), &mut p);
+    let mut dns = super::servers::Dns {
+        spec: &resolve,
+        names: registry.attached::<crate::farm::resolve::NameRegistry>(),
+        warnings: Problems::default(),
+    };
+    let farms = build_farms(&raw.farms, registry, &limits, &mut dns, &mut p);
+    let warnings = dns
+        .warnings
+        .0
+        .into_iter()
+        .map(|(path, message)| super::ConfigError {
+            file: file.to_string(),
+            line: 0,
+            column: 0,
+            path,
+            message,
+        })
+        .collect();
     let farm_tls: Vec<_> = raw
         .farms
         .iter()
@@ -122,6 +140,9 @@ pub fn build(raw: RawConfig, file: &str, registry: &StateRegistry) -> Result<Sna
             limits,
             cluster,
             tier_hash: String::new(),
+            resolve: Arc::new(resolve),
+            rebuild: Rebuild::none(file),
+            warnings,
         })
     } else {
         Err(p)
@@ -306,6 +327,7 @@ fn build_farms(
     raw: &[RawFarm],
     registry: &StateRegistry,
     limits: &crate::limits::Limits,
+    dns: &mut super::servers::Dns<'_>,
     p: &mut Problems,
 ) -> Vec<FarmRuntime> {
     if raw.is_empty() {
@@ -323,7 +345,7 @@ fn build_farms(
                 format!("duplicate farm name {:?}", f.name),
             );
         }
-        let servers = build_servers(f, &at, registry, p);
+        let (servers, joined) = super::servers::build(f, &at, registry, dns, p);
         let raw_health = crate::health::spec::RawHealth {
             farm: &f.name,
             servers: f.servers.len(),
@@ -350,11 +372,11 @@ fn build_farms(
                     &servers,
                     &registry.attached::<HealthRegistry>(),
                 );
+                for i in joined {
+                    health.joined(i);
+                }
                 let pools = registry.attached::<PoolRegistry>();
-                let pools = servers
-                    .iter()
-                    .map(|s| pools.get_or_create(&s.scheme, &s.authority))
-                    .collect();
+                let pools = servers.iter().map(|s| pools.for_server(s)).collect();
                 out.push(FarmRuntime {
                     farm: Farm {
                         name: f.name.as_str().into(),
@@ -521,51 +543,6 @@ fn build_affinity(
 /// closes it under a request. A busy farm reuses its connections long before
 /// this; a quiet one pays a reconnect (well under a millisecond on a LAN).
 pub const DEFAULT_BACKEND_IDLE_TIMEOUT: Duration = Duration::from_millis(1500);
-
-fn build_servers(f: &RawFarm, at: &str, registry: &StateRegistry, p: &mut Problems) -> Vec<Server> {
-    if f.servers.is_empty() {
-        p.add(
-            format!("{at}.servers"),
-            format!("farm {:?} has no servers", f.name),
-        );
-    }
-    let mut names = HashSet::new();
-    let mut out = Vec::new();
-    for (si, s) in f.servers.iter().enumerate() {
-        let sat = format!("{at}.servers[{si}]");
-        let name = s.name.clone().unwrap_or_else(|| s.address.clone());
-        if !names.insert(name.clone()) {
-            p.add(
-                format!(
-                    "{sat}.{}",
-                    if s.name.is_some() { "name" } else { "address" }
-                ),
-                format!("duplicate server {name:?} in farm {:?}", f.name),
-            );
-        }
-        match parse_address(&s.address) {
-            Ok((scheme, authority)) => {
-                let key = ServerKey {
-                    farm: f.name.clone(),
-                    server: name.clone(),
-                };
-                let host_header = http::HeaderValue::from_str(authority.as_str())
-                    .unwrap_or_else(|_| http::HeaderValue::from_static("localhost"));
-                out.push(Server {
-                    name: name.as_str().into(),
-                    address: s.address.as_str().into(),
-                    scheme,
-                    authority,
-                    host_header,
-                    weight: s.weight.unwrap_or(1),
-                    state: registry.get_or_create(&key),
-                });
-            }
-            Err(e) => p.add(format!("{sat}.address"), e),
-        }
-    }
-    out
-}
 
 /// Limits' state hangs on the state registry like the other long-lived
 /// registries, and is pruned with them.

@@ -14,6 +14,7 @@ pub mod include;
 pub use crate::ground::{error, locate, units};
 pub mod raw;
 pub mod schema;
+pub mod servers;
 pub mod snapshot;
 
 pub use error::{ConfigError, ConfigErrors};
@@ -38,31 +39,36 @@ pub fn load_str(
     file: &str,
     registry: &StateRegistry,
 ) -> Result<Snapshot, ConfigErrors> {
+    let original = text;
     let text = expand::expand_env(text, file)?;
     let mut raw = parse_raw(&text, file)?;
     let base = build::base_dir(file);
     let origins = include::compose(&mut raw, (file, &text), base, expand::expand_env)?;
-    let mut snapshot = build::build(raw, file, registry).map_err(|problems| {
-        ConfigErrors(
-            problems
-                .0
-                .into_iter()
-                .map(|(path, message)| {
-                    let (file, text, path) = origins.place(&path);
-                    let (line, column) = locate::locate(text, &path);
-                    ConfigError {
-                        file: file.to_string(),
-                        line,
-                        column,
-                        path,
-                        message,
-                    }
-                })
-                .collect(),
-        )
-    })?;
-    snapshot.sources.extend(origins.sources);
+    let place = |(path, message): (String, String)| {
+        let (file, text, path) = origins.place(&path);
+        let (line, column) = locate::locate(text, &path);
+        ConfigError {
+            file: file.to_string(),
+            line,
+            column,
+            path,
+            message,
+        }
+    };
+    let mut snapshot = build::build(raw, file, registry)
+        .map_err(|problems| ConfigErrors(problems.0.into_iter().map(place).collect()))?;
+    snapshot.warnings = std::mem::take(&mut snapshot.warnings)
+        .into_iter()
+        .map(|w| place((w.path, w.message)))
+        .collect();
     snapshot.tier_hash = cluster::tier_hash(&text, &snapshot);
+    snapshot.sources.extend(origins.sources);
+    // Again from the same text (included and map files are read again).
+    let (original, file): (std::sync::Arc<str>, std::sync::Arc<str>) =
+        (original.into(), file.into());
+    snapshot.rebuild = snapshot::Rebuild(std::sync::Arc::new(move |registry| {
+        load_str(&original, &file, registry)
+    }));
     Ok(snapshot)
 }
 

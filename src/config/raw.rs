@@ -44,6 +44,9 @@ pub struct RawConfig {
     /// A tier of instances coordinated through Redis (`docs/cluster.md`).
     #[serde(default)]
     pub cluster: Option<super::cluster::RawCluster>,
+    /// Where host names in server addresses are looked up.
+    #[serde(default)]
+    pub resolve: crate::farm::resolve::RawResolve,
 }
 
 /// A rule as written: `rules/` owns its shape; its `compression` section
@@ -176,6 +179,10 @@ pub struct RawFarm {
     /// `v1`), naming the client, on every new connection.
     #[serde(default)]
     pub proxy_protocol: Option<RawSendProxy>,
+    /// How often servers addressed by host name are looked up again
+    /// (default 30s); a server's own setting wins.
+    #[serde(default)]
+    pub resolve_interval: Option<Dur>,
 }
 
 /// `farms[].proxy_protocol`: the version sent to the servers.
@@ -209,4 +216,8 @@ pub struct RawServer {
     pub name: Option<String>,
     #[serde(default)]
     pub weight: Option<u32>,
+    /// How often this server's host name is looked up again (default: the
+    /// farm's `resolve_interval`, else 30s).
+    #[serde(default)]
+    pub resolve_interval: Option<Dur>,
 }

@@ -44,6 +44,15 @@ pub struct Snapshot {
     pub cluster: Option<Arc<super::cluster::ClusterSpec>>,
     /// What must agree across the tier, hashed (`cluster::tier_hash`).
     pub tier_hash: String,
+    /// Where server host names are looked up (`resolve:`).
+    pub resolve: Arc<crate::farm::resolve::ResolveSpec>,
+    /// How to build this snapshot again: what a changed DNS answer does
+    /// (`reload::watch_names`), from the text it was built from rather than
+    /// a file that may be mid-edit.
+    pub rebuild: Rebuild,
+    /// What `farmgate check` warns about without refusing the file (a
+    /// server name that does not resolve now).
+    pub warnings: Vec<super::ConfigError>,
 }
 
 impl Snapshot {
@@ -194,5 +203,40 @@ impl Http1Server {
             "hyper" => Some(Http1Server::Hyper),
             _ => None,
         }
+    }
+}
+
+/// Builds a snapshot again, with the host names' current answers.
+#[derive(Clone)]
+pub struct Rebuild(
+    #[allow(clippy::type_complexity)]
+    pub  Arc<
+        dyn Fn(&crate::farm::StateRegistry) -> Result<Snapshot, super::ConfigErrors> + Send + Sync,
+    >,
+);
+
+impl Rebuild {
+    /// For a snapshot built from raw types alone: nothing to build it from.
+    pub fn none(file: &str) -> Self {
+        let file = file.to_string();
+        Rebuild(Arc::new(move |_| {
+            Err(super::ConfigErrors::whole_file(
+                &file,
+                "this configuration was not built from text and cannot be rebuilt",
+            ))
+        }))
+    }
+
+    pub fn run(
+        &self,
+        registry: &crate::farm::StateRegistry,
+    ) -> Result<Snapshot, super::ConfigErrors> {
+        (self.0)(registry)
+    }
+}
+
+impl std::fmt::Debug for Rebuild {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Rebuild")
     }
 }

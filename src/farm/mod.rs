@@ -13,6 +13,7 @@ pub mod admission;
 pub mod affinity;
 pub mod ewma;
 pub mod hash_key;
+pub mod resolve;
 pub mod selection;
 pub mod server;
 pub mod state;

@@ -276,6 +276,21 @@ impl StateRegistry {
             .clone()
     }
 
+    /// The state for `key`, and whether it was made just now (a server
+    /// no snapshot had before).
+    pub fn get_or_create_new(&self, key: &ServerKey) -> (Arc<ServerState>, bool) {
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        let mut new = false;
+        let state = map
+            .entry(key.clone())
+            .or_insert_with(|| {
+                new = true;
+                Arc::new(ServerState::new(key.clone()))
+            })
+            .clone();
+        (state, new)
+    }
+
     /// The registry of type `T` attached to this one, made on first use.
     /// Snapshot builds call it, never requests.
     pub fn attached<T: Prune + Default>(&self) -> Arc<T> {

@@ -49,6 +49,26 @@ impl FarmHealth {
         }
     }
 
+    /// Server `index` is a member that joined the running farm (a new
+    /// address of a DNS-named server). With an active health check it
+    /// takes no traffic until `healthy_threshold` probes pass (then slow
+    /// start, if set); without one its slow start begins now.
+    pub fn joined(&self, index: usize) {
+        let member = &self.members[index];
+        if self.check.is_none() {
+            member.state.begin_ramp(self.slow_start);
+            return;
+        }
+        let mut rec = member.lock();
+        if rec.reason.is_none() && member.state.set_healthy(false) {
+            rec.changed_at = Some(std::time::SystemTime::now());
+            rec.changed_ms = super::now_ms();
+            rec.reason = Some(super::outcome::Reason::Joined);
+            tracing::info!(farm = %member.state.key.farm, server = %member.state.key.server,
+                "new address of a host name: in rotation once its health checks pass");
+        }
+    }
+
     /// A farm with no health settings (tests, benches).
     pub fn none(name: &str, servers: &[Server]) -> Self {
         let spec = HealthSpec {

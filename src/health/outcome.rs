@@ -39,6 +39,9 @@ pub enum Reason {
     LiveTrafficOff,
     /// Out of rotation in the process this one replaced (binary upgrade).
     Inherited,
+    /// A new address of a DNS-named server, waiting for its health checks
+    /// to pass before it takes traffic.
+    Joined,
     /// A gRPC health check answered a status other than SERVING (0
     /// UNKNOWN, 2 NOT_SERVING, 3 SERVICE_UNKNOWN).
     NotServing(u8),
@@ -91,6 +94,7 @@ impl Reason {
                 Reason::ProbationPassed => "probation_passed",
                 Reason::CheckRemoved => "check_removed",
                 Reason::Inherited => "inherited",
+                Reason::Joined => "joined",
                 _ => "live_traffic_off",
             },
         }
@@ -119,6 +123,9 @@ impl fmt::Display for Reason {
             Reason::CheckRemoved => f.write_str("health check removed from the config"),
             Reason::LiveTrafficOff => f.write_str("live-traffic checks turned off"),
             Reason::Inherited => f.write_str("out of rotation before the binary upgrade"),
+            Reason::Joined => {
+                f.write_str("new address of its host name; waiting for health checks")
+            }
             Reason::NotServing(s) => write!(f, "gRPC health status {s} (not SERVING)"),
             Reason::GrpcStatus(c) => write!(f, "gRPC health check failed with grpc-status {c}"),
         }

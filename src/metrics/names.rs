@@ -88,6 +88,15 @@ pub const COMPRESSION_IN_BYTES: &str = "farmgate_compression_in_bytes";
 /// Counter `{farm,algorithm}`: body bytes after compression.
 pub const COMPRESSION_OUT_BYTES: &str = "farmgate_compression_out_bytes";
 
+// === servers named by DNS ===
+/// Counter `{name,result}`: lookups of a server's host name, `ok` or `failed`
+/// (a failed one keeps the last answer).
+pub const DNS_LOOKUPS: &str = "farmgate_dns_lookups";
+/// Counter `{name}`: answers that differed from the one before.
+pub const DNS_CHANGES: &str = "farmgate_dns_changes";
+/// Gauge `{name}`: addresses in the name's current answer (its members).
+pub const DNS_ADDRESSES: &str = "farmgate_dns_addresses";
+
 // === config and process ===
 /// Counter `{result}`: configuration reloads, success or failure.
 pub const CONFIG_RELOADS: &str = "farmgate_config_reloads";

@@ -10,12 +10,14 @@
 use super::body::BoxError;
 use super::protocol::Alpn;
 use super::send_proxy::Header;
+use crate::farm::Server;
 use crate::tls::backend::BackendTlsMap;
 use arc_swap::ArcSwap;
 use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
 use hyper_util::rt::TokioIo;
 use std::future::Future;
 use std::io::IoSlice;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -93,6 +95,39 @@ impl Connector {
         alpn: Alpn,
         preface: Option<Header>,
     ) -> Pin<Box<dyn Future<Output = Result<TokioIo<BackendStream>, BoxError>> + Send>> {
+        self.connect_at(uri, None, alpn, preface)
+    }
+
+    /// A connection to `server`: to the address it resolved to when it is
+    /// a member of a DNS-named server (TLS still names the host), else to
+    /// its address.
+    pub fn connect_server(
+        &mut self,
+        server: &Server,
+        alpn: Alpn,
+        preface: Option<Header>,
+    ) -> Pin<Box<dyn Future<Output = Result<TokioIo<BackendStream>, BoxError>> + Send>> {
+        let uri = match http::Uri::builder()
+            .scheme(server.scheme.clone())
+            .authority(server.authority.clone())
+            .path_and_query("/")
+            .build()
+        {
+            Ok(uri) => uri,
+            Err(e) => return Box::pin(async move { Err(Box::new(e) as BoxError) }),
+        };
+        self.connect_at(uri, server.connect_to(), alpn, preface)
+    }
+
+    /// [`Connector::connect`], the TCP connection going to `at` when given
+    /// (no lookup of `uri`'s host, which TLS still uses).
+    pub fn connect_at(
+        &mut self,
+        uri: http::Uri,
+        at: Option<SocketAddr>,
+        alpn: Alpn,
+        preface: Option<Header>,
+    ) -> Pin<Box<dyn Future<Output = Result<TokioIo<BackendStream>, BoxError>> + Send>> {
         let tls = if uri.scheme() == Some(&http::uri::Scheme::HTTPS) {
             let authority = uri.authority().map_or("", |a| a.as_str());
             match self.tls.load().get(authority) {
@@ -105,7 +140,14 @@ impl Connector {
         } else {
             None
         };
-        let tcp = self.http.call(uri);
+        let target = match at {
+            None => uri,
+            Some(at) => match http::Uri::try_from(format!("http://{at}/")) {
+                Ok(u) => u,
+                Err(e) => return Box::pin(async move { Err(Box::new(e) as BoxError) }),
+            },
+        };
+        let tcp = self.http.call(target);
         let timeout = Duration::from_millis(self.timeout_ms.load(Ordering::Relaxed));
         Box::pin(async move {
             let connect = async move {

@@ -107,10 +107,14 @@ impl BackendPool {
     }
 
     /// Keeps a fast-path connection for up to `keep`.
-    pub fn checkin_raw(&self, conn: RawConn, keep: Duration) {
+    pub fn checkin_raw(&self, mut conn: RawConn, keep: Duration) {
         if keep.is_zero() {
             return;
         }
+        // An idle connection holds no buffers: its read buffer goes back
+        // to the thread's pool (taken again by the next response).
+        conn.buf.release();
+        conn.parser.release();
         let until = Instant::now() + keep;
         let mut idle = self.raw.lock().unwrap_or_else(|p| p.into_inner());
         if idle.len() < MAX_IDLE_PER_ADDRESS {
@@ -267,7 +271,22 @@ impl PoolRegistry {
     /// The pool for `scheme://authority`, shared with every other server
     /// at the same address.
     pub fn get_or_create(&self, scheme: &Scheme, authority: &Authority) -> Arc<BackendPool> {
-        let key = format!("{scheme}://{authority}");
+        self.get_or_create_key(format!("{scheme}://{authority}"))
+    }
+
+    /// The pool of `server`: by address, and for a member of a DNS-named
+    /// server by the address it connects to as well (each of the name's
+    /// addresses has its own connections).
+    pub fn for_server(&self, server: &crate::farm::Server) -> Arc<BackendPool> {
+        match server.connect_to() {
+            None => self.get_or_create(&server.scheme, &server.authority),
+            Some(at) => {
+                self.get_or_create_key(format!("{}://{}#{at}", server.scheme, server.authority))
+            }
+        }
+    }
+
+    fn get_or_create_key(&self, key: String) -> Arc<BackendPool> {
         let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(pool) = map.get(&key).and_then(Weak::upgrade) {
             return pool;

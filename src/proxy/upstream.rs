@@ -155,15 +155,10 @@ impl Upstream {
         &self,
         server: &Server,
     ) -> Result<super::connector::BackendStream, BoxError> {
-        let uri = http::Uri::builder()
-            .scheme(server.scheme.clone())
-            .authority(server.authority.clone())
-            .path_and_query("/")
-            .build()?;
         Ok(self
             .connector
             .clone()
-            .connect(uri, super::protocol::Alpn::Http1, None)
+            .connect_server(server, super::protocol::Alpn::Http1, None)
             .await?
             .into_inner())
     }
@@ -174,15 +169,10 @@ impl Upstream {
         pool: &BackendPool,
         preface: Option<Header>,
     ) -> Result<http1::SendRequest<UpstreamBody>, BoxError> {
-        let uri = http::Uri::builder()
-            .scheme(server.scheme.clone())
-            .authority(server.authority.clone())
-            .path_and_query("/")
-            .build()?;
         let io = self
             .connector
             .clone()
-            .connect(uri, super::protocol::Alpn::Http1, preface)
+            .connect_server(server, super::protocol::Alpn::Http1, preface)
             .await?;
         let (sender, conn) = self.http1.handshake(io).await?;
         // Not the pool itself: idle connections must not keep it alive.

@@ -137,12 +137,11 @@ impl Upstream {
         if let Some(s) = pool.h2.checkout() {
             return Ok(Connected::Stream(s));
         }
-        let uri = http::Uri::builder()
-            .scheme(server.scheme.clone())
-            .authority(server.authority.clone())
-            .path_and_query("/")
-            .build()?;
-        let io = self.connector.clone().connect(uri, alpn, None).await?;
+        let io = self
+            .connector
+            .clone()
+            .connect_server(server, alpn, None)
+            .await?;
         if alpn == Alpn::Both && !io.inner().alpn_h2() {
             // ALPN chose HTTP/1.1: this connection serves that path.
             pool.h2.learn_http1();

@@ -74,7 +74,20 @@ impl Backend {
     }
 
     pub async fn with_handler(name: &str, handler: Handler) -> Backend {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        Backend::with_handler_at(name, any, handler)
+            .await
+            .expect("bind 127.0.0.1:0")
+    }
+
+    /// A backend on `addr` (another loopback address such as 127.0.0.2,
+    /// a given port); `Err` when it cannot be bound.
+    pub async fn with_handler_at(
+        name: &str,
+        addr: SocketAddr,
+        handler: Handler,
+    ) -> std::io::Result<Backend> {
+        let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr().unwrap();
         let mut b = Backend {
             name: name.to_string(),
@@ -85,7 +98,7 @@ impl Backend {
             kill: None,
         };
         b.serve(listener);
-        b
+        Ok(b)
     }
 
     fn serve(&mut self, listener: TcpListener) {

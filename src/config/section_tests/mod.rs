@@ -4,4 +4,5 @@
 mod health;
 mod limits;
 mod rules;
+mod servers;
 mod tls;

@@ -111,6 +111,7 @@ pub(crate) mod testing {
                         farm: "f".into(),
                         server: name,
                     })),
+                    dns: None,
                 }
             })
             .collect()
