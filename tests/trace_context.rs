@@ -410,3 +410,21 @@ async fn a_reload_moves_the_exporter_and_can_turn_tracing_off() {
     assert!(fg.gateway.serving.shared.span_exporter().is_none());
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[tokio::test]
+async fn farmgates_own_answers_carry_the_trace_id_too() {
+    let dead = closed_port().await;
+    let cfg = format!(
+        "listeners: [ {{ bind: \"127.0.0.1:0\" }} ]\nadmin: {{ enabled: false }}\nlog: {{ access: off }}\n\
+         farms:\n  - name: web\n    servers: [ {{ address: \"{dead}\" }} ]\n\
+         trace: {{ response_header: X-Trace-Id }}\n"
+    );
+    let fg = start(&cfg).await;
+    let (status, headers) = request_from("127.0.0.1", fg.first_addr(), "", "").await;
+    assert_eq!(status, 502, "{headers:?}");
+    let id = headers["x-trace-id"].to_str().unwrap();
+    assert!(
+        id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{id}"
+    );
+}
