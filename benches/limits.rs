@@ -2,9 +2,11 @@
 //! then the store's decision, for a key seen before and for a stream of
 //! distinct keys into a full store (the flood case). The reference rows
 //! run the same GCRA over the usual alternative, a sharded
-//! `Mutex<HashMap>` (the store this one replaced), in the same run.
+//! `Mutex<HashMap>` (the store this one replaced), in the same run. A
+//! `scope: cluster` limit's check (the tier's key hasher, the cluster
+//! store's admitted count and active-key list) runs beside the local one.
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
-use farmgate::limits::{key, Decision, KeyStore, LocalStore, Rate};
+use farmgate::limits::{key, ClusterStore, Decision, KeyStore, LocalStore, Rate};
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Mutex;
@@ -43,6 +45,11 @@ fn checks(c: &mut Criterion) {
     let ip = IpAddr::V4(Ipv4Addr::new(203, 0, 113, 7));
     c.bench_function("limit check, one client_ip key", |b| {
         b.iter(|| black_box(store.check(&rate, key::hash_ip(black_box(ip)))))
+    });
+    let cluster = ClusterStore::new(1_000_000, 10_000);
+    let tier = key::KeyHasher::tier(b"bench\0secret");
+    c.bench_function("limit check, scope: cluster, one client_ip key", |b| {
+        b.iter(|| black_box(cluster.check(&rate, tier.hash_ip(black_box(ip)))))
     });
     c.bench_function("reference: Mutex<HashMap> shards, one client_ip key", |b| {
         b.iter(|| black_box(reference.check(&rate, key::hash_ip(black_box(ip)))))

@@ -20,9 +20,9 @@ NEEDS=(
   "/usr/bin/systemd-analyze   systemd       tests/systemd.rs"
   "/usr/bin/man               man-db        tests/operator_cli.rs"
   "/usr/bin/python3           python3       tests/dying_backend.rs"
-  "/usr/bin/pebble            pebble        tests/acme.rs"
+  "/usr/bin/pebble            pebble        tests/acme.rs tests/acme_tier.rs"
   "/usr/lib/python3/dist-packages/grpc/__init__.py  python3-grpcio  tests/grpc.rs"
-  "/usr/bin/redis-server      redis-server  tests/cluster.rs"
+  "/usr/bin/redis-server      redis-server  tests/cluster.rs tests/cluster_cache.rs tests/limits_cluster.rs tests/acme_tier.rs"
 )
 
 present() {

@@ -186,7 +186,7 @@ pub fn banner(proxy: SocketAddr, tls: Option<SocketAddr>, admin: Option<SocketAd
         ));
     }
     s.push_str(
-        "\nSeveral instances as one tier (shared drains, TLS resumption and cache, through Redis):\n  \
+        "\nSeveral instances as one tier (shared drains, TLS resumption, cache and rate limits, through Redis):\n  \
          examples/cluster/run.sh              # redis-server, these backends and three instances (docs/cluster.md)\n",
     );
     s.push_str("\nThe config is config/demo.yaml. Press Ctrl-C to stop.\n");

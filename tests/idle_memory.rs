@@ -109,14 +109,15 @@ async fn idle_connections(n: usize) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_idle_keep_alive_connections_are_small() {
     let per_conn = idle_connections(1000).await;
-    // Parked, a connection holds its task, socket and watchdog: about
-    // 3 KiB in a debug build (its buffers went back to the thread's pool).
-    assert!(per_conn < 5 << 10, "{per_conn} bytes per idle connection");
+    // Parked, a connection holds its task, socket and watchdog (its buffers
+    // went back to the thread's pool): about 4.5 KiB in a debug build with
+    // mimalloc's size classes (3 KiB with glibc; before parking, ~21 KiB).
+    assert!(per_conn < 6 << 10, "{per_conn} bytes per idle connection");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "10,000 connections: run by scripts/soak.sh, or with --ignored"]
 async fn ten_thousand_idle_keep_alive_connections_work() {
     let per_conn = idle_connections(10_000).await;
-    assert!(per_conn < 5 << 10, "{per_conn} bytes per idle connection");
+    assert!(per_conn < 6 << 10, "{per_conn} bytes per idle connection");
 }

@@ -1,6 +1,7 @@
 //! The request-time limit check (`request::limit::check`) allocates
 //! nothing when a request passes: keys read in place and hashed, the
-//! lock-free store, the in-flight table, the counters. Counted by an
+//! lock-free store (a `scope: cluster` limit's too: its admitted count and
+//! active-key list), the in-flight table, the counters. Counted by an
 //! instrumented global allocator; one test in this binary, so no other
 //! test's allocations are counted.
 #![allow(clippy::unwrap_used)]
@@ -21,7 +22,9 @@ limits:\n\
 \x20 - { name: key, key: \"header:X-Api-Key\", rate: 1000000/s, concurrent: 10 }\n\
 \x20 - { name: sid, key: \"cookie:sid\", rate: 1000000/s }\n\
 \x20 - { name: q, key: \"query:user\", rate: 1000000/s }\n\
-\x20 - { name: path, key: path, rate: 1000000/s }\n";
+\x20 - { name: path, key: path, rate: 1000000/s }\n\
+\x20 - { name: tier, key: \"header:X-Api-Key\", rate: 1000000/s, scope: cluster }\n\
+cluster:\n  redis: \"redis://127.0.0.1:9\"\n";
 
 #[test]
 fn a_passing_check_allocates_nothing() {
@@ -36,6 +39,10 @@ fn a_passing_check_allocates_nothing() {
         parts: &parts,
         client: "203.0.113.7".parse().unwrap(),
     };
+    assert!(
+        snap.limits.iter().any(|l| l.state.cluster.is_some()),
+        "a cluster-scope limit is checked too"
+    );
     let all = || (0..snap.limits.len()).map(|i| (i, None));
     // Warm: the first check of a key claims its slots.
     drop(check(&snap.limits, &head, all()).unwrap());
@@ -51,5 +58,5 @@ fn a_passing_check_allocates_nothing() {
         "the limit check allocated: {stats:?}"
     );
     let counted: u64 = snap.limits.iter().map(|l| l.state.allowed()).sum();
-    assert_eq!(counted, 5 * 1001);
+    assert_eq!(counted, 6 * 1001);
 }

@@ -117,8 +117,13 @@ def main():
     ap.add_argument("--port-base", type=int, default=23000)
     ap.add_argument("--binary", default=os.path.join(run.ROOT, "target/release/farmgate"))
     args = ap.parse_args()
+    # Each client is one descriptor here and one (plus a backend's) in the
+    # proxy; HAProxy wants twice its maxconn. Root may raise the hard limit.
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (4 * args.conns + 4096,) * 2)
+    except (ValueError, OSError):
+        pass
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    # Each client is one descriptor here and one (plus a backend's) in the proxy.
     need = args.conns + 1000
     if hard < need:
         raise SystemExit(f"open-file limit {hard} < {need}: raise ulimit -Hn")
@@ -157,7 +162,12 @@ def main():
             elif name == "haproxy":
                 cfg = run.render("haproxy.cfg", f"{work}/haproxy.cfg", DIR=work, PORT=port,
                                  TLS_PORT=ports[(name, "tls")], **bk, **tls)
-                text = open(cfg).read().replace("maxconn 9000", f"maxconn {args.conns * 2 + 1000}")
+                maxconn = args.conns + 500
+                if 2 * maxconn + 200 > hard:
+                    print(f"haproxy   skipped: it wants 2 descriptors per connection, {2 * maxconn + 200} > "
+                          f"the open-file limit {hard} (try --conns {hard // 2 - 800})", flush=True)
+                    continue
+                text = open(cfg).read().replace("maxconn 9000", f"maxconn {maxconn}")
                 open(cfg, "w").write(text)
                 cmd = [run.tool("haproxy"), "-db", "-f", cfg]
             else:

@@ -343,6 +343,53 @@ fn limits(enc: &mut DescriptorEncoder, limits: &crate::limits::Limits) -> fmt::R
         limits
             .iter()
             .map(|l| ([("limit", &*l.name)], l.state.store.evicted())),
+    )?;
+    cluster_limits(enc, limits)
+}
+
+/// The `scope: cluster` limits' exchange with the tier.
+fn cluster_limits(enc: &mut DescriptorEncoder, limits: &crate::limits::Limits) -> fmt::Result {
+    let synced = || {
+        limits
+            .iter()
+            .filter_map(|l| l.state.cluster.as_ref().map(|c| (&*l.name, c)))
+    };
+    let read = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    gauges(
+        enc,
+        LIMIT_CLUSTER_DEGRADED,
+        "1 while a cluster-scope limit cannot sync and allows rate / live instances here.",
+        synced().map(|(n, c)| ([("limit", n)], u64::from(c.fallback().is_some()))),
+    )?;
+    counters(
+        enc,
+        LIMIT_CLUSTER_SYNCS,
+        "A cluster-scope limit's exchanges with the tier, by result (ok, failed).",
+        synced().flat_map(|(n, c)| {
+            [
+                ("ok", read(&c.stats.syncs_ok)),
+                ("failed", read(&c.stats.syncs_failed)),
+            ]
+            .map(|(r, v)| ([("limit", n), ("result", r)], v))
+        }),
+    )?;
+    counters(
+        enc,
+        LIMIT_CLUSTER_KEYS_SYNCED,
+        "Keys a cluster-scope limit exchanged with the tier.",
+        synced().map(|(n, c)| ([("limit", n)], read(&c.stats.keys_synced))),
+    )?;
+    counters(
+        enc,
+        LIMIT_CLUSTER_KEYS_UNSYNCED,
+        "Keys active beyond sync_max_keys in an interval, counted locally until a later one.",
+        synced().map(|(n, c)| ([("limit", n)], read(&c.stats.keys_unsynced))),
+    )?;
+    counters(
+        enc,
+        LIMIT_CLUSTER_REMOTE_REQUESTS,
+        "Requests other instances admitted, charged to this instance's buckets.",
+        synced().map(|(n, c)| ([("limit", n)], read(&c.stats.remote))),
     )
 }
 
@@ -550,6 +597,13 @@ fn acme(enc: &mut DescriptorEncoder) -> fmt::Result {
         "ACME certificates issued (first issue and renewals).",
         all.iter()
             .map(|s| ([("listener", s.listener.as_str())], s.renewals_total)),
+    )?;
+    counters(
+        enc,
+        ACME_ORDERS,
+        "ACME orders this instance placed (in a tier, only the order lock's holder orders).",
+        all.iter()
+            .map(|s| ([("listener", s.listener.as_str())], s.orders_total)),
     )?;
     counters(
         enc,

@@ -116,6 +116,22 @@ impl Redis {
         result
     }
 
+    /// [`Redis::run`] that also counts an operation the open breaker
+    /// refused, so an outage shows in the counter of `what` even when other
+    /// operations opened the breaker first. For rare operations (ACME), not
+    /// per request: the counter takes a lock.
+    pub async fn run_counted<T, F, Fut>(&self, what: &'static str, op: F) -> Result<T, ClusterError>
+    where
+        F: FnOnce(MultiplexedConnection) -> Fut,
+        Fut: Future<Output = RedisResult<T>>,
+    {
+        let result = self.run(what, op).await;
+        if matches!(result, Err(ClusterError::BreakerOpen)) {
+            self.stats.failed(what);
+        }
+        result
+    }
+
     fn flipped(&self, flip: Flip, error: Option<&ClusterError>) {
         match flip {
             Flip::Opened => {

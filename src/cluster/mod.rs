@@ -14,15 +14,21 @@
 //! - `tickets`: TLS session ticket keys shared by the tier;
 //! - `shared_cache`: the shared cache tier (`cache.shared`), the cache's
 //!   `SharedStore` on Redis, and purges across the tier;
+//! - `limits`: rate limits with `scope: cluster`, their counts exchanged
+//!   every `sync_interval` (its own task), and their fallback without Redis;
+//! - `acme`: ACME in tier mode (`tls.acme` with `cluster:`): the shared
+//!   store, the order lock, challenge answers on every instance;
 //! - `stats`: the `farmgate_cluster_*` counters.
 //!
 //! The section itself (`cluster:`) is compiled by `config::cluster`; a
 //! reload that adds, changes or removes it is followed within one
 //! heartbeat interval.
 
+pub mod acme;
 pub mod breaker;
 pub mod connection;
 pub mod heartbeat;
+pub mod limits;
 pub mod operator;
 pub mod shared_cache;
 pub mod stats;
@@ -50,6 +56,8 @@ pub struct Tier {
     pub(crate) book: operator::Book,
     pub(crate) view: ArcSwap<heartbeat::View>,
     pub(crate) rates: heartbeat::Rates,
+    /// ACME challenge answers copied from the tier.
+    pub(crate) acme: acme::Pulled,
     pub started: SystemTime,
 }
 
@@ -63,6 +71,7 @@ impl Default for Tier {
             book: operator::Book::default(),
             view: ArcSwap::from_pointee(heartbeat::View::default()),
             rates: heartbeat::Rates::default(),
+            acme: acme::Pulled::default(),
             started: SystemTime::now(),
         }
     }
@@ -146,8 +155,14 @@ pub async fn join(gw: &Arc<Gateway>) {
     tier.set_instance(&spec, gw);
     let redis = tier.redis_for(&spec);
     shared_cache::attach(gw, &tier);
+    // Before the listeners start: their ACME managers begin in tier mode,
+    // and the tier knows this instance (an order waits for its
+    // acknowledgement of a challenge answer) before it serves.
+    acme::attach(gw, &tier);
     operator::sync(gw, &tier, &redis).await;
     tickets::sync(gw, &tier, &redis).await;
+    heartbeat::beat(gw, &tier, &redis).await;
+    acme::pull(&tier, &redis).await;
 }
 
 /// The cluster's background tasks; they idle while `cluster:` is absent
@@ -155,22 +170,25 @@ pub async fn join(gw: &Arc<Gateway>) {
 pub struct ClusterTasks {
     sync: tokio::task::JoinHandle<()>,
     listen: tokio::task::JoinHandle<()>,
+    limits: tokio::task::JoinHandle<()>,
 }
 
 impl ClusterTasks {
     pub fn stop(&self) {
         self.sync.abort();
         self.listen.abort();
+        self.limits.abort();
     }
 }
 
-/// Starts the sync task (heartbeat, re-read, tickets) and the pub/sub
-/// listener.
+/// Starts the sync task (heartbeat, re-read, tickets), the pub/sub
+/// listener and the cluster-scope limits' exchange.
 pub fn spawn(gw: &Arc<Gateway>) -> ClusterTasks {
     let tier = Tier::of(gw);
     ClusterTasks {
         sync: tokio::spawn(run(Arc::downgrade(gw), tier.clone())),
-        listen: tokio::spawn(listen(Arc::downgrade(gw), tier)),
+        listen: tokio::spawn(listen(Arc::downgrade(gw), tier.clone())),
+        limits: tokio::spawn(limits::run(Arc::downgrade(gw), tier)),
     }
 }
 
@@ -195,6 +213,7 @@ async fn run(gw: Weak<Gateway>, tier: Arc<Tier>) {
         let Some(gw) = gw.upgrade() else { return };
         let snap = gw.snapshot();
         shared_cache::attach(&gw, &tier);
+        acme::attach(&gw, &tier);
         let Some(spec) = snap.cluster.clone() else {
             tier.leave();
             continue;
@@ -211,6 +230,7 @@ async fn run(gw: Weak<Gateway>, tier: Arc<Tier>) {
             heartbeat::beat(&gw, &tier, &redis).await;
             heartbeat::read_view(&gw, &tier, &redis).await;
             tickets::sync(&gw, &tier, &redis).await;
+            acme::pull(&tier, &redis).await;
         }
     }
 }
@@ -248,6 +268,14 @@ async fn listen(gw: Weak<Gateway>, tier: Arc<Tier>) {
                 tokio::select! {
                     m = messages.next() => match m {
                         Some(m) => match m.get_payload::<String>() {
+                            Ok(text) if text.starts_with(acme::EVENT) => {
+                                if let Some(gw) = gw.upgrade() {
+                                    let tier = tier.clone();
+                                    tokio::spawn(async move {
+                                        acme::event(&gw, &tier, &text[acme::EVENT.len()..]).await;
+                                    });
+                                }
+                            }
                             Ok(text) if text.starts_with(shared_cache::PURGE) => {
                                 if let Some(gw) = gw.upgrade() {
                                     shared_cache::purged_elsewhere(&gw, &tier, &text[shared_cache::PURGE.len()..]);

@@ -20,9 +20,11 @@ use std::time::Duration;
 pub fn build(raw: RawConfig, file: &str, registry: &StateRegistry) -> Result<Snapshot, Problems> {
     let mut p = Problems::default();
 
+    let cluster = super::cluster::build(raw.cluster.as_ref(), &mut p).map(Arc::new);
     let limits = crate::limits::config::compile(
         &raw.limits,
         &registry.attached::<crate::limits::LimitRegistry>(),
+        cluster.as_deref().map(super::cluster::limit_hasher),
         &mut p,
     );
     let listeners = build_listeners(&raw.listeners, &limits, &mut p);
@@ -107,7 +109,6 @@ pub fn build(raw: RawConfig, file: &str, registry: &StateRegistry) -> Result<Sna
     let sources = maps.files.clone();
     let rules = crate::rules::compile(&raw.rules, maps, &farm_names, &limits, &mut p);
     let rule_compression = build_rule_compression(&raw.rules, &mut p);
-    let cluster = super::cluster::build(raw.cluster.as_ref(), &mut p).map(Arc::new);
     if cluster.is_none() {
         for (i, f) in raw.farms.iter().enumerate() {
             if f.cache

@@ -94,6 +94,19 @@ impl ClusterSpec {
     }
 }
 
+/// The key hasher of the tier's `scope: cluster` limits: keyed by the
+/// tier's name and password, so every instance of the tier (whatever its
+/// process or build) names a request key alike, and a client cannot
+/// compute it without the password.
+pub fn limit_hasher(spec: &ClusterSpec) -> crate::limits::key::KeyHasher {
+    let seed = format!(
+        "{}\0{}",
+        spec.name,
+        spec.password.as_deref().unwrap_or_default()
+    );
+    crate::limits::key::KeyHasher::tier(seed.as_bytes())
+}
+
 /// Compiles `cluster:`; None when absent or `enabled: false`.
 pub fn build(raw: Option<&RawCluster>, p: &mut Problems) -> Option<ClusterSpec> {
     let raw = raw?;

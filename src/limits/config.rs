@@ -2,14 +2,17 @@
 //! runtime [`Limit`] a snapshot holds. A limit's state (its key store,
 //! in-flight table and counters) lives in [`LimitRegistry`] by name, so it
 //! survives reloads; a reload that changes `rate` keeps every key's TAT
-//! (read under the new rate), one that changes `max_keys` starts afresh.
+//! (read under the new rate), one that changes `max_keys`, `scope` or
+//! `sync_max_keys` starts afresh.
 
 use super::access::NetSet;
+use super::cluster::{ClusterStore, DEFAULT_SYNC_MAX_KEYS};
 use super::gcra::Rate;
 use super::inflight::InFlight;
-use super::key::LimitKey;
+use super::key::{KeyHasher, LimitKey};
 use super::store::{KeyStore, LocalStore};
 use crate::ground::error::Problems;
+use crate::ground::units::Dur;
 use http::{HeaderValue, StatusCode};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -45,7 +48,38 @@ pub struct RawLimit {
     /// The most keys tracked (16 bytes each; rounded up to a power of two).
     #[serde(default)]
     pub max_keys: Option<usize>,
+    /// `local` (the default): each instance counts alone. `cluster`: the
+    /// tier of the `cluster:` section admits about `rate` in total.
+    #[serde(default)]
+    pub scope: Option<Scope>,
+    /// `scope: cluster`: how often counts are exchanged with the tier
+    /// (100ms to 500ms). Default 250ms.
+    #[serde(default)]
+    pub sync_interval: Option<Dur>,
+    /// `scope: cluster`: the most keys exchanged per interval (the first
+    /// keys active in it); the others count locally until a later one.
+    /// Default 10000.
+    #[serde(default)]
+    pub sync_max_keys: Option<usize>,
 }
+
+/// Where a limit is counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    Local,
+    Cluster,
+}
+
+/// How a `scope: cluster` limit exchanges counts with the tier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SyncSpec {
+    pub interval: Duration,
+    pub max_keys: usize,
+}
+
+/// `sync_interval` unless set.
+pub const DEFAULT_SYNC_INTERVAL: Duration = Duration::from_millis(250);
 
 /// A limit as a snapshot holds it.
 #[derive(Debug)]
@@ -58,6 +92,10 @@ pub struct Limit {
     pub concurrent: Option<u32>,
     /// `RateLimit-Policy`, rendered once.
     pub policy: HeaderValue,
+    /// How keys become hashes: a tier-wide key under `scope: cluster`.
+    pub hasher: KeyHasher,
+    /// `scope: cluster`: the exchange with the tier.
+    pub sync: Option<SyncSpec>,
     pub state: Arc<LimitState>,
 }
 
@@ -70,18 +108,36 @@ pub struct LimitState {
     pub limited: AtomicU64,
     /// Refused for having `concurrent` requests in flight already.
     pub concurrent_refused: AtomicU64,
+    /// `scope: cluster`: the same store as `store`, with its sync side.
+    pub cluster: Option<Arc<ClusterStore>>,
+    shape: Shape,
+}
+
+/// What a limit's state is made for; another shape starts it afresh.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Shape {
     max_keys: usize,
+    /// `scope: cluster`: its `sync_max_keys`.
+    synced: Option<usize>,
 }
 
 impl LimitState {
-    fn new(max_keys: usize) -> LimitState {
+    fn new(shape: Shape) -> LimitState {
+        let cluster = shape
+            .synced
+            .map(|sync_max| Arc::new(ClusterStore::new(shape.max_keys, sync_max)));
+        let store: Arc<dyn KeyStore> = match &cluster {
+            Some(c) => c.clone(),
+            None => Arc::new(LocalStore::new(shape.max_keys)),
+        };
         LimitState {
-            store: Arc::new(LocalStore::new(max_keys)),
-            inflight: Arc::new(InFlight::new(max_keys)),
+            store,
+            inflight: Arc::new(InFlight::new(shape.max_keys)),
             allowed: AtomicU64::new(0),
             limited: AtomicU64::new(0),
             concurrent_refused: AtomicU64::new(0),
-            max_keys,
+            cluster,
+            shape,
         }
     }
 
@@ -103,13 +159,21 @@ pub struct LimitRegistry {
 }
 
 impl LimitRegistry {
-    pub fn get_or_create(&self, name: &str, max_keys: usize) -> Arc<LimitState> {
+    /// A limit's state: its own across reloads, unless `max_keys` or (for
+    /// `scope: cluster`, `synced`: its `sync_max_keys`) changed.
+    pub fn get_or_create(
+        &self,
+        name: &str,
+        max_keys: usize,
+        synced: Option<usize>,
+    ) -> Arc<LimitState> {
+        let shape = Shape { max_keys, synced };
         let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
         let state = map
             .entry(name.to_string())
-            .or_insert_with(|| Arc::new(LimitState::new(max_keys)));
-        if state.max_keys != max_keys {
-            *state = Arc::new(LimitState::new(max_keys));
+            .or_insert_with(|| Arc::new(LimitState::new(shape)));
+        if state.shape != shape {
+            *state = Arc::new(LimitState::new(shape));
         }
         state.clone()
     }
@@ -162,8 +226,15 @@ impl Limits {
     }
 }
 
-/// Compiles `limits:`; each limit's state comes from `registry`.
-pub fn compile(raw: &[RawLimit], registry: &LimitRegistry, p: &mut Problems) -> Limits {
+/// Compiles `limits:`; each limit's state comes from `registry`. `tier`:
+/// the tier's key hasher when a `cluster:` section is configured (which
+/// `scope: cluster` needs).
+pub fn compile(
+    raw: &[RawLimit],
+    registry: &LimitRegistry,
+    tier: Option<KeyHasher>,
+    p: &mut Problems,
+) -> Limits {
     let mut list: Vec<Limit> = Vec::with_capacity(raw.len());
     let mut names = std::collections::HashSet::new();
     for (i, r) in raw.iter().enumerate() {
@@ -207,6 +278,7 @@ pub fn compile(raw: &[RawLimit], registry: &LimitRegistry, p: &mut Problems) -> 
         }
         let mut exempt = NetSet::default();
         exempt.add_all(&r.exempt, &format!("{at}.exempt"), p);
+        let sync = sync_spec(r, tier.is_some(), &at, p);
         let (Some(key), Some((count, period))) = (key, per) else {
             continue;
         };
@@ -229,10 +301,56 @@ pub fn compile(raw: &[RawLimit], registry: &LimitRegistry, p: &mut Problems) -> 
             exempt,
             concurrent: r.concurrent,
             policy: policy_header(&r.name, &rate),
-            state: registry.get_or_create(&r.name, max_keys),
+            hasher: match (sync, tier) {
+                (Some(_), Some(t)) => t,
+                _ => KeyHasher::Process,
+            },
+            sync,
+            state: registry.get_or_create(&r.name, max_keys, sync.map(|s| s.max_keys)),
         });
     }
     Limits { list }
+}
+
+/// A limit's exchange with the tier, when `scope: cluster`; its keys
+/// checked (`sync_*` without `scope: cluster` is refused, as it would do
+/// nothing).
+fn sync_spec(r: &RawLimit, tier: bool, at: &str, p: &mut Problems) -> Option<SyncSpec> {
+    if r.scope != Some(Scope::Cluster) {
+        for (key, set) in [
+            ("sync_interval", r.sync_interval.is_some()),
+            ("sync_max_keys", r.sync_max_keys.is_some()),
+        ] {
+            if set {
+                p.add(
+                    format!("{at}.{key}"),
+                    "only a limit with `scope: cluster` syncs",
+                );
+            }
+        }
+        return None;
+    }
+    if !tier {
+        p.add(
+            format!("{at}.scope"),
+            "`scope: cluster` needs a `cluster:` section (the tier's Redis)",
+        );
+    }
+    let interval = r.sync_interval.map_or(DEFAULT_SYNC_INTERVAL, |d| d.0);
+    if !(Duration::from_millis(100)..=Duration::from_millis(500)).contains(&interval) {
+        p.add(
+            format!("{at}.sync_interval"),
+            "must be between 100ms and 500ms",
+        );
+    }
+    let max_keys = r.sync_max_keys.unwrap_or(DEFAULT_SYNC_MAX_KEYS);
+    if !(1..=1_000_000).contains(&max_keys) {
+        p.add(
+            format!("{at}.sync_max_keys"),
+            "must be between 1 and 1000000",
+        );
+    }
+    Some(SyncSpec { interval, max_keys })
 }
 
 /// `N/s`, `N/sec`, `N/min`, `N/m`, `N/h`, `N/hour`.
@@ -287,6 +405,9 @@ mod tests {
             exempt: vec![],
             concurrent: None,
             max_keys: None,
+            scope: None,
+            sync_interval: None,
+            sync_max_keys: None,
         }
     }
 
@@ -298,7 +419,12 @@ mod tests {
         assert!(parse_rate("0/s").is_err());
         let reg = LimitRegistry::default();
         let mut p = Problems::default();
-        let l = compile(&[raw("a", "6000/min"), raw("b", "10/min")], &reg, &mut p);
+        let l = compile(
+            &[raw("a", "6000/min"), raw("b", "10/min")],
+            &reg,
+            None,
+            &mut p,
+        );
         assert!(p.is_empty(), "{:?}", p.0);
         assert_eq!(l.get(0).map(|l| l.rate.burst()), Some(100));
         assert_eq!(l.get(1).map(|l| l.rate.burst()), Some(1));
@@ -317,7 +443,7 @@ mod tests {
         r.key = Some("ip".into());
         let mut dup = raw("a", "1/s");
         dup.exempt = vec!["x".into()];
-        compile(&[r, dup], &reg, &mut p);
+        compile(&[r, dup], &reg, None, &mut p);
         let keys: Vec<&str> = p.0.iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(
             keys,
@@ -335,9 +461,53 @@ mod tests {
     fn state_survives_a_rebuild() {
         let reg = LimitRegistry::default();
         let mut p = Problems::default();
-        let a = compile(&[raw("a", "1/s")], &reg, &mut p);
-        let b = compile(&[raw("a", "5/s")], &reg, &mut p);
+        let a = compile(&[raw("a", "1/s")], &reg, None, &mut p);
+        let b = compile(&[raw("a", "5/s")], &reg, None, &mut p);
         let (a, b) = (a.get(0).expect("a"), b.get(0).expect("b"));
         assert!(Arc::ptr_eq(&a.state, &b.state));
+    }
+
+    #[test]
+    fn cluster_scope_needs_the_tier_and_gets_its_hasher() {
+        let reg = LimitRegistry::default();
+        let mut c = raw("c", "10/s");
+        c.scope = Some(Scope::Cluster);
+        let mut p = Problems::default();
+        compile(std::slice::from_ref(&c), &reg, None, &mut p);
+        assert_eq!(p.0.len(), 1);
+        assert_eq!(p.0[0].0, "limits[0].scope");
+        assert!(p.0[0].1.contains("cluster:"), "{}", p.0[0].1);
+
+        let tier = KeyHasher::tier(b"t");
+        let mut p = Problems::default();
+        let l = compile(std::slice::from_ref(&c), &reg, Some(tier), &mut p);
+        assert!(p.is_empty(), "{:?}", p.0);
+        let l = l.get(0).expect("c");
+        assert_eq!(l.hasher, tier);
+        assert_eq!(
+            l.sync,
+            Some(SyncSpec {
+                interval: DEFAULT_SYNC_INTERVAL,
+                max_keys: DEFAULT_SYNC_MAX_KEYS
+            })
+        );
+        assert!(l.state.cluster.is_some());
+
+        // Back to local: a local store, the process's hasher.
+        let l = compile(&[raw("c", "10/s")], &reg, Some(tier), &mut p);
+        let l = l.get(0).expect("c");
+        assert!(l.state.cluster.is_none());
+        assert_eq!(l.hasher, KeyHasher::Process);
+
+        let mut bad = raw("d", "10/s");
+        bad.sync_interval = Some(Dur(Duration::from_millis(50)));
+        let mut p = Problems::default();
+        compile(std::slice::from_ref(&bad), &reg, Some(tier), &mut p);
+        assert_eq!(p.0[0].0, "limits[0].sync_interval");
+        bad.scope = Some(Scope::Cluster);
+        let mut p = Problems::default();
+        compile(&[bad], &reg, Some(tier), &mut p);
+        assert_eq!(p.0[0].0, "limits[0].sync_interval");
+        assert!(p.0[0].1.contains("100ms"));
     }
 }

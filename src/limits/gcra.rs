@@ -44,6 +44,26 @@ impl Rate {
         Duration::from_nanos(self.interval_ns)
     }
 
+    /// Nanoseconds between two requests at the steady rate.
+    #[inline]
+    pub fn interval_ns(&self) -> u64 {
+        self.interval_ns
+    }
+
+    /// This rate shared by `n` instances: each allows `1/n` of the rate and
+    /// of the burst (at least 1). Arithmetic only, for the request path.
+    #[inline]
+    pub fn shared_by(&self, n: u32) -> Rate {
+        let n = u64::from(n.max(1));
+        let interval_ns = self.interval_ns.saturating_mul(n);
+        let burst = (self.burst / n as u32).max(1);
+        Rate {
+            interval_ns,
+            tolerance_ns: interval_ns.saturating_mul(u64::from(burst - 1)),
+            burst,
+        }
+    }
+
     /// The decision for a request at `now_ns` with the key's TAT `tat_ns`
     /// (0: never seen); the new TAT to store when allowed.
     #[inline]
@@ -167,5 +187,19 @@ mod tests {
         assert!(!r.is_full(tat, SEC));
         assert!(r.is_full(tat, SEC + SEC));
         assert!(Rate::new(0, Duration::from_secs(1), 1).is_none());
+    }
+
+    #[test]
+    fn a_rate_shared_by_three_allows_a_third() {
+        let r = Rate::new(30, Duration::from_secs(3), 9).expect("rate");
+        let third = r.shared_by(3);
+        assert_eq!(
+            third,
+            Rate::new(10, Duration::from_secs(3), 3).expect("rate")
+        );
+        assert_eq!(r.shared_by(1), r);
+        assert_eq!(r.shared_by(0), r);
+        // The burst never drops below one request.
+        assert_eq!(r.shared_by(20).burst(), 1);
     }
 }

@@ -2,9 +2,13 @@
 //! 64-bit hash the stores index by. Reading a key borrows from the request
 //! head (a header value, a cookie or query parameter found in place) and
 //! hashes it with a per-process random SipHash key, so nothing is copied
-//! and a client cannot aim its keys at one bucket of the store.
+//! and a client cannot aim its keys at one bucket of the store. A limit
+//! with `scope: cluster` hashes with a [`KeyHasher::Tier`] key instead,
+//! derived from the tier's config, so every instance names a request key
+//! by the same hash (the name of its counter in Redis).
 
 use http::HeaderName;
+use siphasher::sip::SipHasher13;
 use std::hash::{BuildHasher, Hasher};
 use std::net::IpAddr;
 use std::sync::OnceLock;
@@ -79,19 +83,70 @@ pub trait RequestKeys {
 
 /// The key's hash for this request; `None` when the request has no such
 /// key (no header, cookie or parameter): the limit does not apply to it.
-/// `capture` is the hash of the rule's capture, when the key is one.
+/// `capture` is the hash of the rule's capture (by the same `hasher`),
+/// when the key is one.
 #[inline]
-pub fn of<R: RequestKeys>(key: &LimitKey, req: &R, capture: Option<u64>) -> Option<u64> {
+pub fn of<R: RequestKeys>(
+    key: &LimitKey,
+    req: &R,
+    capture: Option<u64>,
+    hasher: &KeyHasher,
+) -> Option<u64> {
     match key {
-        LimitKey::ClientIp => Some(hash_ip(req.client_ip())),
-        LimitKey::Header(name) => req.header(name).map(hash),
+        LimitKey::ClientIp => Some(hasher.hash_ip(req.client_ip())),
+        LimitKey::Header(name) => req.header(name).map(|v| hasher.hash(v)),
         LimitKey::Cookie(name) => req
             .cookies()
             .find_map(|h| cookie(h, name.as_bytes()))
-            .map(hash),
-        LimitKey::Query(name) => param(req.query(), name.as_bytes()).map(hash),
-        LimitKey::Path => Some(hash(req.path())),
+            .map(|v| hasher.hash(v)),
+        LimitKey::Query(name) => param(req.query(), name.as_bytes()).map(|v| hasher.hash(v)),
+        LimitKey::Path => Some(hasher.hash(req.path())),
         LimitKey::RuleCapture(_) => capture,
+    }
+}
+
+/// How a limit's keys become hashes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum KeyHasher {
+    /// The per-process random key: a local limit.
+    #[default]
+    Process,
+    /// SipHash-1-3 under a key every instance of a tier derives alike from
+    /// its config ([`KeyHasher::tier`]): a `scope: cluster` limit.
+    Tier(u64, u64),
+}
+
+impl KeyHasher {
+    /// The tier's hasher, keyed by `seed` (the tier's name and password).
+    pub fn tier(seed: &[u8]) -> KeyHasher {
+        let half = |n: u64| {
+            let mut h = SipHasher13::new_with_keys(0x6661_726d_6761_7465, n);
+            h.write(seed);
+            h.finish()
+        };
+        KeyHasher::Tier(half(1), half(2))
+    }
+
+    /// The store hash of a key's bytes.
+    #[inline]
+    pub fn hash(&self, bytes: &[u8]) -> u64 {
+        match *self {
+            KeyHasher::Process => hash(bytes),
+            KeyHasher::Tier(k0, k1) => {
+                let mut h = SipHasher13::new_with_keys(k0, k1);
+                h.write(bytes);
+                h.finish()
+            }
+        }
+    }
+
+    /// The store hash of a client address (IPv4-mapped as IPv4).
+    #[inline]
+    pub fn hash_ip(&self, ip: IpAddr) -> u64 {
+        match ip.to_canonical() {
+            IpAddr::V4(v4) => self.hash(&v4.octets()),
+            IpAddr::V6(v6) => self.hash(&v6.octets()),
+        }
     }
 }
 
@@ -112,10 +167,7 @@ pub fn hash(bytes: &[u8]) -> u64 {
 /// as its IPv4 address).
 #[inline]
 pub fn hash_ip(ip: IpAddr) -> u64 {
-    match ip.to_canonical() {
-        IpAddr::V4(v4) => hash(&v4.octets()),
-        IpAddr::V6(v6) => hash(&v6.octets()),
-    }
+    KeyHasher::Process.hash_ip(ip)
 }
 
 /// The value of cookie `name` in one `Cookie` header value.
@@ -173,5 +225,24 @@ mod tests {
         let mapped: IpAddr = "::ffff:192.0.2.1".parse().expect("ip");
         assert_eq!(hash_ip(v4), hash_ip(mapped));
         assert_ne!(hash_ip(v4), hash(b"192.0.2.1"));
+    }
+
+    #[test]
+    fn a_tier_hasher_is_the_same_in_every_process() {
+        // Instances of a tier (other processes, other builds) must name a
+        // key alike: a pure function of the seed, SipHash-1-3 as pinned by
+        // the siphasher crate.
+        let t = KeyHasher::tier(b"farmgate\0secret");
+        assert_eq!(t, KeyHasher::tier(b"farmgate\0secret"));
+        assert_ne!(t, KeyHasher::tier(b"farmgate\0other"));
+        assert_eq!(t.hash(b"k-123"), t.hash(b"k-123"));
+        let v4: IpAddr = "192.0.2.1".parse().expect("ip");
+        let mapped: IpAddr = "::ffff:192.0.2.1".parse().expect("ip");
+        assert_eq!(t.hash_ip(v4), t.hash_ip(mapped));
+        assert_eq!(KeyHasher::Tier(1, 2).hash(b"abc"), {
+            let mut h = SipHasher13::new_with_keys(1, 2);
+            h.write(b"abc");
+            h.finish()
+        });
     }
 }

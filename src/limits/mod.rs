@@ -2,8 +2,9 @@
 //!
 //! - `gcra.rs`: the rate decision per key (GCRA: one timestamp a key);
 //! - `store.rs`: where keys' state lives, behind the [`KeyStore`] trait (the
-//!   local store is a bounded, lock-free table; a cluster-synchronised store
-//!   can implement the same trait);
+//!   local store is a bounded, lock-free table);
+//! - `cluster.rs`: the store of a `scope: cluster` limit: the local table
+//!   plus the per-key counts a tier's sync task exchanges through Redis;
 //! - `inflight.rs`: keys' open requests or connections (a limit's
 //!   `concurrent`, a listener's `max_connections_per_ip`);
 //! - `key.rs`: what a limit counts by, read from a request in place;
@@ -15,6 +16,7 @@
 //! connection caps and access lists (`listener/`).
 
 pub mod access;
+pub mod cluster;
 pub mod config;
 pub mod gcra;
 pub mod inflight;
@@ -22,7 +24,8 @@ pub mod key;
 pub mod store;
 
 pub use access::{AccessList, NetSet, RawAccess};
-pub use config::{Limit, LimitRegistry, LimitState, Limits, RawLimit};
+pub use cluster::ClusterStore;
+pub use config::{Limit, LimitRegistry, LimitState, Limits, RawLimit, Scope, SyncSpec};
 pub use gcra::{Decision, Rate};
 pub use inflight::{Admit, InFlight, InFlightGuard};
 pub use key::{LimitKey, RequestKeys};

@@ -88,14 +88,26 @@ impl LocalStore {
 
     /// The decision for the key hashed to `h` at `now_ns` (tests drive time
     /// here).
+    #[inline]
     pub fn check_at(&self, rate: &Rate, h: u64, now_ns: u64) -> Decision {
+        self.check_placed(rate, h, now_ns).0
+    }
+
+    /// [`LocalStore::check_at`], saying where the key's state is (None:
+    /// let through untracked).
+    pub fn check_placed(&self, rate: &Rate, h: u64, now_ns: u64) -> (Decision, Option<Placed>) {
         let tag = h | 1;
         let start = ((h >> 32) & self.mask) as usize * WAYS;
         let bucket = &self.slots[start..start + WAYS];
         // A few rounds at most: each retry means another request of the
         // same bucket moved on, which ends.
         for _ in 0..4 {
-            if let Some(slot) = bucket.iter().find(|s| s.key.load(Relaxed) == tag) {
+            if let Some(i) = bucket.iter().position(|s| s.key.load(Relaxed) == tag) {
+                let slot = &bucket[i];
+                let placed = Some(Placed {
+                    slot: start + i,
+                    claimed: false,
+                });
                 let tat = slot.tat.load(Relaxed);
                 let d = rate.check(tat, now_ns);
                 match d {
@@ -105,19 +117,20 @@ impl LocalStore {
                             .compare_exchange(tat, new_tat, Relaxed, Relaxed)
                             .is_ok()
                         {
-                            return d;
+                            return (d, placed);
                         }
                         continue;
                     }
-                    Decision::Limited { .. } => return d,
+                    Decision::Limited { .. } => return (d, placed),
                 }
             }
             // A new key: its bucket is full, so the request is allowed.
             let d = rate.check(0, now_ns);
             let Decision::Allowed { new_tat, .. } = d else {
-                return d;
+                return (d, None);
             };
-            let (victim, old) = victim(bucket, now_ns);
+            let (i, old) = victim(bucket, now_ns);
+            let victim = &bucket[i];
             if victim
                 .key
                 .compare_exchange(old.0, tag, Relaxed, Relaxed)
@@ -127,26 +140,66 @@ impl LocalStore {
                 if old.0 != 0 && old.1 > now_ns {
                     self.evicted.fetch_add(1, Relaxed);
                 }
-                return d;
+                let placed = Placed {
+                    slot: start + i,
+                    claimed: true,
+                };
+                return (d, Some(placed));
             }
         }
         // Contended beyond reason: let the request through untracked.
-        rate.check(0, now_ns)
+        (rate.check(0, now_ns), None)
     }
+
+    /// The key held by `slot` (its hash with the low bit set; 0: empty).
+    pub fn tag(&self, slot: usize) -> u64 {
+        self.slots.get(slot).map_or(0, |s| s.key.load(Relaxed))
+    }
+
+    /// Charges key `tag` in `slot` with `add_ns` of its rate (requests
+    /// admitted elsewhere): its TAT moves on by that much, from now at the
+    /// earliest. False when the slot holds another key by now.
+    pub fn charge(&self, slot: usize, tag: u64, add_ns: u64, now_ns: u64) -> bool {
+        let Some(s) = self.slots.get(slot) else {
+            return false;
+        };
+        loop {
+            if s.key.load(Relaxed) != tag {
+                return false;
+            }
+            let tat = s.tat.load(Relaxed);
+            let new_tat = tat.max(now_ns).saturating_add(add_ns);
+            if s.tat
+                .compare_exchange(tat, new_tat, Relaxed, Relaxed)
+                .is_ok()
+            {
+                return true;
+            }
+        }
+    }
+}
+
+/// Where a check found or put a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Placed {
+    /// The slot's index in the table.
+    pub slot: usize,
+    /// The key took the slot just now (it was new, or had been forgotten).
+    pub claimed: bool,
 }
 
 /// The slot a new key takes: an empty one, else one whose bucket is full
 /// again, else the one nearest a full bucket; with its (key, TAT) as seen.
-fn victim(bucket: &[Slot], now_ns: u64) -> (&Slot, (u64, u64)) {
-    let mut best = (&bucket[0], (u64::MAX, u64::MAX));
-    for s in bucket {
+fn victim(bucket: &[Slot], now_ns: u64) -> (usize, (u64, u64)) {
+    let mut best = (0, (u64::MAX, u64::MAX));
+    for (i, s) in bucket.iter().enumerate() {
         let key = s.key.load(Relaxed);
         let tat = s.tat.load(Relaxed);
         if key == 0 || tat <= now_ns {
-            return (s, (key, tat));
+            return (i, (key, tat));
         }
         if tat < best.1 .1 {
-            best = (s, (key, tat));
+            best = (i, (key, tat));
         }
     }
     best

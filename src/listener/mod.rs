@@ -262,7 +262,7 @@ pub fn spawn(
     let (stop, mut stopped) = watch::channel(false);
     if let Some(t) = &tls {
         crate::tls::watch::spawn(t.clone(), stop.subscribe());
-        crate::tls::acme::manager::spawn(t.clone(), stop.subscribe());
+        crate::tls::acme::manager::spawn(t.clone(), gw.tls.acme_tier.clone(), stop.subscribe());
     }
     let task_name = name.clone();
     let stats = gw.metrics.listener(&name);

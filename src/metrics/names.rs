@@ -35,6 +35,9 @@ pub const TLS_CERTIFICATE_RELOADS: &str = "farmgate_tls_certificate_reloads";
 pub const ACME_CERTIFICATE_EXPIRY_DAYS: &str = "farmgate_acme_certificate_expiry_days";
 /// Counter `{listener}`: ACME certificates issued (first issue and renewals).
 pub const ACME_RENEWALS: &str = "farmgate_acme_renewals";
+/// Counter `{listener}`: ACME orders this instance placed (in a tier, only
+/// the order lock's holder orders).
+pub const ACME_ORDERS: &str = "farmgate_acme_orders";
 /// Counter `{listener}`: ACME orders or renewals that failed.
 pub const ACME_RENEWAL_FAILURES: &str = "farmgate_acme_renewal_failures";
 
@@ -170,6 +173,20 @@ pub const LIMIT_MEMORY_BYTES: &str = "farmgate_limit_memory_bytes";
 /// Counter `{limit}`: keys forgotten to make room while their bucket was not
 /// yet full (the store is too small for the traffic).
 pub const LIMIT_EVICTED_KEYS: &str = "farmgate_limit_evicted_keys";
+/// Gauge `{limit}`: 1 while a `scope: cluster` limit cannot sync with the
+/// tier and allows `rate / live instances` here; 0 when synced.
+pub const LIMIT_CLUSTER_DEGRADED: &str = "farmgate_limit_cluster_degraded";
+/// Counter `{limit,result}`: a cluster-scope limit's exchanges with the
+/// tier (`ok`, `failed`).
+pub const LIMIT_CLUSTER_SYNCS: &str = "farmgate_limit_cluster_syncs";
+/// Counter `{limit}`: keys exchanged with the tier.
+pub const LIMIT_CLUSTER_KEYS_SYNCED: &str = "farmgate_limit_cluster_keys_synced";
+/// Counter `{limit}`: keys active in an interval beyond `sync_max_keys`,
+/// counted locally until a later interval.
+pub const LIMIT_CLUSTER_KEYS_UNSYNCED: &str = "farmgate_limit_cluster_keys_unsynced";
+/// Counter `{limit}`: requests other instances admitted, charged to this
+/// instance's buckets.
+pub const LIMIT_CLUSTER_REMOTE_REQUESTS: &str = "farmgate_limit_cluster_remote_requests";
 
 // === trace ===
 /// Counter `{result}`: spans of sampled requests (`trace.export`), by

@@ -109,7 +109,7 @@ pub fn check<R: RequestKeys>(
         }
         // A request without the key (no such header, cookie or
         // parameter) is not counted by this limit.
-        let Some(h) = key::of(&limit.key, req, capture) else {
+        let Some(h) = key::of(&limit.key, req, capture, &limit.hasher) else {
             continue;
         };
         let state = &limit.state;

@@ -33,6 +33,8 @@ pub enum Action {
     Limit {
         limit: usize,
         capture: Option<usize>,
+        /// The limit's key hasher, for the capture.
+        hasher: crate::limits::key::KeyHasher,
     },
     Abort,
     None,

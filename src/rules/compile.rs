@@ -223,6 +223,7 @@ fn compile_action(
                     Some(LimitKey::RuleCapture(n)) => Some(*n),
                     _ => None,
                 },
+                hasher: limits.get(limit).map(|l| l.hasher).unwrap_or_default(),
             },
             None => {
                 p.add(

@@ -237,10 +237,14 @@ impl RuleSet {
                     };
                     return d;
                 }
-                Action::Limit { limit, capture } => {
+                Action::Limit {
+                    limit,
+                    capture,
+                    hasher,
+                } => {
                     d.limits.push(LimitHit {
                         limit: *limit,
-                        capture: capture.map(|n| crate::limits::key::hash(r.get(n))),
+                        capture: capture.map(|n| hasher.hash(r.get(n))),
                     });
                     if rule.stop {
                         break;

@@ -14,6 +14,9 @@ pub struct TlsRegistry {
     /// Session ticket keys shared by a tier (filled by `cluster`), used by
     /// every listener's ticketer.
     pub tier_tickets: Arc<super::tickets::TierKeys>,
+    /// The tier's shared ACME store and order lock (filled by `cluster`),
+    /// used by every listener's ACME manager.
+    pub acme_tier: Arc<super::acme::TierSlot>,
 }
 
 impl TlsRegistry {

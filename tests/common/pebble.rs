@@ -124,7 +124,12 @@ impl Pebble {
             .unwrap();
         self.pebble = Some(child);
         let deadline = Instant::now() + Duration::from_secs(20);
-        while tokio::net::TcpStream::connect(self.listen).await.is_err() {
+        // Both listeners: the management one serves the root (`root()`).
+        while tokio::net::TcpStream::connect(self.listen).await.is_err()
+            || tokio::net::TcpStream::connect(self.management)
+                .await
+                .is_err()
+        {
             assert!(
                 Instant::now() < deadline,
                 "pebble did not start: {}",

@@ -24,7 +24,8 @@ pub struct RawAcme {
     /// listener's TLS handshake).
     #[serde(default)]
     pub challenge: Option<ChallengeKind>,
-    /// Directory keeping the account and the certificates.
+    /// Directory keeping the account and the certificates (with `cluster:`,
+    /// the local copy of what the tier keeps in Redis).
     pub storage: PathBuf,
     /// A CA certificate (PEM) to trust for the directory (test servers).
     #[serde(default)]

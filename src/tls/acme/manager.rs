@@ -5,13 +5,19 @@
 //! the listener's hot certificate swap (open connections keep theirs).
 //!
 //! The manager reads the listener's current spec, so a reload that adds,
-//! changes or removes `tls.acme` is followed without a restart.
+//! changes or removes `tls.acme` is followed without a restart. With a tier
+//! (`cluster:`), storage is shared, an order is placed only under the
+//! tier's lock (`lease`), and a certificate another instance stored is
+//! installed when announced (or found by a periodic look).
 
 use super::config::AcmeSpec;
-use super::order::{obtain, Issued};
+use super::lease::{self, Attempt};
+use super::order::Issued;
+use super::placeholder::install_placeholder;
 use super::schedule::{backoff, renew_at};
 use super::status::{statuses, AcmeStatus};
 use super::store::{AcmeStore, FileStore};
+use super::tier::{AcmeTier, TierSlot, TierStore};
 use crate::tls::acceptor::TlsListener;
 use crate::tls::certs::{cert_from_pem, format_unix, unix_now, CertPaths, LoadedCert};
 use std::sync::{Arc, Mutex};
@@ -21,11 +27,19 @@ use tokio::task::JoinHandle;
 
 /// How often a waiting manager looks whether a reload changed its section.
 const SPEC_POLL: Duration = Duration::from_secs(1);
+/// How often, in a tier, the shared store is read for a certificate another
+/// instance stored (the announcement on pub/sub is the fast way).
+const TIER_POLL: Duration = Duration::from_secs(10);
 /// The lifetime assumed for back-off before any certificate was issued.
 const FIRST_ISSUE_LIFETIME: i64 = 600;
 
-/// Manages `tls`'s ACME certificate until `stop` says so.
-pub fn spawn(tls: Arc<TlsListener>, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
+/// Manages `tls`'s ACME certificate until `stop` says so; `slot` holds the
+/// tier's shared store while `cluster:` is configured.
+pub fn spawn(
+    tls: Arc<TlsListener>,
+    slot: Arc<TierSlot>,
+    mut stop: watch::Receiver<bool>,
+) -> JoinHandle<()> {
     // Before the listener's first handshake: a listener with only `acme`
     // has no certificate until this is in.
     if let Some(spec) = tls.spec().acme.clone() {
@@ -40,7 +54,8 @@ pub fn spawn(tls: Arc<TlsListener>, mut stop: watch::Receiver<bool>) -> JoinHand
                     _ = stop.wait_for(|s| *s) => return,
                 }
             };
-            if Manager::new(tls.clone(), spec).run(&mut stop).await == Exit::Stopped {
+            let manager = Manager::new(tls.clone(), spec, slot.clone());
+            if manager.run(&mut stop).await == Exit::Stopped {
                 return;
             }
         }
@@ -50,45 +65,68 @@ pub fn spawn(tls: Arc<TlsListener>, mut stop: watch::Receiver<bool>) -> JoinHand
 #[derive(Debug, PartialEq, Eq)]
 enum Exit {
     Stopped,
+    /// The section changed, or the tier came or went: start over.
     SpecChanged,
+    /// A certificate another instance stored now serves: reschedule.
+    Installed,
 }
 
 /// The storage key of a certificate: chain and key in one PEM, so one
 /// atomic write replaces both.
-fn cert_key(spec: &AcmeSpec) -> String {
+pub(super) fn cert_key(spec: &AcmeSpec) -> String {
     format!("certs/{}.pem", spec.name())
 }
 
-struct Manager {
-    tls: Arc<TlsListener>,
-    spec: Arc<AcmeSpec>,
-    store: Arc<dyn AcmeStore>,
+pub(super) struct Manager {
+    pub(super) tls: Arc<TlsListener>,
+    pub(super) spec: Arc<AcmeSpec>,
+    pub(super) store: Arc<dyn AcmeStore>,
+    /// The tier's shared store and lock, when there is one.
+    pub(super) tier: Option<Arc<dyn AcmeTier>>,
+    slot: Arc<TierSlot>,
+    changes: watch::Receiver<u64>,
     status: Arc<Mutex<AcmeStatus>>,
     /// The issued certificate serving now; `None` while the placeholder does.
-    current: Option<LoadedCert>,
+    pub(super) current: Option<LoadedCert>,
     failures: u32,
+    /// When set, the next attempt's time (back-off, or another instance
+    /// holding the order lock) instead of the renewal schedule.
+    retry_at: Option<i64>,
+    /// The tier's Redis was unreachable at the last attempt (logged once).
+    pub(super) tier_down: bool,
 }
 
 impl Manager {
-    fn new(tls: Arc<TlsListener>, spec: Arc<AcmeSpec>) -> Self {
-        let store: Arc<dyn AcmeStore> = Arc::new(FileStore::new(&spec.storage));
+    fn new(tls: Arc<TlsListener>, spec: Arc<AcmeSpec>, slot: Arc<TierSlot>) -> Self {
+        let local = FileStore::new(&spec.storage);
+        let tier = slot.get();
+        let store: Arc<dyn AcmeStore> = match &tier {
+            Some(t) => Arc::new(TierStore::new(t.clone(), local)),
+            None => Arc::new(local),
+        };
         let status = statuses().entry(&tls.name);
         {
             let mut s = status.lock().unwrap_or_else(|p| p.into_inner());
             s.domains = spec.domains.clone();
             s.challenge = spec.challenge.as_str();
+            s.tier = tier.is_some();
         }
         Manager {
             tls,
             spec,
             store,
+            changes: slot.subscribe(),
+            tier,
+            slot,
             status,
             current: None,
             failures: 0,
+            retry_at: None,
+            tier_down: false,
         }
     }
 
-    fn update(&self, f: impl FnOnce(&mut AcmeStatus)) {
+    pub(super) fn update(&self, f: impl FnOnce(&mut AcmeStatus)) {
         f(&mut self.status.lock().unwrap_or_else(|p| p.into_inner()));
     }
 
@@ -102,45 +140,62 @@ impl Manager {
                 self.spec.domains.join(", "));
             self.update(|s| s.state = "placeholder");
         }
-        let mut failed_at = 0;
         loop {
-            let due = self.due(failed_at);
+            let due = self.due();
             self.update(|s| s.next_attempt = due);
-            if let Some(exit) = self.wait_until(due, stop).await {
-                return exit;
+            match self.wait_until(due, stop).await {
+                None => {}
+                Some(Exit::Installed) => continue,
+                Some(exit) => return exit,
             }
             let now = unix_now();
             self.update(|s| {
                 s.last_attempt = now;
                 s.state = "renewing";
             });
+            self.retry_at = None;
             let result = tokio::select! {
-                r = obtain(&self.spec, &*self.store) => r,
+                r = lease::attempt(&mut self) => r,
                 _ = stop.wait_for(|s| *s) => return Exit::Stopped,
             };
-            match result.map_err(|e| e.to_string()) {
-                Ok(issued) => match self.keep(issued).await {
-                    Ok(()) => continue,
-                    Err(e) => self.failed(e),
-                },
-                Err(e) => self.failed(e),
+            match result {
+                Ok(Attempt::Done) => {}
+                Ok(Attempt::Busy { holder, retry }) => {
+                    tracing::info!(listener = %self.tls.name, "ACME: {holder} orders {} for the tier; waiting for its certificate", self.spec.domains.join(", "));
+                    let state = if self.current.is_some() {
+                        "valid"
+                    } else {
+                        "placeholder"
+                    };
+                    self.update(|s| {
+                        s.state = state;
+                        s.last_result = format!("waiting: {holder} holds the tier's order lock");
+                    });
+                    self.retry_at = Some(unix_now() + retry.as_secs() as i64);
+                }
+                Err(failure) => self.failed(failure),
             }
-            failed_at = unix_now();
         }
     }
 
     /// Unix seconds of the next attempt.
-    fn due(&self, failed_at: i64) -> i64 {
-        let lifetime = self
-            .current
-            .as_ref()
-            .map_or(FIRST_ISSUE_LIFETIME, |c| c.not_after - c.not_before);
-        if self.failures > 0 {
-            return failed_at + backoff(self.failures, lifetime).as_secs() as i64;
+    fn due(&self) -> i64 {
+        if let Some(at) = self.retry_at {
+            return at;
         }
         match &self.current {
             Some(c) if self.covers(c) => renew_at(c.not_before, c.not_after, fastrand::f64()),
             _ => unix_now(),
+        }
+    }
+
+    /// Whether the serving certificate should be renewed now (no jitter:
+    /// asked after taking the tier's lock, to skip an order another
+    /// instance just made unnecessary).
+    pub(super) fn is_due(&self) -> bool {
+        match &self.current {
+            Some(c) if self.covers(c) => renew_at(c.not_before, c.not_after, 0.0) <= unix_now(),
+            _ => true,
         }
     }
 
@@ -150,22 +205,54 @@ impl Manager {
         self.spec.domains.iter().all(|d| c.dns_names.contains(d))
     }
 
-    /// Waits until `due`; `Some` when stopped or the section changed first.
-    async fn wait_until(&self, due: i64, stop: &mut watch::Receiver<bool>) -> Option<Exit> {
+    /// Waits until `due`; `Some` when stopped, the section or the tier
+    /// changed, or another instance's certificate was installed first.
+    async fn wait_until(&mut self, due: i64, stop: &mut watch::Receiver<bool>) -> Option<Exit> {
+        let mut looked = tokio::time::Instant::now();
         loop {
             let left = due - unix_now();
             if left <= 0 {
                 return None;
             }
             let nap = SPEC_POLL.min(Duration::from_secs(left as u64));
-            tokio::select! {
-                _ = tokio::time::sleep(nap) => {}
+            let announced = tokio::select! {
+                _ = tokio::time::sleep(nap) => false,
+                r = self.changes.changed(), if self.tier.is_some() => r.is_ok(),
                 _ = stop.wait_for(|s| *s) => return Some(Exit::Stopped),
-            }
-            if self.tls.spec().acme.as_deref() != Some(&*self.spec) {
+            };
+            if self.tls.spec().acme.as_deref() != Some(&*self.spec)
+                || self.slot.is_set() != self.tier.is_some()
+            {
                 return Some(Exit::SpecChanged);
             }
+            if self.tier.is_some() && (announced || looked.elapsed() >= TIER_POLL) {
+                looked = tokio::time::Instant::now();
+                if self.install_newer().await {
+                    return Some(Exit::Installed);
+                }
+            }
         }
+    }
+
+    /// Installs the stored certificate when it is newer than the serving
+    /// one (another instance of the tier renewed it); true when it did.
+    pub(super) async fn install_newer(&mut self) -> bool {
+        let Ok(Some(pem)) = self.store.get(&cert_key(&self.spec)).await else {
+            return false;
+        };
+        let Ok(c) = self.load(&pem) else { return false };
+        let newer = self
+            .current
+            .as_ref()
+            .is_none_or(|cur| c.not_after > cur.not_after);
+        if !newer || !self.covers(&c) {
+            return false;
+        }
+        tracing::info!(listener = %self.tls.name, "ACME certificate for {} from the tier, valid until {}",
+            c.names_text(), format_unix(c.not_after));
+        self.succeeded();
+        self.serve(c);
+        true
     }
 
     /// Installs the stored certificate, if there is a usable one.
@@ -191,7 +278,7 @@ impl Manager {
         }
     }
 
-    fn load(&self, pem: &[u8]) -> Result<LoadedCert, String> {
+    pub(super) fn load(&self, pem: &[u8]) -> Result<LoadedCert, String> {
         let label = self.spec.storage.join(cert_key(&self.spec));
         let paths = CertPaths {
             cert: label.clone(),
@@ -202,7 +289,7 @@ impl Manager {
     }
 
     /// Stores a new certificate and serves it from the next handshake on.
-    async fn keep(&mut self, issued: Issued) -> Result<(), String> {
+    pub(super) async fn keep(&mut self, issued: Issued) -> Result<(), String> {
         let pem = format!("{}\n{}", issued.chain_pem.trim_end(), issued.key_pem);
         let cert = self.load(pem.as_bytes())?;
         let key = cert_key(&self.spec);
@@ -212,14 +299,22 @@ impl Manager {
         }
         tracing::info!(listener = %self.tls.name, "ACME certificate issued for {}, valid until {}",
             cert.names_text(), format_unix(cert.not_after));
+        self.succeeded();
+        self.update(|s| s.renewals_total += 1);
+        self.serve(cert);
+        if let Some(tier) = &self.tier {
+            tier.announce(self.spec.name()).await;
+        }
+        Ok(())
+    }
+
+    fn succeeded(&mut self) {
         self.failures = 0;
+        self.retry_at = None;
         self.update(|s| {
             s.last_result = "ok".into();
-            s.renewals_total += 1;
             s.consecutive_failures = 0;
         });
-        self.serve(cert);
-        Ok(())
     }
 
     fn serve(&mut self, cert: LoadedCert) {
@@ -231,9 +326,15 @@ impl Manager {
         self.current = Some(cert);
     }
 
-    fn failed(&mut self, why: String) {
+    fn failed(&mut self, failure: lease::Failure) {
         self.failures += 1;
         let failures = self.failures;
+        let lifetime = self
+            .current
+            .as_ref()
+            .map_or(FIRST_ISSUE_LIFETIME, |c| c.not_after - c.not_before);
+        self.retry_at = Some(unix_now() + backoff(failures, lifetime).as_secs() as i64);
+        let lease::Failure { why, quiet } = failure;
         self.update(|s| {
             s.last_result = why.clone();
             s.failures_total += 1;
@@ -244,6 +345,9 @@ impl Manager {
                 "placeholder"
             };
         });
+        if quiet {
+            return;
+        }
         let domains = self.spec.domains.join(", ");
         match &self.current {
             None => tracing::error!(listener = %self.tls.name,
@@ -271,44 +375,4 @@ fn left_text(secs: i64) -> String {
     } else {
         format!("{} seconds", secs.max(0))
     }
-}
-
-fn install_placeholder(tls: &TlsListener, spec: &AcmeSpec) {
-    match placeholder(spec) {
-        Ok(p) => tls.install_managed(vec![p]),
-        Err(e) => {
-            tracing::error!(listener = %tls.name, "cannot make the placeholder certificate: {e}")
-        }
-    }
-}
-
-/// The self-signed certificate served for the domains until the first one
-/// is issued: clients get a certificate error rather than a closed
-/// connection, and the log says why.
-fn placeholder(spec: &AcmeSpec) -> Result<LoadedCert, String> {
-    let mut params =
-        rcgen::CertificateParams::new(spec.domains.clone()).map_err(|e| e.to_string())?;
-    params.distinguished_name.push(
-        rcgen::DnType::CommonName,
-        format!("farmgate ACME placeholder for {}", spec.name()),
-    );
-    let now = time::OffsetDateTime::now_utc();
-    params.not_before = now - time::Duration::hours(1);
-    params.not_after = now + time::Duration::days(7);
-    let key = rcgen::KeyPair::generate().map_err(|e| e.to_string())?;
-    let cert = params.self_signed(&key).map_err(|e| e.to_string())?;
-    let pem = format!("{}{}", cert.pem(), key.serialize_pem());
-    let label = spec.storage.join("(self-signed placeholder)");
-    let paths = CertPaths {
-        cert: label.clone(),
-        key: label,
-    };
-    cert_from_pem(
-        pem.as_bytes(),
-        pem.as_bytes(),
-        &paths,
-        &crate::tls::provider(),
-        unix_now(),
-    )
-    .map_err(|e| e.to_string())
 }

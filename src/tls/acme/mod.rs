@@ -10,17 +10,26 @@
 //!   by the request stage and the TLS resolver.
 //! - `manager`: per listener: placeholder, stored certificate, renewal,
 //!   back-off, installation through the hot certificate swap.
+//! - `placeholder`: the self-signed certificate served until the first issue.
+//! - `lease`: one attempt: alone an order, in a tier an order under the
+//!   tier's lock with a renewed lease.
+//! - `tier`: what a store shared by a tier (`cluster:`, Redis) adds: the
+//!   order lock, challenge answers for every instance, announcements.
 //! - `schedule`: when to renew and how long to back off.
 //! - `status`: what the admin API, status page and metrics show.
 
 pub mod challenges;
 pub mod config;
+pub mod lease;
 pub mod manager;
 pub mod order;
+pub mod placeholder;
 pub mod schedule;
 pub mod status;
 pub mod store;
+pub mod tier;
 
 pub use challenges::{book, ChallengeBook, ACME_TLS_ALPN, HTTP01_PREFIX};
 pub use config::{AcmeSpec, RawAcme};
 pub use status::{statuses, AcmeStatus};
+pub use tier::{AcmeTier, Challenge, Lock, TierSlot};

@@ -6,6 +6,7 @@
 use super::challenges::{book, ChallengeBook};
 use super::config::{AcmeSpec, ChallengeKind};
 use super::store::AcmeStore;
+use super::tier::{AcmeTier, Challenge};
 use instant_acme::{
     Account, AccountCredentials, AuthorizationStatus, ChallengeType, ExternalAccountKey,
     Identifier, NewAccount, NewOrder, OrderStatus, RetryPolicy,
@@ -89,8 +90,14 @@ pub async fn load_account(
     Ok(account)
 }
 
-/// Orders a certificate for the spec's domains and waits for it.
-pub async fn obtain(spec: &AcmeSpec, store: &dyn AcmeStore) -> Result<Issued, OrderError> {
+/// Orders a certificate for the spec's domains and waits for it. With a
+/// `tier`, each challenge answer is published to every instance before the
+/// CA is told to validate, so the validation may reach any of them.
+pub async fn obtain(
+    spec: &AcmeSpec,
+    store: &dyn AcmeStore,
+    tier: Option<Arc<dyn AcmeTier>>,
+) -> Result<Issued, OrderError> {
     let identifiers: Vec<Identifier> = spec
         .domains
         .iter()
@@ -112,7 +119,7 @@ pub async fn obtain(spec: &AcmeSpec, store: &dyn AcmeStore) -> Result<Issued, Or
         }
         r => r?,
     };
-    let mut published = Published::new(book());
+    let mut published = Published::new(book(), tier);
     let kind = match spec.challenge {
         ChallengeKind::Http01 => ChallengeType::Http01,
         ChallengeKind::TlsAlpn01 => ChallengeType::TlsAlpn01,
@@ -138,13 +145,17 @@ pub async fn obtain(spec: &AcmeSpec, store: &dyn AcmeStore) -> Result<Issued, Or
             ))
         })?;
         let key_auth = challenge.key_authorization();
-        match spec.challenge {
-            ChallengeKind::Http01 => published.http01(&challenge.token, key_auth.as_str()),
-            ChallengeKind::TlsAlpn01 => published.tls_alpn01(
-                &domain,
-                validation_cert(&domain, key_auth.digest().as_ref())?,
-            ),
-        }
+        let answer = match spec.challenge {
+            ChallengeKind::Http01 => Challenge::Http01 {
+                token: challenge.token.clone(),
+                key_authorization: key_auth.as_str().to_string(),
+            },
+            ChallengeKind::TlsAlpn01 => Challenge::TlsAlpn01 {
+                domain: domain.clone(),
+                digest: key_auth.digest().as_ref().to_vec(),
+            },
+        };
+        published.publish(answer).await?;
         challenge.set_ready().await?;
     }
     match order.poll_ready(&POLL).await? {
@@ -169,7 +180,7 @@ pub async fn obtain(spec: &AcmeSpec, store: &dyn AcmeStore) -> Result<Issued, Or
 /// The self-signed certificate TLS-ALPN-01 answers with (RFC 8737 §3): the
 /// domain as its only SAN and the key authorization's digest in the
 /// critical acmeIdentifier extension.
-fn validation_cert(domain: &str, digest: &[u8]) -> Result<Arc<CertifiedKey>, OrderError> {
+pub fn validation_cert(domain: &str, digest: &[u8]) -> Result<Arc<CertifiedKey>, OrderError> {
     let bad = |e: rcgen::Error| OrderError::Protocol(format!("TLS-ALPN-01 certificate: {e}"));
     let mut params = rcgen::CertificateParams::new(vec![domain.to_string()]).map_err(bad)?;
     params
@@ -188,41 +199,65 @@ fn validation_cert(domain: &str, digest: &[u8]) -> Result<Arc<CertifiedKey>, Ord
     )))
 }
 
-/// The challenge answers one order published; withdrawn when dropped, so an
-/// order that fails half-way leaves nothing behind.
+/// The challenge answers one order published (here and, with a tier, on
+/// every instance); withdrawn when dropped, so an order that fails
+/// half-way leaves nothing behind.
 struct Published {
     book: &'static ChallengeBook,
-    tokens: Vec<String>,
-    domains: Vec<String>,
+    tier: Option<Arc<dyn AcmeTier>>,
+    answers: Vec<Challenge>,
 }
 
 impl Published {
-    fn new(book: &'static ChallengeBook) -> Self {
+    fn new(book: &'static ChallengeBook, tier: Option<Arc<dyn AcmeTier>>) -> Self {
         Published {
             book,
-            tokens: Vec::new(),
-            domains: Vec::new(),
+            tier,
+            answers: Vec::new(),
         }
     }
 
-    fn http01(&mut self, token: &str, key_authorization: &str) {
-        self.book.add_http01(token, key_authorization);
-        self.tokens.push(token.to_string());
+    async fn publish(&mut self, answer: Challenge) -> Result<(), OrderError> {
+        add_to_book(self.book, &answer)?;
+        self.answers.push(answer.clone());
+        if let Some(tier) = &self.tier {
+            tier.publish(&answer).await?;
+        }
+        Ok(())
     }
+}
 
-    fn tls_alpn01(&mut self, domain: &str, cert: Arc<CertifiedKey>) {
-        self.book.add_tls_alpn01(domain, cert);
-        self.domains.push(domain.to_string());
+/// Puts `answer` in this instance's book.
+pub fn add_to_book(book: &ChallengeBook, answer: &Challenge) -> Result<(), OrderError> {
+    match answer {
+        Challenge::Http01 {
+            token,
+            key_authorization,
+        } => book.add_http01(token, key_authorization),
+        Challenge::TlsAlpn01 { domain, digest } => {
+            book.add_tls_alpn01(domain, validation_cert(domain, digest)?)
+        }
+    }
+    Ok(())
+}
+
+/// Takes `answer` out of this instance's book.
+pub fn remove_from_book(book: &ChallengeBook, answer: &Challenge) {
+    match answer {
+        Challenge::Http01 { token, .. } => book.remove_http01(token),
+        Challenge::TlsAlpn01 { domain, .. } => book.remove_tls_alpn01(domain),
     }
 }
 
 impl Drop for Published {
     fn drop(&mut self) {
-        for t in &self.tokens {
-            self.book.remove_http01(t);
+        for a in &self.answers {
+            remove_from_book(self.book, a);
         }
-        for d in &self.domains {
-            self.book.remove_tls_alpn01(d);
+        if let Some(tier) = &self.tier {
+            if !self.answers.is_empty() {
+                tier.withdraw(std::mem::take(&mut self.answers));
+            }
         }
     }
 }

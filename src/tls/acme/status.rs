@@ -18,12 +18,18 @@ pub struct AcmeStatus {
     pub not_after: i64,
     pub next_attempt: i64,
     pub last_attempt: i64,
-    /// `ok`, the last error, or empty before any attempt.
+    /// `ok`, the last error, `waiting: …` while another instance of the
+    /// tier orders, or empty before any attempt.
     pub last_result: String,
     pub renewals_total: u64,
     pub failures_total: u64,
     /// Failures since the last success.
     pub consecutive_failures: u32,
+    /// Orders this instance placed (in a tier, only the lock holder orders;
+    /// the others install what it stored).
+    pub orders_total: u64,
+    /// Storage and ordering shared with the tier (`cluster:`).
+    pub tier: bool,
 }
 
 impl AcmeStatus {
