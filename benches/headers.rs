@@ -1,6 +1,8 @@
 //! The header rewriting every forwarded request pays: hop-by-hop removal
 //! and X-Forwarded-* on a realistic browser request head, plus the copy of
-//! a head that a retryable request keeps for another attempt.
+//! a head that a retryable request keeps for another attempt; and what a
+//! request pays with `trace:` on (ids drawn, a `traceparent` read and
+//! written into the fast forward's head buffer).
 
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion};
 use farmgate::config::snapshot::{ForwardedFor, ProxySpec};
@@ -114,5 +116,48 @@ fn rewrite(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, rewrite);
+fn trace(c: &mut Criterion) {
+    use farmgate::ground::trace_context::TraceContext;
+    let raw: farmgate::trace::RawTrace =
+        yaml_serde::from_str("trusted_sources: [10.0.0.0/8]").expect("yaml");
+    let mut p = farmgate::ground::error::Problems::default();
+    let spec = farmgate::trace::spec::build(&raw, &mut p);
+    c.bench_function("trace: new trace and span ids", |b| {
+        b.iter(|| black_box(TraceContext::start(true)))
+    });
+    let cases = [
+        ("new trace (no traceparent)", head(&[]), "192.0.2.1"),
+        (
+            "continued (trusted traceparent)",
+            head(&[(
+                "traceparent",
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            )]),
+            "10.1.2.3",
+        ),
+    ];
+    for (name, base, peer) in cases {
+        let peer: std::net::IpAddr = peer.parse().expect("ip");
+        c.bench_function(&format!("trace: begin, browser head, {name}"), |b| {
+            b.iter_batched_ref(
+                || base.clone(),
+                |h| black_box(spec.begin(peer, h)),
+                BatchSize::SmallInput,
+            )
+        });
+    }
+    let ctx = TraceContext::start(true);
+    let mut up = Vec::with_capacity(1024);
+    c.bench_function("trace: traceparent into the head buffer", |b| {
+        b.iter(|| {
+            up.clear();
+            up.extend_from_slice(b"traceparent: ");
+            up.extend_from_slice(&black_box(&ctx).traceparent());
+            up.extend_from_slice(b"\r\n");
+            black_box(up.len())
+        })
+    });
+}
+
+criterion_group!(benches, rewrite, trace);
 criterion_main!(benches);

@@ -155,6 +155,7 @@ pub fn banner(proxy: SocketAddr, tls: Option<SocketAddr>, admin: Option<SocketAd
          for i in 1 2 3 4; do curl -s -o /dev/null -w '%{{http_code}} ' http://{proxy}/login; done   # rate limit: 200 200 200 429\n  \
          curl -i http://{proxy}/login         # the 429: Retry-After, RateLimit-Policy, RateLimit\n  \
          curl -H 'X-Forwarded-For: 203.0.113.7' http://{proxy}/   # X-Forwarded-For is appended\n  \
+         curl -si -H 'traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' http://{proxy}/ | grep -i x-trace-id   # trace continued\n  \
          curl http://{proxy}/v1/users/7       # rule api-v1: demo-1 sees /users/7\n  \
          curl http://{proxy}/current/users/7  # follows the latest API: demo-2 or demo-3\n  \
          curl http://{proxy}/by-name/hello    # farm by-name: server localhost:9103, a member per address it resolves to\n  \

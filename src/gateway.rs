@@ -70,8 +70,11 @@ impl Gateway {
         let connections = Arc::new(ConnTracker::default());
         let metrics = Arc::new(Metrics::new());
         let tls = Arc::new(TlsRegistry::default());
+        let export = snapshot.trace.as_ref().and_then(|t| t.export.clone());
+        let shared = Arc::new(Shared::new(snapshot, upstream, access_log));
+        shared.set_span_export(export.as_ref());
         let serving = Arc::new(Serving {
-            shared: Arc::new(Shared::new(snapshot, upstream, access_log)),
+            shared,
             connections: connections.clone(),
             metrics: metrics.clone(),
             tls: tls.clone(),
@@ -110,6 +113,8 @@ impl Gateway {
                 Err(e) => tracing::error!("access log not changed: {e}"),
             }
         }
+        let export = snapshot.trace.as_ref().and_then(|t| t.export.as_ref());
+        self.serving.shared.set_span_export(export);
         self.connector.set_timeout(snapshot.proxy.connect_timeout);
         self.connector.set_tls(snapshot.backend_tls.clone());
         snapshot.backend_tls.warn_insecure();

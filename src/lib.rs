@@ -11,7 +11,7 @@
 //! | layer | modules | owns |
 //! |---|---|---|
 //! | ground | `ground`, `http1`, `demo`, `notify` | config units, config errors and their places in the file; an own HTTP/1 codec; the demo backends; systemd notifications |
-//! | counters | `metrics`, `log`, `tls`, `limits` | per-server and per-listener counters and metric names; the access log; TLS certificates, acceptors, backend TLS; abuse protection's parts (GCRA, bounded key stores, in-flight tables, IP lists, the `limits:` section) |
+//! | counters | `metrics`, `log`, `tls`, `limits`, `trace` | per-server and per-listener counters and metric names; the access log; TLS certificates, acceptors, backend TLS; abuse protection's parts (GCRA, bounded key stores, in-flight tables, IP lists, the `limits:` section); trace context (the `trace:` section, the OTLP span exporter) |
 //! | farm | `farm` | servers, their long-lived state, selection policies and admission, affinity, hash keys |
 //! | farm parts | `health`, `rules` | health state, live traffic, floor; request rules |
 //! | forwarding | `proxy` | upstream (HTTP/1.1 and HTTP/2), pools, connector, headers, bodies, upgrades, gRPC, errors |
@@ -30,7 +30,7 @@
 /// its own. Names not present in `src/` yet are places kept for them.
 pub const LAYERS: &[&[&str]] = &[
     &["ground", "http1", "demo", "notify"],
-    &["metrics", "log", "tls", "limits"],
+    &["metrics", "log", "tls", "limits", "trace"],
     &["farm"],
     &["health", "rules"],
     &["proxy"],
@@ -72,6 +72,7 @@ pub mod rules;
 pub mod running;
 pub mod signals;
 pub mod tls;
+pub mod trace;
 pub mod upgrade;
 
 pub use gateway::Gateway;

@@ -256,3 +256,69 @@ async fn the_watcher_reloads_when_an_included_file_changes_or_appears() {
     assert_eq!((status, body.as_str()), (StatusCode::OK, "a"));
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[tokio::test]
+async fn limits_can_come_from_included_files() {
+    let a = Backend::named("a").await;
+    let dir = fresh_temp_dir("farmgate-include-limits");
+    write(
+        &dir,
+        "farmgate.yaml",
+        &format!(
+            "include: [limits/*.yaml]\nlisteners: [ {{ bind: \"127.0.0.1:0\", limits: [per-client] }} ]\n\
+             admin: {{ enabled: false }}\nlog: {{ access: off }}\n\
+             farms:\n  - name: web\n    servers: [ {{ address: \"{}\" }} ]\n",
+            a.addr
+        ),
+    );
+    write(
+        &dir,
+        "limits/clients.yaml",
+        "limits:\n  - { name: per-client, rate: 1/m, burst: 2 }\n",
+    );
+    // The listener in the main file names a limit of the included file, and
+    // the limit applies: two requests pass, the third is refused.
+    let fg = start_from_file(&dir.join("farmgate.yaml")).await;
+    let base = format!("http://{}", fg.first_addr());
+    let http = client();
+    let statuses = [
+        get(&http, &format!("{base}/")).await.0,
+        get(&http, &format!("{base}/")).await.0,
+        get(&http, &format!("{base}/")).await.0,
+    ];
+    assert_eq!(
+        statuses,
+        [
+            StatusCode::OK,
+            StatusCode::OK,
+            StatusCode::TOO_MANY_REQUESTS
+        ]
+    );
+
+    // A problem in an included limit is placed in its own file.
+    write(
+        &dir,
+        "limits/zz-bad.yaml",
+        "limits:\n  - { name: other, rate: 5/m }\n  - { name: slow, rate: often }\n",
+    );
+    let (code, out) = check(&dir, &[]);
+    assert_eq!(code, 1, "{out}");
+    let bad = dir.join("limits/zz-bad.yaml").display().to_string();
+    assert!(out.contains(&format!("{bad}:3:")), "{out}");
+    assert!(out.contains("limits[1].rate:"), "{out}");
+    // A name used twice across files names the second file's entry.
+    write(
+        &dir,
+        "limits/zz-bad.yaml",
+        "limits:\n  - { name: per-client, rate: 5/m }\n",
+    );
+    let (code, out) = check(&dir, &[]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&format!(
+            "{bad}:2:13: limits[0].name: duplicate limit name \"per-client\""
+        )),
+        "{out}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

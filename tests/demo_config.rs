@@ -16,6 +16,11 @@ fn demo_config_builds() {
     assert!(!snap.farms.is_empty());
     // The demo shows a rate limit on one path.
     assert!(snap.limits.index("login").is_some());
+    // And trace context, its id returned to the client.
+    assert!(snap
+        .trace
+        .as_ref()
+        .is_some_and(|t| t.response_header.is_some()));
     // The demo backends the binary starts must be the servers the config names.
     let addresses: Vec<String> = snap
         .farms

@@ -667,6 +667,17 @@ impl Collector for ConfigCollector {
         let Some(gw) = self.0.upgrade() else {
             return Ok(());
         };
+        let spans = &gw.serving.shared.span_stats;
+        counters(
+            &mut enc,
+            TRACE_SPANS,
+            "Spans of sampled requests, by result (exported, dropped: queue full, failed).",
+            [
+                ([("result", "exported")], spans.exported()),
+                ([("result", "dropped")], spans.dropped()),
+                ([("result", "failed")], spans.failed()),
+            ],
+        )?;
         let r = &gw.reloads;
         counters(
             &mut enc,

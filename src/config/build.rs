@@ -37,6 +37,10 @@ pub fn build(raw: RawConfig, file: &str, registry: &StateRegistry) -> Result<Sna
     }
     let proxy = crate::proxy::spec::build(&raw.proxy, &mut p);
     let log = crate::log::spec::build(&raw.log, &mut p);
+    let trace = raw
+        .trace
+        .as_ref()
+        .map(|t| crate::trace::spec::build(t, &mut p));
     if raw.runtime.worker_threads == Some(0) {
         p.add("runtime.worker_threads", "must be at least 1");
     }
@@ -126,6 +130,7 @@ pub fn build(raw: RawConfig, file: &str, registry: &StateRegistry) -> Result<Sna
             admin,
             proxy,
             log,
+            trace,
             runtime,
             farms,
             default_farm,

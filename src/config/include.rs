@@ -1,5 +1,5 @@
-//! `include:`: farms, rules, listeners and rewrite maps kept in other
-//! files (`include: [farms/*.yaml, rules.yaml]`), merged into the main
+//! `include:`: farms, rules, listeners, rewrite maps and limits kept in
+//! other files (`include: [farms/*.yaml, rules.yaml]`), merged into the main
 //! file's lists: the main file's entries first, then each included file's,
 //! in the order the patterns and (sorted) file names give.
 //!
@@ -11,6 +11,7 @@
 
 use super::error::{ConfigError, ConfigErrors};
 use super::raw::{RawConfig, RawFarm, RawListener, RawRule};
+use crate::limits::RawLimit;
 use crate::rules::maps::RawMap;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -27,10 +28,12 @@ pub struct RawInclude {
     pub rules: Vec<RawRule>,
     #[serde(default)]
     pub rewrite_maps: Vec<RawMap>,
+    #[serde(default)]
+    pub limits: Vec<RawLimit>,
 }
 
 /// The lists an included file contributes to, by their key.
-const LISTS: [&str; 4] = ["listeners", "farms", "rules", "rewrite_maps"];
+const LISTS: [&str; 5] = ["listeners", "farms", "rules", "rewrite_maps", "limits"];
 
 /// One run of merged entries from one file.
 #[derive(Debug, Clone)]
@@ -103,6 +106,7 @@ pub fn compose(
             r.farms.len(),
             r.rules.len(),
             r.rewrite_maps.len(),
+            r.limits.len(),
         ]
     };
     for (list, len) in lens(raw).into_iter().enumerate() {
@@ -167,6 +171,7 @@ pub fn compose(
             raw.farms.extend(inc.farms);
             raw.rules.extend(inc.rules);
             raw.rewrite_maps.extend(inc.rewrite_maps);
+            raw.limits.extend(inc.limits);
             for (list, (b, a)) in before.into_iter().zip(lens(raw)).enumerate() {
                 if a > b {
                     origins.runs.push(Run {

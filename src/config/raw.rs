@@ -12,8 +12,8 @@ use std::path::PathBuf;
 #[derive(Debug, Deserialize, schemars::JsonSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
-    /// Files whose `listeners`, `farms`, `rules` and `rewrite_maps` are
-    /// merged into this file's (`config::include`).
+    /// Files whose `listeners`, `farms`, `rules`, `rewrite_maps` and
+    /// `limits` are merged into this file's (`config::include`).
     #[serde(default)]
     pub include: Vec<String>,
     #[serde(default)]
@@ -24,6 +24,9 @@ pub struct RawConfig {
     pub proxy: crate::proxy::spec::RawProxy,
     #[serde(default)]
     pub log: crate::log::spec::RawLog,
+    /// W3C trace context and span export (`docs/observability.md`).
+    #[serde(default)]
+    pub trace: Option<crate::trace::RawTrace>,
     #[serde(default)]
     pub runtime: RawRuntime,
     #[serde(default)]

@@ -24,6 +24,9 @@ pub struct Snapshot {
     pub admin: AdminSpec,
     pub proxy: ProxySpec,
     pub log: LogSpec,
+    /// Trace context; `None` when there is no `trace:` section (the
+    /// request path then does nothing for it).
+    pub trace: Option<crate::trace::TraceSpec>,
     pub runtime: RuntimeSpec,
     pub farms: Vec<FarmRuntime>,
     pub default_farm: Option<usize>,

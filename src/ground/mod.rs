@@ -5,5 +5,6 @@ pub mod clock;
 pub mod error;
 pub mod locate;
 pub mod net;
+pub mod trace_context;
 pub mod units;
 pub mod yaml;

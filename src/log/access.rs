@@ -40,6 +40,8 @@ pub struct AccessRecord {
     pub aborted: bool,
     /// A gRPC call's `grpc-status` (the server's, or farmgate's own answer).
     pub grpc_status: Option<u8>,
+    /// The request's trace context (`trace:`), when tracing is on.
+    pub trace: Option<crate::ground::trace_context::TraceContext>,
 }
 
 /// What the writer thread is asked to do.

@@ -4,6 +4,7 @@
 //! Timestamps are UTC throughout.
 
 use super::access::AccessRecord;
+use crate::ground::trace_context::Hex;
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -24,6 +25,10 @@ struct JsonLine<'a> {
     aborted: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     grpc_status: Option<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    trace_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    span_id: Option<String>,
 }
 
 fn ms(d: Duration) -> f64 {
@@ -55,6 +60,14 @@ pub fn text_line(r: &AccessRecord) -> String {
     if let Some(code) = r.grpc_status {
         let _ = write!(s, " grpc_status={code}");
     }
+    if let Some(t) = &r.trace {
+        let _ = write!(
+            s,
+            " trace_id={} span_id={}",
+            Hex(&t.trace_id),
+            Hex(&t.span_id)
+        );
+    }
     if r.aborted {
         s.push_str(" aborted");
     }
@@ -78,6 +91,8 @@ pub fn json_line(r: &AccessRecord) -> String {
         bytes: r.bytes,
         aborted: r.aborted,
         grpc_status: r.grpc_status,
+        trace_id: r.trace.map(|t| Hex(&t.trace_id).to_string()),
+        span_id: r.trace.map(|t| Hex(&t.span_id).to_string()),
     };
     let mut s = serde_json::to_string(&line).unwrap_or_default();
     s.push('\n');
@@ -270,6 +285,7 @@ mod tests {
             referer: None,
             user_agent: Some(HeaderValue::from_static("curl/8.0 (x \"y\")")),
             aborted: false,
+            trace: None,
         }
     }
 
@@ -342,5 +358,26 @@ mod tests {
         );
         let v: serde_json::Value = serde_json::from_str(&json_line(&r)).unwrap_or_default();
         assert_eq!(v["grpc_status"], 14);
+    }
+
+    #[test]
+    fn trace_ids_are_logged_when_tracing_is_on() {
+        use crate::ground::trace_context::{parse_traceparent, TraceContext};
+        let mut r = record();
+        assert!(!text_line(&r).contains("trace_id") && !json_line(&r).contains("trace_id"));
+        let parent = parse_traceparent(b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+        let ctx = TraceContext::continued(parent.expect("valid"));
+        r.trace = Some(ctx);
+        let span = Hex(&ctx.span_id).to_string();
+        assert!(
+            text_line(&r).ends_with(&format!(
+                " bytes=42 trace_id=4bf92f3577b34da6a3ce929d0e0e4736 span_id={span}\n"
+            )),
+            "{}",
+            text_line(&r)
+        );
+        let v: serde_json::Value = serde_json::from_str(&json_line(&r)).unwrap_or_default();
+        assert_eq!(v["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(v["span_id"], span.as_str());
     }
 }

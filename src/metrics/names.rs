@@ -187,3 +187,9 @@ pub const LIMIT_CLUSTER_KEYS_UNSYNCED: &str = "farmgate_limit_cluster_keys_unsyn
 /// Counter `{limit}`: requests other instances admitted, charged to this
 /// instance's buckets.
 pub const LIMIT_CLUSTER_REMOTE_REQUESTS: &str = "farmgate_limit_cluster_remote_requests";
+
+// === trace ===
+/// Counter `{result}`: spans of sampled requests (`trace.export`), by
+/// `result`: `exported` (the collector took them), `dropped` (the queue was
+/// full), `failed` (the collector refused them or could not be reached).
+pub const TRACE_SPANS: &str = "farmgate_trace_spans";

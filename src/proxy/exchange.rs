@@ -1,12 +1,14 @@
 //! One request/response exchange as the proxy accounts for it: which server
 //! it holds a slot on, when it started, how many bytes went out. Dropping it
 //! (when the response body ends or the client goes away) releases the
-//! server's in-flight slot and writes the access-log line.
+//! server's in-flight slot, writes the access-log line and hands the
+//! request's span to the trace exporter.
 
 use crate::farm::state::Attempt;
 use crate::farm::ServerState;
 use crate::health::FarmHealth;
 use crate::log::access::{AccessLog, AccessRecord};
+use crate::trace::{Span, SpanExporter};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,7 +27,9 @@ pub struct Exchange {
     /// A gRPC call's status, and whether the server sent it (counted per
     /// server) or farmgate did (logged only).
     grpc: Option<(u8, bool)>,
-    log: Option<(Arc<AccessLog>, Box<AccessRecord>)>,
+    /// What the log line and the span say, kept while either is wanted
+    /// (boxed: the exchange rides on every response body).
+    kept: Option<Box<Kept>>,
     /// Places under limits' `concurrent` caps, given back when this ends.
     limits: smallvec::SmallVec<[crate::limits::InFlightGuard; 2]>,
 }
@@ -40,7 +44,7 @@ impl Exchange {
             aborted: false,
             picked: None,
             grpc: None,
-            log: None,
+            kept: None,
             limits: smallvec::SmallVec::new(),
         }
     }
@@ -86,12 +90,19 @@ impl Exchange {
         }
     }
 
-    pub fn log_with(&mut self, log: Arc<AccessLog>, record: AccessRecord) {
-        self.log = Some((log, Box::new(record)));
+    /// Keeps `record` for the access log `log` and the exporter `spans`
+    /// (with whether the client connection is TLS), either or both.
+    pub fn keep_record(
+        &mut self,
+        record: AccessRecord,
+        log: Option<Arc<AccessLog>>,
+        spans: Option<(Arc<SpanExporter>, bool)>,
+    ) {
+        self.kept = Some(Box::new(Kept { record, log, spans }));
     }
 
     pub fn record(&mut self) -> Option<&mut AccessRecord> {
-        self.log.as_mut().map(|(_, r)| &mut **r)
+        self.kept.as_mut().map(|k| &mut k.record)
     }
 
     pub fn set_upstream_time(&mut self, upstream: Duration) {
@@ -127,12 +138,54 @@ impl Drop for Exchange {
                 s.stats.record_grpc(code);
             }
         }
-        if let Some((log, mut record)) = self.log.take() {
+        if let Some(kept) = self.kept.take() {
+            let Kept {
+                mut record,
+                log,
+                spans,
+            } = *kept;
             record.grpc_status = self.grpc.map(|(code, _)| code);
             record.bytes = self.bytes;
             record.total = self.started.elapsed();
             record.aborted = self.aborted;
-            log.write(&record);
+            if let Some(log) = log {
+                log.write(&record);
+            }
+            if let Some((spans, tls)) = spans {
+                if let Some(span) = span_of(record, tls) {
+                    spans.offer(span);
+                }
+            }
         }
     }
+}
+
+/// The record of a request and where it goes when the request ends.
+struct Kept {
+    record: AccessRecord,
+    log: Option<Arc<AccessLog>>,
+    /// The trace exporter, for a sampled request; the connection's TLS.
+    spans: Option<(Arc<SpanExporter>, bool)>,
+}
+
+/// The span of a finished request (one with a trace context).
+fn span_of(r: AccessRecord, tls: bool) -> Option<Span> {
+    Some(Span {
+        ctx: r.trace?,
+        start: r.time,
+        duration: r.total,
+        method: r.method,
+        uri: r.uri,
+        version: r.version,
+        tls,
+        status: r.status,
+        client: r.client,
+        local: r.local,
+        listener: r.listener,
+        farm: r.farm,
+        server: r.server,
+        upstream: r.upstream,
+        bytes: r.bytes,
+        aborted: r.aborted,
+    })
 }

@@ -89,7 +89,13 @@ pub async fn forward<W: AsyncWrite + Unpin>(
         if let Some(r) = ex.record() {
             r.server = Some(server.name.clone());
         }
-        write_head(client.up, parts, server, proxy.preserve_host);
+        write_head(
+            client.up,
+            parts,
+            server,
+            proxy.preserve_host,
+            to.trace.as_ref(),
+        );
         ex.hold(server.state.clone(), to.health, idx);
         let sent_at = Instant::now();
         let pool = &to.pools[idx];
@@ -137,8 +143,6 @@ pub async fn forward<W: AsyncWrite + Unpin>(
     Fast::Failed(last_err)
 }
 
-/// The backend's request head: origin form, HTTP/1.1, the prepared fields,
-/// `Host` per server unless `preserve_host`.
 /// `fut`, or `Err` if `timer`, set `after` from now, fires first. The
 /// timer is the connection's: moving it later is a store, not a new timer.
 async fn within<F: std::future::Future>(
@@ -158,7 +162,15 @@ async fn within<F: std::future::Future>(
     }
 }
 
-fn write_head(up: &mut Vec<u8>, parts: &http::request::Parts, server: &Server, preserve: bool) {
+/// The backend's request head: origin form, HTTP/1.1, the prepared fields,
+/// `Host` per server unless `preserve_host`, the hop's `traceparent`.
+fn write_head(
+    up: &mut Vec<u8>,
+    parts: &http::request::Parts,
+    server: &Server,
+    preserve: bool,
+    trace: Option<&super::headers::Trace<'_>>,
+) {
     up.clear();
     up.extend_from_slice(parts.method.as_str().as_bytes());
     up.push(b' ');
@@ -173,6 +185,9 @@ fn write_head(up: &mut Vec<u8>, parts: &http::request::Parts, server: &Server, p
     }
     if !preserve {
         push(up, b"host", server.host_header.as_bytes());
+    }
+    if let Some(t) = trace {
+        push(up, b"traceparent", &t.ctx.traceparent());
     }
     up.extend_from_slice(b"\r\n");
 }
@@ -294,10 +309,9 @@ async fn respond<W: AsyncWrite + Unpin>(
     };
     let out = client.out;
     out.clear();
-    let written = match cookie {
-        Some(c) => downstream::write_response(&head, &down, &[(b"Set-Cookie", c.as_bytes())], out),
-        None => downstream::write_response::<&[u8], &[u8]>(&head, &down, &[], out),
-    };
+    let trace_id = to.trace.as_ref().and_then(super::headers::trace_response);
+    let fields = super::headers::answer_fields(cookie, trace_id.as_ref());
+    let written = downstream::write_response(&head, &down, &fields, out);
     let reusable = head.reusable();
     let keep = keep_for_value(to.backend_idle_timeout, head.field(b"keep-alive"));
     let kind = head.body();

@@ -114,6 +114,8 @@ pub struct Forwarder<'a> {
     /// The PROXY protocol header each new server connection starts with,
     /// when the farm sends one.
     pub send_proxy: Option<super::send_proxy::Header>,
+    /// The request's trace context, when `trace:` is on.
+    pub trace: Option<headers::Trace<'a>>,
 }
 
 /// Forwards to `to`'s farm, retrying on another server where that is safe.
@@ -125,6 +127,9 @@ pub async fn forward(
 ) -> Result<Response<ProxyBody>, ProxyError> {
     let Outgoing { mut parts, body } = out;
     let (proxy, farm) = (to.spec, to.farm);
+    if let Some(t) = &to.trace {
+        headers::apply_trace(&mut parts.headers, &t.ctx);
+    }
     if content_length(&parts.headers).is_some_and(|n| n > proxy.max_request_body) {
         return Err(ProxyError::BodyTooLarge);
     }

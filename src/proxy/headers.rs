@@ -1,7 +1,8 @@
 //! Request and response header rewriting for forwarding: hop-by-hop removal
-//! (RFC 9110 §7.6.1) and the X-Forwarded-* family.
+//! (RFC 9110 §7.6.1), the X-Forwarded-* family, the trace context.
 
 use super::spec::{ForwardedFor, ProxySpec};
+use crate::ground::trace_context::TraceContext;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 pub use crate::ground::net::X_FORWARDED_FOR;
@@ -194,6 +195,53 @@ pub fn apply_forwarded(
             headers.insert(X_FORWARDED_HOST.clone(), h.clone());
         }
     }
+}
+
+/// The request's trace context as forwarding sees it (`trace:` on).
+#[derive(Debug, Clone, Copy)]
+pub struct Trace<'a> {
+    pub ctx: TraceContext,
+    /// `trace.response_header`: carries the trace id back to the client.
+    pub response_header: Option<&'a HeaderName>,
+}
+
+/// Sets the hop's `traceparent` on a request to the backend (hyper's
+/// path; the fast path writes the same `TraceContext::traceparent` bytes
+/// into its head buffer).
+pub fn apply_trace(headers: &mut HeaderMap, ctx: &TraceContext) {
+    if let Ok(v) = HeaderValue::from_bytes(&ctx.traceparent()) {
+        headers.insert(crate::trace::TRACEPARENT.clone(), v);
+    }
+}
+
+/// Sets `trace.response_header` (the trace id) on an answer to the client.
+pub fn set_trace_response(headers: &mut HeaderMap, trace: Option<&Trace<'_>>) {
+    if let Some((name, id)) = trace.and_then(trace_response) {
+        if let Ok(v) = HeaderValue::from_bytes(&id) {
+            headers.insert(name.clone(), v);
+        }
+    }
+}
+
+/// The `trace.response_header` field: its name and the trace id in hex.
+pub fn trace_response<'a>(trace: &Trace<'a>) -> Option<(&'a HeaderName, [u8; 32])> {
+    Some((trace.response_header?, trace.ctx.trace_id_hex()))
+}
+
+/// The fields the fast path adds to a backend's answer head: the affinity
+/// cookie and the trace id (`trace_response`).
+pub fn answer_fields<'a>(
+    cookie: Option<&'a HeaderValue>,
+    trace: Option<&'a (&'a HeaderName, [u8; 32])>,
+) -> smallvec::SmallVec<[(&'a [u8], &'a [u8]); 2]> {
+    let mut out = smallvec::SmallVec::new();
+    if let Some(c) = cookie {
+        out.push((&b"Set-Cookie"[..], c.as_bytes()));
+    }
+    if let Some((name, id)) = trace {
+        out.push((name.as_str().as_bytes(), &id[..]));
+    }
+    out
 }
 
 /// Appends `ip` to X-Forwarded-For, folding several incoming fields into one.

@@ -7,13 +7,14 @@ use super::{ConnInfo, Shared};
 use crate::cache::{self, Answer, Fetch};
 use crate::compress;
 use crate::config::Snapshot;
+use crate::ground::trace_context::TraceContext;
 use crate::log::access::AccessRecord;
 use crate::proxy::body::{ClientBody, ProxyBody};
 use crate::proxy::error::ProxyError;
 use crate::proxy::exchange::Exchange;
 use crate::proxy::fast::{self, Fast, FastClient};
 use crate::proxy::forward::{self, Forwarder, Outgoing};
-use crate::proxy::headers::ClientSide;
+use crate::proxy::headers::{self, ClientSide, Trace};
 use http::{Request, Response};
 use http_body::Body as _;
 use hyper::upgrade::OnUpgrade;
@@ -54,28 +55,33 @@ pub async fn handle(
 pub async fn handle_h1<W: AsyncWrite + Unpin + Send>(
     shared: Arc<Shared>,
     conn: Arc<ConnInfo>,
-    req: Request<ClientBody>,
+    mut req: Request<ClientBody>,
     fast: Option<FastClient<'_, W>>,
 ) -> Result<Handled, route::Aborted> {
     let started = Instant::now();
     let snap = shared.snapshot();
     let mut ex = Exchange::new(started);
-    if let Some(log) = shared.access_log() {
+    // Nothing runs for tracing without a `trace:` section.
+    let trace = snap.trace.as_ref().map(|t| Trace {
+        ctx: t.begin(conn.client_addr(), req.headers_mut()),
+        response_header: t.response_header.as_ref(),
+    });
+    let log = shared.access_log();
+    let spans = trace
+        .filter(|t| t.ctx.sampled())
+        .and_then(|_| shared.span_exporter());
+    if log.is_some() || spans.is_some() {
         // Only the combined and W3C formats log these: no copy otherwise.
-        let header = |name| {
-            log.wants_client_headers()
-                .then(|| req.headers().get(name).cloned())
-                .flatten()
-        };
+        let wants = log.as_ref().is_some_and(|l| l.wants_client_headers());
+        let header = |name| wants.then(|| req.headers().get(name).cloned()).flatten();
         let (referer, user_agent) = (
             header(http::header::REFERER),
             header(http::header::USER_AGENT),
         );
-        ex.log_with(
-            log,
+        ex.keep_record(
             AccessRecord {
                 time: SystemTime::now(),
-                client: crate::ground::net::canonical_ip(conn.peer.ip()),
+                client: conn.client_addr(),
                 local: conn.local,
                 listener: conn.listener.clone(),
                 method: req.method().clone(),
@@ -91,7 +97,10 @@ pub async fn handle_h1<W: AsyncWrite + Unpin + Send>(
                 user_agent,
                 aborted: false,
                 grpc_status: None,
+                trace: trace.map(|t| t.ctx),
             },
+            log,
+            spans.map(|s| (s, conn.tls)),
         );
     }
 
@@ -138,6 +147,7 @@ pub async fn handle_h1<W: AsyncWrite + Unpin + Send>(
                     send_proxy: farm
                         .send_proxy
                         .map(|v| crate::proxy::send_proxy::Header::new(v, conn.peer, conn.local)),
+                    trace,
                 },
                 shared: &shared,
                 snap: &snap,
@@ -164,7 +174,8 @@ pub async fn handle_h1<W: AsyncWrite + Unpin + Send>(
                         return Ok(Handled::Written { keep_alive });
                     }
                     Fast::Failed(e) => {
-                        return Ok(Handled::Response(finish(&conn, ex, Err(e), grpc)))
+                        let resp = finish(&conn, ex, Err(e), grpc, trace.as_ref());
+                        return Ok(Handled::Response(resp));
                     }
                 }
             }
@@ -186,7 +197,13 @@ pub async fn handle_h1<W: AsyncWrite + Unpin + Send>(
             })
         }
     };
-    Ok(Handled::Response(finish(&conn, ex, result, grpc)))
+    Ok(Handled::Response(finish(
+        &conn,
+        ex,
+        result,
+        grpc,
+        trace.as_ref(),
+    )))
 }
 
 /// The response (or the error's), counted, carrying the exchange.
@@ -195,6 +212,7 @@ fn finish(
     mut ex: Exchange,
     result: Result<Response<ProxyBody>, ProxyError>,
     grpc: bool,
+    trace: Option<&Trace<'_>>,
 ) -> Response<ProxyBody> {
     let mut resp = match result {
         Ok(resp) => resp,
@@ -205,6 +223,7 @@ fn finish(
         }
         Err(e) => e.into_response(),
     };
+    headers::set_trace_response(resp.headers_mut(), trace);
     let status = resp.status().as_u16();
     conn.stats.codes.inc(status);
     if let Some(r) = ex.record() {
@@ -245,6 +264,7 @@ impl Fetch for Fetcher<'_> {
             farm,
             pick: self.to.pick,
             send_proxy: self.to.send_proxy,
+            trace: self.to.trace.map(|t| t.ctx),
         })
     }
 }
@@ -257,6 +277,8 @@ struct Detached {
     farm: usize,
     pick: crate::farm::PickRequest,
     send_proxy: Option<crate::proxy::send_proxy::Header>,
+    /// The request's trace: a revalidation is part of it.
+    trace: Option<TraceContext>,
 }
 
 impl Fetch for Detached {
@@ -274,6 +296,10 @@ impl Fetch for Detached {
             protocol: farm.protocol,
             pick: self.pick,
             send_proxy: self.send_proxy,
+            trace: self.trace.map(|ctx| Trace {
+                ctx,
+                response_header: None,
+            }),
         };
         forward::forward(&to, out, upgrade, ex).await
     }

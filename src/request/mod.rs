@@ -30,6 +30,7 @@ use crate::config::Snapshot;
 use crate::log::access::AccessLog;
 use crate::metrics::ListenerStats;
 use crate::proxy::upstream::Upstream;
+use crate::trace::{ExportSpec, SpanExporter, SpanStats};
 use arc_swap::{ArcSwap, ArcSwapOption};
 use http::HeaderValue;
 use std::net::SocketAddr;
@@ -37,10 +38,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// What every request shares: the current snapshot (swapped whole on
-/// reload), the backend side, the access log.
+/// reload), the backend side, the access log, the span exporter.
 pub struct Shared {
     snapshot: ArcSwap<Snapshot>,
     access_log: ArcSwapOption<AccessLog>,
+    /// The running span exporter (`trace.export`), replaced on reload.
+    spans: ArcSwapOption<SpanExporter>,
+    /// The exporters' counters, kept across reloads.
+    pub span_stats: Arc<SpanStats>,
     /// Sends requests to backends over pooled connections.
     pub upstream: Upstream,
     /// Bumped by every installed snapshot, so long-lived loops notice new
@@ -53,6 +58,8 @@ impl Shared {
         Shared {
             snapshot: ArcSwap::from_pointee(snapshot),
             access_log: ArcSwapOption::new(access_log),
+            spans: ArcSwapOption::empty(),
+            span_stats: Arc::default(),
             upstream,
             generation: AtomicU64::new(0),
         }
@@ -83,6 +90,26 @@ impl Shared {
 
     pub fn set_access_log(&self, log: Option<Arc<AccessLog>>) {
         self.access_log.store(log);
+    }
+
+    #[inline]
+    pub fn span_exporter(&self) -> Option<Arc<SpanExporter>> {
+        self.spans.load_full()
+    }
+
+    /// Starts, replaces or stops the span exporter for `spec` (the new
+    /// snapshot's `trace.export`); a running one with the same settings is
+    /// kept. The one replaced ends once its last spans are sent.
+    pub fn set_span_export(&self, spec: Option<&ExportSpec>) {
+        let running = self.spans.load();
+        if running.as_ref().map(|e| e.spec()) == spec {
+            return;
+        }
+        match spec.map(|s| SpanExporter::start(s, self.span_stats.clone())) {
+            None => self.spans.store(None),
+            Some(Ok(e)) => self.spans.store(Some(e)),
+            Some(Err(e)) => tracing::error!("span exporter not started: {e}"),
+        }
     }
 }
 
@@ -115,6 +142,12 @@ impl ConnInfo {
             client_ip,
             client_cert: None,
         }
+    }
+
+    /// The client's address (IPv4-mapped IPv6 folded to IPv4).
+    #[inline]
+    pub fn client_addr(&self) -> std::net::IpAddr {
+        crate::ground::net::canonical_ip(self.peer.ip())
     }
 
     /// The same connection, authenticated by `cert` at its TLS handshake.
