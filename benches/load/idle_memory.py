@@ -79,26 +79,16 @@ async def again(conns):
         await asyncio.gather(*(exchange(r, w) for r, w in conns[i:i + 500]))
 
 
-def rss_kib(pids):
-    total = 0
-    for pid in pids:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-    return total
-
-
 def measure(name, proc, port, n, settle):
     pids = run.pids_of(proc)
     loop = asyncio.new_event_loop()
     # Warm: the runtime, backend connections, allocator arenas.
     loop.run_until_complete(again(loop.run_until_complete(burst(port, 200))))
     time.sleep(settle)
-    before = rss_kib(pids)
+    before = run.status_kib(pids, "VmRSS")
     conns = loop.run_until_complete(burst(port, n))
     time.sleep(settle)  # the proxy settles: farmgate parks idle connections after 1 s
-    after = rss_kib(pids)
+    after = run.status_kib(pids, "VmRSS")
     loop.run_until_complete(again(conns))
     for _, w in conns:
         w.close()
@@ -139,13 +129,7 @@ def main():
         open(backend, "w").write(text)
         os.makedirs(f"{work}/www", exist_ok=True)
         run.start([run.tool("nginx"), "-c", backend, "-p", work], ports["backends"], f"{work}/backend.out")
-        cert, key = f"{work}/cert.pem", f"{work}/key.pem"
-        run.sh(f"openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=bench "
-               f"-keyout {key} -out {cert} 2>/dev/null")
-        pem = f"{work}/both.pem"
-        with open(pem, "w") as f:
-            f.write(open(cert).read() + open(key).read())
-        tls = dict(CERT=cert, KEY=key, PEM=pem)
+        tls = run.bench_cert(work)
         for name in args.only.split(","):
             port = ports[(name, "plain")]
             if name == "farmgate":

@@ -132,14 +132,7 @@ def main():
     try:
         run.start([run.tool("nginx"), "-c", run.render("nginx-backend.conf", f"{work}/backend.conf", DIR=work, **bk),
                    "-p", work], ports["backends"], f"{work}/backend.out")
-        cert = f"{work}/cert.pem"
-        key = f"{work}/key.pem"
-        run.sh(f"openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=bench "
-               f"-keyout {key} -out {cert} 2>/dev/null")
-        pem = f"{work}/both.pem"
-        with open(pem, "w") as f:
-            f.write(open(cert).read() + open(key).read())
-        tls = dict(CERT=cert, KEY=key, PEM=pem)
+        tls = run.bench_cert(work)
         results = {}
         for name in args.only.split(","):
             port = ports[(name, "plain")]

@@ -201,14 +201,29 @@ class SyscallCounter:
         return int(m.group(1)) if m else None
 
 
-def peak_rss_kib(pids):
+def status_kib(pids, field):
+    """A /proc/PID/status figure (VmHWM, VmRSS, ...) summed over the processes."""
     total = 0
     for pid in pids:
         with open(f"/proc/{pid}/status") as f:
             for line in f:
-                if line.startswith("VmHWM:"):
+                if line.startswith(field + ":"):
                     total += int(line.split()[1])
     return total
+
+
+def peak_rss_kib(pids):
+    return status_kib(pids, "VmHWM")
+
+
+def bench_cert(work):
+    """A throwaway P-256 certificate for the TLS listeners: CERT, KEY and PEM (both)."""
+    cert, key, pem = f"{work}/cert.pem", f"{work}/key.pem", f"{work}/both.pem"
+    sh(f"openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=bench "
+       f"-keyout {key} -out {cert} 2>/dev/null")
+    with open(pem, "w") as f:
+        f.write(open(cert).read() + open(key).read())
+    return dict(CERT=cert, KEY=key, PEM=pem)
 
 
 def to_ms(text):
