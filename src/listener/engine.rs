@@ -13,7 +13,7 @@
 //! choice is made per connection, before the request is read any further,
 //! so nothing is lost): the HTTP/2 preface (prior knowledge), upgrades
 //! (WebSocket), `CONNECT` and `Expect: 100-continue`. The bytes already
-//! read are replayed to hyper first ([`Prefixed`]).
+//! read are replayed to hyper first (`preface::Replayed`).
 
 use super::activity::{ConnActivity, Expiry};
 use super::engine_body::{EngineBody, Giveback, ReadSide};
@@ -72,7 +72,7 @@ pub(super) async fn run<S>(
             Next::Close => return activity.set_done(),
             Next::Hyper(stream, buf) => {
                 activity.continue_after_engine();
-                let stream = Prefixed::new(stream, buf);
+                let stream = super::preface::Replayed::with(stream, buf);
                 drop(_counted);
                 // Boxed: the engine's idle connections must not carry
                 // hyper's connection future in their task.
@@ -572,73 +572,4 @@ fn to_request(head: &RequestHead<'_>, bytes: &[u8]) -> Option<Request<()>> {
     };
     *req.headers_mut() = headers;
     Some(req)
-}
-
-/// A stream with bytes already read from it put back in front, for hyper
-/// to read first.
-pub(super) struct Prefixed<S> {
-    buf: ReadBuf,
-    inner: S,
-}
-
-impl<S> Prefixed<S> {
-    fn new(inner: S, buf: ReadBuf) -> Self {
-        Prefixed { buf, inner }
-    }
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for Prefixed<S> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        out: &mut tokio::io::ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        if !this.buf.is_empty() {
-            let data = this.buf.data();
-            let n = data.len().min(out.remaining());
-            out.put_slice(&data[..n]);
-            this.buf.consume(n);
-            if this.buf.is_empty() {
-                this.buf.release();
-            }
-            return Poll::Ready(Ok(()));
-        }
-        Pin::new(&mut this.inner).poll_read(cx, out)
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for Prefixed<S> {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, b: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, b)
-    }
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
-    }
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
-    }
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
-    }
-}
-
-impl<S: Parkable + Sync> Parkable for Prefixed<S> {
-    fn readable(&self) -> impl Future<Output = io::Result<()>> + Send {
-        let ready = !self.buf.is_empty();
-        let inner = self.inner.readable();
-        async move {
-            if ready {
-                return Ok(());
-            }
-            inner.await
-        }
-    }
 }

@@ -11,6 +11,7 @@
 //! ALPN chose HTTP/1.1).
 
 use super::park::Parkable;
+use crate::http1::ReadBuf as Pending;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
@@ -59,20 +60,28 @@ pub async fn refuse<S: AsyncWrite + Unpin>(mut stream: S) {
     let _ = tokio::time::timeout(Duration::from_secs(1), write).await;
 }
 
-/// A stream with the checked preface put back in front of its bytes.
+/// A stream with bytes already read from it put back in front, read first:
+/// the checked HTTP/2 preface, or what the HTTP/1 engine read before it
+/// handed the connection to hyper.
 pub struct Replayed<S> {
-    /// Next byte of [`PREFACE`] to hand out; `PREFACE.len()`: none left.
-    pos: usize,
+    /// The bytes to hand out before `inner`'s.
+    buf: Pending,
     inner: S,
 }
 
 impl<S> Replayed<S> {
     /// `preface`: whether the preface was read off `inner` and is replayed.
     pub fn new(inner: S, preface: bool) -> Self {
-        Replayed {
-            pos: if preface { 0 } else { PREFACE.len() },
-            inner,
+        let mut buf = Pending::new();
+        if preface {
+            buf.extend(PREFACE);
         }
+        Replayed::with(inner, buf)
+    }
+
+    /// `inner`, with `buf`'s unconsumed bytes read first.
+    pub fn with(inner: S, buf: Pending) -> Self {
+        Replayed { buf, inner }
     }
 }
 
@@ -80,16 +89,20 @@ impl<S: AsyncRead + Unpin> AsyncRead for Replayed<S> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
+        out: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        if this.pos < PREFACE.len() {
-            let n = (PREFACE.len() - this.pos).min(buf.remaining());
-            buf.put_slice(&PREFACE[this.pos..this.pos + n]);
-            this.pos += n;
+        if !this.buf.is_empty() {
+            let data = this.buf.data();
+            let n = data.len().min(out.remaining());
+            out.put_slice(&data[..n]);
+            this.buf.consume(n);
+            if this.buf.is_empty() {
+                this.buf.release();
+            }
             return Poll::Ready(Ok(()));
         }
-        Pin::new(&mut this.inner).poll_read(cx, buf)
+        Pin::new(&mut this.inner).poll_read(cx, out)
     }
 }
 
@@ -125,7 +138,14 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Replayed<S> {
 
 impl<S: Parkable + Sync> Parkable for Replayed<S> {
     fn readable(&self) -> impl Future<Output = io::Result<()>> + Send {
-        self.inner.readable()
+        let ready = !self.buf.is_empty();
+        let inner = self.inner.readable();
+        async move {
+            if ready {
+                return Ok(());
+            }
+            inner.await
+        }
     }
 }
 
