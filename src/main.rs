@@ -205,38 +205,22 @@ fn check(path: &Path, format: CheckFormat) -> ExitCode {
     let loaded = config::load_file(path, &StateRegistry::default());
     if let CheckFormat::Json = format {
         // {"file", "ok", "summary", "problems": [{file, line, column, key, message}]}
+        let placed = |e: &config::ConfigError| {
+            serde_json::json!({
+                "file": e.file,
+                "line": e.line,
+                "column": e.column,
+                "key": e.path,
+                "message": e.message,
+            })
+        };
         let problems: Vec<serde_json::Value> = match &loaded {
             Ok(_) => Vec::new(),
-            Err(errors) => errors
-                .0
-                .iter()
-                .map(|e| {
-                    serde_json::json!({
-                        "file": e.file,
-                        "line": e.line,
-                        "column": e.column,
-                        "key": e.path,
-                        "message": e.message,
-                    })
-                })
-                .collect(),
+            Err(errors) => errors.0.iter().map(placed).collect(),
         };
         let warnings: Vec<serde_json::Value> = loaded
             .as_ref()
-            .map(|s| {
-                s.warnings
-                    .iter()
-                    .map(|e| {
-                        serde_json::json!({
-                            "file": e.file,
-                            "line": e.line,
-                            "column": e.column,
-                            "key": e.path,
-                            "message": e.message,
-                        })
-                    })
-                    .collect()
-            })
+            .map(|s| s.warnings.iter().map(placed).collect())
             .unwrap_or_default();
         let doc = serde_json::json!({
             "file": path.display().to_string(),

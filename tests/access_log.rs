@@ -34,20 +34,6 @@ fn logging_config(backend: &Backend, format: &str, file: &Path) -> String {
     )
 }
 
-async fn lines(file: &Path, n: usize) -> Vec<String> {
-    wait_until(
-        Duration::from_secs(5),
-        &format!("{n} access-log lines"),
-        || async { std::fs::read_to_string(file).is_ok_and(|t| t.lines().count() >= n) },
-    )
-    .await;
-    std::fs::read_to_string(file)
-        .unwrap()
-        .lines()
-        .map(str::to_string)
-        .collect()
-}
-
 async fn app() -> Backend {
     Backend::with_handler(
         "app",
@@ -77,7 +63,7 @@ async fn json_lines_one_per_request_with_documented_fields() {
         .unwrap();
     assert_eq!(send(&http, req).await.0, StatusCode::OK);
 
-    let got = lines(&file, 3).await;
+    let got = log_lines(&file, 3).await;
     assert_eq!(got.len(), 3, "one line per request: {got:#?}");
     let v: Vec<serde_json::Value> = got
         .iter()
@@ -142,7 +128,7 @@ async fn json_lines_one_per_request_with_documented_fields() {
 
     // One more request, one more line.
     get(&http, &format!("{base}/again")).await;
-    assert_eq!(lines(&file, 4).await.len(), 4);
+    assert_eq!(log_lines(&file, 4).await.len(), 4);
     let _ = std::fs::remove_file(&file);
 }
 
@@ -159,7 +145,7 @@ async fn text_lines_name_the_farm_server_and_status() {
         .set_admin(AdminState::Disabled);
     get(&http, &format!("http://{}/down", fg.first_addr())).await;
 
-    let got = lines(&file, 2).await;
+    let got = log_lines(&file, 2).await;
     assert_eq!(got.len(), 2, "{got:#?}");
     let f: Vec<&str> = got[0].split(' ').collect();
     assert!(f[0].ends_with('Z'), "{}", got[0]);
@@ -208,7 +194,7 @@ async fn combined_lines_parse_with_the_apache_regex() {
     assert_eq!(send(&http, req).await.0, StatusCode::OK);
     get(&http, &format!("{base}/missing")).await;
 
-    let got = lines(&file, 2).await;
+    let got = log_lines(&file, 2).await;
     let re = regex::Regex::new(APACHE_COMBINED).unwrap();
     let caps: Vec<_> = got
         .iter()
@@ -258,7 +244,7 @@ async fn w3c_file_starts_with_its_fields_header() {
         .unwrap();
     assert_eq!(send(&http, req).await.0, StatusCode::OK);
 
-    let got = lines(&file, 5).await;
+    let got = log_lines(&file, 5).await;
     assert_eq!(
         got[0],
         format!("#Software: farmgate {}", env!("CARGO_PKG_VERSION"))

@@ -74,20 +74,6 @@ fn temp_log(tag: &str) -> PathBuf {
     dir.join("access.log")
 }
 
-async fn log_lines(file: &Path, n: usize) -> Vec<String> {
-    wait_until(
-        Duration::from_secs(5),
-        &format!("{n} log lines"),
-        || async { std::fs::read_to_string(file).is_ok_and(|t| t.lines().count() >= n) },
-    )
-    .await;
-    std::fs::read_to_string(file)
-        .unwrap()
-        .lines()
-        .map(str::to_string)
-        .collect()
-}
-
 fn config(app: &Backend, log: &Path, format: &str, trace: &str) -> String {
     farm_config("round_robin", &[app], "", &format!("trace:\n{trace}")).replace(
         "log:\n  access: off\n",

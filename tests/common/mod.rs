@@ -333,3 +333,18 @@ pub async fn ws_echo_server() -> SocketAddr {
     });
     addr
 }
+
+/// The lines of a log file once it has at least `n` (waits up to 5 s).
+pub async fn log_lines(file: &std::path::Path, n: usize) -> Vec<String> {
+    wait_until(
+        Duration::from_secs(5),
+        &format!("{n} log lines"),
+        || async { std::fs::read_to_string(file).is_ok_and(|t| t.lines().count() >= n) },
+    )
+    .await;
+    std::fs::read_to_string(file)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
