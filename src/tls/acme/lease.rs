@@ -51,7 +51,7 @@ pub(super) async fn attempt(m: &mut Manager) -> Result<Attempt, Failure> {
     let token = match tier.lock(&name, LEASE).await {
         Ok(Lock::Held(token)) => token,
         Ok(Lock::Busy(holder)) => {
-            reachable(m);
+            m.tier_reachable();
             return Ok(Attempt::Busy {
                 holder,
                 retry: BUSY_RETRY,
@@ -69,7 +69,7 @@ pub(super) async fn attempt(m: &mut Manager) -> Result<Attempt, Failure> {
             });
         }
     };
-    reachable(m);
+    m.tier_reachable();
     // Another instance may have renewed between our last look and the lock.
     let result = if m.install_newer().await && !m.is_due() {
         Ok(())
@@ -83,12 +83,6 @@ pub(super) async fn attempt(m: &mut Manager) -> Result<Attempt, Failure> {
     // instance that takes the lock next finds it.
     tier.unlock(&name, &token).await;
     result.map(|()| Attempt::Done)
-}
-
-fn reachable(m: &mut Manager) {
-    if std::mem::take(&mut m.tier_down) {
-        tracing::info!(listener = %m.tls.name, "ACME: the tier's Redis answers again");
-    }
 }
 
 /// One order, and the certificate kept and served.

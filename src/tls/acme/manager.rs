@@ -234,6 +234,13 @@ impl Manager {
         }
     }
 
+    /// Notes that the tier's Redis answers; said once per outage.
+    pub(super) fn tier_reachable(&mut self) {
+        if std::mem::take(&mut self.tier_down) {
+            tracing::info!(listener = %self.tls.name, "ACME: the tier's Redis answers again");
+        }
+    }
+
     /// Installs the stored certificate when it is newer than the serving
     /// one (another instance of the tier renewed it); true when it did.
     pub(super) async fn install_newer(&mut self) -> bool {
@@ -250,6 +257,8 @@ impl Manager {
         }
         tracing::info!(listener = %self.tls.name, "ACME certificate for {} from the tier, valid until {}",
             c.names_text(), format_unix(c.not_after));
+        // Only another instance can have stored a newer one: Redis answered.
+        self.tier_reachable();
         self.succeeded();
         self.serve(c);
         true
