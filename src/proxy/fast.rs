@@ -22,6 +22,7 @@ use super::connector::BackendStream;
 use super::error::ProxyError;
 use super::exchange::Exchange;
 use super::forward::{unreachable_reason, Forwarder, MAX_ATTEMPTS};
+use super::interim;
 use super::pool::{keep_for_value, BackendPool, RawConn};
 use crate::farm::state::Attempt;
 use crate::farm::Server;
@@ -99,7 +100,9 @@ pub async fn forward<W: AsyncWrite + Unpin>(
         ex.hold(server.state.clone(), to.health, idx);
         let sent_at = Instant::now();
         let pool = &to.pools[idx];
-        let sent = send(to, server, pool, client.up, head_request, max_head);
+        // Interim responses go to HTTP/1.1 clients only (RFC 9110 §15.2).
+        let hints = (client.minor == 1).then_some((&mut *client.to, &mut *client.out));
+        let sent = send(to, server, pool, client.up, hints, head_request, max_head);
         match within(client.timer.as_mut(), proxy.response_timeout, sent).await {
             Ok(Ok((conn, head_len))) => {
                 let latency = sent_at.elapsed();
@@ -200,12 +203,15 @@ fn push(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
 }
 
 /// Sends the head over a pooled connection (or a new one) and reads the
-/// response head; returns the connection and the head's length.
-async fn send(
+/// response head; returns the connection and the head's length. Interim
+/// heads before it are written to `hints` (the client and a scratch
+/// buffer), when given.
+async fn send<W: AsyncWrite + Unpin>(
     to: &Forwarder<'_>,
     server: &Server,
     pool: &Arc<BackendPool>,
     up: &[u8],
+    mut hints: Option<(&mut W, &mut Vec<u8>)>,
     head_request: bool,
     max_head: usize,
 ) -> Result<(RawConn, usize), SendFail> {
@@ -249,6 +255,12 @@ async fn send(
                         return Err(SendFail::Sent(IoError::Truncated));
                     }
                     if head.is_interim() {
+                        if let Some((client, out)) = &mut hints {
+                            if interim::write_parsed(&head, *client, out).await.is_err() {
+                                // Gone: the final head will find out.
+                                hints = None;
+                            }
+                        }
                         conn.buf.consume(n);
                         continue;
                     }

@@ -20,8 +20,9 @@ use super::error::{Origin, ProxyError};
 use super::exchange::Exchange;
 use super::grpc;
 use super::headers::{self, ClientSide};
+use super::interim::{self, InterimTo};
 use super::pool::{BackendPool, Checkin};
-use super::protocol::Protocol;
+use super::protocol::{Alpn, Protocol};
 use super::spec::ProxySpec;
 use super::upgrade;
 use super::upstream::{SendError, Upstream};
@@ -116,6 +117,9 @@ pub struct Forwarder<'a> {
     pub send_proxy: Option<super::send_proxy::Header>,
     /// The request's trace context, when `trace:` is on.
     pub trace: Option<headers::Trace<'a>>,
+    /// The client that receives interim responses (an HTTP/1.1 client of
+    /// the engine), if any: `interim.rs`.
+    pub interim: Option<&'a dyn InterimTo>,
 }
 
 /// Forwards to `to`'s farm, retrying on another server where that is safe.
@@ -200,7 +204,7 @@ pub async fn forward(
         }
         upstream_body.count_into(server.state.clone());
 
-        let req = build_request(
+        let mut req = build_request(
             &mut parts,
             server,
             path_and_query.clone(),
@@ -211,6 +215,11 @@ pub async fn forward(
         ex.hold(server.state.clone(), to.health, idx);
         let sent_at = Instant::now();
         let (pool, idle) = (&to.pools[idx], to.backend_idle_timeout);
+        // hyper's HTTP/2 client drops 1xx: listened for on HTTP/1 only.
+        let hints = to
+            .interim
+            .filter(|_| alpn != Some(Alpn::H2))
+            .map(|client| (interim::listen(&mut req), client));
         let sent = async {
             match alpn {
                 None => {
@@ -221,6 +230,7 @@ pub async fn forward(
                 Some(alpn) => to.upstream.send_h2(server, pool, alpn, idle, req).await,
             }
         };
+        let sent = interim::relayed(sent, hints.as_ref().map(|(p, c)| (&**p, *c)));
         refused = false;
         match tokio::time::timeout(response_timeout, sent).await {
             Ok(Ok((resp, checkin))) => {

@@ -4,8 +4,9 @@
 //! errors). HTTP/1.1 to servers by default; HTTP/2 (`protocol.rs`,
 //! `upstream_h2.rs`, `h2pool.rs`) and gRPC's own error answers and status
 //! accounting (`grpc.rs`) for farms that ask; `fast.rs` is the HTTP/1
-//! engine's fast forward over raw pooled connections. It knows nothing of
-//! routing or caching.
+//! engine's fast forward over raw pooled connections; `interim.rs` relays a
+//! backend's 1xx heads to an HTTP/1.1 client. It knows nothing of routing
+//! or caching.
 
 pub mod body;
 pub mod connector;
@@ -16,6 +17,7 @@ pub mod forward;
 pub mod grpc;
 pub mod h2pool;
 pub mod headers;
+pub mod interim;
 pub mod pool;
 pub mod protocol;
 pub mod send_proxy;

@@ -15,6 +15,7 @@ use crate::proxy::exchange::Exchange;
 use crate::proxy::fast::{self, Fast, FastClient};
 use crate::proxy::forward::{self, Forwarder, Outgoing};
 use crate::proxy::headers::{self, ClientSide, Trace};
+use crate::proxy::interim::{self, InterimTo};
 use http::{Request, Response};
 use http_body::Body as _;
 use hyper::upgrade::OnUpgrade;
@@ -56,7 +57,7 @@ pub async fn handle_h1<W: AsyncWrite + Unpin + Send>(
     shared: Arc<Shared>,
     conn: Arc<ConnInfo>,
     mut req: Request<ClientBody>,
-    fast: Option<FastClient<'_, W>>,
+    mut fast: Option<FastClient<'_, W>>,
 ) -> Result<Handled, route::Aborted> {
     let started = Instant::now();
     let snap = shared.snapshot();
@@ -134,7 +135,7 @@ pub async fn handle_h1<W: AsyncWrite + Unpin + Send>(
             let upgrade = forward::prepare(&mut parts, &snap.proxy, &client);
             set_headers.apply(&mut parts.headers);
             let upgrade = upgrade.map(|(on, _)| on);
-            let to = Fetcher {
+            let mut to = Fetcher {
                 to: Forwarder {
                     upstream: &shared.upstream,
                     spec: &snap.proxy,
@@ -148,13 +149,14 @@ pub async fn handle_h1<W: AsyncWrite + Unpin + Send>(
                         .send_proxy
                         .map(|v| crate::proxy::send_proxy::Header::new(v, conn.peer, conn.local)),
                     trace,
+                    interim: None,
                 },
                 shared: &shared,
                 snap: &snap,
             };
             // Negotiated now: the request head moves on to the cache.
             let compress = compress::plan(&farm.compression, rule_compression, &parts);
-            if let Some(client) = fast.filter(|_| {
+            if let Some(client) = fast.take_if(|_| {
                 compress.is_none()
                     && farm.cache.is_none()
                     // A PROXY header to the backend: hyper's pool keys it.
@@ -179,6 +181,12 @@ pub async fn handle_h1<W: AsyncWrite + Unpin + Send>(
                     }
                 }
             }
+            // Not fast: an HTTP/1.1 client still gets the backend's
+            // interim responses, written while the fetch waits.
+            let hints = fast
+                .filter(|c| c.minor == 1)
+                .map(|c| interim::ClientWriter::new(c.to));
+            to.to.interim = hints.as_ref().map(|w| w as &dyn InterimTo);
             let may_encode = compress.as_ref().is_some_and(compress::Plan::may_encode);
             let out = Outgoing { parts, body };
             let cache = farm.cache.as_ref();
@@ -300,6 +308,8 @@ impl Fetch for Detached {
                 ctx,
                 response_header: None,
             }),
+            // A background revalidation has no client waiting.
+            interim: None,
         };
         forward::forward(&to, out, upgrade, ex).await
     }

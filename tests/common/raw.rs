@@ -131,6 +131,18 @@ pub enum Script {
     },
     /// Only read; never answer.
     Silent,
+    /// Read a request head, then take these steps in order, then close.
+    Steps(Vec<Step>),
+}
+
+/// One step of [`Script::Steps`].
+#[derive(Clone)]
+pub enum Step {
+    Write(Vec<u8>),
+    /// Go on once the test says so (`notify_one`).
+    Wait(Arc<tokio::sync::Notify>),
+    /// A pause between writes, so that they reach the reader apart.
+    Pause(Duration),
 }
 
 impl RawBackend {
@@ -183,6 +195,19 @@ impl RawBackend {
                                     return;
                                 }
                                 tokio::time::sleep(every).await;
+                            }
+                        }
+                        Script::Steps(steps) => {
+                            for step in steps {
+                                match step {
+                                    Step::Write(b) => {
+                                        if s.write_all(&b).await.is_err() {
+                                            return;
+                                        }
+                                    }
+                                    Step::Wait(n) => n.notified().await,
+                                    Step::Pause(d) => tokio::time::sleep(d).await,
+                                }
                             }
                         }
                         Script::Silent => {
