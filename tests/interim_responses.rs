@@ -154,6 +154,25 @@ async fn several_interim_responses_in_a_row_are_relayed_in_order() {
 }
 
 #[tokio::test]
+async fn a_farm_with_interim_responses_drop_relays_none() {
+    let all = [HINTS, MORE_HINTS, &ok("max-age=60")].concat();
+    let backend = RawBackend::start(steps(vec![write(&all)])).await;
+    let drop = "    interim_responses: drop\n";
+    for farm in [drop.to_string(), format!("{drop}{CACHE}")] {
+        let fg = start(&config(backend.addr, "engine", &farm)).await;
+        for request in [
+            "GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: 1\r\n\r\nx",
+        ] {
+            let reply =
+                raw::exchange(fg.first_addr(), request.as_bytes(), Duration::from_secs(10)).await;
+            assert_eq!(reply.statuses(), [200], "{}", reply.text);
+            assert!(reply.text.ends_with("\r\n\r\nhello"), "{}", reply.text);
+        }
+    }
+}
+
+#[tokio::test]
 async fn an_interim_head_split_across_reads_is_relayed_whole() {
     let pause = Step::Pause(Duration::from_millis(30));
     let backend = RawBackend::start(steps(vec![

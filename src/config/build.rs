@@ -411,6 +411,8 @@ fn build_farms(
                         RawSendProxy::V1 => crate::proxy::send_proxy::Version::V1,
                         RawSendProxy::V2 => crate::proxy::send_proxy::Version::V2,
                     }),
+                    relay_interim: f.interim_responses.unwrap_or_default()
+                        == crate::proxy::interim::RawInterim::Relay,
                 })
             }
             Err(e) => p.add(format!("{at}.algorithm"), e),

@@ -183,6 +183,10 @@ pub struct RawFarm {
     /// (default 30s); a server's own setting wins.
     #[serde(default)]
     pub resolve_interval: Option<Dur>,
+    /// The servers' interim responses (103 Early Hints...): `relay` (the
+    /// default) to HTTP/1.1 clients as they arrive, or `drop`.
+    #[serde(default)]
+    pub interim_responses: Option<crate::proxy::interim::RawInterim>,
 }
 
 /// `farms[].proxy_protocol`: the version sent to the servers.

@@ -96,6 +96,9 @@ pub struct FarmRuntime {
     pub limits: Box<[usize]>,
     /// The PROXY protocol header sent on each new server connection.
     pub send_proxy: Option<crate::proxy::send_proxy::Version>,
+    /// `interim_responses: relay`: the servers' 1xx go on to HTTP/1.1
+    /// clients (`proxy::interim`).
+    pub relay_interim: bool,
 }
 
 impl FarmRuntime {

@@ -6,6 +6,8 @@
 //! client straight from its spans (`http1::downstream`), the body relayed
 //! with one write per read (`http1::io::forward_body`). No hyper client, no
 //! spawned connection task, no channel, no `HeaderMap` for the response.
+//! Interim responses before the final head go to an HTTP/1.1 client as
+//! they are parsed (`interim.rs`).
 //!
 //! The rules of `forward.rs` hold: at most `MAX_ATTEMPTS` servers; a
 //! server that could not be connected to leaves rotation at once and the
@@ -101,7 +103,8 @@ pub async fn forward<W: AsyncWrite + Unpin>(
         let sent_at = Instant::now();
         let pool = &to.pools[idx];
         // Interim responses go to HTTP/1.1 clients only (RFC 9110 §15.2).
-        let hints = (client.minor == 1).then_some((&mut *client.to, &mut *client.out));
+        let hints =
+            (client.minor == 1 && to.relay_interim).then_some((&mut *client.to, &mut *client.out));
         let sent = send(to, server, pool, client.up, hints, head_request, max_head);
         match within(client.timer.as_mut(), proxy.response_timeout, sent).await {
             Ok(Ok((conn, head_len))) => {

@@ -117,8 +117,10 @@ pub struct Forwarder<'a> {
     pub send_proxy: Option<super::send_proxy::Header>,
     /// The request's trace context, when `trace:` is on.
     pub trace: Option<headers::Trace<'a>>,
-    /// The client that receives interim responses (an HTTP/1.1 client of
-    /// the engine), if any: `interim.rs`.
+    /// The farm's `interim_responses: relay`.
+    pub relay_interim: bool,
+    /// The client that receives interim responses through hyper's client
+    /// (an HTTP/1.1 client of the engine), if any: `interim.rs`.
     pub interim: Option<&'a dyn InterimTo>,
 }
 

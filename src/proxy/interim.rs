@@ -12,6 +12,8 @@
 //! what is left before it returns. Nothing here runs, and nothing is
 //! allocated, for a response that has no interim head.
 //!
+//! A farm with `interim_responses: drop` relays none (and listens for none).
+//!
 //! A `100 Continue` is not relayed: the engine hands every request with
 //! `Expect: 100-continue` to hyper's server (which answers the expectation
 //! itself), so a 100 from a backend here answers no expectation of the
@@ -26,6 +28,20 @@ use std::pin::{pin, Pin};
 use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::Notify;
+
+/// `farms[].interim_responses`: whether the farm's interim responses go on
+/// to the client.
+#[derive(Debug, serde::Deserialize, schemars::JsonSchema, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum RawInterim {
+    /// Relayed to HTTP/1.1 clients of the engine as they arrive.
+    #[default]
+    Relay,
+    /// Dropped, as nginx does by default: for clients that cannot take an
+    /// unexpected 1xx, and to spare the requests that go through hyper's
+    /// client the few allocations of listening for them.
+    Drop,
+}
 
 /// Is an interim response with this status relayed to an HTTP/1.1 client?
 pub fn relays(status: u16) -> bool {

@@ -149,6 +149,7 @@ pub async fn handle_h1<W: AsyncWrite + Unpin + Send>(
                         .send_proxy
                         .map(|v| crate::proxy::send_proxy::Header::new(v, conn.peer, conn.local)),
                     trace,
+                    relay_interim: farm.relay_interim,
                     interim: None,
                 },
                 shared: &shared,
@@ -184,7 +185,7 @@ pub async fn handle_h1<W: AsyncWrite + Unpin + Send>(
             // Not fast: an HTTP/1.1 client still gets the backend's
             // interim responses, written while the fetch waits.
             let hints = fast
-                .filter(|c| c.minor == 1)
+                .filter(|c| c.minor == 1 && farm.relay_interim)
                 .map(|c| interim::ClientWriter::new(c.to));
             to.to.interim = hints.as_ref().map(|w| w as &dyn InterimTo);
             let may_encode = compress.as_ref().is_some_and(compress::Plan::may_encode);
@@ -309,6 +310,7 @@ impl Fetch for Detached {
                 response_header: None,
             }),
             // A background revalidation has no client waiting.
+            relay_interim: false,
             interim: None,
         };
         forward::forward(&to, out, upgrade, ex).await
