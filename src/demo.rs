@@ -25,6 +25,10 @@ pub const DEMO_BACKENDS: [(&str, &str); 3] = [
     ("demo-3", "127.0.0.1:9103"),
 ];
 
+/// The demo's Early Hints server, apart from the others: hyper's server
+/// cannot send a `103`.
+pub const DEMO_HINTS_BACKEND: (&str, &str) = ("demo-hints", "127.0.0.1:9104");
+
 /// Starts one demo backend named `name` on `listener`. It answers:
 /// `/health` with `OK`, `/slow?ms=N` after N ms (default 2000), `/page` with
 /// 4 KiB of text (for compression), `/static/...`
@@ -123,7 +127,71 @@ pub async fn start_backends() -> std::io::Result<Vec<SocketAddr>> {
         addrs.push(l.local_addr()?);
         spawn_backend(name, l);
     }
+    let (name, addr) = DEMO_HINTS_BACKEND;
+    let l = TcpListener::bind(addr).await.map_err(|e| {
+        std::io::Error::new(
+            e.kind(),
+            format!("demo backend {name} cannot listen on {addr}: {e}"),
+        )
+    })?;
+    addrs.push(l.local_addr()?);
+    spawn_hints_backend(l);
     Ok(addrs)
+}
+
+/// The interim response `spawn_hints_backend` sends first.
+pub const DEMO_HINTS: &str = "HTTP/1.1 103 Early Hints\r\n\
+Link: </static/style.css>; rel=preload; as=style\r\n\r\n";
+
+/// Starts the Early Hints backend on `listener`, a few lines of raw
+/// HTTP/1.1: every request on a connection gets [`DEMO_HINTS`] at once,
+/// then, 100 ms later (the page being built), a small HTML page using the
+/// style sheet. Requests with a body are answered and the connection closed.
+pub fn spawn_hints_backend(listener: TcpListener) -> tokio::task::JoinHandle<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const PAGE: &str = "<!doctype html><link rel=stylesheet href=/static/style.css>\
+<p>demo-hints: the style sheet was named in a 103 Early Hints 100 ms before this page.</p>\n";
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = listener.accept().await else {
+                continue;
+            };
+            tokio::spawn(async move {
+                let (mut buf, mut chunk) = (Vec::new(), [0u8; 4096]);
+                loop {
+                    let end = loop {
+                        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            break i + 4;
+                        }
+                        match s.read(&mut chunk).await {
+                            Ok(n) if n > 0 && buf.len() < 64 << 10 => {
+                                buf.extend_from_slice(&chunk[..n])
+                            }
+                            _ => return,
+                        }
+                    };
+                    let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                    buf.drain(..end);
+                    let close = head.contains("\r\ncontent-length:")
+                        || head.contains("\r\ntransfer-encoding:");
+                    if s.write_all(DEMO_HINTS.as_bytes()).await.is_err() {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    let body = if head.starts_with("head ") { "" } else { PAGE };
+                    let page = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: {}\r\n\
+                         x-served-by: demo-hints\r\n{}\r\n{body}",
+                        PAGE.len(),
+                        if close { "connection: close\r\n" } else { "" },
+                    );
+                    if s.write_all(page.as_bytes()).await.is_err() || close {
+                        return;
+                    }
+                }
+            });
+        }
+    })
 }
 
 /// The demo config names its certificates relative to the repository root
@@ -152,6 +220,7 @@ pub fn banner(proxy: SocketAddr, tls: Option<SocketAddr>, admin: Option<SocketAd
          curl http://{proxy}/slow?ms=500      # a slow request, streamed back\n  \
          curl --compressed -i http://{proxy}/page   # 4 KiB of text, compressed (br, zstd or gzip as curl asks)\n  \
          curl -i http://{proxy}/static/logo.png   # cacheable: X-Cache MISS, then HIT from the same server for 60 s\n  \
+         curl -i http://{proxy}/hints         # 103 Early Hints (Link: preload) at once, the page 100 ms later\n  \
          for i in 1 2 3 4; do curl -s -o /dev/null -w '%{{http_code}} ' http://{proxy}/login; done   # rate limit: 200 200 200 429\n  \
          curl -i http://{proxy}/login         # the 429: Retry-After, RateLimit-Policy, RateLimit\n  \
          curl -H 'X-Forwarded-For: 203.0.113.7' http://{proxy}/   # X-Forwarded-For is appended\n  \

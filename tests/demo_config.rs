@@ -34,6 +34,11 @@ fn demo_config_builds() {
         .servers
         .iter()
         .all(|s| s.name.starts_with("localhost:9103#") && s.connect_to().is_some()));
+    let hints = farmgate::demo::DEMO_HINTS_BACKEND.1;
+    assert!(
+        addresses.iter().any(|a| a == hints),
+        "{hints} not in demo.yaml"
+    );
     for (_, addr) in farmgate::demo::DEMO_BACKENDS {
         assert!(
             addresses.iter().any(|a| a == addr),

@@ -285,3 +285,22 @@ async fn http2_clients_and_hypers_http1_server_get_the_final_response_only() {
     assert_eq!(reply.statuses(), [200], "{}", reply.text);
     assert!(reply.text.ends_with("\r\n\r\nhello"), "{}", reply.text);
 }
+
+#[tokio::test]
+async fn the_demos_hints_backend_shows_them_through_farmgate() {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    farmgate::demo::spawn_hints_backend(l);
+    let fg = start(&config(addr, "engine", "")).await;
+    // Twice on one client connection: the backend connection is reused.
+    let mut s = TcpStream::connect(fg.first_addr()).await.unwrap();
+    for _ in 0..2 {
+        s.write_all(b"GET /hints HTTP/1.1\r\nHost: t\r\n\r\n")
+            .await
+            .unwrap();
+        let mut got = Vec::new();
+        let text = read_until_has(&mut s, &mut got, "</p>\n").await;
+        assert!(text.starts_with(farmgate::demo::DEMO_HINTS), "{text}");
+        assert_eq!(statuses(&text), [103, 200], "{text}");
+    }
+}
