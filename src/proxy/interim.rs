@@ -104,6 +104,9 @@ pub async fn write_parsed<W: AsyncWrite + Unpin>(
     written
 }
 
+/// The most bytes of interim heads held for a client at a time.
+const MAX_PENDING: usize = 64 << 10;
+
 /// Interim heads hyper's client parsed, waiting to be written.
 #[derive(Default)]
 pub struct Pending {
@@ -130,6 +133,11 @@ impl Pending {
         // No framing in a 1xx (RFC 9110 §8.6, RFC 9112 §6.1).
         fields.remove(header::CONTENT_LENGTH);
         let mut heads = self.heads.lock().unwrap_or_else(|p| p.into_inner());
+        if heads.len() > MAX_PENDING {
+            // A client not reading while a server sends 1xx after 1xx:
+            // hints are advice, the excess is dropped, memory stays bounded.
+            return;
+        }
         write_head(&mut heads, status, &fields);
         drop(heads);
         self.ready.notify_one();
@@ -208,6 +216,18 @@ mod tests {
              link: </b.js>; rel=preload; as=script\r\n\r\n"
         );
         assert!(p.take().is_empty());
+    }
+
+    #[test]
+    fn what_waits_for_a_slow_client_is_bounded() {
+        let p = Pending::default();
+        let mut h = HeaderMap::new();
+        h.append("link", "</a.css>; rel=preload".parse().unwrap());
+        for _ in 0..100_000 {
+            p.push(StatusCode::from_u16(103).unwrap(), &h);
+        }
+        let held = p.take().len();
+        assert!((MAX_PENDING..MAX_PENDING + 100).contains(&held), "{held}");
     }
 
     #[test]
