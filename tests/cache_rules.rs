@@ -512,6 +512,12 @@ async fn the_demo_keeps_round_robin_and_caches_static() {
         );
         farmgate::demo::spawn_backend(name, l);
     }
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    yaml = yaml.replace(
+        farmgate::demo::DEMO_HINTS_BACKEND.1,
+        &l.local_addr().unwrap().to_string(),
+    );
+    farmgate::demo::spawn_hints_backend(l);
     assert!(!yaml.contains(":91"), "a demo port left in:\n{yaml}");
     let fg = start(&yaml).await;
     let mut names = HashSet::new();
