@@ -1,8 +1,10 @@
 //! One TLS listener's ACME certificate over time: at start the stored
 //! certificate (or, before the first issue, a self-signed placeholder) is
-//! installed; then it is renewed at two thirds of its lifetime, retried with
-//! back-off while the CA fails, and each new certificate goes in through
-//! the listener's hot certificate swap (open connections keep theirs).
+//! installed; then it is renewed inside the CA's suggested window when the
+//! CA offers one (ARI, `ari`), else at two thirds of its lifetime, retried
+//! with back-off while the CA fails, and each new certificate goes in
+//! through the listener's hot certificate swap (open connections keep
+//! theirs).
 //!
 //! The manager reads the listener's current spec, so a reload that adds,
 //! changes or removes `tls.acme` is followed without a restart. With a tier
@@ -10,6 +12,7 @@
 //! tier's lock (`lease`), and a certificate another instance stored is
 //! installed when announced (or found by a periodic look).
 
+use super::ari::{Ari, Offer, Source};
 use super::config::AcmeSpec;
 use super::lease::{self, Attempt};
 use super::order::Issued;
@@ -94,6 +97,11 @@ pub(super) struct Manager {
     retry_at: Option<i64>,
     /// The tier's Redis was unreachable at the last attempt (logged once).
     pub(super) tier_down: bool,
+    /// The CA's renewal window for the serving certificate (ARI).
+    ari: Ari,
+    /// Where in the two-thirds rule's jitter band this certificate renews
+    /// (drawn per certificate, so a re-planned wait keeps its time).
+    jitter: f64,
 }
 
 impl Manager {
@@ -123,6 +131,8 @@ impl Manager {
             failures: 0,
             retry_at: None,
             tier_down: false,
+            ari: Ari::default(),
+            jitter: fastrand::f64(),
         }
     }
 
@@ -141,9 +151,23 @@ impl Manager {
             self.update(|s| s.state = "placeholder");
         }
         loop {
+            if self.ari.poll_due(unix_now()) {
+                if let Some(cert) = self.current.clone().filter(|c| self.covers(c)) {
+                    tokio::select! {
+                        () = self.ari.poll(&self.spec, &*self.store, &cert, &self.tls.name) => {}
+                        _ = stop.wait_for(|s| *s) => return Exit::Stopped,
+                    }
+                }
+            }
             let due = self.due();
-            self.update(|s| s.next_attempt = due);
-            match self.wait_until(due, stop).await {
+            self.show_plan(due);
+            // Woken early to ask the CA for its window again.
+            let wake = match self.ari.id {
+                Some(_) if self.ari.next_poll < due => self.ari.next_poll,
+                _ => due,
+            };
+            match self.wait_until(wake, stop).await {
+                None if unix_now() < due => continue,
                 None => {}
                 Some(Exit::Installed) => continue,
                 Some(exit) => return exit,
@@ -178,25 +202,64 @@ impl Manager {
         }
     }
 
+    /// The serving certificate's renewal time and what set it: the CA's
+    /// window (ARI), else two thirds of the lifetime.
+    fn planned(&self) -> Option<(i64, Source)> {
+        let c = self.current.as_ref().filter(|c| self.covers(c))?;
+        Some(match self.ari.renew_at() {
+            Some(at) => (at, Source::Ari),
+            None => (
+                renew_at(c.not_before, c.not_after, self.jitter),
+                Source::TwoThirds,
+            ),
+        })
+    }
+
     /// Unix seconds of the next attempt.
     fn due(&self) -> i64 {
         if let Some(at) = self.retry_at {
             return at;
         }
+        self.planned().map_or_else(unix_now, |(at, _)| at)
+    }
+
+    /// Whether the serving certificate should be renewed now (asked after
+    /// taking the tier's lock, to skip an order another instance just made
+    /// unnecessary): the CA's window has opened, or, without one, two
+    /// thirds of the lifetime have passed (no jitter), so every instance
+    /// decides alike.
+    pub(super) fn is_due(&self) -> bool {
+        let now = unix_now();
         match &self.current {
-            Some(c) if self.covers(c) => renew_at(c.not_before, c.not_after, fastrand::f64()),
-            _ => unix_now(),
+            Some(c) if self.covers(c) => self
+                .ari
+                .window_open(now)
+                .unwrap_or_else(|| renew_at(c.not_before, c.not_after, 0.0) <= now),
+            _ => true,
         }
     }
 
-    /// Whether the serving certificate should be renewed now (no jitter:
-    /// asked after taking the tier's lock, to skip an order another
-    /// instance just made unnecessary).
-    pub(super) fn is_due(&self) -> bool {
-        match &self.current {
-            Some(c) if self.covers(c) => renew_at(c.not_before, c.not_after, 0.0) <= unix_now(),
-            _ => true,
-        }
+    /// The certificate a renewal's order `replaces` (ARI).
+    pub(super) fn replaces(&self) -> Option<instant_acme::CertificateIdentifier<'static>> {
+        self.current
+            .as_ref()
+            .filter(|c| self.covers(c))
+            .and_then(|_| self.ari.replaces())
+    }
+
+    /// Shows the next attempt and the renewal plan in the status.
+    fn show_plan(&self, due: i64) {
+        let planned = self.planned();
+        let ari = &self.ari;
+        self.update(|s| {
+            s.next_attempt = due;
+            s.next_renewal = planned.map_or(0, |(at, _)| at);
+            s.renewal_by = planned.map_or("", |(_, by)| by.as_str());
+            s.ari = ari.offer.map_or("", Offer::as_str);
+            s.ari_window = ari.window.as_ref().map(|w| [w.start, w.end]);
+            s.ari_explanation_url = ari.window.as_ref().and_then(|w| w.explanation.clone());
+            s.ari_next_poll = if ari.id.is_some() { ari.next_poll } else { 0 };
+        });
     }
 
     /// Whether `c` serves every configured domain (a config change may
@@ -332,6 +395,8 @@ impl Manager {
             s.state = "valid";
         });
         self.tls.install_managed(vec![cert.clone()]);
+        self.ari.serving(&cert, &self.tls.name);
+        self.jitter = fastrand::f64();
         self.current = Some(cert);
     }
 

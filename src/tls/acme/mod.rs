@@ -16,8 +16,11 @@
 //! - `tier`: what a store shared by a tier (`cluster:`, Redis) adds: the
 //!   order lock, challenge answers for every instance, announcements.
 //! - `schedule`: when to renew and how long to back off.
+//! - `ari`: the CA's renewal window (RFC 9773) when it offers one, and the
+//!   `replaces` of a renewal's order.
 //! - `status`: what the admin API, status page and metrics show.
 
+pub mod ari;
 pub mod challenges;
 pub mod config;
 pub mod lease;
