@@ -255,7 +255,10 @@ impl Ari {
         } else {
             "renewing at two thirds of the lifetime"
         };
-        tracing::warn!(listener, "ACME: asking the CA for the renewal window (ARI) failed, {keeps}: {why}");
+        tracing::warn!(
+            listener,
+            "ACME: asking the CA for the renewal window (ARI) failed, {keeps}: {why}"
+        );
         self.offer = Some(Offer::Failing);
         self.next_poll = now + FAILED_POLL.as_secs() as i64;
     }
@@ -294,7 +297,9 @@ mod tests {
         leaf.serial_number = Some(SerialNumber::from_slice(&[0x00, 0x87, 0x65, 0x43, 0x21]));
         leaf.use_authority_key_identifier_extension = true;
         let key = KeyPair::generate().unwrap_or_else(|e| panic!("{e}"));
-        let cert = leaf.signed_by(&key, &issuer).unwrap_or_else(|e| panic!("{e}"));
+        let cert = leaf
+            .signed_by(&key, &issuer)
+            .unwrap_or_else(|e| panic!("{e}"));
         let id = cert_id(cert.der()).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(id.to_string(), "aYhbaw.AIdlQyE");
     }
