@@ -123,6 +123,7 @@ enum CheckFormat {
 /// 10,000-client burst's memory, ~28 KiB per connection, until new
 /// connections reused it), and it is no slower on the request path
 /// (docs/performance.md, "Idle memory").
+#[cfg(not(feature = "system-alloc"))]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

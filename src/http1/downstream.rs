@@ -5,7 +5,7 @@
 //! HTTP/1.0), `Date` when the backend sent none, `Connection` as the
 //! client connection goes on, and the proxy's own fields appended.
 
-use super::fields::{kind, put, ConnectionNames, Kind};
+use super::fields::{put, ConnectionNames, Kind};
 use super::upstream::push_decimal;
 use super::{BodyKind, ResponseHead};
 
@@ -59,8 +59,8 @@ where
 {
     let mut conn = ConnectionNames::new();
     let (mut upgrade_value, mut has_date) = (None, false);
-    for (name, value) in head.fields() {
-        match kind(name) {
+    for (_, value, k) in head.classified() {
+        match k {
             Kind::Connection => conn.add(value),
             Kind::Upgrade => upgrade_value = upgrade_value.or(Some(value)),
             Kind::Date => has_date = true,
@@ -76,8 +76,8 @@ where
         .and_then(|s| s.canonical_reason());
     out.extend_from_slice(canonical.map_or(head.reason(), str::as_bytes));
     out.extend_from_slice(b"\r\n");
-    for (name, value) in head.fields() {
-        if kind(name).hop_by_hop() || conn.names(name, || head.fields()) {
+    for (name, value, k) in head.classified() {
+        if k.hop_by_hop() || conn.names(name, || head.fields()) {
             continue;
         }
         put(out, name, value);

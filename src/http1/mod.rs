@@ -49,12 +49,12 @@ pub struct Span {
 }
 
 impl Span {
-    /// Where `part`, a subslice of `whole`, lies in it.
-    fn of(whole: &[u8], part: &[u8]) -> Span {
-        let start = (part.as_ptr() as usize).saturating_sub(whole.as_ptr() as usize);
+    /// `len` bytes from `start`.
+    fn at(start: usize, len: usize) -> Span {
+        let start = u32::try_from(start).unwrap_or(u32::MAX);
         Span {
-            start: u32::try_from(start).unwrap_or(u32::MAX),
-            end: u32::try_from(start + part.len()).unwrap_or(u32::MAX),
+            start,
+            end: start.saturating_add(u32::try_from(len).unwrap_or(u32::MAX)),
         }
     }
 
@@ -67,11 +67,13 @@ impl Span {
     }
 }
 
-/// One header field: name and value spans.
-#[derive(Debug, Clone, Copy, Default)]
+/// One header field: name and value spans, and what the name is to the
+/// proxy.
+#[derive(Debug, Clone, Copy)]
 struct Field {
     name: Span,
     value: Span,
+    kind: fields::Kind,
 }
 
 /// The comma-separated tokens of a list field, trimmed, empty ones skipped.

@@ -1,12 +1,10 @@
-//! A client's request head, parsed in place: the strict line scan, then
-//! `httparse` once the head is complete; the method, target and fields are
-//! kept as spans of the connection's buffer, in a field table the
-//! connection reuses for every request.
+//! A client's request head, parsed in place in one pass (`scan.rs`): the
+//! method, target and fields are kept as spans of the connection's buffer,
+//! in a field table the connection reuses for every request.
 
 use super::error::Violation;
 use super::scan::{HeadScan, Role, Scanned};
-use super::{BodyKind, Field, Span, MAX_FIELDS};
-use std::mem::MaybeUninit;
+use super::{BodyKind, Field, Span};
 
 /// What [`RequestParser::parse`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,36 +61,21 @@ impl RequestParser {
             self.scan = HeadScan::default();
             self.done = false;
         }
-        let (start, end) =
-            match self
-                .scan
-                .scan(bytes, self.max_head, Role::Request, self.heads == 0)?
-            {
-                Scanned::Partial => return Ok(Parsed::Partial),
-                Scanned::Preface => return Ok(Parsed::Http2Preface),
-                Scanned::Complete { start, end } => (start, end),
-            };
-        let head = &bytes[start..end];
-        let mut slots = [MaybeUninit::<httparse::Header<'_>>::uninit(); MAX_FIELDS];
-        let mut req = httparse::Request::new(&mut []);
-        match req.parse_with_uninit_headers(head, &mut slots) {
-            Ok(httparse::Status::Complete(n)) if n == head.len() => {}
-            Err(httparse::Error::TooManyHeaders) => return Err(Violation::TooManyFields),
-            _ => return Err(Violation::Malformed),
-        }
-        let (Some(method), Some(target), Some(minor)) = (req.method, req.path, req.version) else {
-            return Err(Violation::Malformed);
+        let end = match self.scan.scan(
+            bytes,
+            self.max_head,
+            Role::Request,
+            self.heads == 0,
+            &mut self.fields,
+        )? {
+            Scanned::Partial => return Ok(Parsed::Partial),
+            Scanned::Preface => return Ok(Parsed::Http2Preface),
+            Scanned::Complete { end, .. } => end,
         };
-        self.method = Span::of(bytes, method.as_bytes());
-        self.target = Span::of(bytes, target.as_bytes());
-        self.minor = minor;
-        self.fields.clear();
-        for h in req.headers.iter() {
-            self.fields.push(Field {
-                name: Span::of(bytes, h.name.as_bytes()),
-                value: Span::of(bytes, h.value),
-            });
-        }
+        let line = self.scan.first_line();
+        self.method = line.method;
+        self.target = line.target;
+        self.minor = line.minor;
         let framing = self.scan.framing();
         self.content_length = framing.content_length;
         self.body = if framing.chunked {
@@ -190,14 +173,31 @@ impl<'a> RequestHead<'a> {
             .map(|(_, v)| v)
     }
 
+    /// Does the head carry an `Upgrade` field?
+    pub fn has_upgrade(&self) -> bool {
+        self.p
+            .fields
+            .iter()
+            .any(|f| f.kind == super::fields::Kind::Upgrade)
+    }
+
+    /// Does the client accept trailers (`TE: trailers`)?
+    pub fn wants_trailers(&self) -> bool {
+        self.p.fields.iter().any(|f| {
+            f.kind == super::fields::Kind::Te
+                && super::tokens(f.value.get(self.bytes))
+                    .any(|t| t.eq_ignore_ascii_case(b"trailers"))
+        })
+    }
+
     /// May the connection carry another request after this one? HTTP/1.1
     /// unless `Connection: close`; HTTP/1.0 only with `keep-alive`.
     pub fn keep_alive(&self) -> bool {
         let mut close = false;
         let mut keep = false;
-        for (n, v) in self.fields() {
-            if n.eq_ignore_ascii_case(b"connection") {
-                for t in super::tokens(v) {
+        for f in &self.p.fields {
+            if f.kind == super::fields::Kind::Connection {
+                for t in super::tokens(f.value.get(self.bytes)) {
                     close |= t.eq_ignore_ascii_case(b"close");
                     keep |= t.eq_ignore_ascii_case(b"keep-alive");
                 }

@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::http1::body::LengthReader;
-use crate::http1::ReadBuf;
+use crate::http1::{ReadBuf, MAX_FIELDS};
 
 const MAX: usize = 32 << 10;
 

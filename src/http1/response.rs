@@ -1,6 +1,6 @@
-//! A backend's response head, parsed in place like a request head: the
-//! strict line scan, then `httparse`; status, reason and fields as spans
-//! of the backend connection's buffer; and how the body is delimited,
+//! A backend's response head, parsed in place like a request head, in one
+//! pass (`scan.rs`): status, reason and fields as spans of the backend
+//! connection's buffer; and how the body is delimited,
 //! which also depends on the request (HEAD) and the status (1xx, 204,
 //! 304). A backend's framing is held to the same rules as a client's: a
 //! response that two readers could frame differently is refused (502 by
@@ -8,8 +8,7 @@
 
 use super::error::Violation;
 use super::scan::{HeadScan, Role, Scanned};
-use super::{BodyKind, Field, Span, MAX_FIELDS};
-use std::mem::MaybeUninit;
+use super::{BodyKind, Field, Span};
 
 /// Reads response heads off one backend connection.
 #[derive(Debug)]
@@ -48,39 +47,24 @@ impl ResponseParser {
             self.scan = HeadScan::default();
             self.done = false;
         }
-        let (start, end) = match self
-            .scan
-            .scan(bytes, self.max_head, Role::Response, false)?
-        {
+        let end = match self.scan.scan(
+            bytes,
+            self.max_head,
+            Role::Response,
+            false,
+            &mut self.fields,
+        )? {
             Scanned::Partial | Scanned::Preface => return Ok(None),
-            Scanned::Complete { start, end } => (start, end),
+            Scanned::Complete { end, .. } => end,
         };
-        let head = &bytes[start..end];
-        let mut slots = [MaybeUninit::<httparse::Header<'_>>::uninit(); MAX_FIELDS];
-        let mut resp = httparse::Response::new(&mut []);
-        match httparse::ParserConfig::default()
-            .parse_response_with_uninit_headers(&mut resp, head, &mut slots)
-        {
-            Ok(httparse::Status::Complete(n)) if n == head.len() => {}
-            Err(httparse::Error::TooManyHeaders) => return Err(Violation::TooManyFields),
-            _ => return Err(Violation::Malformed),
-        }
-        let (Some(code), Some(minor)) = (resp.code, resp.version) else {
-            return Err(Violation::Malformed);
-        };
+        let line = self.scan.first_line();
+        let code = line.status;
         if !(100..=999).contains(&code) {
             return Err(Violation::Malformed);
         }
         self.status = code;
-        self.minor = minor;
-        self.reason = Span::of(bytes, resp.reason.unwrap_or_default().as_bytes());
-        self.fields.clear();
-        for h in resp.headers.iter() {
-            self.fields.push(Field {
-                name: Span::of(bytes, h.name.as_bytes()),
-                value: Span::of(bytes, h.value),
-            });
-        }
+        self.minor = line.minor;
+        self.reason = line.reason;
         let framing = self.scan.framing();
         self.content_length = framing.content_length.filter(|_| !framing.chunked);
         // RFC 9112 §6.3, in its order.
@@ -153,6 +137,18 @@ impl<'a> ResponseHead<'a> {
             .map(move |f| (f.name.get(bytes), f.value.get(bytes)))
     }
 
+    /// The fields with what each name is to the proxy (classified once,
+    /// when the head was read).
+    pub(super) fn classified(
+        &self,
+    ) -> impl Iterator<Item = (&'a [u8], &'a [u8], super::fields::Kind)> + 'a {
+        let bytes = self.bytes;
+        self.p
+            .fields
+            .iter()
+            .map(move |f| (f.name.get(bytes), f.value.get(bytes), f.kind))
+    }
+
     pub fn field(&self, name: &[u8]) -> Option<&'a [u8]> {
         self.fields()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
@@ -167,8 +163,8 @@ impl<'a> ResponseHead<'a> {
             return false;
         }
         let (mut close, mut keep) = (false, false);
-        for (n, v) in self.fields() {
-            if n.eq_ignore_ascii_case(b"connection") {
+        for (_, v, k) in self.classified() {
+            if k == super::fields::Kind::Connection {
                 for t in super::tokens(v) {
                     close |= t.eq_ignore_ascii_case(b"close");
                     keep |= t.eq_ignore_ascii_case(b"keep-alive");

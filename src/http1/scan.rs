@@ -1,15 +1,23 @@
-//! The strict reading of a message head's lines, before `httparse` builds
-//! the head: line endings, obsolete folding, field names and the framing
-//! fields (RFC 9112 §2.2, §5, §6), with the same rules and the same
-//! first-finding order as the listener's framing scanner.
+//! A message head read in one pass: line endings, obsolete folding, field
+//! names and the framing fields (RFC 9112 §2.2, §5, §6), with the same
+//! rules and the same first-finding order as the listener's framing
+//! scanner; the request or status line and the field values held to
+//! `httparse`'s syntax (a differential test keeps the two in step); and
+//! each field recorded as it is read: name and value spans and what the
+//! proxy makes of the name ([`Kind`]), so nothing reads the head again.
 //!
 //! The scan is incremental: it resumes where the previous call stopped, so
 //! a head arriving a byte at a time is read once, not re-parsed per read.
-//! Lines are found with one `memchr2` per line; only the first line, field
-//! names and the values of Content-Length and Transfer-Encoding are looked
-//! at byte by byte.
+//! Lines are found with one `memchr2` per line.
+//!
+//! Findings of the line scan end the head at once; what `httparse` would
+//! refuse (a malformed first line or value, too many fields) is held until
+//! the head is complete, so that a later line-scan finding still wins, as
+//! it did when the two ran one after the other.
 
 use super::error::Violation;
+use super::fields::{kind, Kind};
+use super::{Field, Span, MAX_FIELDS};
 
 const CR: u8 = b'\r';
 const LF: u8 = b'\n';
@@ -43,6 +51,17 @@ pub enum Role {
     Response,
 }
 
+/// The first line of a complete head: a request line's method and
+/// target, or a status line's code and reason; the version's minor digit.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct FirstLine {
+    pub method: Span,
+    pub target: Span,
+    pub status: u16,
+    pub reason: Span,
+    pub minor: u8,
+}
+
 /// Scan state of one head. `Default` is a fresh head.
 #[derive(Debug, Default, Clone)]
 pub struct HeadScan {
@@ -54,13 +73,10 @@ pub struct HeadScan {
     line_start: usize,
     first_line_done: bool,
     framing: Framing,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Field {
-    Other,
-    ContentLength,
-    TransferEncoding,
+    first: FirstLine,
+    /// What `httparse` would have refused first, reported once the head
+    /// is complete (see the module doc).
+    held: Option<Violation>,
 }
 
 impl HeadScan {
@@ -69,16 +85,24 @@ impl HeadScan {
         self.framing
     }
 
+    /// The first line; meaningful once the scan is complete.
+    pub fn first_line(&self) -> FirstLine {
+        self.first
+    }
+
     /// Reads `bytes` (the same start as the previous call, possibly more
     /// at the end). `max` bounds the head from its first line on; `first`
     /// says this is a connection's first head (where the HTTP/2 preface
     /// may come).
+    /// The head's fields are recorded into `fields` (cleared when the
+    /// head starts).
     pub fn scan(
         &mut self,
         bytes: &[u8],
         max: usize,
         role: Role,
         first: bool,
+        fields: &mut Vec<Field>,
     ) -> Result<Scanned, Violation> {
         if !self.started {
             // RFC 9112 §2.2: empty lines before a request line are ignored
@@ -98,6 +122,7 @@ impl HeadScan {
             self.started = true;
             self.start = self.pos;
             self.line_start = self.pos;
+            fields.clear();
         }
         let limit = bytes.len().min(self.start.saturating_add(max));
         let cut = limit < bytes.len();
@@ -137,6 +162,7 @@ impl HeadScan {
             if bytes[end + 1] != LF {
                 return Err(Violation::BareCr);
             }
+            let line_at = self.line_start;
             self.pos = end + 2;
             self.line_start = self.pos;
             if !self.first_line_done {
@@ -145,6 +171,14 @@ impl HeadScan {
                     Role::Request => line.ends_with(b"HTTP/1.0"),
                     Role::Response => line.starts_with(b"HTTP/1.0"),
                 };
+                let parsed = match role {
+                    Role::Request => request_line(line, line_at),
+                    Role::Response => status_line(line, line_at),
+                };
+                match parsed {
+                    Some(l) => self.first = l,
+                    None => self.hold(Violation::Malformed),
+                }
             } else if line.is_empty() {
                 let f = self.framing;
                 // A response with both is read as chunked (RFC 9112 §6.3:
@@ -157,39 +191,134 @@ impl HeadScan {
                 if f.chunked && f.http10 {
                     return Err(Violation::TeInHttp10);
                 }
+                if let Some(v) = self.held {
+                    return Err(v);
+                }
                 return Ok(Scanned::Complete {
                     start: self.start,
                     end: self.pos,
                 });
             } else {
-                self.end_field(line, colon)?;
+                self.end_field(line, line_at, colon, fields)?;
             }
         }
     }
 
-    /// A complete field line's framing value.
-    fn end_field(&mut self, line: &[u8], colon: Option<usize>) -> Result<(), Violation> {
+    /// Holds `v` unless an earlier one is held.
+    fn hold(&mut self, v: Violation) {
+        self.held.get_or_insert(v);
+    }
+
+    /// A complete field line (at `at` in the bytes): its framing value
+    /// checked, its value's syntax, and the field recorded.
+    fn end_field(
+        &mut self,
+        line: &[u8],
+        at: usize,
+        colon: Option<usize>,
+        fields: &mut Vec<Field>,
+    ) -> Result<(), Violation> {
         let Some(colon) = colon else {
             return Err(Violation::BadFieldName);
         };
-        let value = trim_ows(&line[colon + 1..]);
-        match field_kind(&line[..colon]) {
-            Field::Other => {}
-            Field::ContentLength => {
+        let raw = &line[colon + 1..];
+        let value = trim_ows(raw);
+        let k = kind(&line[..colon]);
+        match k {
+            Kind::ContentLength => {
                 if self.framing.content_length.is_some() {
                     return Err(Violation::DuplicateCl);
                 }
                 let n = parse_decimal(value).ok_or(Violation::BadCl)?;
                 self.framing.content_length = Some(n);
             }
-            Field::TransferEncoding => {
+            Kind::TransferEncoding => {
                 if self.framing.chunked || !value.eq_ignore_ascii_case(b"chunked") {
                     return Err(Violation::BadTe);
                 }
                 self.framing.chunked = true;
             }
+            _ => {}
         }
+        if !raw.iter().all(|&b| VALUE[usize::from(b)]) {
+            self.hold(Violation::Malformed);
+        }
+        if fields.len() == MAX_FIELDS {
+            self.hold(Violation::TooManyFields);
+            return Ok(());
+        }
+        let leading = raw.iter().take_while(|&&b| b == b' ' || b == b'\t').count();
+        fields.push(Field {
+            name: Span::at(at, colon),
+            value: Span::at(at + colon + 1 + leading, value.len()),
+            kind: k,
+        });
         Ok(())
+    }
+}
+
+/// `method SP target SP HTTP/1.x`, as `httparse` reads it: a token, a
+/// target of visible ASCII or UTF-8, one space each.
+fn request_line(line: &[u8], at: usize) -> Option<FirstLine> {
+    let sp = line.iter().position(|&b| !TCHAR[usize::from(b)])?;
+    if sp == 0 || line[sp] != b' ' {
+        return None;
+    }
+    let rest = &line[sp + 1..];
+    let len = rest.iter().position(|&b| !URI[usize::from(b)])?;
+    if len == 0 || rest[len] != b' ' {
+        return None;
+    }
+    let target = &rest[..len];
+    if !target.is_ascii() && std::str::from_utf8(target).is_err() {
+        return None;
+    }
+    Some(FirstLine {
+        method: Span::at(at, sp),
+        target: Span::at(at + sp + 1, len),
+        minor: version(&rest[len + 1..])?,
+        ..FirstLine::default()
+    })
+}
+
+/// `HTTP/1.x SP 3DIGIT [SP reason]`, as `httparse` reads it (a reason
+/// with obs-text reads as empty).
+fn status_line(line: &[u8], at: usize) -> Option<FirstLine> {
+    let minor = version(line.get(..8)?)?;
+    let [b' ', d @ ..] = line.get(8..12)? else {
+        return None;
+    };
+    let mut status = 0u16;
+    for &c in d {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        status = status * 10 + u16::from(c - b'0');
+    }
+    let reason = match &line[12..] {
+        [] => Span::at(at + 12, 0),
+        [b' ', r @ ..] => {
+            if !r.iter().all(|&b| VALUE[usize::from(b)]) {
+                return None;
+            }
+            let len = if r.is_ascii() { r.len() } else { 0 };
+            Span::at(at + 13, len)
+        }
+        _ => return None,
+    };
+    Some(FirstLine {
+        status,
+        reason,
+        minor,
+        ..FirstLine::default()
+    })
+}
+
+fn version(v: &[u8]) -> Option<u8> {
+    match v {
+        b"HTTP/1.1" => Some(1),
+        b"HTTP/1.0" => Some(0),
+        _ => None,
     }
 }
 
@@ -217,24 +346,37 @@ fn check_field_prefix(line: &[u8], ended: bool) -> Result<Option<usize>, Violati
         return Err(Violation::BadFieldName);
     }
     if line.len() - colon - 1 > VALUE_CAP {
-        match field_kind(&line[..colon]) {
-            Field::Other => {}
-            Field::ContentLength => return Err(Violation::BadCl),
-            Field::TransferEncoding => return Err(Violation::BadTe),
+        match kind(&line[..colon]) {
+            Kind::ContentLength => return Err(Violation::BadCl),
+            Kind::TransferEncoding => return Err(Violation::BadTe),
+            _ => {}
         }
     }
     Ok(Some(colon))
 }
 
-fn field_kind(name: &[u8]) -> Field {
-    if name.eq_ignore_ascii_case(b"content-length") {
-        Field::ContentLength
-    } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
-        Field::TransferEncoding
-    } else {
-        Field::Other
+/// Field value bytes (and a reason phrase's): HTAB, SP, VCHAR, obs-text.
+static VALUE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        t[b] = b == 0x09 || (b >= 0x20 && b != 0x7f);
+        b += 1;
     }
-}
+    t
+};
+
+/// A request target's bytes as `httparse` takes them: visible ASCII and
+/// any byte of a UTF-8 sequence.
+static URI: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        t[b] = (b >= 0x21 && b <= 0x7e) || b >= 0x80;
+        b += 1;
+    }
+    t
+};
 
 /// RFC 9110 token characters, one look-up per byte.
 static TCHAR: [bool; 256] = {
@@ -282,3 +424,7 @@ pub fn parse_decimal(v: &[u8]) -> Option<u64> {
     }
     Some(v.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0')))
 }
+
+#[cfg(test)]
+#[path = "scan_differential_tests.rs"]
+mod differential;

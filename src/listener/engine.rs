@@ -100,9 +100,18 @@ where
 {
     let (info, activity) = (&conn.info, &conn.activity);
     let limits = gw.snapshot().proxy.limits;
+    // One wait for shutdown for the whole connection: registered once,
+    // not once per request and select.
     let mut shutdown = gw.connections.subscribe();
+    let mut drain = pin!(async move {
+        let _ = shutdown.wait_for(|s| *s).await.map(|_| ());
+    });
     let mut parser = RequestParser::new(conn.max_head);
     let mut buf = ReadBuf::new();
+    // Request heads as the pipeline sees them: copied here, one after
+    // another, so that once a request's views are dropped the next head
+    // reuses the allocation (no allocation per request).
+    let mut head_copies = bytes::BytesMut::new();
     let mut out: Vec<u8> = Vec::new();
     let mut up: Vec<u8>;
     let mut draining = false;
@@ -156,7 +165,7 @@ where
                 };
                 tokio::select! {
                     r = read => Wake::Read(r),
-                    _ = shutdown.wait_for(|s| *s), if !draining => Wake::Drain,
+                    _ = drain.as_mut(), if !draining => Wake::Drain,
                     why = activity.expired_on(true, watch.as_mut()) => Wake::Expired(why),
                 }
             };
@@ -210,7 +219,7 @@ where
         if for_hyper(&head) {
             return Next::Hyper(stream, buf);
         }
-        let Some(req) = to_request(&head, &buf.data()[..head_len]) else {
+        let Some(req) = to_request(&head, &buf.data()[..head_len], &mut head_copies) else {
             refuse(&mut stream, Violation::Malformed, info, activity, &mut out).await;
             return Next::Close;
         };
@@ -218,7 +227,7 @@ where
             http11: head.minor() == 1,
             keep_alive: head.keep_alive(),
             head_request: head.is_head_method(),
-            trailers: wants_trailers(&head),
+            trailers: head.wants_trailers(),
         };
         let kind = head.body();
         buf.consume(head_len);
@@ -271,7 +280,7 @@ where
             gw,
             (&mut out, &mut up),
             (watch.as_mut(), respond.as_mut()),
-            &mut shutdown,
+            drain.as_mut(),
             &mut draining,
         )
         .await;
@@ -379,7 +388,7 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin + Send>(
     gw: &Arc<Serving>,
     (out, up): (&mut Vec<u8>, &mut Vec<u8>),
     (mut watch, respond): (Pin<&mut tokio::time::Sleep>, Pin<&mut tokio::time::Sleep>),
-    shutdown: &mut tokio::sync::watch::Receiver<bool>,
+    mut drain: Pin<&mut impl Future<Output = ()>>,
     draining: &mut bool,
 ) -> bool {
     let (info, activity) = (&conn.info, &conn.activity);
@@ -424,7 +433,7 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin + Send>(
     let kept = loop {
         tokio::select! {
             k = work.as_mut() => break k,
-            _ = shutdown.wait_for(|s| *s), if !*draining => *draining = true,
+            _ = drain.as_mut(), if !*draining => *draining = true,
             why = activity.expired_on(false, watch.as_mut()) => {
                 tracing::debug!("closing client connection: {why:?}");
                 match why {
@@ -532,26 +541,25 @@ fn chunks_violation(
 /// Requests the engine hands to hyper with the rest of the connection.
 fn for_hyper(head: &RequestHead<'_>) -> bool {
     head.method() == b"CONNECT"
-        || head.field(b"upgrade").is_some()
+        || head.has_upgrade()
         || head
             .field(b"expect")
             .is_some_and(|v| v.eq_ignore_ascii_case(b"100-continue"))
 }
 
-fn wants_trailers(head: &RequestHead<'_>) -> bool {
-    head.fields().any(|(n, v)| {
-        n.eq_ignore_ascii_case(b"te")
-            && crate::http1::tokens(v).any(|t| t.eq_ignore_ascii_case(b"trailers"))
-    })
-}
-
 /// The pipeline's request head, as hyper's server builds it; None: not
 /// valid as `http` types (answered 400, as hyper does).
-fn to_request(head: &RequestHead<'_>, bytes: &[u8]) -> Option<Request<()>> {
+fn to_request(
+    head: &RequestHead<'_>,
+    bytes: &[u8],
+    heads: &mut bytes::BytesMut,
+) -> Option<Request<()>> {
     let method = Method::from_bytes(head.method()).ok()?;
     // One copy of the head's bytes; the target and every value are views
-    // of it (one allocation for the head, not one per field).
-    let shared = bytes::Bytes::copy_from_slice(bytes);
+    // of it. `heads` reclaims its allocation once the previous request's
+    // views are gone, so a keep-alive request allocates nothing here.
+    heads.extend_from_slice(bytes);
+    let shared = heads.split().freeze();
     let view = |r: std::ops::Range<usize>| shared.get(r.clone()).map(|_| shared.slice(r));
     let uri = Uri::from_maybe_shared(view(head.target_range())?).ok()?;
     // Room for what forwarding adds (X-Forwarded-*, rules' headers): a map

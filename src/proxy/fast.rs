@@ -21,6 +21,7 @@
 use super::connector::BackendStream;
 use super::error::ProxyError;
 use super::exchange::Exchange;
+use super::fast_head;
 use super::forward::{unreachable_reason, Forwarder, MAX_ATTEMPTS};
 use super::pool::{keep_for_value, BackendPool, RawConn};
 use crate::farm::state::Attempt;
@@ -66,11 +67,15 @@ enum SendFail {
     Sent(IoError),
 }
 
-/// Forwards the bodiless request `parts` (prepared for the backend) to
-/// `to`'s farm and writes the answer to the client.
+/// Forwards the bodiless request `parts` to `to`'s farm and writes the
+/// answer to the client. `parts` is prepared for the backend
+/// (`forward::prepare`), or, with `unprepared` (the client side), as the
+/// client sent it: the head is then prepared as it is written
+/// (`fast_head`).
 pub async fn forward<W: AsyncWrite + Unpin>(
     to: &Forwarder<'_>,
     parts: &http::request::Parts,
+    unprepared: Option<&super::headers::ClientSide<'_>>,
     mut client: FastClient<'_, W>,
     ex: &mut Exchange,
 ) -> Fast {
@@ -89,13 +94,23 @@ pub async fn forward<W: AsyncWrite + Unpin>(
         if let Some(r) = ex.record() {
             r.server = Some(server.name.clone());
         }
-        write_head(
-            client.up,
-            parts,
-            server,
-            proxy.preserve_host,
-            to.trace.as_ref(),
-        );
+        match unprepared {
+            Some(side) => fast_head::write_unprepared(
+                client.up,
+                parts,
+                server,
+                proxy,
+                side,
+                to.trace.as_ref(),
+            ),
+            None => fast_head::write_prepared(
+                client.up,
+                parts,
+                server,
+                proxy.preserve_host,
+                to.trace.as_ref(),
+            ),
+        }
         ex.hold(server.state.clone(), to.health, idx);
         let sent_at = Instant::now();
         let pool = &to.pools[idx];
@@ -160,43 +175,6 @@ async fn within<F: std::future::Future>(
         r = fut => Ok(r),
         () = timer => Err(()),
     }
-}
-
-/// The backend's request head: origin form, HTTP/1.1, the prepared fields,
-/// `Host` per server unless `preserve_host`, the hop's `traceparent`.
-fn write_head(
-    up: &mut Vec<u8>,
-    parts: &http::request::Parts,
-    server: &Server,
-    preserve: bool,
-    trace: Option<&super::headers::Trace<'_>>,
-) {
-    up.clear();
-    up.extend_from_slice(parts.method.as_str().as_bytes());
-    up.push(b' ');
-    let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    up.extend_from_slice(if pq.is_empty() { b"/" } else { pq.as_bytes() });
-    up.extend_from_slice(b" HTTP/1.1\r\n");
-    for (name, value) in &parts.headers {
-        if !preserve && name == http::header::HOST {
-            continue;
-        }
-        push(up, name.as_str().as_bytes(), value.as_bytes());
-    }
-    if !preserve {
-        push(up, b"host", server.host_header.as_bytes());
-    }
-    if let Some(t) = trace {
-        push(up, b"traceparent", &t.ctx.traceparent());
-    }
-    up.extend_from_slice(b"\r\n");
-}
-
-fn push(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
-    out.extend_from_slice(name);
-    out.extend_from_slice(b": ");
-    out.extend_from_slice(value);
-    out.extend_from_slice(b"\r\n");
 }
 
 /// Sends the head over a pooled connection (or a new one) and reads the

@@ -12,6 +12,7 @@ pub mod connector;
 pub mod error;
 pub mod exchange;
 pub mod fast;
+pub mod fast_head;
 pub mod forward;
 pub mod grpc;
 pub mod h2pool;

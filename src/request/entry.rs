@@ -13,6 +13,7 @@ use crate::proxy::body::{ClientBody, ProxyBody};
 use crate::proxy::error::ProxyError;
 use crate::proxy::exchange::Exchange;
 use crate::proxy::fast::{self, Fast, FastClient};
+use crate::proxy::fast_head;
 use crate::proxy::forward::{self, Forwarder, Outgoing};
 use crate::proxy::headers::{self, ClientSide, Trace};
 use http::{Request, Response};
@@ -121,7 +122,7 @@ pub async fn handle_h1<W: AsyncWrite + Unpin + Send>(
             if let Some(r) = ex.record() {
                 r.farm = Some(farm.name.clone());
             }
-            let client = ClientSide {
+            let client_side = ClientSide {
                 ip: &conn.client_ip,
                 trusted: !snap.proxy.trusted_proxies.is_empty()
                     && snap.proxy.is_trusted(conn.peer.ip()),
@@ -130,10 +131,17 @@ pub async fn handle_h1<W: AsyncWrite + Unpin + Send>(
             };
             // Before `prepare` rewrites the head: hash key and affinity
             // cookie as the client sent them.
-            let pick = farm.pick_request(&parts, conn.peer.ip(), client.trusted, conn.tls);
-            let upgrade = forward::prepare(&mut parts, &snap.proxy, &client);
-            set_headers.apply(&mut parts.headers);
-            let upgrade = upgrade.map(|(on, _)| on);
+            let pick = farm.pick_request(&parts, conn.peer.ip(), client_side.trusted, conn.tls);
+            // A head the fast forward may take is left as it is: if it
+            // does, it writes the prepared head without rewriting the map.
+            let unprepared = fast.is_some() && set_headers.is_empty() && fast_head::handles(&parts);
+            let upgrade = if unprepared {
+                None
+            } else {
+                let upgrade = forward::prepare(&mut parts, &snap.proxy, &client_side);
+                set_headers.apply(&mut parts.headers);
+                upgrade.map(|(on, _)| on)
+            };
             let to = Fetcher {
                 to: Forwarder {
                     upstream: &shared.upstream,
@@ -165,7 +173,8 @@ pub async fn handle_h1<W: AsyncWrite + Unpin + Send>(
                     && body.is_end_stream()
                     && matches!(parts.method, http::Method::GET | http::Method::HEAD)
             }) {
-                match fast::forward(&to.to, &parts, client, &mut ex).await {
+                let side = unprepared.then_some(&client_side);
+                match fast::forward(&to.to, &parts, side, client, &mut ex).await {
                     Fast::Written { status, keep_alive } => {
                         conn.stats.codes.inc(status);
                         if let Some(r) = ex.record() {
@@ -178,6 +187,10 @@ pub async fn handle_h1<W: AsyncWrite + Unpin + Send>(
                         return Ok(Handled::Response(resp));
                     }
                 }
+            }
+            if unprepared {
+                // Not taken by the fast forward after all.
+                forward::prepare(&mut parts, &snap.proxy, &client_side);
             }
             let may_encode = compress.as_ref().is_some_and(compress::Plan::may_encode);
             let out = Outgoing { parts, body };

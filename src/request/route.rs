@@ -37,6 +37,10 @@ pub struct Aborted;
 pub struct SetHeaders(Vec<(HeaderName, HeaderValue)>);
 
 impl SetHeaders {
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     pub fn apply(self, headers: &mut HeaderMap) {
         for (name, value) in self.0 {
             if value.is_empty() {
