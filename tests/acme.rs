@@ -274,13 +274,11 @@ fn two_thirds(der: &[u8]) -> i64 {
     nb + (na - nb) * 2 / 3
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ari_window_moves_the_renewal_early_and_the_order_replaces_the_old_certificate() {
-    let (listener, domain) = ("acme-ari", "ari.farmgate.test");
-    // The first certificate: renew 3 to 6 s after the ask (the CA would
-    // do this before revoking it). Later ones: 40 to 80 s after the ask,
-    // ask again in two hours.
-    let policy: Policy = Arc::new(|index| match index {
+/// The first certificate renews 3 to 6 s after the ask (the CA would say
+/// so before revoking it); later ones 40 to 80 s after, asked again in two
+/// hours.
+fn near_then_later() -> Policy {
+    Arc::new(|index| match index {
         0 => Reply::Window {
             start_in: 3,
             end_in: 6,
@@ -291,9 +289,14 @@ async fn ari_window_moves_the_renewal_early_and_the_order_replaces_the_old_certi
             end_in: 80,
             retry_after: 7200,
         },
-    });
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ari_window_moves_the_renewal_early_and_the_order_replaces_the_old_certificate() {
+    let (listener, domain) = ("acme-ari", "ari.farmgate.test");
     // 90 s certificates: two thirds come 60 s after issue.
-    let s = setup_with(listener, domain, "http-01", 90, Some(policy)).await;
+    let s = setup_with(listener, domain, "http-01", 90, Some(near_then_later())).await;
     let front = s.front.as_ref().unwrap();
     let conn = wait_for_issued(&s, listener, domain).await;
     let first = peer_cert(&conn);
@@ -355,6 +358,37 @@ async fn ari_window_moves_the_renewal_early_and_the_order_replaces_the_old_certi
         st.ari_explanation_url.as_deref(),
         Some("https://ca.farmgate.test/why")
     );
+    s.running.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renewal_whose_replaces_is_refused_is_ordered_again_without_it() {
+    let (listener, domain) = ("acme-ari-replaced", "replaced.farmgate.test");
+    let s = setup_with(listener, domain, "http-01", 90, Some(near_then_later())).await;
+    let front = s.front.as_ref().unwrap();
+    front
+        .refuse_replaces
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    let conn = wait_for_issued(&s, listener, domain).await;
+    let first = peer_cert(&conn);
+    drop(conn);
+    wait_until(
+        Duration::from_secs(30),
+        "a renewal by the CA's window",
+        || async { status(listener).renewals_total >= 2 },
+    )
+    .await;
+    // `alreadyReplaced`: the same renewal, ordered again without the field,
+    // with no failure counted.
+    assert_eq!(front.orders(), [None, Some(ari_id(&first)), None]);
+    let st = status(listener);
+    assert_eq!(
+        (st.failures_total, st.last_result.as_str()),
+        (0, "ok"),
+        "{st:?}"
+    );
+    let renewed = wait_for_issued(&s, listener, domain).await;
+    assert_ne!(peer_cert(&renewed), first);
     s.running.shutdown(Duration::from_secs(1)).await;
 }
 

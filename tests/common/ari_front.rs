@@ -9,7 +9,8 @@
 //!   answered as the test's [`Policy`] says; the IDs asked for are recorded;
 //! - the `replaces` of each newOrder recorded, and echoed in the created
 //!   order (RFC 9773 §5: a server that accepts the field reflects it;
-//!   pebble 2.4 ignores it).
+//!   pebble 2.4 ignores it), or, when told to, refused with 409
+//!   `alreadyReplaced` (another order replaced that certificate first).
 #![allow(dead_code, clippy::unwrap_used)]
 
 use crate::pebble::Pebble;
@@ -26,6 +27,7 @@ use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use rustls_pki_types::pem::PemObject;
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -70,6 +72,8 @@ pub struct AriFront {
     /// The directory URL farmgate's `acme.directory` takes.
     pub directory: String,
     pub seen: Arc<Mutex<Seen>>,
+    /// Set: a newOrder with `replaces` is refused as `alreadyReplaced`.
+    pub refuse_replaces: Arc<AtomicBool>,
 }
 
 struct Shared {
@@ -79,6 +83,7 @@ struct Shared {
     seen: Arc<Mutex<Seen>>,
     /// Pebble's newOrder path, learned from its directory.
     new_order: Mutex<String>,
+    refuse_replaces: Arc<AtomicBool>,
 }
 
 impl AriFront {
@@ -109,7 +114,9 @@ impl AriFront {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let seen = Arc::new(Mutex::new(Seen::default()));
+        let refuse_replaces = Arc::new(AtomicBool::new(false));
         let shared = Arc::new(Shared {
+            refuse_replaces: refuse_replaces.clone(),
             pebble: pebble.listen,
             upstream,
             policy,
@@ -140,6 +147,7 @@ impl AriFront {
             addr,
             directory: format!("https://{addr}/dir"),
             seen,
+            refuse_replaces,
         }
     }
 
@@ -192,6 +200,18 @@ impl Shared {
             is_new_order.then(|| jws_payload(&body)["replaces"].as_str().map(str::to_string));
         if let Some(r) = &replaces {
             self.seen.lock().unwrap().orders.push(r.clone());
+        }
+        if matches!(replaces, Some(Some(_))) && self.refuse_replaces.load(Ordering::Relaxed) {
+            let problem = serde_json::json!({
+                "type": "urn:ietf:params:acme:error:alreadyReplaced",
+                "detail": "the certificate was already replaced",
+                "status": 409,
+            });
+            return reply(
+                409,
+                &[("content-type", "application/problem+json")],
+                problem.to_string(),
+            );
         }
         let (status, headers, mut body) = self
             .forward(Request::from_parts(parts, Full::new(body)))

@@ -151,19 +151,20 @@ impl Manager {
             self.update(|s| s.state = "placeholder");
         }
         loop {
-            if self.ari.poll_due(unix_now()) {
-                if let Some(cert) = self.current.clone().filter(|c| self.covers(c)) {
-                    tokio::select! {
-                        () = self.ari.poll(&self.spec, &*self.store, &cert, &self.tls.name) => {}
-                        _ = stop.wait_for(|s| *s) => return Exit::Stopped,
-                    }
+            // The CA's window is asked for the certificate that renews on
+            // schedule (one missing a configured domain is ordered at once).
+            let scheduled = self.current.clone().filter(|c| self.covers(c));
+            if let Some(cert) = scheduled.as_ref().filter(|_| self.ari.poll_due(unix_now())) {
+                tokio::select! {
+                    () = self.ari.poll(&self.spec, &*self.store, cert, &self.tls.name) => {}
+                    _ = stop.wait_for(|s| *s) => return Exit::Stopped,
                 }
             }
             let due = self.due();
             self.show_plan(due);
             // Woken early to ask the CA for its window again.
-            let wake = match self.ari.id {
-                Some(_) if self.ari.next_poll < due => self.ari.next_poll,
+            let wake = match (&scheduled, &self.ari.id) {
+                (Some(_), Some(_)) => self.ari.next_poll.min(due),
                 _ => due,
             };
             match self.wait_until(wake, stop).await {
