@@ -189,22 +189,16 @@ impl Ari {
         self.next_poll = now + retry_after.clamp(MIN_POLL, MAX_POLL).as_secs() as i64;
         let start = info.suggested_window.start.unix_timestamp();
         let end = info.suggested_window.end.unix_timestamp();
-        if end < start || start >= cert.not_after {
-            let why = format!(
-                "the suggested window {} .. {} is not before the expiry {}",
-                format_unix(start),
-                format_unix(end),
-                format_unix(cert.not_after)
-            );
-            return self.failed(listener, &why, now);
-        }
+        let end = match usable(start, end, cert.not_after) {
+            Ok(end) => end,
+            Err(why) => return self.failed(listener, &why, now),
+        };
         // Same window as last time: keep the time picked in it.
         if let Some(w) = &self.window {
             if (w.start, w.end) == (start, end) {
                 return;
             }
         }
-        let end = end.min(cert.not_after);
         let renew_at = pick(start, end, fastrand::f64());
         let two_thirds = super::schedule::renew_at(cert.not_before, cert.not_after, 0.0);
         tracing::info!(listener, cert = %id, "ACME: the CA suggests renewing {} between {} and {} (ARI); renewal at {}{}",
@@ -264,6 +258,26 @@ impl Ari {
     }
 }
 
+/// The end of the CA's window `start ..= end` as followed for a certificate
+/// expiring at `not_after` (no later than that), or why it is not usable.
+pub fn usable(start: i64, end: i64, not_after: i64) -> Result<i64, String> {
+    if end < start {
+        return Err(format!(
+            "the suggested window ends ({}) before it starts ({})",
+            format_unix(end),
+            format_unix(start)
+        ));
+    }
+    if start >= not_after {
+        return Err(format!(
+            "the suggested window starts ({}) after the certificate expires ({})",
+            format_unix(start),
+            format_unix(not_after)
+        ));
+    }
+    Ok(end.min(not_after))
+}
+
 /// A uniformly random second in `start ..= end` (`u` in [0, 1)).
 pub fn pick(start: i64, end: i64, u: f64) -> i64 {
     let span = (end - start).max(0);
@@ -280,6 +294,14 @@ mod tests {
         assert_eq!(pick(100, 200, 0.999_999), 200);
         assert_eq!(pick(100, 100, 0.5), 100);
         assert_eq!(pick(100, 90, 0.5), 100);
+    }
+
+    #[test]
+    fn a_window_must_open_before_expiry_and_is_cut_at_it() {
+        assert_eq!(usable(100, 200, 1000), Ok(200));
+        assert_eq!(usable(100, 2000, 1000), Ok(1000));
+        assert!(usable(200, 100, 1000).is_err_and(|e| e.contains("ends")));
+        assert!(usable(1000, 2000, 1000).is_err_and(|e| e.contains("expires")));
     }
 
     #[test]

@@ -12,12 +12,12 @@
 //! tier's lock (`lease`), and a certificate another instance stored is
 //! installed when announced (or found by a periodic look).
 
-use super::ari::{Ari, Offer, Source};
+use super::ari::Ari;
 use super::config::AcmeSpec;
 use super::lease::{self, Attempt};
 use super::order::Issued;
 use super::placeholder::install_placeholder;
-use super::schedule::{backoff, renew_at};
+use super::schedule::backoff;
 use super::status::{statuses, AcmeStatus};
 use super::store::{AcmeStore, FileStore};
 use super::tier::{AcmeTier, TierSlot, TierStore};
@@ -94,14 +94,14 @@ pub(super) struct Manager {
     failures: u32,
     /// When set, the next attempt's time (back-off, or another instance
     /// holding the order lock) instead of the renewal schedule.
-    retry_at: Option<i64>,
+    pub(super) retry_at: Option<i64>,
     /// The tier's Redis was unreachable at the last attempt (logged once).
     pub(super) tier_down: bool,
     /// The CA's renewal window for the serving certificate (ARI).
-    ari: Ari,
+    pub(super) ari: Ari,
     /// Where in the two-thirds rule's jitter band this certificate renews
     /// (drawn per certificate, so a re-planned wait keeps its time).
-    jitter: f64,
+    pub(super) jitter: f64,
 }
 
 impl Manager {
@@ -203,69 +203,9 @@ impl Manager {
         }
     }
 
-    /// The serving certificate's renewal time and what set it: the CA's
-    /// window (ARI), else two thirds of the lifetime.
-    fn planned(&self) -> Option<(i64, Source)> {
-        let c = self.current.as_ref().filter(|c| self.covers(c))?;
-        Some(match self.ari.renew_at() {
-            Some(at) => (at, Source::Ari),
-            None => (
-                renew_at(c.not_before, c.not_after, self.jitter),
-                Source::TwoThirds,
-            ),
-        })
-    }
-
-    /// Unix seconds of the next attempt.
-    fn due(&self) -> i64 {
-        if let Some(at) = self.retry_at {
-            return at;
-        }
-        self.planned().map_or_else(unix_now, |(at, _)| at)
-    }
-
-    /// Whether the serving certificate should be renewed now (asked after
-    /// taking the tier's lock, to skip an order another instance just made
-    /// unnecessary): the CA's window has opened, or, without one, two
-    /// thirds of the lifetime have passed (no jitter), so every instance
-    /// decides alike.
-    pub(super) fn is_due(&self) -> bool {
-        let now = unix_now();
-        match &self.current {
-            Some(c) if self.covers(c) => self
-                .ari
-                .window_open(now)
-                .unwrap_or_else(|| renew_at(c.not_before, c.not_after, 0.0) <= now),
-            _ => true,
-        }
-    }
-
-    /// The certificate a renewal's order `replaces` (ARI).
-    pub(super) fn replaces(&self) -> Option<instant_acme::CertificateIdentifier<'static>> {
-        self.current
-            .as_ref()
-            .filter(|c| self.covers(c))
-            .and_then(|_| self.ari.replaces())
-    }
-
-    /// Shows the next attempt and the renewal plan in the status.
-    fn show_plan(&self, due: i64) {
-        let planned = self.planned();
-        let ari = &self.ari;
-        self.update(|s| {
-            s.next_attempt = due;
-            s.next_renewal = planned.map_or(0, |(at, _)| at);
-            s.renewal_by = planned.map_or("", |(_, by)| by.as_str());
-            s.ari = ari.offer.map_or("", Offer::as_str);
-            s.ari_window = ari.window.as_ref().map(|w| [w.start, w.end]);
-            s.ari_explanation_url = ari.window.as_ref().and_then(|w| w.explanation.clone());
-            s.ari_next_poll = if ari.id.is_some() { ari.next_poll } else { 0 };
-        });
-    }
-
     /// Whether `c` serves every configured domain (a config change may
     /// have added one: then it is ordered again at once).
-    fn covers(&self, c: &LoadedCert) -> bool {
+    pub(super) fn covers(&self, c: &LoadedCert) -> bool {
         self.spec.domains.iter().all(|d| c.dns_names.contains(d))
     }
 
