@@ -66,11 +66,9 @@ impl Source {
     }
 }
 
-/// Whether the CA offers renewal information.
+/// Whether the CA offers renewal information (once asked).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Offer {
-    /// Not asked yet.
-    Unknown,
     /// The directory has `renewalInfo` and the last ask was answered.
     Answered,
     /// The directory has none: the two-thirds rule.
@@ -82,7 +80,6 @@ pub enum Offer {
 impl Offer {
     pub fn as_str(self) -> &'static str {
         match self {
-            Offer::Unknown => "",
             Offer::Answered => "answered",
             Offer::Absent => "absent",
             Offer::Failing => "failing",
@@ -107,6 +104,7 @@ pub struct Ari {
     pub id: Option<CertificateIdentifier<'static>>,
     /// The CA's window for `id`.
     pub window: Option<Window>,
+    /// `None` until the CA was asked.
     pub offer: Option<Offer>,
     /// Unix seconds of the next ask for `id`; 0: ask now.
     pub next_poll: i64,
