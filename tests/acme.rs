@@ -21,7 +21,7 @@ mod process;
 #[path = "common/tls.rs"]
 mod tls;
 
-use ari_front::{AriFront, Policy, Reply};
+use ari_front::{near_then_later, AriFront, Policy, Reply};
 use common::*;
 use farmgate::tls::acme::{statuses, AcmeStatus};
 use pebble::Pebble;
@@ -272,24 +272,6 @@ fn two_thirds(der: &[u8]) -> i64 {
         cert.validity().not_after.timestamp(),
     );
     nb + (na - nb) * 2 / 3
-}
-
-/// The first certificate renews 3 to 6 s after the ask (the CA would say
-/// so before revoking it); later ones 40 to 80 s after, asked again in two
-/// hours.
-fn near_then_later() -> Policy {
-    Arc::new(|index| match index {
-        0 => Reply::Window {
-            start_in: 3,
-            end_in: 6,
-            retry_after: 1,
-        },
-        _ => Reply::Window {
-            start_in: 40,
-            end_in: 80,
-            retry_after: 7200,
-        },
-    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
