@@ -122,7 +122,7 @@ impl Ari {
             .map(|der| cert_id(der))
             .transpose()
             .unwrap_or_else(|e| {
-                tracing::debug!(listener, "no ARI for this certificate: {e}");
+                tracing::debug!(listener = %listener, "no ARI for this certificate: {e}");
                 None
             });
         if id != self.id {
@@ -172,7 +172,7 @@ impl Ari {
             Ok(Ok(Some(answer))) => answer,
             Ok(Ok(None)) => {
                 if self.offer != Some(Offer::Absent) {
-                    tracing::info!(listener, directory = %spec.directory, "ACME: the CA offers no renewal information (ARI); renewing at two thirds of the lifetime");
+                    tracing::info!(listener = %listener, directory = %spec.directory, "ACME: the CA offers no renewal information (ARI); renewing at two thirds of the lifetime");
                 }
                 self.offer = Some(Offer::Absent);
                 self.window = None;
@@ -199,11 +199,11 @@ impl Ari {
         }
         let renew_at = pick(start, end, fastrand::f64());
         let two_thirds = super::schedule::renew_at(cert.not_before, cert.not_after, 0.0);
-        tracing::info!(listener, cert = %id, "ACME: the CA suggests renewing {} between {} and {} (ARI); renewal at {}{}",
+        tracing::info!(listener = %listener, cert = %id, "ACME: the CA suggests renewing {} between {} and {} (ARI); renewal at {}{}",
             cert.names_text(), format_unix(start), format_unix(end), format_unix(renew_at.max(now)),
             if renew_at < two_thirds { format!(", before two thirds of the lifetime ({})", format_unix(two_thirds)) } else { String::new() });
         if let Some(url) = &info.explanation_url {
-            tracing::info!(listener, cert = %id, "ACME: the CA explains its renewal window at {url}");
+            tracing::info!(listener = %listener, cert = %id, "ACME: the CA explains its renewal window at {url}");
         }
         self.window = Some(Window {
             start,
@@ -248,7 +248,7 @@ impl Ari {
             "renewing at two thirds of the lifetime"
         };
         tracing::warn!(
-            listener,
+            listener = %listener,
             "ACME: asking the CA for the renewal window (ARI) failed, {keeps}: {why}"
         );
         self.offer = Some(Offer::Failing);
