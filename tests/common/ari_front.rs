@@ -35,11 +35,11 @@ use tokio::net::{TcpListener, TcpStream};
 #[derive(Debug, Clone)]
 pub enum Reply {
     /// A window from `start_in` to `end_in` seconds after the ask, with
-    /// `Retry-After: retry_after`.
+    /// `Retry-After: retry_after` when given.
     Window {
         start_in: i64,
         end_in: i64,
-        retry_after: u64,
+        retry_after: Option<u64>,
     },
     /// This status, no body that parses.
     Status(u16),
@@ -52,19 +52,19 @@ pub enum Reply {
 pub type Policy = Arc<dyn Fn(usize) -> Reply + Send + Sync>;
 
 /// The first certificate renews 3 to 6 s after the ask (the CA would say
-/// so before revoking it); later ones 40 to 80 s after, asked again in two
-/// hours.
+/// so before revoking it; ask again in a second, which is below the
+/// client's floor); later ones 40 to 80 s after, with no `Retry-After`.
 pub fn near_then_later() -> Policy {
     Arc::new(|index| match index {
         0 => Reply::Window {
             start_in: 3,
             end_in: 6,
-            retry_after: 1,
+            retry_after: Some(1),
         },
         _ => Reply::Window {
             start_in: 40,
             end_in: 80,
-            retry_after: 7200,
+            retry_after: None,
         },
     })
 }
@@ -308,14 +308,12 @@ impl Shared {
                     "suggestedWindow": {"start": rfc3339(start), "end": rfc3339(end)},
                     "explanationURL": "https://ca.farmgate.test/why",
                 });
-                reply(
-                    200,
-                    &[
-                        ("content-type", "application/json"),
-                        ("retry-after", &retry_after.to_string()),
-                    ],
-                    body.to_string(),
-                )
+                let retry_after = retry_after.map(|s| s.to_string());
+                let mut headers = vec![("content-type", "application/json")];
+                if let Some(r) = &retry_after {
+                    headers.push(("retry-after", r));
+                }
+                reply(200, &headers, body.to_string())
             }
             Reply::Status(code) => reply(code, &[], "the renewal information is down"),
             Reply::Garbage => reply(

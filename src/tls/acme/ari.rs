@@ -5,12 +5,12 @@
 //! the window (§4.2; at once when the window is already open and the pick
 //! has passed), and the new order names the certificate it `replaces`
 //! (§5). The CA is asked again when its `Retry-After` says (kept between a
-//! minute and a day), every six hours by default, and at once for each new
-//! certificate. No answer, a bad one, or a directory without `renewalInfo`
+//! minute and a day; six hours when it gives none, `ari_client`), and at
+//! once for each new certificate. No answer, a bad one, or a directory without `renewalInfo`
 //! leaves the two-thirds rule of `schedule` in force.
 
 use super::config::AcmeSpec;
-use super::order::stored_account;
+use super::order::{stored_account, OrderError};
 use super::store::AcmeStore;
 use crate::tls::certs::{format_unix, unix_now, LoadedCert};
 use instant_acme::{Account, CertificateIdentifier};
@@ -20,7 +20,8 @@ use x509_parser::extensions::ParsedExtension;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 /// How often the window is asked for when the CA gives no `Retry-After`
-/// hint of its own (RFC 9773 §4.3 suggests a few times a day).
+/// hint of its own (RFC 9773 §4.3 suggests a few times a day), and while
+/// its directory offers no `renewalInfo` (it may start to).
 pub const DEFAULT_POLL: Duration = Duration::from_secs(6 * 3600);
 /// The bounds kept on the CA's `Retry-After`: a broken or hostile value
 /// neither floods it nor stops asking for days.
@@ -222,10 +223,12 @@ impl Ari {
     ) -> Result<Option<(instant_acme::RenewalInfo, Duration)>, String> {
         let account = match self.account.take() {
             Some(a) => a,
-            None => stored_account(spec, store)
-                .await
-                .map_err(|e| e.to_string())?
-                .ok_or("no ACME account is stored yet")?,
+            None => stored_account(spec, store, || {
+                super::ari_client::builder(spec).map_err(OrderError::Protocol)
+            })
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or("no ACME account is stored yet")?,
         };
         match account.renewal_info(id).await {
             Ok(answer) => {

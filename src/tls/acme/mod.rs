@@ -18,10 +18,12 @@
 //! - `schedule`: when to renew and how long to back off.
 //! - `plan`: the manager's next renewal from the CA's window or the rule.
 //! - `ari`: the CA's renewal window (RFC 9773) when it offers one, and the
-//!   `replaces` of a renewal's order.
+//!   `replaces` of a renewal's order; `ari_client` the HTTP client it asks
+//!   with.
 //! - `status`: what the admin API, status page and metrics show.
 
 pub mod ari;
+pub mod ari_client;
 pub mod challenges;
 pub mod config;
 pub mod lease;

@@ -55,11 +55,12 @@ fn account_builder(spec: &AcmeSpec) -> Result<instant_acme::AccountBuilder, Orde
     })
 }
 
-/// The stored account for the spec's directory, if there is one (ARI's
-/// asks use its client: the directory read, the `ca` trusted).
+/// The stored account for the spec's directory, if there is one, on the
+/// client `builder` gives.
 pub async fn stored_account(
     spec: &AcmeSpec,
     store: &dyn AcmeStore,
+    builder: impl FnOnce() -> Result<instant_acme::AccountBuilder, OrderError>,
 ) -> Result<Option<Account>, OrderError> {
     let key = account_key(&spec.directory);
     let Some(saved) = store.get(&key).await? else {
@@ -67,7 +68,7 @@ pub async fn stored_account(
     };
     let creds: AccountCredentials = serde_json::from_slice(&saved)
         .map_err(|e| OrderError::Protocol(format!("stored account {key} is unreadable: {e}")))?;
-    Ok(Some(account_builder(spec)?.from_credentials(creds).await?))
+    Ok(Some(builder()?.from_credentials(creds).await?))
 }
 
 /// The account for the spec's directory: read from storage (unless
@@ -78,7 +79,7 @@ pub async fn load_account(
     fresh: bool,
 ) -> Result<Account, OrderError> {
     if !fresh {
-        if let Some(account) = stored_account(spec, store).await? {
+        if let Some(account) = stored_account(spec, store, || account_builder(spec)).await? {
             return Ok(account);
         }
     }
