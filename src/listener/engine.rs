@@ -26,7 +26,7 @@ use crate::proxy::body::{BoxBody, ClientBody};
 use crate::proxy::error::local_response;
 use crate::proxy::fast::FastClient;
 use crate::request::{self, Handled};
-use http::header::{HeaderMap, HeaderName, HeaderValue};
+use http::header::HeaderValue;
 use http::{Method, Request, Uri, Version};
 use hyper_util::rt::TokioExecutor;
 use hyper_util::server::conn::auto;
@@ -564,9 +564,9 @@ fn to_request(
     let uri = Uri::from_maybe_shared(view(head.target_range())?).ok()?;
     // Room for what forwarding adds (X-Forwarded-*, rules' headers): a map
     // that grows rehashes, ~900 instructions.
-    let mut headers = HeaderMap::with_capacity(head.fields().count() + 8);
+    let mut headers = buffer::header_map(head.fields().count() + 8);
     for (name, value) in head.field_ranges() {
-        let name = HeaderName::from_bytes(name).ok()?;
+        let name = buffer::header_name(name)?;
         let value = HeaderValue::from_maybe_shared(view(value)?).ok()?;
         headers.append(name, value);
     }
