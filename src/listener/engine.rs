@@ -540,11 +540,7 @@ fn chunks_violation(
 
 /// Requests the engine hands to hyper with the rest of the connection.
 fn for_hyper(head: &RequestHead<'_>) -> bool {
-    head.method() == b"CONNECT"
-        || head.has_upgrade()
-        || head
-            .field(b"expect")
-            .is_some_and(|v| v.eq_ignore_ascii_case(b"100-continue"))
+    head.method() == b"CONNECT" || head.has_upgrade() || head.expects_continue()
 }
 
 /// The pipeline's request head, as hyper's server builds it; None: not

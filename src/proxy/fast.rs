@@ -291,7 +291,7 @@ async fn respond<W: AsyncWrite + Unpin>(
     let fields = super::headers::answer_fields(cookie, trace_id.as_ref());
     let written = downstream::write_response(&head, &down, &fields, out);
     let reusable = head.reusable();
-    let keep = keep_for_value(to.backend_idle_timeout, head.field(b"keep-alive"));
+    let keep = keep_for_value(to.backend_idle_timeout, head.keep_alive_value());
     let kind = head.body();
     let max_trailers = to.spec.limits.max_header_size;
     conn.buf.consume(head_len);
