@@ -319,21 +319,19 @@ async fn respond<W: AsyncWrite + Unpin>(
                 .map(|()| n as u64)
                 .map_err(IoError::Write)
         }
-        _ => match client.to.write_all(out).await {
-            Ok(()) => {
-                forward_body(
-                    &mut conn.io,
-                    &mut conn.buf,
-                    kind,
-                    client.to,
-                    encode,
-                    out,
-                    max_trailers,
-                )
-                .await
-            }
-            Err(e) => Err(IoError::Write(e)),
-        },
+        // The head goes out with the body's first bytes.
+        _ => {
+            forward_body(
+                &mut conn.io,
+                &mut conn.buf,
+                kind,
+                client.to,
+                encode,
+                out,
+                max_trailers,
+            )
+            .await
+        }
     };
     match relayed {
         Ok(n) => {
