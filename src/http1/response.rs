@@ -156,6 +156,13 @@ impl<'a> ResponseHead<'a> {
             .map(move |f| (f.name.get(bytes), f.value.get(bytes), f.kind))
     }
 
+    /// The first `Keep-Alive` field's value (the server's idle timeout).
+    pub fn keep_alive_value(&self) -> Option<&'a [u8]> {
+        self.classified()
+            .find(|&(_, _, k)| k == super::fields::Kind::KeepAlive)
+            .map(|(_, v, _)| v)
+    }
+
     pub fn field(&self, name: &[u8]) -> Option<&'a [u8]> {
         self.fields()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
