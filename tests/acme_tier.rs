@@ -3,8 +3,12 @@
 //! order is placed, both instances serve the issued certificate (verified
 //! against pebble's root), and pebble's HTTP-01 validation is sent to the
 //! instance that did NOT place the order, which answers it from the tier.
+//! With ARI (pebble behind `common/ari_front.rs`), a near renewal window
+//! gives one replacing order for the tier, long before two thirds.
 #![allow(clippy::unwrap_used)]
 
+#[path = "common/ari_front.rs"]
+mod ari_front;
 mod common;
 #[path = "common/pebble.rs"]
 mod pebble;
@@ -15,6 +19,7 @@ mod redis_server;
 #[path = "common/tls.rs"]
 mod tls;
 
+use ari_front::{near_then_later, AriFront, Policy};
 use common::admin::status_json_at;
 use common::*;
 use pebble::Pebble;
@@ -58,7 +63,7 @@ fn config(
     id: &str,
     challenge: &str,
     (plain, tls, admin): (SocketAddr, SocketAddr, SocketAddr),
-    pebble: &Pebble,
+    (directory, ca): (&str, &std::path::Path),
     redis: &RedisServer,
     backend: &Backend,
     storage: &std::path::Path,
@@ -72,9 +77,9 @@ fn config(
          admin:\n  bind: \"{admin}\"\nlog:\n  access: off\n\
          cluster:\n  redis: \"{redis}\"\n  name: {TIER}\n  instance: {id}\n  heartbeat_interval: 300ms\n\
          farms:\n  - name: web\n    servers:\n      - {{ name: app, address: \"{backend}\" }}\n",
-        dir = pebble.directory,
+        dir = directory,
         storage = storage.display(),
-        ca = pebble.listener_ca.display(),
+        ca = ca.display(),
         redis = redis.url(),
         backend = backend.addr,
     )
@@ -102,7 +107,7 @@ impl Instance {
 async fn start_tier(
     ids: [&'static str; 2],
     challenge: &str,
-    pebble: &Pebble,
+    (pebble, directory): (&Pebble, &str),
     redis: &RedisServer,
     backend: &Backend,
 ) -> Vec<Instance> {
@@ -115,7 +120,7 @@ async fn start_tier(
             id,
             challenge,
             ports,
-            pebble,
+            (directory, &pebble.listener_ca),
             redis,
             backend,
             &dir.join("storage"),
@@ -228,6 +233,8 @@ struct Setup {
     relay: Relay,
     client: Arc<ClientConfig>,
     _backend: Backend,
+    /// The ARI front before pebble, when the test has one.
+    front: Option<AriFront>,
 }
 
 impl Setup {
@@ -236,13 +243,38 @@ impl Setup {
     }
 
     async fn start_on(redis: RedisServer, validity_secs: u64, challenge: &str) -> Setup {
+        Setup::start_with(redis, validity_secs, challenge, None).await
+    }
+
+    /// [`Setup::start_on`] with, given an ARI `policy`, the instances'
+    /// directory behind an [`AriFront`] answering renewalInfo by it.
+    async fn start_with(
+        redis: RedisServer,
+        validity_secs: u64,
+        challenge: &str,
+        policy: Option<Policy>,
+    ) -> Setup {
         let backend = Backend::named("app").await;
         let (relay_addr, unused) = (free_port(), free_port().port());
         let pebble = match challenge {
             "http-01" => Pebble::start(relay_addr.port(), unused, validity_secs).await,
             _ => Pebble::start(unused, relay_addr.port(), validity_secs).await,
         };
-        let tier = start_tier(["a", "b"], challenge, &pebble, &redis, &backend).await;
+        let front = match policy {
+            Some(p) => Some(AriFront::start(&pebble, p).await),
+            None => None,
+        };
+        let directory = front
+            .as_ref()
+            .map_or_else(|| pebble.directory.clone(), |f| f.directory.clone());
+        let tier = start_tier(
+            ["a", "b"],
+            challenge,
+            (&pebble, &directory),
+            &redis,
+            &backend,
+        )
+        .await;
         let target = |i: &Instance| match challenge {
             "http-01" => (i.id, i.plain),
             _ => (i.id, i.tls),
@@ -256,6 +288,7 @@ impl Setup {
             relay,
             client,
             _backend: backend,
+            front,
         }
     }
 
@@ -447,7 +480,7 @@ async fn a_reload_that_adds_the_tier_shares_the_certificate_without_a_new_order(
         "solo",
         "http-01",
         ports,
-        &pebble,
+        (&pebble.directory, &pebble.listener_ca),
         &redis,
         &backend,
         &dir.join("storage"),
@@ -574,4 +607,45 @@ async fn redis_outage_keeps_the_certificate_and_renewal_resumes_after() {
             s.logs()
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ari_window_gives_the_tier_one_replacing_order_long_before_two_thirds() {
+    // 90 s certificates (two thirds: 60 s); the first one's window opens
+    // 3 to 6 s after each instance asks, and each picks its own time in it.
+    let s = Setup::start_with(
+        RedisServer::start().await,
+        90,
+        "http-01",
+        Some(near_then_later()),
+    )
+    .await;
+    let front = s.front.as_ref().unwrap();
+    let first = s.wait_for_new(None).await;
+    let issued = std::time::SystemTime::now();
+    let renewed = s.wait_for_new(Some(&first)).await;
+    assert!(
+        issued.elapsed().unwrap() < Duration::from_secs(30),
+        "renewed {:?} after the first issue, not in the CA's window{}",
+        issued.elapsed(),
+        s.logs()
+    );
+    assert_ne!(renewed, first);
+    // Both instances asked the CA about the certificate they served ...
+    let asked = front.asked();
+    let first_id = asked[0].cert_id.clone();
+    assert!(
+        asked.iter().filter(|a| a.cert_id == first_id).count() >= 2,
+        "{asked:?}"
+    );
+    // ... and the tier placed one order for the renewal, naming it.
+    assert_eq!(front.orders(), [None, Some(first_id)], "{}", s.logs());
+    assert_eq!(s.orders_at_pebble(), 2, "{}", s.logs());
+    let orders = s.orders().await;
+    assert_eq!(
+        orders.iter().map(|o| o.1).sum::<u64>(),
+        2,
+        "{orders:?}{}",
+        s.logs()
+    );
 }

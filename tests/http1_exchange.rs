@@ -105,6 +105,7 @@ async fn serve(mut client: TcpStream, backend_addr: SocketAddr) -> Result<(), Io
         // The body goes up while the answer is awaited: a backend may
         // answer (413, 401, a redirect) before it reads the body. The
         // upload is polled first, so a body already here is sent whole.
+        up.clear();
         let mut n = {
             let upload = forward_body(
                 &mut client,
@@ -154,6 +155,7 @@ async fn serve(mut client: TcpStream, backend_addr: SocketAddr) -> Result<(), Io
             );
             bbuf.consume(n);
             client.write_all(&down).await.map_err(IoError::Write)?;
+            down.clear();
             if !interim {
                 let encode = if w.body == ClientBody::Chunked {
                     Encode::Chunked

@@ -127,6 +127,7 @@ def wait_port(port, proc, timeout=20):
 
 
 def render(template, out, **subs):
+    subs.setdefault("WORKERS", 1)  # one worker/thread unless --workers says more
     text = open(os.path.join(HERE, template)).read()
     for k, v in subs.items():
         text = text.replace(f"@{k}@", str(v))
@@ -291,8 +292,9 @@ class Bench:
             return 0
 
 
-def start_instances(b, groups, cert, key, pem, access):
+def start_instances(b, groups, cert, key, pem, access, workers=1):
     ports, work = b.ports, b.work
+    w = dict(WORKERS=workers)
     bk = {f"B{i + 1}": p for i, p in enumerate(ports["backends"])}
     start([tool("nginx"), "-c", render("nginx-backend.conf", f"{work}/backend.conf", DIR=work, **bk), "-p", work],
           ports["backends"], f"{work}/backend.out")
@@ -300,15 +302,16 @@ def start_instances(b, groups, cert, key, pem, access):
     if groups & {"http", "tls"}:
         b.procs["nginx"] = start(
             [tool("nginx"), "-c", render("nginx-proxy.conf", f"{work}/proxy.conf", DIR=work,
-                                         PORT=ports[("nginx", "plain")], TLS_PORT=ports[("nginx", "tls")], **bk, **tls),
+                                         PORT=ports[("nginx", "plain")], TLS_PORT=ports[("nginx", "tls")], **bk, **tls,
+                                         **w),
              "-p", work], [ports[("nginx", "plain")], ports[("nginx", "tls")]], f"{work}/nginx.out")
         b.procs["haproxy"] = start(
             [tool("haproxy"), "-db", "-f", render("haproxy.cfg", f"{work}/haproxy.cfg", DIR=work,
                                                   PORT=ports[("haproxy", "plain")], TLS_PORT=ports[("haproxy", "tls")],
-                                                  **bk, **tls)],
+                                                  **bk, **tls, **w)],
             [ports[("haproxy", "plain")], ports[("haproxy", "tls")]], f"{work}/haproxy.out")
         cfg = render("farmgate.yaml", f"{work}/farmgate.yaml", DIR=work, ACCESS=access,
-                     PORT=ports[("farmgate", "plain")], TLS_PORT=ports[("farmgate", "tls")], **bk, **tls)
+                     PORT=ports[("farmgate", "plain")], TLS_PORT=ports[("farmgate", "tls")], **bk, **tls, **w)
         b.procs["farmgate"] = start([FARMGATE[0], "run", "--config", cfg],
                                     [ports[("farmgate", "plain")], ports[("farmgate", "tls")]], f"{work}/farmgate.out")
     if "cache" in groups:
@@ -431,6 +434,9 @@ def main():
     ap.add_argument("--port-base", type=int, default=18000,
                     help="ports are BASE+71..93 (proxies) and BASE+1001..1003 (backends); default 18000")
     ap.add_argument("--binary", help="the farmgate binary to run (default target/release/farmgate)")
+    ap.add_argument("--workers", type=int, default=1,
+                    help="worker processes/threads of each proxy in the http and tls groups (farmgate "
+                         "runtime.worker_threads, nginx worker_processes, HAProxy nbthread)")
     ap.add_argument("--access-log", action="store_true", help="farmgate with its access log on (to a file)")
     ap.add_argument("--out", help="where the table goes; default benches/load/results-latest.md for a run of "
                     "every group, none (printed only) for an --only run")
@@ -477,7 +483,8 @@ def main():
         cert, key = f"{work}/certs/localhost.crt", f"{work}/certs/localhost.key"
         with open(f"{work}/certs/localhost.pem", "w") as f:  # HAProxy wants certificate and key in one file
             f.write(open(cert).read() + open(key).read())
-        start_instances(b, groups, cert, key, f"{work}/certs/localhost.pem", "text" if args.access_log else "off")
+        start_instances(b, groups, cert, key, f"{work}/certs/localhost.pem", "text" if args.access_log else "off",
+                        args.workers)
 
         runs = sum(len(b.targets(s)) for s in scenarios)
         total = args.rounds * runs * (args.duration + 0.4) + len(scenarios) * len(PROXIES) * 1.8 + 10
@@ -539,7 +546,8 @@ def report(results, rss, scenarios, notes, args):
     lines = [
         f"Load benchmark, {time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, "
         f"{args.rounds} round(s) of {args.duration} s per target, medians. "
-        f"farmgate access log {'on' if args.access_log else 'off'}."
+        f"farmgate access log {'on' if args.access_log else 'off'}; "
+        f"{args.workers} worker(s)/thread(s) per proxy in the http and tls rows."
         + (" TLS rows: one ECDSA P-256 certificate, TLS 1.3; handshake rows count handshakes/s as req/s."
            if "tls" in notes else ""),
         "",

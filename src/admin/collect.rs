@@ -591,6 +591,17 @@ fn acme(enc: &mut DescriptorEncoder) -> fmt::Result {
             ))
         }),
     )?;
+    gauges(
+        enc,
+        ACME_NEXT_RENEWAL,
+        "Unix time the listener's ACME certificate is renewed at, by the CA's window (ari) or two thirds of its lifetime.",
+        all.iter().filter(|s| s.next_renewal > 0).map(|s| {
+            (
+                [("listener", s.listener.as_str()), ("by", s.renewal_by)],
+                s.next_renewal as f64,
+            )
+        }),
+    )?;
     counters(
         enc,
         ACME_RENEWALS,

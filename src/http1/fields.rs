@@ -19,6 +19,7 @@ pub(super) enum Kind {
     XForwardedFor,
     XForwardedProto,
     XForwardedHost,
+    Expect,
     Other,
 }
 
@@ -43,6 +44,7 @@ pub(super) fn kind(name: &[u8]) -> Kind {
     let candidates: &[(&[u8], Kind)] = match name.len() {
         2 => &[(b"te", Kind::Te)],
         4 => &[(b"host", Kind::Host), (b"date", Kind::Date)],
+        6 => &[(b"expect", Kind::Expect)],
         7 => &[(b"upgrade", Kind::Upgrade)],
         10 => &[
             (b"connection", Kind::Connection),
@@ -62,8 +64,26 @@ pub(super) fn kind(name: &[u8]) -> Kind {
     };
     candidates
         .iter()
-        .find(|(n, _)| name.eq_ignore_ascii_case(n))
+        .find(|(n, _)| is_lower(name, n))
         .map_or(Kind::Other, |&(_, k)| k)
+}
+
+/// Is the token `name` the lowercase `lower` (letters and `-` only, the
+/// same length) but for case? Eight bytes at a time: every byte of `lower`
+/// has the 0x20 bit, and a token byte with it set is `lower`'s byte only
+/// when it is that byte or its capital.
+fn is_lower(name: &[u8], lower: &[u8]) -> bool {
+    const CASE: u64 = 0x2020_2020_2020_2020;
+    let word = |b: &[u8]| {
+        let mut w = [0u8; 8];
+        w[..b.len()].copy_from_slice(b);
+        u64::from_le_bytes(w)
+    };
+    name.len() == lower.len()
+        && name
+            .chunks(8)
+            .zip(lower.chunks(8))
+            .all(|(a, b)| word(a) | (CASE >> (8 * (8 - a.len()))) == word(b))
 }
 
 /// The `Connection` values of one head, to ask which fields they name.
@@ -137,4 +157,75 @@ pub(super) fn put(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
 pub(super) fn in_set<N: AsRef<[u8]>, V>(set: &[(N, V)], name: &[u8]) -> bool {
     set.iter()
         .any(|(n, _)| n.as_ref().eq_ignore_ascii_case(name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_ignore_case_and_nothing_else() {
+        let names: &[(&str, Kind)] = &[
+            ("te", Kind::Te),
+            ("host", Kind::Host),
+            ("date", Kind::Date),
+            ("expect", Kind::Expect),
+            ("upgrade", Kind::Upgrade),
+            ("connection", Kind::Connection),
+            ("keep-alive", Kind::KeepAlive),
+            ("content-length", Kind::ContentLength),
+            ("x-forwarded-for", Kind::XForwardedFor),
+            ("proxy-connection", Kind::ProxyConnection),
+            ("x-forwarded-host", Kind::XForwardedHost),
+            ("transfer-encoding", Kind::TransferEncoding),
+            ("x-forwarded-proto", Kind::XForwardedProto),
+        ];
+        // Every token byte at every place of every name: a kind only for
+        // the name itself in any case.
+        let tchars: Vec<u8> = (0..=255u8)
+            .filter(|&b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+            .collect();
+        for &(name, k) in names {
+            assert_eq!(kind(name.as_bytes()), k);
+            assert_eq!(kind(name.to_ascii_uppercase().as_bytes()), k);
+            for at in 0..name.len() {
+                for &b in &tchars {
+                    let mut v = name.as_bytes().to_vec();
+                    v[at] = b;
+                    let want = if v.eq_ignore_ascii_case(name.as_bytes()) {
+                        k
+                    } else {
+                        kind_slow(&v)
+                    };
+                    assert_eq!(kind(&v), want, "{:?}", String::from_utf8_lossy(&v));
+                }
+            }
+        }
+        assert_eq!(kind(b"content-type"), Kind::Other);
+        assert_eq!(kind(b""), Kind::Other);
+    }
+
+    /// The plain comparison `kind` stands for.
+    fn kind_slow(name: &[u8]) -> Kind {
+        for k in [
+            "te",
+            "host",
+            "date",
+            "expect",
+            "upgrade",
+            "connection",
+            "keep-alive",
+            "content-length",
+            "x-forwarded-for",
+            "proxy-connection",
+            "x-forwarded-host",
+            "transfer-encoding",
+            "x-forwarded-proto",
+        ] {
+            if name.eq_ignore_ascii_case(k.as_bytes()) {
+                return kind(k.as_bytes());
+            }
+        }
+        Kind::Other
+    }
 }

@@ -103,8 +103,10 @@ pub enum Encode {
 }
 
 /// Moves a body of `kind` from `from` (its first bytes already in `buf`)
-/// to `to`, encoded as `encode`; `out` is the connection's write buffer.
-/// Returns the body bytes moved. What follows the body stays in `buf`.
+/// to `to`, encoded as `encode`; `out` is the connection's write buffer,
+/// and what it holds already (the message's head) goes out in the same
+/// write as the first body bytes. Returns the body bytes moved. What
+/// follows the body stays in `buf`.
 pub async fn forward_body<R, W>(
     from: &mut R,
     buf: &mut ReadBuf,
@@ -128,7 +130,6 @@ where
     let mut trailers_sent = false;
     let mut hdr = [0u8; 18];
     loop {
-        out.clear();
         let mut done = false;
         if let Some(d) = chunked.as_mut() {
             // Every piece in the buffer, then one write.
@@ -178,6 +179,7 @@ where
         }
         if !out.is_empty() {
             to.write_all(out).await.map_err(IoError::Write)?;
+            out.clear();
         }
         if done {
             return Ok(moved);

@@ -181,6 +181,16 @@ impl<'a> RequestHead<'a> {
             .any(|f| f.kind == super::fields::Kind::Upgrade)
     }
 
+    /// Does the client wait for `100 Continue` (`Expect: 100-continue`)?
+    pub fn expects_continue(&self) -> bool {
+        self.p.fields.iter().any(|f| {
+            f.kind == super::fields::Kind::Expect
+                && f.value
+                    .get(self.bytes)
+                    .eq_ignore_ascii_case(b"100-continue")
+        })
+    }
+
     /// Does the client accept trailers (`TE: trailers`)?
     pub fn wants_trailers(&self) -> bool {
         self.p.fields.iter().any(|f| {

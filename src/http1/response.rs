@@ -10,6 +10,10 @@ use super::error::Violation;
 use super::scan::{HeadScan, Role, Scanned};
 use super::{BodyKind, Field, Span};
 
+/// Fields a backend connection's table keeps room for between responses
+/// (20 bytes each).
+const FIELDS_KEPT: usize = 24;
+
 /// Reads response heads off one backend connection.
 #[derive(Debug)]
 pub struct ResponseParser {
@@ -33,7 +37,7 @@ impl ResponseParser {
             status: 0,
             reason: Span::default(),
             minor: 1,
-            fields: Vec::new(),
+            fields: Vec::with_capacity(FIELDS_KEPT),
             body: BodyKind::None,
             content_length: None,
         }
@@ -89,8 +93,11 @@ impl ResponseParser {
         ResponseHead { p: self, bytes }
     }
 
+    /// Gives back a large field table's memory (a pooled connection keeps
+    /// a small one: refilling it on every request would allocate twice).
     pub fn release(&mut self) {
-        self.fields = Vec::new();
+        self.fields.clear();
+        self.fields.shrink_to(FIELDS_KEPT);
     }
 }
 
@@ -147,6 +154,13 @@ impl<'a> ResponseHead<'a> {
             .fields
             .iter()
             .map(move |f| (f.name.get(bytes), f.value.get(bytes), f.kind))
+    }
+
+    /// The first `Keep-Alive` field's value (the server's idle timeout).
+    pub fn keep_alive_value(&self) -> Option<&'a [u8]> {
+        self.classified()
+            .find(|&(_, _, k)| k == super::fields::Kind::KeepAlive)
+            .map(|(_, v, _)| v)
     }
 
     pub fn field(&self, name: &[u8]) -> Option<&'a [u8]> {

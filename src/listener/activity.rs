@@ -13,9 +13,15 @@
 //! lock. Times are millisecond ticks since the connection was accepted.
 
 use super::framing::Violation;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering::Relaxed};
+use futures_util::task::AtomicWaker;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{
+    AtomicBool, AtomicU32, AtomicU64, AtomicU8,
+    Ordering::{AcqRel, Relaxed, Release},
+};
+use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::sync::Notify;
 use tokio::time::Instant;
 
 /// At least this many requests cancelled by the client before their answer,
@@ -87,7 +93,7 @@ pub struct ConnActivity {
     http2: AtomicBool,
     /// hyper's connection is being closed to park: keep the socket.
     parking: AtomicBool,
-    wake: Notify,
+    wake: Wake,
 }
 
 impl ConnActivity {
@@ -121,7 +127,7 @@ impl ConnActivity {
             no_park: AtomicBool::new(false),
             http2: AtomicBool::new(false),
             parking: AtomicBool::new(false),
-            wake: Notify::new(),
+            wake: Wake::default(),
         }
     }
 
@@ -164,7 +170,7 @@ impl ConnActivity {
         let since = self.head_since.load(Relaxed);
         if in_head && since == 0 {
             self.head_since.store(self.tick(), Relaxed);
-            self.wake.notify_one();
+            self.wake.notify();
         } else if !in_head && since != 0 {
             self.head_since.store(0, Relaxed);
         }
@@ -189,7 +195,7 @@ impl ConnActivity {
     pub fn read_waiting(&self) {
         if self.read_wait.load(Relaxed) == 0 {
             self.read_wait.store(self.tick(), Relaxed);
-            self.wake.notify_one();
+            self.wake.notify();
         }
     }
 
@@ -206,7 +212,7 @@ impl ConnActivity {
     pub fn write_waiting(&self) {
         if self.write_wait.load(Relaxed) == 0 {
             self.write_wait.store(self.tick(), Relaxed);
-            self.wake.notify_one();
+            self.wake.notify();
         }
     }
 
@@ -289,7 +295,7 @@ impl ConnActivity {
     pub fn request_ended(&self) {
         if self.in_flight.fetch_sub(1, Relaxed) == 1 {
             self.idle_since.store(self.tick(), Relaxed);
-            self.wake.notify_one();
+            self.wake.notify();
         }
     }
 
@@ -298,7 +304,7 @@ impl ConnActivity {
         let cancelled = self.cancelled.fetch_add(1, Relaxed) + 1;
         if cancelled >= CANCELLED_MIN && cancelled * 2 > self.requests.load(Relaxed) {
             self.abusive.store(true, Relaxed);
-            self.wake.notify_one();
+            self.wake.notify();
         }
     }
 
@@ -331,7 +337,7 @@ impl ConnActivity {
 
     pub fn evict(&self) {
         self.evicted.store(true, Relaxed);
-        self.wake.notify_one();
+        self.wake.notify();
     }
 
     /// When the connection must end and why, from its state now.
@@ -406,7 +412,7 @@ impl ConnActivity {
         mut timer: std::pin::Pin<&mut tokio::time::Sleep>,
     ) -> Expiry {
         loop {
-            let woken = self.wake.notified();
+            let woken = Woken(&self.wake);
             match self.deadline() {
                 Some((_, Expiry::Idle | Expiry::Park)) if !idle => woken.await,
                 Some((when, why)) if when <= Instant::now() => return why,
@@ -422,6 +428,52 @@ impl ConnActivity {
                 None => woken.await,
             }
         }
+    }
+}
+
+/// Wakes a connection's one waiter, its watchdog (every wait on a
+/// connection's activity runs in the connection's own task, one at a
+/// time): a flag that stays set until a wait sees it, as a `Notify`
+/// permit does, and the waiting task's waker. No lock and no waiter list:
+/// the watchdog waits once or twice per request.
+#[derive(Debug, Default)]
+struct Wake {
+    flag: AtomicBool,
+    waker: AtomicWaker,
+}
+
+impl Wake {
+    fn notify(&self) {
+        self.flag.store(true, Release);
+        self.waker.wake();
+    }
+}
+
+/// One wait for [`Wake::notify`]. Dropped, it takes its waker back, so a
+/// notification while nobody waits only sets the flag (it does not
+/// schedule the connection's task for nothing).
+struct Woken<'a>(&'a Wake);
+
+impl Future for Woken<'_> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let wake = self.0;
+        if wake.flag.swap(false, AcqRel) {
+            return Poll::Ready(());
+        }
+        wake.waker.register(cx.waker());
+        // A notification between the look and the registration.
+        if wake.flag.swap(false, AcqRel) {
+            return Poll::Ready(());
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for Woken<'_> {
+    fn drop(&mut self) {
+        drop(self.0.waker.take());
     }
 }
 

@@ -26,7 +26,7 @@ use crate::proxy::body::{BoxBody, ClientBody};
 use crate::proxy::error::local_response;
 use crate::proxy::fast::FastClient;
 use crate::request::{self, Handled};
-use http::header::{HeaderMap, HeaderName, HeaderValue};
+use http::header::HeaderValue;
 use http::{Method, Request, Uri, Version};
 use hyper_util::rt::TokioExecutor;
 use hyper_util::server::conn::auto;
@@ -540,11 +540,7 @@ fn chunks_violation(
 
 /// Requests the engine hands to hyper with the rest of the connection.
 fn for_hyper(head: &RequestHead<'_>) -> bool {
-    head.method() == b"CONNECT"
-        || head.has_upgrade()
-        || head
-            .field(b"expect")
-            .is_some_and(|v| v.eq_ignore_ascii_case(b"100-continue"))
+    head.method() == b"CONNECT" || head.has_upgrade() || head.expects_continue()
 }
 
 /// The pipeline's request head, as hyper's server builds it; None: not
@@ -564,9 +560,9 @@ fn to_request(
     let uri = Uri::from_maybe_shared(view(head.target_range())?).ok()?;
     // Room for what forwarding adds (X-Forwarded-*, rules' headers): a map
     // that grows rehashes, ~900 instructions.
-    let mut headers = HeaderMap::with_capacity(head.fields().count() + 8);
+    let mut headers = buffer::header_map(head.fields().count() + 8);
     for (name, value) in head.field_ranges() {
-        let name = HeaderName::from_bytes(name).ok()?;
+        let name = buffer::header_name(name)?;
         let value = HeaderValue::from_maybe_shared(view(value)?).ok()?;
         headers.append(name, value);
     }

@@ -33,6 +33,9 @@ pub const TLS_CERTIFICATE_RELOADS: &str = "farmgate_tls_certificate_reloads";
 /// Gauge `{listener,domain}`: days until the listener's ACME certificate
 /// expires (fractional; absent while the placeholder serves).
 pub const ACME_CERTIFICATE_EXPIRY_DAYS: &str = "farmgate_acme_certificate_expiry_days";
+/// Gauge `{listener,by}`: Unix time the listener's ACME certificate is
+/// renewed at; `by` is `ari` (the CA's window, RFC 9773) or `two-thirds`.
+pub const ACME_NEXT_RENEWAL: &str = "farmgate_acme_next_renewal_timestamp_seconds";
 /// Counter `{listener}`: ACME certificates issued (first issue and renewals).
 pub const ACME_RENEWALS: &str = "farmgate_acme_renewals";
 /// Counter `{listener}`: ACME orders this instance placed (in a tier, only

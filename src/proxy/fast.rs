@@ -32,7 +32,6 @@ use crate::farm::Server;
 use crate::http1::io::{forward_body, read_response_head, Encode, IoError};
 use crate::http1::{date, downstream, BodyKind, ReadBuf, ResponseParser};
 use std::sync::Arc;
-use std::time::Instant;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 /// The client side of a fast exchange.
@@ -115,13 +114,14 @@ pub async fn forward<W: AsyncWrite + Unpin>(
             ),
         }
         ex.hold(server.state.clone(), to.health, idx);
-        let sent_at = Instant::now();
+        let sent_at = tokio::time::Instant::now();
         let pool = &to.pools[idx];
         // Interim responses go to HTTP/1.1 clients only (RFC 9110 §15.2).
         let hints =
             (client.minor == 1 && to.relay_interim).then_some((&mut *client.to, &mut *client.out));
         let sent = send(to, server, pool, client.up, hints, head_request, max_head);
-        match within(client.timer.as_mut(), proxy.response_timeout, sent).await {
+        let timeout = (sent_at, proxy.response_timeout);
+        match within(client.timer.as_mut(), timeout, sent).await {
             Ok(Ok((conn, head_len))) => {
                 let latency = sent_at.elapsed();
                 return respond(to, idx, conn, head_len, latency, client, pool, ex).await;
@@ -164,14 +164,13 @@ pub async fn forward<W: AsyncWrite + Unpin>(
     Fast::Failed(last_err)
 }
 
-/// `fut`, or `Err` if `timer`, set `after` from now, fires first. The
+/// `fut`, or `Err` if `timer`, set `after` from `now`, fires first. The
 /// timer is the connection's: moving it later is a store, not a new timer.
 async fn within<F: std::future::Future>(
     mut timer: std::pin::Pin<&mut tokio::time::Sleep>,
-    after: std::time::Duration,
+    (now, after): (tokio::time::Instant, std::time::Duration),
     fut: F,
 ) -> Result<F::Output, ()> {
-    let now = tokio::time::Instant::now();
     let deadline = now
         .checked_add(after)
         .unwrap_or(now + std::time::Duration::from_secs(86_400 * 365));
@@ -306,7 +305,7 @@ async fn respond<W: AsyncWrite + Unpin>(
     let fields = super::headers::answer_fields(cookie, trace_id.as_ref());
     let written = downstream::write_response(&head, &down, &fields, out);
     let reusable = head.reusable();
-    let keep = keep_for_value(to.backend_idle_timeout, head.field(b"keep-alive"));
+    let keep = keep_for_value(to.backend_idle_timeout, head.keep_alive_value());
     let kind = head.body();
     let max_trailers = to.spec.limits.max_header_size;
     conn.buf.consume(head_len);
@@ -334,21 +333,19 @@ async fn respond<W: AsyncWrite + Unpin>(
                 .map(|()| n as u64)
                 .map_err(IoError::Write)
         }
-        _ => match client.to.write_all(out).await {
-            Ok(()) => {
-                forward_body(
-                    &mut conn.io,
-                    &mut conn.buf,
-                    kind,
-                    client.to,
-                    encode,
-                    out,
-                    max_trailers,
-                )
-                .await
-            }
-            Err(e) => Err(IoError::Write(e)),
-        },
+        // The head goes out with the body's first bytes.
+        _ => {
+            forward_body(
+                &mut conn.io,
+                &mut conn.buf,
+                kind,
+                client.to,
+                encode,
+                out,
+                max_trailers,
+            )
+            .await
+        }
     };
     match relayed {
         Ok(n) => {

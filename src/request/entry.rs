@@ -183,6 +183,8 @@ pub async fn handle_h1<W: AsyncWrite + Unpin + Send>(
                         if let Some(r) = ex.record() {
                             r.status = status;
                         }
+                        // The head's map serves the thread's next request.
+                        crate::http1::buffer::recycle_map(parts.headers);
                         return Ok(Handled::Written { keep_alive });
                     }
                     Fast::Failed(e) => {

@@ -88,7 +88,7 @@ pub(super) async fn attempt(m: &mut Manager) -> Result<Attempt, Failure> {
 /// One order, and the certificate kept and served.
 async fn order(m: &mut Manager, tier: Option<Arc<dyn AcmeTier>>) -> Result<(), Failure> {
     m.update(|s| s.orders_total += 1);
-    let issued = obtain(&m.spec, &*m.store, tier)
+    let issued = obtain(&m.spec, &*m.store, tier, m.replaces())
         .await
         .map_err(|e| e.to_string())?;
     m.keep(issued).await?;

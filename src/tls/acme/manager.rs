@@ -1,8 +1,10 @@
 //! One TLS listener's ACME certificate over time: at start the stored
 //! certificate (or, before the first issue, a self-signed placeholder) is
-//! installed; then it is renewed at two thirds of its lifetime, retried with
-//! back-off while the CA fails, and each new certificate goes in through
-//! the listener's hot certificate swap (open connections keep theirs).
+//! installed; then it is renewed inside the CA's suggested window when the
+//! CA offers one (ARI, `ari`), else at two thirds of its lifetime, retried
+//! with back-off while the CA fails, and each new certificate goes in
+//! through the listener's hot certificate swap (open connections keep
+//! theirs).
 //!
 //! The manager reads the listener's current spec, so a reload that adds,
 //! changes or removes `tls.acme` is followed without a restart. With a tier
@@ -10,11 +12,12 @@
 //! tier's lock (`lease`), and a certificate another instance stored is
 //! installed when announced (or found by a periodic look).
 
+use super::ari::Ari;
 use super::config::AcmeSpec;
 use super::lease::{self, Attempt};
 use super::order::Issued;
 use super::placeholder::install_placeholder;
-use super::schedule::{backoff, renew_at};
+use super::schedule::backoff;
 use super::status::{statuses, AcmeStatus};
 use super::store::{AcmeStore, FileStore};
 use super::tier::{AcmeTier, TierSlot, TierStore};
@@ -91,9 +94,14 @@ pub(super) struct Manager {
     failures: u32,
     /// When set, the next attempt's time (back-off, or another instance
     /// holding the order lock) instead of the renewal schedule.
-    retry_at: Option<i64>,
+    pub(super) retry_at: Option<i64>,
     /// The tier's Redis was unreachable at the last attempt (logged once).
     pub(super) tier_down: bool,
+    /// The CA's renewal window for the serving certificate (ARI).
+    pub(super) ari: Ari,
+    /// Where in the two-thirds rule's jitter band this certificate renews
+    /// (drawn per certificate, so a re-planned wait keeps its time).
+    pub(super) jitter: f64,
 }
 
 impl Manager {
@@ -123,6 +131,8 @@ impl Manager {
             failures: 0,
             retry_at: None,
             tier_down: false,
+            ari: Ari::default(),
+            jitter: fastrand::f64(),
         }
     }
 
@@ -141,9 +151,24 @@ impl Manager {
             self.update(|s| s.state = "placeholder");
         }
         loop {
+            // The CA's window is asked for the certificate that renews on
+            // schedule (one missing a configured domain is ordered at once).
+            let scheduled = self.current.clone().filter(|c| self.covers(c));
+            if let Some(cert) = scheduled.as_ref().filter(|_| self.ari.poll_due(unix_now())) {
+                tokio::select! {
+                    () = self.ari.poll(&self.spec, &*self.store, cert, &self.tls.name) => {}
+                    _ = stop.wait_for(|s| *s) => return Exit::Stopped,
+                }
+            }
             let due = self.due();
-            self.update(|s| s.next_attempt = due);
-            match self.wait_until(due, stop).await {
+            self.show_plan(due);
+            // Woken early to ask the CA for its window again.
+            let wake = match (&scheduled, &self.ari.id) {
+                (Some(_), Some(_)) => self.ari.next_poll.min(due),
+                _ => due,
+            };
+            match self.wait_until(wake, stop).await {
+                None if unix_now() < due => continue,
                 None => {}
                 Some(Exit::Installed) => continue,
                 Some(exit) => return exit,
@@ -178,30 +203,9 @@ impl Manager {
         }
     }
 
-    /// Unix seconds of the next attempt.
-    fn due(&self) -> i64 {
-        if let Some(at) = self.retry_at {
-            return at;
-        }
-        match &self.current {
-            Some(c) if self.covers(c) => renew_at(c.not_before, c.not_after, fastrand::f64()),
-            _ => unix_now(),
-        }
-    }
-
-    /// Whether the serving certificate should be renewed now (no jitter:
-    /// asked after taking the tier's lock, to skip an order another
-    /// instance just made unnecessary).
-    pub(super) fn is_due(&self) -> bool {
-        match &self.current {
-            Some(c) if self.covers(c) => renew_at(c.not_before, c.not_after, 0.0) <= unix_now(),
-            _ => true,
-        }
-    }
-
     /// Whether `c` serves every configured domain (a config change may
     /// have added one: then it is ordered again at once).
-    fn covers(&self, c: &LoadedCert) -> bool {
+    pub(super) fn covers(&self, c: &LoadedCert) -> bool {
         self.spec.domains.iter().all(|d| c.dns_names.contains(d))
     }
 
@@ -332,6 +336,8 @@ impl Manager {
             s.state = "valid";
         });
         self.tls.install_managed(vec![cert.clone()]);
+        self.ari.serving(&cert, &self.tls.name);
+        self.jitter = fastrand::f64();
         self.current = Some(cert);
     }
 

@@ -16,14 +16,21 @@
 //! - `tier`: what a store shared by a tier (`cluster:`, Redis) adds: the
 //!   order lock, challenge answers for every instance, announcements.
 //! - `schedule`: when to renew and how long to back off.
+//! - `plan`: the manager's next renewal from the CA's window or the rule.
+//! - `ari`: the CA's renewal window (RFC 9773) when it offers one, and the
+//!   `replaces` of a renewal's order; `ari_client` the HTTP client it asks
+//!   with.
 //! - `status`: what the admin API, status page and metrics show.
 
+pub mod ari;
+pub mod ari_client;
 pub mod challenges;
 pub mod config;
 pub mod lease;
 pub mod manager;
 pub mod order;
 pub mod placeholder;
+pub mod plan;
 pub mod schedule;
 pub mod status;
 pub mod store;

@@ -8,8 +8,8 @@ use super::config::{AcmeSpec, ChallengeKind};
 use super::store::AcmeStore;
 use super::tier::{AcmeTier, Challenge};
 use instant_acme::{
-    Account, AccountCredentials, AuthorizationStatus, ChallengeType, ExternalAccountKey,
-    Identifier, NewAccount, NewOrder, OrderStatus, RetryPolicy,
+    Account, AccountCredentials, AuthorizationStatus, CertificateIdentifier, ChallengeType,
+    ExternalAccountKey, Identifier, NewAccount, NewOrder, OrderStatus, RetryPolicy,
 };
 use rustls::sign::CertifiedKey;
 use std::sync::Arc;
@@ -48,6 +48,29 @@ fn account_key(directory: &str) -> String {
     format!("accounts/{safe}.json")
 }
 
+fn account_builder(spec: &AcmeSpec) -> Result<instant_acme::AccountBuilder, OrderError> {
+    Ok(match &spec.ca {
+        Some(ca) => Account::builder_with_root(ca)?,
+        None => Account::builder()?,
+    })
+}
+
+/// The stored account for the spec's directory, if there is one, on the
+/// client `builder` gives.
+pub async fn stored_account(
+    spec: &AcmeSpec,
+    store: &dyn AcmeStore,
+    builder: impl FnOnce() -> Result<instant_acme::AccountBuilder, OrderError>,
+) -> Result<Option<Account>, OrderError> {
+    let key = account_key(&spec.directory);
+    let Some(saved) = store.get(&key).await? else {
+        return Ok(None);
+    };
+    let creds: AccountCredentials = serde_json::from_slice(&saved)
+        .map_err(|e| OrderError::Protocol(format!("stored account {key} is unreadable: {e}")))?;
+    Ok(Some(builder()?.from_credentials(creds).await?))
+}
+
 /// The account for the spec's directory: read from storage (unless
 /// `fresh`), or created and stored.
 pub async fn load_account(
@@ -55,24 +78,18 @@ pub async fn load_account(
     store: &dyn AcmeStore,
     fresh: bool,
 ) -> Result<Account, OrderError> {
-    let builder = || match &spec.ca {
-        Some(ca) => Account::builder_with_root(ca),
-        None => Account::builder(),
-    };
-    let key = account_key(&spec.directory);
-    let saved = if fresh { None } else { store.get(&key).await? };
-    if let Some(saved) = saved {
-        let creds: AccountCredentials = serde_json::from_slice(&saved).map_err(|e| {
-            OrderError::Protocol(format!("stored account {key} is unreadable: {e}"))
-        })?;
-        return Ok(builder()?.from_credentials(creds).await?);
+    if !fresh {
+        if let Some(account) = stored_account(spec, store, || account_builder(spec)).await? {
+            return Ok(account);
+        }
     }
+    let key = account_key(&spec.directory);
     let contact: Vec<&str> = spec.contact.iter().map(String::as_str).collect();
     let eab = spec
         .eab
         .as_ref()
         .map(|e| ExternalAccountKey::new(e.kid.clone(), &e.hmac_key));
-    let (account, creds) = builder()?
+    let (account, creds) = account_builder(spec)?
         .create(
             &NewAccount {
                 contact: &contact,
@@ -92,29 +109,29 @@ pub async fn load_account(
 
 /// Orders a certificate for the spec's domains and waits for it. With a
 /// `tier`, each challenge answer is published to every instance before the
-/// CA is told to validate, so the validation may reach any of them.
+/// CA is told to validate, so the validation may reach any of them. A
+/// renewal names the certificate it `replaces` (ARI, RFC 9773 §5).
 pub async fn obtain(
     spec: &AcmeSpec,
     store: &dyn AcmeStore,
     tier: Option<Arc<dyn AcmeTier>>,
+    replaces: Option<CertificateIdentifier<'static>>,
 ) -> Result<Issued, OrderError> {
     let identifiers: Vec<Identifier> = spec
         .domains
         .iter()
         .map(|d| Identifier::Dns(d.clone()))
         .collect();
-    let new_order = NewOrder::new(&identifiers);
     let account = load_account(spec, store, false).await?;
-    let mut order = match account.new_order(&new_order).await {
+    let mut order = match place(&account, &identifiers, replaces.as_ref()).await {
         // The CA forgot the stored account (a reset test CA, a deactivated
-        // account): make a new one rather than fail forever.
-        Err(instant_acme::Error::Api(p))
-            if p.r#type.as_deref() == Some("urn:ietf:params:acme:error:accountDoesNotExist") =>
-        {
+        // account): make a new one rather than fail forever. The old
+        // account's certificate is not the new one's to replace.
+        Err(e) if account_gone(&e) => {
             tracing::warn!(directory = %spec.directory, "the ACME server does not know the stored account; creating a new one");
             load_account(spec, store, true)
                 .await?
-                .new_order(&new_order)
+                .new_order(&NewOrder::new(&identifiers))
                 .await?
         }
         r => r?,
@@ -175,6 +192,35 @@ pub async fn obtain(
     let key_pem = order.finalize().await?;
     let chain_pem = order.poll_certificate(&POLL).await?;
     Ok(Issued { chain_pem, key_pem })
+}
+
+fn account_gone(e: &instant_acme::Error) -> bool {
+    matches!(e, instant_acme::Error::Api(p)
+        if p.r#type.as_deref() == Some("urn:ietf:params:acme:error:accountDoesNotExist"))
+}
+
+/// A new order, naming the certificate it `replaces` when there is one.
+/// An order the CA refuses with it (`alreadyReplaced`: another order
+/// replaced it first; a CA that does not echo the field) is placed again
+/// without it: a renewal must not fail over a hint.
+async fn place(
+    account: &Account,
+    identifiers: &[Identifier],
+    replaces: Option<&CertificateIdentifier<'static>>,
+) -> Result<instant_acme::Order, instant_acme::Error> {
+    let Some(id) = replaces else {
+        return account.new_order(&NewOrder::new(identifiers)).await;
+    };
+    match account
+        .new_order(&NewOrder::new(identifiers).replaces(id.clone()))
+        .await
+    {
+        Err(e) if !account_gone(&e) => {
+            tracing::info!(cert = %id, "ACME: the order replacing the current certificate was refused ({e}); ordering without `replaces`");
+            account.new_order(&NewOrder::new(identifiers)).await
+        }
+        r => r,
+    }
 }
 
 /// The self-signed certificate TLS-ALPN-01 answers with (RFC 8737 §3): the

@@ -17,6 +17,21 @@ pub struct AcmeStatus {
     /// Unix seconds; 0 while the placeholder serves.
     pub not_after: i64,
     pub next_attempt: i64,
+    /// Unix seconds the serving certificate is renewed at (0 while the
+    /// placeholder serves); `next_attempt` is earlier while retrying.
+    pub next_renewal: i64,
+    /// What set `next_renewal`: `ari` (the CA's suggested window, RFC
+    /// 9773) or `two-thirds` (of the lifetime); empty before a certificate.
+    pub renewal_by: &'static str,
+    /// The CA's renewal information: `answered`, `absent` (its directory
+    /// offers none), `failing` (the last ask failed), or empty (not asked).
+    pub ari: &'static str,
+    /// The CA's suggested window `[start, end]`, Unix seconds.
+    pub ari_window: Option<[i64; 2]>,
+    /// The page the CA gave to explain its window, if any.
+    pub ari_explanation_url: Option<String>,
+    /// Unix seconds of the next ask for the window (0: none planned).
+    pub ari_next_poll: i64,
     pub last_attempt: i64,
     /// `ok`, the last error, `waiting: …` while another instance of the
     /// tier orders, or empty before any attempt.
