@@ -222,7 +222,9 @@ pub async fn forward(
             .interim
             .filter(|_| alpn != Some(Alpn::H2))
             .map(|client| (interim::listen(&mut req), client));
-        let sent = async {
+        // Pinned where it is made: handed on by reference, the wait adds
+        // no second copy of it to this future.
+        let mut sent = std::pin::pin!(async {
             match alpn {
                 None => {
                     to.upstream
@@ -231,8 +233,8 @@ pub async fn forward(
                 }
                 Some(alpn) => to.upstream.send_h2(server, pool, alpn, idle, req).await,
             }
-        };
-        let sent = interim::relayed(sent, hints.as_ref().map(|(p, c)| (&**p, *c)));
+        });
+        let sent = interim::relayed(sent.as_mut(), hints.as_ref().map(|(p, c)| (&**p, *c)));
         refused = false;
         match tokio::time::timeout(response_timeout, sent).await {
             Ok(Ok((resp, checkin))) => {

@@ -24,7 +24,7 @@ use http::header::{self, HeaderMap};
 use http::{Request, StatusCode};
 use std::future::Future;
 use std::io;
-use std::pin::{pin, Pin};
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::Notify;
@@ -167,12 +167,16 @@ fn write_head(out: &mut Vec<u8>, status: StatusCode, fields: &HeaderMap) {
 
 /// `fut` (the wait for a response head), writing the interim heads that
 /// reach `hints` to its client meanwhile, and those still pending when
-/// `fut` ends before returning. Without `hints`, just `fut`.
-pub async fn relayed<F: Future>(fut: F, hints: Option<(&Pending, &dyn InterimTo)>) -> F::Output {
+/// `fut` ends before returning. Without `hints`, just `fut`. Taken pinned
+/// by reference: an async fn keeps its arguments beside its locals, and a
+/// future moved in would be held twice.
+pub async fn relayed<F: Future + ?Sized>(
+    mut fut: Pin<&mut F>,
+    hints: Option<(&Pending, &dyn InterimTo)>,
+) -> F::Output {
     let Some((pending, to)) = hints else {
         return fut.await;
     };
-    let mut fut = pin!(fut);
     let mut client_gone = false;
     loop {
         tokio::select! {
