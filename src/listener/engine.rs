@@ -106,9 +106,10 @@ where
     // One wait for shutdown for the whole connection: registered once,
     // not once per request and select.
     let mut shutdown = gw.connections.subscribe();
-    let mut drain = pin!(async move {
+    let wait = pin!(async move {
         let _ = shutdown.wait_for(|s| *s).await.map(|_| ());
     });
+    let mut drain = pin!(gw.connections.draining(wait));
     let mut parser = RequestParser::new(conn.max_head);
     let mut buf = ReadBuf::new();
     // Request heads as the pipeline sees them: copied here, one after
