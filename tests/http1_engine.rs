@@ -235,3 +235,28 @@ async fn an_unknown_http1_server_is_a_config_error() {
     assert!(text.contains("runtime.http1"), "{text}");
     assert!(text.contains("engine or hyper"), "{text}");
 }
+
+#[tokio::test]
+async fn shutdown_closes_an_idle_keep_alive_connection_at_once() {
+    let backend = echo_backend().await;
+    let fg = start(&config(backend.addr, "engine")).await;
+    let mut idle = TcpStream::connect(fg.first_addr()).await.unwrap();
+    idle.write_all(b"GET /a HTTP/1.1\r\nHost: t\r\n\r\n")
+        .await
+        .unwrap();
+    assert_eq!(read_response(&mut idle).await.0, 200);
+    // The connection waits for its next request; shutdown must wake that
+    // wait itself. Left alone, the connection would close only once it
+    // parked (after 1 s idle: a parked connection watches shutdown on its
+    // own), so a shutdown that takes most of a second was not woken.
+    let began = std::time::Instant::now();
+    let left = fg.shutdown(Duration::from_secs(20)).await;
+    assert_eq!(left, 0, "connections still open after shutdown");
+    assert!(
+        began.elapsed() < Duration::from_millis(800),
+        "shutdown waited {:?} for an idle connection",
+        began.elapsed()
+    );
+    let rest = read_until_close(&mut idle, Duration::from_secs(5)).await;
+    assert!(rest.closed && rest.text.is_empty(), "{:?}", rest.text);
+}

@@ -5,7 +5,8 @@
 //! the engine, the request stage, selection, the fast forward, the
 //! response relay, tokio under them). Two requests: the small GET the load
 //! benchmark sends, and a browser's page request (its `sec-*` fields are
-//! names `http` does not know, each a `HeaderName` of its own). One test
+//! names `http` does not know, each a `HeaderName` of its own when made).
+//! One test
 //! in this binary, so no other test's allocations are counted.
 #![allow(clippy::unwrap_used)]
 
@@ -132,8 +133,8 @@ async fn a_warm_keep_alive_request_allocates_next_to_nothing() {
     // Issue 16's target: 0-2 per request in the common case. Both
     // allocate nothing: the head copy, field tables, HeaderMap, buffers
     // and timers are reused, and the browser's names that `http` does not
-    // know (a `HeaderName` allocation each when made) are remembered by
-    // the thread.
+    // know (a `HeaderName` allocation each when made) are taken from the
+    // connection's previous request.
     assert!(small < 0.1, "small GET: {small} allocations per request");
     assert!(
         browser < 0.1,

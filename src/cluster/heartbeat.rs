@@ -184,9 +184,16 @@ pub async fn read_view(gw: &Gateway, tier: &Tier, redis: &Redis) {
         instances.iter().filter(|b| b.config_hash != ours).count() as u64,
         Ordering::Relaxed,
     );
+    let now = unix_ms();
+    {
+        let mut seen = tier.seen.lock().unwrap_or_else(|p| p.into_inner());
+        for b in &instances {
+            seen.insert(b.id.clone(), now);
+        }
+    }
     tier.view.store(std::sync::Arc::new(View {
         instances,
-        read_at_ms: unix_ms(),
+        read_at_ms: now,
     }));
 }
 

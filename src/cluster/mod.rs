@@ -55,6 +55,10 @@ pub struct Tier {
     wake: tokio::sync::Notify,
     pub(crate) book: operator::Book,
     pub(crate) view: ArcSwap<heartbeat::View>,
+    /// Every instance seen live, with when it was last (Unix ms): a peer
+    /// that has not re-registered yet after Redis came back empty is
+    /// still expected to acknowledge ACME challenge answers.
+    pub(crate) seen: std::sync::Mutex<std::collections::HashMap<String, u64>>,
     pub(crate) rates: heartbeat::Rates,
     /// ACME challenge answers copied from the tier.
     pub(crate) acme: acme::Pulled,
@@ -70,6 +74,7 @@ impl Default for Tier {
             wake: tokio::sync::Notify::new(),
             book: operator::Book::default(),
             view: ArcSwap::from_pointee(heartbeat::View::default()),
+            seen: Default::default(),
             rates: heartbeat::Rates::default(),
             acme: acme::Pulled::default(),
             started: SystemTime::now(),

@@ -43,54 +43,6 @@ pub fn header_map(n: usize) -> http::HeaderMap {
     }
 }
 
-/// Header names a thread remembers, by a hash of the name: a name goes in
-/// the first free of `NAME_PROBE` slots from its own, or replaces the one
-/// in its own slot.
-const NAME_SLOTS: usize = 128;
-const NAME_PROBE: usize = 4;
-
-thread_local! {
-    static NAMES: RefCell<[Option<http::HeaderName>; NAME_SLOTS]> =
-        const { RefCell::new([const { None }; NAME_SLOTS]) };
-}
-
-/// `raw` as a `HeaderName`, `None` when it is not a valid one. A name
-/// `http` does not know (`sec-fetch-mode`, `x-request-id`) is an
-/// allocation of its own each time it is made; the thread remembers the
-/// names it made lately, so a browser's requests reuse them (a clone is a
-/// reference count) and only a new name allocates.
-pub fn header_name(raw: &[u8]) -> Option<http::HeaderName> {
-    let mut h: u64 = 0;
-    for &b in raw {
-        h = (h.rotate_left(5) ^ u64::from(b | 0x20)).wrapping_mul(0x517c_c1b7_2722_0a95);
-    }
-    let slot = (h >> 57) as usize % NAME_SLOTS;
-    let probe = move |i: usize| (slot + i) % NAME_SLOTS;
-    let cached = NAMES
-        .try_with(|n| {
-            let n = n.try_borrow().ok()?;
-            (0..NAME_PROBE).find_map(|i| {
-                n[probe(i)]
-                    .as_ref()
-                    .filter(|c| c.as_str().as_bytes().eq_ignore_ascii_case(raw))
-                    .cloned()
-            })
-        })
-        .ok()
-        .flatten();
-    if cached.is_some() {
-        return cached;
-    }
-    let name = http::HeaderName::from_bytes(raw).ok()?;
-    let _ = NAMES.try_with(|n| {
-        if let Ok(mut n) = n.try_borrow_mut() {
-            let free = (0..NAME_PROBE).map(probe).find(|&i| n[i].is_none());
-            n[free.unwrap_or(slot)] = Some(name.clone());
-        }
-    });
-    Some(name)
-}
-
 /// Gives a request's `HeaderMap` back for the next request on this thread.
 pub fn recycle_map(mut m: http::HeaderMap) {
     if m.capacity() == 0 || m.capacity() > MAP_MAX {
@@ -263,28 +215,6 @@ mod tests {
         let w = scratch();
         assert!(w.is_empty());
         assert_eq!(w.capacity(), cap);
-    }
-
-    #[test]
-    fn header_names_are_remembered_and_always_right() {
-        // More names than slots: evictions and probes, then hits.
-        for _ in 0..3 {
-            for i in 0..300 {
-                let raw = format!("X-Name-{i}");
-                let n = header_name(raw.as_bytes()).expect("valid");
-                assert_eq!(n.as_str(), raw.to_ascii_lowercase());
-            }
-        }
-        assert_eq!(
-            header_name(b"Sec-Fetch-Mode").expect("valid"),
-            "sec-fetch-mode"
-        );
-        assert_eq!(
-            header_name(b"sec-fetch-MODE").expect("valid"),
-            "sec-fetch-mode"
-        );
-        assert!(header_name(b"bad name").is_none());
-        assert!(header_name(b"").is_none());
     }
 
     #[test]

@@ -41,49 +41,50 @@ impl Kind {
 }
 
 pub(super) fn kind(name: &[u8]) -> Kind {
-    let candidates: &[(&[u8], Kind)] = match name.len() {
-        2 => &[(b"te", Kind::Te)],
-        4 => &[(b"host", Kind::Host), (b"date", Kind::Date)],
-        6 => &[(b"expect", Kind::Expect)],
-        7 => &[(b"upgrade", Kind::Upgrade)],
-        10 => &[
-            (b"connection", Kind::Connection),
-            (b"keep-alive", Kind::KeepAlive),
-        ],
-        14 => &[(b"content-length", Kind::ContentLength)],
-        15 => &[(b"x-forwarded-for", Kind::XForwardedFor)],
-        16 => &[
-            (b"proxy-connection", Kind::ProxyConnection),
-            (b"x-forwarded-host", Kind::XForwardedHost),
-        ],
-        17 => &[
-            (b"transfer-encoding", Kind::TransferEncoding),
-            (b"x-forwarded-proto", Kind::XForwardedProto),
-        ],
-        _ => return Kind::Other,
-    };
-    candidates
-        .iter()
-        .find(|(n, _)| is_lower(name, n))
-        .map_or(Kind::Other, |&(_, k)| k)
+    // One length switch, then one compare (a table of candidates per
+    // length was built on the stack at every call).
+    let is = |lower: &[u8]| is_lower(name, lower);
+    match name.len() {
+        2 if is(b"te") => Kind::Te,
+        4 if is(b"host") => Kind::Host,
+        4 if is(b"date") => Kind::Date,
+        6 if is(b"expect") => Kind::Expect,
+        7 if is(b"upgrade") => Kind::Upgrade,
+        10 if is(b"connection") => Kind::Connection,
+        10 if is(b"keep-alive") => Kind::KeepAlive,
+        14 if is(b"content-length") => Kind::ContentLength,
+        15 if is(b"x-forwarded-for") => Kind::XForwardedFor,
+        16 if is(b"proxy-connection") => Kind::ProxyConnection,
+        16 if is(b"x-forwarded-host") => Kind::XForwardedHost,
+        17 if is(b"transfer-encoding") => Kind::TransferEncoding,
+        17 if is(b"x-forwarded-proto") => Kind::XForwardedProto,
+        _ => Kind::Other,
+    }
 }
 
-/// Is the token `name` the lowercase `lower` (letters and `-` only, the
-/// same length) but for case? Eight bytes at a time: every byte of `lower`
-/// has the 0x20 bit, and a token byte with it set is `lower`'s byte only
-/// when it is that byte or its capital.
+/// Is the token `name` the lowercase `lower` (letters and `-` only) but
+/// for case? Eight bytes at a time: every byte of `lower` has the 0x20
+/// bit, and a token byte with it set is `lower`'s byte only when it is
+/// that byte or its capital.
+#[inline]
 fn is_lower(name: &[u8], lower: &[u8]) -> bool {
     const CASE: u64 = 0x2020_2020_2020_2020;
-    let word = |b: &[u8]| {
-        let mut w = [0u8; 8];
-        w[..b.len()].copy_from_slice(b);
-        u64::from_le_bytes(w)
-    };
-    name.len() == lower.len()
-        && name
-            .chunks(8)
-            .zip(lower.chunks(8))
-            .all(|(a, b)| word(a) | (CASE >> (8 * (8 - a.len()))) == word(b))
+    if name.len() != lower.len() {
+        return false;
+    }
+    let (mut a, mut b) = (name.chunks_exact(8), lower.chunks_exact(8));
+    for (x, y) in (&mut a).zip(&mut b) {
+        let (Ok(x), Ok(y)) = (<[u8; 8]>::try_from(x), <[u8; 8]>::try_from(y)) else {
+            return false;
+        };
+        if u64::from_le_bytes(x) | CASE != u64::from_le_bytes(y) {
+            return false;
+        }
+    }
+    a.remainder()
+        .iter()
+        .zip(b.remainder())
+        .all(|(&x, &y)| x | 0x20 == y)
 }
 
 /// The `Connection` values of one head, to ask which fields they name.

@@ -26,7 +26,7 @@ use crate::proxy::body::{BoxBody, ClientBody};
 use crate::proxy::error::local_response;
 use crate::proxy::fast::FastClient;
 use crate::request::{self, Handled};
-use http::header::HeaderValue;
+use http::header::{HeaderName, HeaderValue};
 use http::{Method, Request, Uri, Version};
 use hyper_util::rt::TokioExecutor;
 use hyper_util::server::conn::auto;
@@ -39,6 +39,9 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 /// How much a head read asks for at a time.
 const READ_SIZE: usize = 16 << 10;
+
+/// Field names a connection remembers from its previous request.
+const NAMES_KEPT: usize = 32;
 
 /// How a connection's turn ended.
 enum Next<S> {
@@ -103,15 +106,21 @@ where
     // One wait for shutdown for the whole connection: registered once,
     // not once per request and select.
     let mut shutdown = gw.connections.subscribe();
-    let mut drain = pin!(async move {
+    let wait = pin!(async move {
         let _ = shutdown.wait_for(|s| *s).await.map(|_| ());
     });
+    let mut drain = pin!(gw.connections.draining(wait));
     let mut parser = RequestParser::new(conn.max_head);
     let mut buf = ReadBuf::new();
     // Request heads as the pipeline sees them: copied here, one after
     // another, so that once a request's views are dropped the next head
     // reuses the allocation (no allocation per request).
     let mut head_copies = bytes::BytesMut::new();
+    // The previous request's field names: a client sends the same names
+    // in the same order request after request, and a name `http` does not
+    // know (a browser's `sec-*` fields) is an allocation each time it is
+    // made; a clone of the previous one is a reference count.
+    let mut names: Vec<HeaderName> = Vec::new();
     let mut out: Vec<u8> = Vec::new();
     let mut up: Vec<u8>;
     let mut draining = false;
@@ -219,7 +228,8 @@ where
         if for_hyper(&head) {
             return Next::Hyper(stream, buf);
         }
-        let Some(req) = to_request(&head, &buf.data()[..head_len], &mut head_copies) else {
+        let Some(req) = to_request(&head, &buf.data()[..head_len], &mut head_copies, &mut names)
+        else {
             refuse(&mut stream, Violation::Malformed, info, activity, &mut out).await;
             return Next::Close;
         };
@@ -549,6 +559,7 @@ fn to_request(
     head: &RequestHead<'_>,
     bytes: &[u8],
     heads: &mut bytes::BytesMut,
+    names: &mut Vec<HeaderName>,
 ) -> Option<Request<()>> {
     let method = Method::from_bytes(head.method()).ok()?;
     // One copy of the head's bytes; the target and every value are views
@@ -561,8 +572,19 @@ fn to_request(
     // Room for what forwarding adds (X-Forwarded-*, rules' headers): a map
     // that grows rehashes, ~900 instructions.
     let mut headers = buffer::header_map(head.fields().count() + 8);
-    for (name, value) in head.field_ranges() {
-        let name = buffer::header_name(name)?;
+    for (i, (raw, value)) in head.field_ranges().enumerate() {
+        let name = match names.get(i) {
+            Some(n) if n.as_str().as_bytes().eq_ignore_ascii_case(raw) => n.clone(),
+            _ => {
+                let n = HeaderName::from_bytes(raw).ok()?;
+                if let Some(slot) = names.get_mut(i) {
+                    *slot = n.clone();
+                } else if i == names.len() && i < NAMES_KEPT {
+                    names.push(n.clone());
+                }
+                n
+            }
+        };
         let value = HeaderValue::from_maybe_shared(view(value)?).ok()?;
         headers.append(name, value);
     }

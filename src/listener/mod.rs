@@ -39,7 +39,9 @@ use ipnet::IpNet;
 use limit::{ConnSet, Slot};
 use park::Parkable;
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -134,6 +136,9 @@ pub struct ConnTracker {
     /// A new process took over (binary upgrade): see [`ConnTracker::retire`].
     retiring: watch::Sender<bool>,
     retiring_now: std::sync::atomic::AtomicBool,
+    /// `shutdown` as one atomic, for the polls that run on every wake of
+    /// a connection's task ([`Draining`]).
+    draining_now: std::sync::atomic::AtomicBool,
     /// Each listener's open connections, by listener name.
     per_listener: Mutex<HashMap<Arc<str>, Arc<ConnSet>>>,
 }
@@ -146,6 +151,7 @@ impl Default for ConnTracker {
             shutdown: watch::Sender::new(false),
             retiring: watch::Sender::new(false),
             retiring_now: std::sync::atomic::AtomicBool::new(false),
+            draining_now: std::sync::atomic::AtomicBool::new(false),
             per_listener: Mutex::default(),
         }
     }
@@ -195,8 +201,19 @@ impl ConnTracker {
     }
 
     /// Has shutdown asked connections to finish and close?
+    #[inline]
     pub fn is_draining(&self) -> bool {
-        *self.shutdown.borrow()
+        self.draining_now.load(Ordering::Acquire)
+    }
+
+    /// Resolves once shutdown asks connections to finish (see
+    /// [`Draining`]); `wait` is a wait on [`ConnTracker::subscribe`].
+    pub fn draining<'a, F: Future<Output = ()>>(&'a self, wait: Pin<&'a mut F>) -> Draining<'a, F> {
+        Draining {
+            flag: &self.draining_now,
+            wait,
+            registered: false,
+        }
     }
 
     /// Waits until every connection has ended or `timeout` passed; returns
@@ -217,8 +234,34 @@ impl ConnTracker {
     /// Asks every connection to finish its in-flight requests and close,
     /// then waits up to `timeout`. Returns the connections still open.
     pub async fn drain(&self, timeout: Duration) -> usize {
+        self.draining_now.store(true, Ordering::Release);
         let _ = self.shutdown.send(true);
         self.wait_closed(timeout).await
+    }
+}
+
+/// A connection's wait for shutdown, polled on every wake of its task:
+/// the watch is asked once (which registers the task's waker with it),
+/// after that one atomic load answers; the watch's wake-up polls it again,
+/// and the flag is set before the watch is sent.
+pub struct Draining<'a, F> {
+    flag: &'a std::sync::atomic::AtomicBool,
+    wait: Pin<&'a mut F>,
+    registered: bool,
+}
+
+impl<F: Future<Output = ()>> Future for Draining<'_, F> {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        if self.flag.load(Ordering::Acquire) {
+            return std::task::Poll::Ready(());
+        }
+        if self.registered {
+            return std::task::Poll::Pending;
+        }
+        self.registered = true;
+        self.wait.as_mut().poll(cx)
     }
 }
 

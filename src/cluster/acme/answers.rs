@@ -4,7 +4,9 @@
 //! every instance copies the answers into its own challenge book (where
 //! requests and handshakes find them without touching Redis) and adds its
 //! id to `farmgate:{name}:acme:acks:{field}`; the order goes on once every
-//! instance with a live heartbeat did, or after [`ACK_WAIT`].
+//! instance with a live heartbeat did (and every one seen live within
+//! [`RECENT`]: after Redis came back empty, a peer may not have registered
+//! again yet), or after [`ACK_WAIT`].
 
 use super::EVENT;
 use crate::cluster::connection::Redis;
@@ -24,6 +26,9 @@ use std::time::{Duration, Instant};
 const ANSWER_TTL: Duration = Duration::from_secs(600);
 /// How long a publisher waits for the live instances to acknowledge.
 const ACK_WAIT: Duration = Duration::from_secs(5);
+/// A peer seen live this recently is waited for even without a heartbeat
+/// in Redis now.
+pub const RECENT: Duration = Duration::from_secs(60);
 
 /// The answers this instance copied from the tier, by hash field.
 #[derive(Debug, Default)]
@@ -75,7 +80,12 @@ fn unhex(text: &str) -> Option<Vec<u8>> {
 
 /// Writes `challenge`'s answer to the hash, announces it, and waits
 /// (bounded) until the live instances acknowledge it.
-pub async fn publish(redis: &Redis, me: &str, challenge: &Challenge) -> io::Result<()> {
+pub async fn publish(
+    redis: &Redis,
+    me: &str,
+    recent: &[String],
+    challenge: &Challenge,
+) -> io::Result<()> {
     {
         {
             let f = field(challenge);
@@ -109,7 +119,7 @@ pub async fn publish(redis: &Redis, me: &str, challenge: &Challenge) -> io::Resu
                 })
                 .await
                 .map_err(super::unreachable)?;
-            wait_for_acks(redis, me, &f).await;
+            wait_for_acks(redis, me, recent, &f).await;
             Ok(())
         }
     }
@@ -144,9 +154,10 @@ pub fn withdraw(redis: Arc<Redis>, challenges: Vec<Challenge>) {
     }
 }
 
-/// Waits (bounded) until every instance with a live heartbeat holds the
-/// answer `f`, so the CA's validation may reach any of them.
-async fn wait_for_acks(redis: &Redis, me: &str, f: &str) {
+/// Waits (bounded) until every instance with a live heartbeat, and every
+/// one in `recent`, holds the answer `f`, so the CA's validation may reach
+/// any of them.
+async fn wait_for_acks(redis: &Redis, me: &str, recent: &[String], f: &str) {
     {
         let set = redis.spec.key("instances");
         let acks = redis.spec.key(&format!("acme:acks:{f}"));
@@ -171,8 +182,11 @@ async fn wait_for_acks(redis: &Redis, me: &str, f: &str) {
             let Ok((live, acked)) = read else { return };
             missing = live
                 .into_iter()
+                .chain(recent.iter().cloned())
                 .filter(|id| id != me && !acked.contains(id))
                 .collect();
+            missing.sort();
+            missing.dedup();
             if missing.is_empty() {
                 return;
             }

@@ -57,6 +57,20 @@ impl RedisAcme {
             .ok_or_else(|| io::Error::other("no cluster section"))
     }
 
+    /// Instances seen live within [`answers::RECENT`] (see `Tier::seen`).
+    fn recent_peers(&self) -> Vec<String> {
+        let Some(t) = self.tier.upgrade() else {
+            return Vec::new();
+        };
+        let since =
+            crate::metrics::reload::unix_ms().saturating_sub(answers::RECENT.as_millis() as u64);
+        let seen = t.seen.lock().unwrap_or_else(|p| p.into_inner());
+        seen.iter()
+            .filter(|&(_, &at)| at >= since)
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
     /// Runs a script (`EVAL`) over one key, under the ACME counter.
     async fn script(&self, code: &'static str, key: String, args: Vec<String>) -> io::Result<i64> {
         let redis = self.redis()?;
@@ -168,9 +182,10 @@ impl AcmeTier for RedisAcme {
     }
 
     fn publish<'a>(&'a self, challenge: &'a Challenge) -> BoxFuture<'a, io::Result<()>> {
-        Box::pin(
-            async move { answers::publish(&*self.redis()?, &self.instance(), challenge).await },
-        )
+        Box::pin(async move {
+            let recent = self.recent_peers();
+            answers::publish(&*self.redis()?, &self.instance(), &recent, challenge).await
+        })
     }
 
     fn withdraw(&self, challenges: Vec<Challenge>) {
