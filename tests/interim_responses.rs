@@ -25,7 +25,7 @@ use tokio::sync::Notify;
 
 const HINTS: &str = "HTTP/1.1 103 Early Hints\r\n\
 Link: </style.css>; rel=preload; as=style\r\n\
-Connection: x-hint-hop\r\nX-Hint-Hop: 1\r\nKeep-Alive: timeout=5\r\n\r\n";
+Connection: x-hint-hop\r\nX-Hint-Hop: 1\r\nKeep-Alive: timeout=5\r\nContent-Length: 0\r\n\r\n";
 
 const MORE_HINTS: &str =
     "HTTP/1.1 103 Early Hints\r\nLink: </app.js>; rel=preload; as=script\r\n\r\n";
