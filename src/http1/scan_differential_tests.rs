@@ -102,6 +102,19 @@ enum Compared {
     LineScan,
 }
 
+fn same_fields<'a>(
+    ours: impl Iterator<Item = (&'a [u8], &'a [u8])>,
+    theirs: &[httparse::Header<'_>],
+    what: &str,
+) {
+    let ours: Vec<_> = ours.collect();
+    let theirs: Vec<_> = theirs
+        .iter()
+        .map(|h| (h.name.as_bytes(), h.value))
+        .collect();
+    assert_eq!(ours, theirs, "{what:?}");
+}
+
 fn check_request(bytes: &[u8]) -> Compared {
     let Some((start, end)) = head_of(bytes, Role::Request) else {
         return Compared::LineScan;
@@ -123,13 +136,7 @@ fn check_request(bytes: &[u8]) -> Compared {
             );
             assert_eq!(Some(head.target()), req.path.map(str::as_bytes), "{what:?}");
             assert_eq!(Some(head.minor()), req.version, "{what:?}");
-            let fields: Vec<_> = head.fields().collect();
-            let want: Vec<_> = req
-                .headers
-                .iter()
-                .map(|h| (h.name.as_bytes(), h.value))
-                .collect();
-            assert_eq!(fields, want, "{what:?}");
+            same_fields(head.fields(), req.headers, &what);
             Compared::Accepted
         }
         (Err(v), Err(e)) => expect_refusal(v, &e, bytes),
@@ -158,13 +165,7 @@ fn check_response(bytes: &[u8]) -> Compared {
                 resp.reason.map(str::as_bytes),
                 "{what:?}"
             );
-            let fields: Vec<_> = head.fields().collect();
-            let want: Vec<_> = resp
-                .headers
-                .iter()
-                .map(|h| (h.name.as_bytes(), h.value))
-                .collect();
-            assert_eq!(fields, want, "{what:?}");
+            same_fields(head.fields(), resp.headers, &what);
             Compared::Accepted
         }
         // Status codes below 100 are refused on top of httparse.

@@ -7,24 +7,8 @@ use super::*;
 use crate::farm::state::{ServerKey, ServerState};
 use crate::proxy::forward::prepare;
 use crate::proxy::headers::ClientSide;
-use http::{HeaderName, HeaderValue};
+use http::HeaderValue;
 use std::sync::Arc;
-use std::time::Duration;
-
-fn spec(mode: ForwardedFor, preserve_host: bool) -> ProxySpec {
-    ProxySpec {
-        client_cert_header: HeaderName::from_static("x-arr-clientcert"),
-        forwarded_for: mode,
-        trusted_proxies: vec![],
-        preserve_host,
-        connect_timeout: Duration::from_secs(1),
-        response_timeout: Duration::from_secs(1),
-        idle_timeout: Duration::from_secs(1),
-        retries: 0,
-        max_request_body: 0,
-        limits: Default::default(),
-    }
-}
 
 fn server() -> Server {
     Server {
@@ -120,7 +104,7 @@ fn writes_the_fields_prepare_would() {
                 for preserve in [false, true] {
                     for trusted in [false, true] {
                         for with_cert in [false, true] {
-                            let spec = spec(mode, preserve);
+                            let spec = ProxySpec::for_tests(mode, preserve);
                             let client = ClientSide {
                                 ip: &ip,
                                 trusted,

@@ -272,21 +272,9 @@ fn append_forwarded_for(headers: &mut HeaderMap, ip: &HeaderValue) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     fn spec(mode: ForwardedFor) -> ProxySpec {
-        ProxySpec {
-            client_cert_header: http::HeaderName::from_static("x-arr-clientcert"),
-            forwarded_for: mode,
-            trusted_proxies: vec![],
-            preserve_host: true,
-            connect_timeout: Duration::from_secs(1),
-            response_timeout: Duration::from_secs(1),
-            idle_timeout: Duration::from_secs(1),
-            retries: 0,
-            max_request_body: 0,
-            limits: Default::default(),
-        }
+        ProxySpec::for_tests(mode, true)
     }
 
     fn map(pairs: &[(&str, &str)]) -> HeaderMap {

@@ -79,6 +79,24 @@ impl Default for ClientLimits {
 }
 
 impl ProxySpec {
+    /// A spec for unit tests: one-second timeouts, no retries, nobody
+    /// trusted, the client certificate in `X-ARR-ClientCert`.
+    #[cfg(test)]
+    pub(crate) fn for_tests(forwarded_for: ForwardedFor, preserve_host: bool) -> ProxySpec {
+        ProxySpec {
+            client_cert_header: http::HeaderName::from_static("x-arr-clientcert"),
+            forwarded_for,
+            trusted_proxies: vec![],
+            preserve_host,
+            connect_timeout: Duration::from_secs(1),
+            response_timeout: Duration::from_secs(1),
+            idle_timeout: Duration::from_secs(1),
+            retries: 0,
+            max_request_body: 0,
+            limits: Default::default(),
+        }
+    }
+
     #[inline]
     pub fn is_trusted(&self, ip: IpAddr) -> bool {
         let ip = canonical_ip(ip);
