@@ -461,8 +461,9 @@ def main():
     for port in needed:
         if not port_free(port):
             raise SystemExit(f"port {port} is busy; stop what uses it first or pick another --port-base")
-    print("building farmgate (release) ...", flush=True)
-    sh("cargo build --release --quiet", cwd=ROOT)
+    if not args.binary:
+        print("building farmgate (release) ...", flush=True)
+        sh("cargo build --release --quiet", cwd=ROOT)
 
     work = tempfile.mkdtemp(prefix="farmgate-load-")
     os.chmod(work, 0o755)  # nginx workers run as www-data and must read www/
