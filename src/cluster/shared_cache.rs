@@ -12,6 +12,7 @@ use super::connection::Redis;
 use super::Tier;
 use crate::cache::shared::{SharedFuture, SharedStore, SharedTier, TierLock};
 use crate::gateway::Gateway;
+use crate::ground::hex::{hex, unhex};
 use bytes::Bytes;
 use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
@@ -34,17 +35,6 @@ pub struct Purge {
 /// The Redis-backed shared store (one per process; farms share it).
 pub struct RedisCache {
     tier: Weak<Tier>,
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(text: &str) -> Option<Vec<u8>> {
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
-        .collect()
 }
 
 impl RedisCache {

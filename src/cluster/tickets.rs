@@ -12,6 +12,7 @@
 use super::connection::Redis;
 use super::Tier;
 use crate::gateway::Gateway;
+use crate::ground::hex::{hex, unhex};
 use crate::metrics::reload::unix_ms;
 use crate::tls::tickets::{TicketKey, NAME_LEN, SECRET_LEN};
 use redis::AsyncCommands;
@@ -51,20 +52,6 @@ impl StoredKey {
         let secret: [u8; SECRET_LEN] = unhex(&self.secret)?.try_into().ok()?;
         TicketKey::new(name, &secret)
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
-        .collect()
 }
 
 /// Reads the tier's keys, rotates them when due and this instance gets

@@ -3,6 +3,7 @@
 
 pub mod clock;
 pub mod error;
+pub mod hex;
 pub mod locate;
 pub mod net;
 pub mod trace_context;

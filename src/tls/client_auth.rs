@@ -10,6 +10,7 @@
 //! ([`ClientAuthSpec::verify`]) and a connection whose certificate fails is
 //! served unauthenticated, as IIS's "accept" does.
 
+use crate::ground::hex::hex;
 use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::WebPkiClientVerifier;
@@ -170,16 +171,6 @@ impl ClientCert {
             fingerprint: hex(digest.as_ref()).into(),
         })
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(HEX[(b >> 4) as usize] as char);
-        s.push(HEX[(b & 15) as usize] as char);
-    }
-    s
 }
 
 /// Standard base64 with padding (RFC 4648 §4).

@@ -11,6 +11,7 @@
 use super::EVENT;
 use crate::cluster::connection::Redis;
 use crate::cluster::Tier;
+use crate::ground::hex::{hex, unhex};
 use crate::metrics::reload::unix_ms;
 use crate::tls::acme::order::{add_to_book, remove_from_book};
 use crate::tls::acme::{book, Challenge};
@@ -62,20 +63,6 @@ fn decode(field: &str, answer: String) -> Option<Challenge> {
         }),
         _ => None,
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
-        .collect()
 }
 
 /// Writes `challenge`'s answer to the hash, announces it, and waits
