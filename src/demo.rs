@@ -114,29 +114,29 @@ async fn answer(name: &str, req: Request<Incoming>) -> Response<Full<Bytes>> {
     resp
 }
 
-/// Binds and starts the three demo backends.
+/// Binds and starts the demo backends: the three web servers and the
+/// Early Hints one.
 pub async fn start_backends() -> std::io::Result<Vec<SocketAddr>> {
     let mut addrs = Vec::new();
     for (name, addr) in DEMO_BACKENDS {
-        let l = TcpListener::bind(addr).await.map_err(|e| {
-            std::io::Error::new(
-                e.kind(),
-                format!("demo backend {name} cannot listen on {addr}: {e}"),
-            )
-        })?;
+        let l = bind(name, addr).await?;
         addrs.push(l.local_addr()?);
         spawn_backend(name, l);
     }
     let (name, addr) = DEMO_HINTS_BACKEND;
-    let l = TcpListener::bind(addr).await.map_err(|e| {
+    let l = bind(name, addr).await?;
+    addrs.push(l.local_addr()?);
+    spawn_hints_backend(l);
+    Ok(addrs)
+}
+
+async fn bind(name: &str, addr: &str) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr).await.map_err(|e| {
         std::io::Error::new(
             e.kind(),
             format!("demo backend {name} cannot listen on {addr}: {e}"),
         )
-    })?;
-    addrs.push(l.local_addr()?);
-    spawn_hints_backend(l);
-    Ok(addrs)
+    })
 }
 
 /// The interim response `spawn_hints_backend` sends first.
