@@ -124,13 +124,9 @@ fn present(h: &HeaderMap) -> Present {
     p
 }
 
+/// One of the fixed hop-by-hop fields `headers::strip_hop_by_hop` drops.
 fn is_hop_by_hop(name: &header::HeaderName) -> bool {
-    *name == header::CONNECTION
-        || *name == header::TE
-        || *name == header::TRANSFER_ENCODING
-        || *name == header::UPGRADE
-        || name.as_str() == "keep-alive"
-        || name.as_str() == "proxy-connection"
+    super::headers::HOP_BY_HOP.contains(name)
 }
 
 /// The backend's request head for a head [`handles`] accepts, as

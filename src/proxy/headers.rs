@@ -64,7 +64,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 }
 
 /// The fixed hop-by-hop headers; `Connection` first.
-static HOP_BY_HOP: [HeaderName; 6] = [
+pub(super) static HOP_BY_HOP: [HeaderName; 6] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
