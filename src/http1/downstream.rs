@@ -76,12 +76,32 @@ where
         .and_then(|s| s.canonical_reason());
     out.extend_from_slice(canonical.map_or(head.reason(), str::as_bytes));
     out.extend_from_slice(b"\r\n");
-    for (name, value, k) in head.classified() {
-        if k.hop_by_hop() || conn.names(name, || head.fields()) {
+    // Fields passed on as they came (`name: value` CRLF, the usual form)
+    // are copied a run of lines at a time: one copy for the lot, where
+    // writing each field's four pieces was four.
+    let bytes = head.bytes();
+    let mut run = 0..0;
+    for f in head.spans() {
+        let (name, value) = (f.name.get(bytes), f.value.get(bytes));
+        if f.kind.hop_by_hop() || conn.names(name, || head.fields()) {
             continue;
         }
-        put(out, name, value);
+        let line = f.name.start as usize..f.value.end as usize + 2;
+        let usual = f.value.start == f.name.end + 2
+            && bytes.get(f.name.end as usize + 1) == Some(&b' ')
+            && bytes.get(f.value.end as usize..line.end) == Some(b"\r\n");
+        if !usual {
+            out.extend_from_slice(&bytes[run.clone()]);
+            run = 0..0;
+            put(out, name, value);
+        } else if run.end == line.start {
+            run.end = line.end;
+        } else {
+            out.extend_from_slice(&bytes[run.clone()]);
+            run = line;
+        }
     }
+    out.extend_from_slice(&bytes[run]);
     if head.is_interim() {
         out.extend_from_slice(b"\r\n");
         return Written {

@@ -6,7 +6,7 @@
 use super::tokens;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Kind {
+pub enum Kind {
     Connection,
     KeepAlive,
     ProxyConnection,
@@ -40,7 +40,7 @@ impl Kind {
     }
 }
 
-pub(super) fn kind(name: &[u8]) -> Kind {
+pub fn kind(name: &[u8]) -> Kind {
     // One length switch, then one compare (a table of candidates per
     // length was built on the stack at every call).
     let is = |lower: &[u8]| is_lower(name, lower);
@@ -114,6 +114,10 @@ impl<'a> ConnectionNames<'a> {
             self.values[self.n] = value;
         }
         self.n += 1;
+        // The usual values, without splitting them into tokens.
+        if value.eq_ignore_ascii_case(b"keep-alive") || value.eq_ignore_ascii_case(b"close") {
+            return;
+        }
         for t in tokens(value) {
             if t.eq_ignore_ascii_case(b"upgrade") {
                 self.upgrade = true;

@@ -33,6 +33,9 @@ pub mod upstream;
 pub use body::{BodyKind, ChunkedDecoder, Piece};
 pub use buffer::ReadBuf;
 pub use error::Violation;
+/// What a field name is to the proxy (hop-by-hop, framing, forwarding):
+/// one length switch and one case-blind compare.
+pub use fields::{kind as field_kind, Kind as FieldKind};
 pub use request::{Parsed, RequestHead, RequestParser};
 pub use response::{ResponseHead, ResponseParser};
 

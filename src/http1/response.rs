@@ -156,6 +156,16 @@ impl<'a> ResponseHead<'a> {
             .map(move |f| (f.name.get(bytes), f.value.get(bytes), f.kind))
     }
 
+    /// The fields as spans of [`bytes`](Self::bytes), with their kinds.
+    pub(super) fn spans(&self) -> impl Iterator<Item = super::Field> + 'a {
+        self.p.fields.iter().copied()
+    }
+
+    /// The bytes the head was parsed from.
+    pub(super) fn bytes(&self) -> &'a [u8] {
+        self.bytes
+    }
+
     /// The first `Keep-Alive` field's value (the server's idle timeout).
     pub fn keep_alive_value(&self) -> Option<&'a [u8]> {
         self.classified()
@@ -179,6 +189,11 @@ impl<'a> ResponseHead<'a> {
         let (mut close, mut keep) = (false, false);
         for (_, v, k) in self.classified() {
             if k == super::fields::Kind::Connection {
+                // The usual value, without splitting it into tokens.
+                if v.eq_ignore_ascii_case(b"keep-alive") {
+                    keep = true;
+                    continue;
+                }
                 for t in super::tokens(v) {
                     close |= t.eq_ignore_ascii_case(b"close");
                     keep |= t.eq_ignore_ascii_case(b"keep-alive");

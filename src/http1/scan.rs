@@ -127,19 +127,22 @@ impl HeadScan {
         let limit = bytes.len().min(self.start.saturating_add(max));
         let cut = limit < bytes.len();
         loop {
-            let mut colon = None;
-            let end = match memchr::memchr2(CR, LF, &bytes[self.pos..limit]) {
-                Some(off) => self.pos + off,
-                None => limit,
-            };
-            let line = &bytes[self.line_start..end];
-            if !self.first_line_done {
-                if role == Role::Request && first && line.starts_with(b"PRI ") {
+            let (end, colon) = if self.first_line_done {
+                self.field_line(bytes, limit)?
+            } else {
+                let end = match memchr::memchr2(CR, LF, &bytes[self.pos..limit]) {
+                    Some(off) => self.pos + off,
+                    None => limit,
+                };
+                if role == Role::Request
+                    && first
+                    && bytes[self.line_start..end].starts_with(b"PRI ")
+                {
                     return Ok(Scanned::Preface);
                 }
-            } else {
-                colon = check_field_prefix(line, end < limit)?;
-            }
+                (end, None)
+            };
+            let line = &bytes[self.line_start..end];
             if end == limit {
                 self.pos = limit;
                 return if cut {
@@ -209,8 +212,64 @@ impl HeadScan {
         self.held.get_or_insert(v);
     }
 
+    /// Where the field line at `line_start` ends (its CR or LF; `limit`
+    /// when not here yet) and where its name's colon is, with the checks
+    /// a field line gets as its bytes arrive, in byte order: no folding, a
+    /// token name ended by `:`, a short framing value; a value byte no
+    /// value may hold is held as `httparse` would refuse it. One pass: the
+    /// name a byte at a time, the value eight bytes at a time, looking for
+    /// its end and its bad bytes at once.
+    fn field_line(
+        &mut self,
+        bytes: &[u8],
+        limit: usize,
+    ) -> Result<(usize, Option<usize>), Violation> {
+        let at = self.line_start;
+        let rest = &bytes[at..limit];
+        match rest.first() {
+            None => return Ok((limit, None)),
+            Some(b' ' | b'\t') => return Err(Violation::ObsFold),
+            // The empty line that ends the head (or a bare LF).
+            Some(&CR | &LF) => return Ok((at, None)),
+            Some(_) => {}
+        }
+        // `:` is not a token character: the first non-token byte is the
+        // colon, or a bad name (a CR or LF ends a name without its colon).
+        let Some(colon) = token_end(rest) else {
+            return Ok((limit, None));
+        };
+        if rest[colon] != b':' || colon == 0 {
+            return Err(Violation::BadFieldName);
+        }
+        let value_at = at + colon + 1;
+        // Resumed where the previous call stopped, when it did in the value.
+        let mut from = value_at.max(self.pos);
+        let end = loop {
+            match find_ctl(&bytes[from..limit]) {
+                None => break limit,
+                Some(off) => match bytes[from + off] {
+                    CR | LF => break from + off,
+                    b'\t' => from += off + 1,
+                    _ => {
+                        self.hold(Violation::Malformed);
+                        from += off + 1;
+                    }
+                },
+            }
+        };
+        if end - value_at > VALUE_CAP {
+            match kind(&rest[..colon]) {
+                Kind::ContentLength => return Err(Violation::BadCl),
+                Kind::TransferEncoding => return Err(Violation::BadTe),
+                _ => {}
+            }
+        }
+        Ok((end, Some(colon)))
+    }
+
     /// A complete field line (at `at` in the bytes): its framing value
-    /// checked, its value's syntax, and the field recorded.
+    /// checked and the field recorded (its value's syntax was checked as
+    /// its end was found).
     fn end_field(
         &mut self,
         line: &[u8],
@@ -222,7 +281,16 @@ impl HeadScan {
             return Err(Violation::BadFieldName);
         };
         let raw = &line[colon + 1..];
-        let value = trim_ows(raw);
+        let is_ows = |b: u8| b == b' ' || b == b'\t';
+        let mut leading = 0;
+        while raw.get(leading).is_some_and(|&b| is_ows(b)) {
+            leading += 1;
+        }
+        let mut len = raw.len() - leading;
+        while len > 0 && is_ows(raw[leading + len - 1]) {
+            len -= 1;
+        }
+        let value = &raw[leading..leading + len];
         let k = kind(&line[..colon]);
         match k {
             Kind::ContentLength => {
@@ -240,14 +308,10 @@ impl HeadScan {
             }
             _ => {}
         }
-        if !is_value(raw) {
-            self.hold(Violation::Malformed);
-        }
         if fields.len() == MAX_FIELDS {
             self.hold(Violation::TooManyFields);
             return Ok(());
         }
-        let leading = raw.iter().take_while(|&&b| b == b' ' || b == b'\t').count();
         fields.push(Field {
             name: Span::at(at, colon),
             value: Span::at(at + colon + 1 + leading, value.len()),
@@ -322,39 +386,6 @@ fn version(v: &[u8]) -> Option<u8> {
     }
 }
 
-/// The checks a field line gets as its bytes arrive, in byte order: no
-/// folding, a token name ended by `:`, a short framing value. `ended`: the
-/// line's CR or LF is here (a name must have ended by then). Returns
-/// where the name's colon is.
-fn check_field_prefix(line: &[u8], ended: bool) -> Result<Option<usize>, Violation> {
-    match line.first() {
-        None => return Ok(None),
-        Some(b' ' | b'\t') => return Err(Violation::ObsFold),
-        Some(_) => {}
-    }
-    // `:` is not a token character: the first non-token byte is the
-    // colon, or a bad name.
-    let Some(colon) = line.iter().position(|&b| !TCHAR[usize::from(b)]) else {
-        // All name so far; a CR or LF ends a name without its colon.
-        return if ended {
-            Err(Violation::BadFieldName)
-        } else {
-            Ok(None)
-        };
-    };
-    if line[colon] != b':' || colon == 0 {
-        return Err(Violation::BadFieldName);
-    }
-    if line.len() - colon - 1 > VALUE_CAP {
-        match kind(&line[..colon]) {
-            Kind::ContentLength => return Err(Violation::BadCl),
-            Kind::TransferEncoding => return Err(Violation::BadTe),
-            _ => {}
-        }
-    }
-    Ok(Some(colon))
-}
-
 /// Are all of `v`'s bytes [`VALUE`] bytes? Eight at a time: a word with
 /// no byte below 0x20 and none equal to 0x7f needs no closer look (the
 /// usual case: values are printable), one with such a byte (a tab, or a
@@ -378,6 +409,74 @@ fn is_value(v: &[u8]) -> bool {
         }
     }
     words.remainder().iter().all(|&b| VALUE[usize::from(b)])
+}
+
+/// Where the first byte of `v` that is not a token character is (a field
+/// name's end): eight bytes at a time while they are letters, digits and
+/// `-` (the names clients and servers send), then byte by byte.
+fn token_end(v: &[u8]) -> Option<usize> {
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut i = 0;
+    for w in v.chunks_exact(8) {
+        let Ok(bytes) = <[u8; 8]>::try_from(w) else {
+            break;
+        };
+        let other = !usual(u64::from_le_bytes(bytes)) & HIGH;
+        if other != 0 {
+            i += (other.trailing_zeros() / 8) as usize;
+            break;
+        }
+        i += 8;
+    }
+    v[i..]
+        .iter()
+        .position(|&b| !TCHAR[usize::from(b)])
+        .map(|p| i + p)
+}
+
+/// The high bit of each byte of `x` that is an ASCII letter, digit or `-`,
+/// exactly (seven-bit sums: no carry reaches the next byte).
+fn usual(x: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let t = x & !HIGH;
+    // High bit set: the byte is at least `lo`; the byte is above `hi`.
+    let at_least = |v: u64, lo: u8| v + ONES * u64::from(0x80 - lo);
+    let above = |v: u64, hi: u8| v + ONES * u64::from(0x7f - hi);
+    let folded = t | ONES * 0x20;
+    let letter = at_least(folded, b'a') & !above(folded, b'z');
+    let digit = at_least(t, b'0') & !above(t, b'9');
+    let dash = !((t ^ ONES * u64::from(b'-')) + ONES * 0x7f);
+    (letter | digit | dash) & !x & HIGH
+}
+
+/// Where the first byte below 0x20 or equal to 0x7f is in `v` (a line's
+/// CR or LF, a tab, or a byte no value may hold), eight bytes at a time.
+/// The lowest byte a word flags is exact: a borrow only ever reaches the
+/// bytes above a flagged one.
+fn find_ctl(v: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut words = v.chunks_exact(8);
+    let mut i = 0;
+    for w in &mut words {
+        let Ok(bytes) = <[u8; 8]>::try_from(w) else {
+            break;
+        };
+        let x = u64::from_le_bytes(bytes);
+        let low = x.wrapping_sub(ONES * 0x20) & !x;
+        let d = x ^ (ONES * 0x7f);
+        let del = d.wrapping_sub(ONES) & !d;
+        let m = (low | del) & HIGH;
+        if m != 0 {
+            return Some(i + (m.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    let rest = words.remainder();
+    rest.iter()
+        .position(|&b| b < 0x20 || b == 0x7f)
+        .map(|p| v.len() - rest.len() + p)
 }
 
 /// Field value bytes (and a reason phrase's): HTAB, SP, VCHAR, obs-text.
@@ -456,7 +555,28 @@ mod differential;
 
 #[cfg(test)]
 mod value_tests {
-    use super::{is_value, VALUE};
+    use super::{find_ctl, is_value, token_end, TCHAR, VALUE};
+
+    #[test]
+    fn words_find_what_bytes_find() {
+        // Every byte at every place of a 19-byte name or value (two words
+        // and a remainder), the rest usual.
+        for b in 0..=255u8 {
+            for at in 0..19 {
+                let mut v = *b"Content-Type-x01234";
+                v[at] = b;
+                let slow = v.iter().position(|&c| !TCHAR[usize::from(c)]);
+                assert_eq!(token_end(&v), slow, "byte {b:#x} at {at}");
+                let mut w = *b"text/html; q=0.9, *";
+                w[at] = b;
+                let slow = w.iter().position(|&c| c < 0x20 || c == 0x7f);
+                assert_eq!(find_ctl(&w), slow, "byte {b:#x} at {at}");
+            }
+        }
+        assert_eq!(token_end(b"Host: a"), Some(4));
+        assert_eq!(token_end(b"host"), None);
+        assert_eq!(find_ctl(b"a\tb\r\n"), Some(1));
+    }
 
     #[test]
     fn words_and_bytes_agree() {

@@ -119,9 +119,19 @@ pub async fn forward<W: AsyncWrite + Unpin>(
         // Interim responses go to HTTP/1.1 clients only (RFC 9110 §15.2).
         let hints =
             (client.minor == 1 && to.relay_interim).then_some((&mut *client.to, &mut *client.out));
-        let sent = send(to, server, pool, client.up, hints, head_request, max_head);
-        let timeout = (sent_at, proxy.response_timeout);
-        match within(client.timer.as_mut(), timeout, sent).await {
+        // The connection's timer, moved: a store, not a new timer. The
+        // exchange is awaited here rather than passed to a helper: its
+        // future is large, and each hand-over is a copy of it.
+        client
+            .timer
+            .as_mut()
+            .reset(deadline(sent_at, proxy.response_timeout));
+        let sent = tokio::select! {
+            biased;
+            r = send(to, server, pool, client.up, hints, head_request, max_head) => Ok(r),
+            () = client.timer.as_mut() => Err(()),
+        };
+        match sent {
             Ok(Ok((conn, head_len))) => {
                 let latency = sent_at.elapsed();
                 return respond(to, idx, conn, head_len, latency, client, pool, ex).await;
@@ -164,22 +174,10 @@ pub async fn forward<W: AsyncWrite + Unpin>(
     Fast::Failed(last_err)
 }
 
-/// `fut`, or `Err` if `timer`, set `after` from `now`, fires first. The
-/// timer is the connection's: moving it later is a store, not a new timer.
-async fn within<F: std::future::Future>(
-    mut timer: std::pin::Pin<&mut tokio::time::Sleep>,
-    (now, after): (tokio::time::Instant, std::time::Duration),
-    fut: F,
-) -> Result<F::Output, ()> {
-    let deadline = now
-        .checked_add(after)
-        .unwrap_or(now + std::time::Duration::from_secs(86_400 * 365));
-    timer.as_mut().reset(deadline);
-    tokio::select! {
-        biased;
-        r = fut => Ok(r),
-        () = timer => Err(()),
-    }
+/// `after` from `now`, saturating (a timeout may be "never").
+fn deadline(now: tokio::time::Instant, after: std::time::Duration) -> tokio::time::Instant {
+    now.checked_add(after)
+        .unwrap_or(now + std::time::Duration::from_secs(86_400 * 365))
 }
 
 /// Sends the head over a pooled connection (or a new one) and reads the
