@@ -280,17 +280,15 @@ impl HeadScan {
         let Some(colon) = colon else {
             return Err(Violation::BadFieldName);
         };
-        let raw = &line[colon + 1..];
-        let is_ows = |b: u8| b == b' ' || b == b'\t';
-        let mut leading = 0;
-        while raw.get(leading).is_some_and(|&b| is_ows(b)) {
-            leading += 1;
+        // The value without the whitespace around it.
+        let (mut start, mut end) = (colon + 1, line.len());
+        while start < end && matches!(line[start], b' ' | b'\t') {
+            start += 1;
         }
-        let mut len = raw.len() - leading;
-        while len > 0 && is_ows(raw[leading + len - 1]) {
-            len -= 1;
+        while end > start && matches!(line[end - 1], b' ' | b'\t') {
+            end -= 1;
         }
-        let value = &raw[leading..leading + len];
+        let value = &line[start..end];
         let k = kind(&line[..colon]);
         match k {
             Kind::ContentLength => {
@@ -314,7 +312,7 @@ impl HeadScan {
         }
         fields.push(Field {
             name: Span::at(at, colon),
-            value: Span::at(at + colon + 1 + leading, value.len()),
+            value: Span::at(at + start, value.len()),
             kind: k,
         });
         Ok(())

@@ -608,25 +608,32 @@ fn to_request(
 
 /// Is the field name `raw` the lowercase `name` but for case? Eight bytes
 /// at a time (a client's names are in canonical case, `User-Agent`: a
-/// byte-by-byte case-blind compare cost ~20 instructions a byte).
+/// byte-by-byte case-blind compare cost ~20 instructions a byte), the
+/// last word overlapping the one before it.
 fn is_name(raw: &[u8], name: &[u8]) -> bool {
-    if raw.len() != name.len() {
+    let len = raw.len();
+    if len != name.len() {
         return false;
     }
-    let (mut a, mut b) = (raw.chunks(8), name.chunks(8));
-    a.all(|x| b.next().is_some_and(|y| lower_word(x) == word(y)))
+    if len < 8 {
+        return raw
+            .iter()
+            .zip(name)
+            .all(|(&r, &n)| r.to_ascii_lowercase() == n);
+    }
+    let mut at = 0;
+    while at + 8 <= len {
+        if lower_word(&raw[at..at + 8]) != word(&name[at..at + 8]) {
+            return false;
+        }
+        at += 8;
+    }
+    at == len || lower_word(&raw[len - 8..]) == word(&name[len - 8..])
 }
 
-/// Up to eight bytes as a word, zero-padded (byte by byte when fewer: a
-/// copy of a few bytes is a `memcpy` call).
+/// Eight bytes as a word (fewer: zero).
 fn word(b: &[u8]) -> u64 {
-    if let Ok(w) = <[u8; 8]>::try_from(b) {
-        return u64::from_le_bytes(w);
-    }
-    b.iter()
-        .take(8)
-        .enumerate()
-        .fold(0, |w, (i, &c)| w | u64::from(c) << (8 * i))
+    <[u8; 8]>::try_from(b).map_or(0, u64::from_le_bytes)
 }
 
 /// [`word`] with `A`-`Z` made lowercase (and nothing else changed).
