@@ -395,21 +395,17 @@ fn serve(
     let demo = config_path.is_none();
     farmgate::log::init(&snapshot.log.level);
     farmgate::listener::limit::raise_fd_limit(&snapshot);
-    // One worker: the current-thread scheduler runs the same tasks on one
-    // thread without the work-stealing machinery (atomics, a second thread
-    // to wake), which profiling showed costs CPU per request for nothing.
-    let mut rt = match snapshot.runtime.worker_threads {
-        Some(1) => tokio::runtime::Builder::new_current_thread(),
-        n => {
-            let mut b = tokio::runtime::Builder::new_multi_thread();
-            if let Some(n) = n {
-                b.worker_threads(n);
-            }
-            b
-        }
-    };
-    rt.enable_all().thread_name("farmgate-worker");
-    let rt = match rt.build() {
+    // Every serving thread runs a current-thread runtime of its own and
+    // keeps its connections (`listener::workers`): no work stealing, whose
+    // atomics, thread wake-ups and tasks moving between cores profiling
+    // showed cost CPU per request for nothing. This thread is the first.
+    let threads = snapshot.runtime.worker_threads.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("farmgate: cannot start the runtime: {e}");
@@ -417,6 +413,10 @@ fn serve(
         }
     };
     rt.block_on(async move {
+        if let Err(e) = farmgate::listener::workers::start(threads) {
+            eprintln!("farmgate: cannot start {threads} serving threads: {e}");
+            return ExitCode::from(1);
+        }
         if demo {
             if let Err(e) = farmgate::demo::start_backends().await {
                 eprintln!("farmgate: {e}");

@@ -137,7 +137,13 @@ impl Running {
         while conns.active() + tunnels() > 0 && tokio::time::Instant::now() < deadline {
             // Connections wake this at once; tunnels are looked at 10 times a second.
             let step = (deadline - tokio::time::Instant::now()).min(Duration::from_millis(100));
-            conns.wait_closed(step).await;
+            if conns.active() > 0 {
+                conns.wait_closed(step).await;
+            } else {
+                // Only tunnels left: `wait_closed` would return at once, and
+                // this loop would spin, starving the tunnels on this thread.
+                tokio::time::sleep(step).await;
+            }
         }
         let left = conns.drain(Duration::from_secs(1)).await + tunnels();
         self.health.stop();

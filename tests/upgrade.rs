@@ -37,10 +37,13 @@ impl Upgradable {
         let (addr, admin) = (free_port(), free_port());
         let dir = fresh_temp_dir("farmgate-upgrade");
         let pid_file = dir.join("farmgate.pid");
+        // One serving thread: a retiring process that spins starves its own
+        // connections then (its wait for tunnels once did) instead of
+        // hiding it behind a second thread.
         let cfg = format!(
             "listeners:\n  - name: public\n    bind: \"{addr}\"\n\
              admin:\n  bind: \"{admin}\"\n\
-             runtime:\n  pid_file: \"{}\"\n  shutdown_timeout: 5s\n\
+             runtime:\n  pid_file: \"{}\"\n  shutdown_timeout: 5s\n  worker_threads: 1\n\
              proxy:\n  idle_timeout: 5s\n\
              log:\n  access: off\n{farms}",
             pid_file.display()
@@ -387,6 +390,11 @@ async fn a_websocket_open_across_an_upgrade_keeps_echoing() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 101);
+    ws.send(tokio_tungstenite::tungstenite::Message::text("before"))
+        .await
+        .unwrap();
+    let echoed = ws.next().await.unwrap().unwrap();
+    assert_eq!(echoed.into_text().unwrap().as_str(), "before");
     let old = fg.pid();
     fg.upgrade().await;
     for i in 0..10 {

@@ -8,4 +8,5 @@ pub mod locate;
 pub mod net;
 pub mod trace_context;
 pub mod units;
+pub mod worker;
 pub mod yaml;

@@ -24,6 +24,7 @@ pub mod proxy_protocol;
 mod service;
 pub mod set;
 mod tls;
+pub mod workers;
 
 use crate::config::snapshot::{ClientLimits, Http1Server};
 use crate::config::Snapshot;
@@ -364,32 +365,38 @@ pub fn spawn(
                     };
                     let _ = stream.set_nodelay(true);
                     let secure = task_tls.is_some();
-                    let accepted = Accepted {
-                        stream,
-                        peer,
-                        local: local_addr,
-                        activity,
-                        slot,
-                        max_head: limits.max_header_size,
-                        engine: http1 == Http1Server::Engine,
-                        per_ip,
-                    };
                     let (tls, gw, builder, stats) =
                         (task_tls.clone(), gw.clone(), builder.clone(), stats.clone());
-                    if proxied.is_some() {
-                        // The header is read in the connection's own task.
-                        let conns = conns.clone();
-                        tokio::spawn(async move {
-                            let timeout = limits.header_timeout;
-                            if let Some(mut a) = accepted.behind_proxy(timeout).await {
-                                if clients.admit(&conns, a.peer, &mut a.per_ip) {
-                                    a.serve(stats, secure, tls, gw, builder);
+                    let conns = conns.clone();
+                    let engine = http1 == Http1Server::Engine;
+                    let max_head = limits.max_header_size;
+                    // Served on the serving thread with the fewest connections.
+                    workers::place(stream, move |stream, placed| {
+                        let accepted = Accepted {
+                            stream,
+                            peer,
+                            local: local_addr,
+                            activity,
+                            slot,
+                            max_head,
+                            engine,
+                            per_ip,
+                            placed,
+                        };
+                        if proxied.is_some() {
+                            // The header is read in the connection's own task.
+                            tokio::spawn(async move {
+                                let timeout = limits.header_timeout;
+                                if let Some(mut a) = accepted.behind_proxy(timeout).await {
+                                    if clients.admit(&conns, a.peer, &mut a.per_ip) {
+                                        a.serve(stats, secure, tls, gw, builder);
+                                    }
                                 }
-                            }
-                        });
-                    } else {
-                        accepted.serve(stats, secure, tls, gw, builder);
-                    }
+                            });
+                        } else {
+                            accepted.serve(stats, secure, tls, gw, builder);
+                        }
+                    });
                 }
                 Err(e) => {
                     // EMFILE and friends: back off instead of spinning.
@@ -452,6 +459,8 @@ struct Accepted {
     engine: bool,
     /// Its place under `max_connections_per_ip`.
     per_ip: Option<crate::limits::InFlightGuard>,
+    /// Its place on a serving thread (`workers.rs`).
+    placed: Option<workers::Placed>,
 }
 
 impl ClientRules {
@@ -524,6 +533,7 @@ impl Accepted {
             slot: self.slot,
             engine: self.engine,
             per_ip: self.per_ip,
+            placed: self.placed,
         };
         match tls {
             None => serve_connection(self.stream, conn, gw, builder),
@@ -557,6 +567,8 @@ pub(crate) struct Conn {
     engine: bool,
     /// Its place under `max_connections_per_ip`.
     per_ip: Option<crate::limits::InFlightGuard>,
+    /// Its place on a serving thread, given back when it ends.
+    placed: Option<workers::Placed>,
 }
 
 /// Serves one client connection until it closes or shutdown drains it.
@@ -600,8 +612,9 @@ async fn run_connection<S>(
         slot,
         engine: _,
         per_ip,
+        placed,
     } = conn;
-    let _slot = (slot, per_ip);
+    let _slot = (slot, per_ip, placed);
     let _counted = info.stats.connection();
     let mut shutdown = gw.connections.subscribe();
     let mut retiring = gw.connections.retiring.subscribe();

@@ -112,6 +112,9 @@ pub const CONFIG_LAST_RELOAD_SUCCESS: &str =
 /// Counter `{result}`: binary upgrades that did not happen, `failed` (the new
 /// process did not start) or `refused` (one under way, or not possible).
 pub const UPGRADES_NOT_DONE: &str = "farmgate_upgrades_not_done";
+/// Gauge `{thread}`: client connections each serving thread serves now
+/// (`runtime.worker_threads` above one; thread 0 is the main thread).
+pub const SERVING_THREAD_CONNECTIONS: &str = "farmgate_serving_thread_connections";
 /// Info `{version}`: always 1 (scraped as `farmgate_build_info`).
 pub const BUILD: &str = "farmgate_build";
 /// Standard process metrics (as every Prometheus client library names them).

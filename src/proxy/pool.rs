@@ -53,8 +53,12 @@ pub struct BackendPool {
     idle: Mutex<Vec<Idle>>,
     pub h2: H2Conns,
     /// The HTTP/1 engine's fast path keeps its own connections (raw
-    /// streams with their read buffer, `proxy::fast`), by the same rules.
-    raw: Mutex<Vec<RawIdle>>,
+    /// streams with their read buffer, `proxy::fast`), by the same rules,
+    /// one list per serving thread (`ground::worker`): a socket is
+    /// registered with the thread that opened it, and used there only, a
+    /// request's readiness never crosses threads. Made at first use, when
+    /// the serving threads run (the pool itself is made with the config).
+    raw: std::sync::OnceLock<Box<[Mutex<Vec<RawIdle>>]>>,
 }
 
 /// A backend connection of the engine's fast path, with its reused read
@@ -85,7 +89,7 @@ impl BackendPool {
             address: address.into(),
             idle: Mutex::new(Vec::new()),
             h2: H2Conns::default(),
-            raw: Mutex::new(Vec::new()),
+            raw: std::sync::OnceLock::new(),
         }
     }
 
@@ -93,7 +97,7 @@ impl BackendPool {
     /// (a retired one met on the way is closed). Whether the backend
     /// closed it meanwhile shows when it is used.
     pub fn checkout_raw(&self) -> Option<RawConn> {
-        let mut idle = self.raw.lock().unwrap_or_else(|p| p.into_inner());
+        let mut idle = self.raw_here().lock().unwrap_or_else(|p| p.into_inner());
         if idle.is_empty() {
             return None;
         }
@@ -116,7 +120,7 @@ impl BackendPool {
         conn.buf.release();
         conn.parser.release();
         let until = Instant::now() + keep;
-        let mut idle = self.raw.lock().unwrap_or_else(|p| p.into_inner());
+        let mut idle = self.raw_here().lock().unwrap_or_else(|p| p.into_inner());
         if idle.len() < MAX_IDLE_PER_ADDRESS {
             idle.push(RawIdle { conn, until });
         }
@@ -160,15 +164,35 @@ impl BackendPool {
         let before = idle.len();
         idle.retain(|c| c.until > now && !c.sender.is_closed());
         let closed = before - idle.len() + self.h2.sweep();
-        let mut raw = self.raw.lock().unwrap_or_else(|p| p.into_inner());
-        let before = raw.len();
-        raw.retain(|c| c.until > now);
-        closed + before - raw.len()
+        let mut swept = 0;
+        for shard in self.raw.get().into_iter().flatten() {
+            let mut raw = shard.lock().unwrap_or_else(|p| p.into_inner());
+            let before = raw.len();
+            raw.retain(|c| c.until > now);
+            swept += before - raw.len();
+        }
+        closed + swept
     }
 
     pub fn idle_count(&self) -> usize {
         self.idle.lock().unwrap_or_else(|p| p.into_inner()).len()
-            + self.raw.lock().unwrap_or_else(|p| p.into_inner()).len()
+            + self
+                .raw
+                .get()
+                .into_iter()
+                .flatten()
+                .map(|s| s.lock().unwrap_or_else(|p| p.into_inner()).len())
+                .sum::<usize>()
+    }
+
+    /// This serving thread's list of idle fast-path connections.
+    fn raw_here(&self) -> &Mutex<Vec<RawIdle>> {
+        let shards = self.raw.get_or_init(|| {
+            (0..crate::ground::worker::count())
+                .map(|_| Mutex::new(Vec::new()))
+                .collect()
+        });
+        &shards[crate::ground::worker::shard(shards.len())]
     }
 
     pub fn address(&self) -> &Arc<str> {
