@@ -153,23 +153,19 @@ where
             }
             let wake = {
                 let read = async {
-                    let unbuffered = buf.is_empty() && stream.waits_unbuffered();
+                    if buf.is_empty() && stream.waits_unbuffered() {
+                        // Between requests: the wait holds no buffer (a
+                        // plain socket says when bytes come); one is taken
+                        // from the pool once they are there. (A look with a
+                        // pooled buffer first took it and gave it back on
+                        // every request.)
+                        buf.release();
+                        stream.readable().await?;
+                    }
                     let room = buf.spare(READ_SIZE, conn.max_head + READ_SIZE);
                     if room.is_empty() {
                         return Err(io::Error::other("head buffer full"));
                     }
-                    if !unbuffered {
-                        return tokio::io::AsyncReadExt::read(&mut stream, room).await;
-                    }
-                    // Between requests: one look with a pooled buffer; if
-                    // the client has sent nothing yet, the buffer goes back
-                    // and the wait holds none.
-                    if let Some(got) = read_now(&mut stream, room).await {
-                        return got;
-                    }
-                    buf.release();
-                    stream.readable().await?;
-                    let room = buf.spare(READ_SIZE, conn.max_head + READ_SIZE);
                     tokio::io::AsyncReadExt::read(&mut stream, room).await
                 };
                 // In this order, not at random: a wake is nearly always
@@ -333,21 +329,6 @@ where
     }
 }
 
-/// Reads what is there now, without waiting: `None` if nothing is.
-async fn read_now<S: AsyncRead + Unpin>(
-    stream: &mut S,
-    room: &mut [u8],
-) -> Option<io::Result<usize>> {
-    std::future::poll_fn(|cx| {
-        let mut rb = tokio::io::ReadBuf::new(room);
-        match Pin::new(&mut *stream).poll_read(cx, &mut rb) {
-            Poll::Ready(r) => Poll::Ready(Some(r.map(|()| rb.filled().len()))),
-            Poll::Pending => Poll::Ready(None),
-        }
-    })
-    .await
-}
-
 /// What the head wait woke for.
 enum Wake {
     Read(io::Result<usize>),
@@ -411,7 +392,8 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin + Send>(
         activity,
         cancelled: false,
     };
-    let work = async {
+    // Pinned where it is made (pinning it after was one more copy of it).
+    let mut work = pin!(async {
         // A new process serves this listener now (binary upgrade), or
         // shutdown: this response is the connection's last.
         let last = gw.connections.is_retiring() || gw.connections.is_draining();
@@ -442,8 +424,7 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin + Send>(
                 false
             }
         }
-    };
-    let mut work = pin!(work);
+    });
     let kept = loop {
         // The exchange first (see the head wait's select).
         tokio::select! {
