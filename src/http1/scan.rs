@@ -441,10 +441,10 @@ fn usual(x: u64) -> u64 {
     // High bit set: the byte is at least `lo`; the byte is above `hi`.
     let at_least = |v: u64, lo: u8| v + ONES * u64::from(0x80 - lo);
     let above = |v: u64, hi: u8| v + ONES * u64::from(0x7f - hi);
-    let folded = t | ONES * 0x20;
+    let folded = t | (ONES * 0x20);
     let letter = at_least(folded, b'a') & !above(folded, b'z');
     let digit = at_least(t, b'0') & !above(t, b'9');
-    let dash = !((t ^ ONES * u64::from(b'-')) + ONES * 0x7f);
+    let dash = !((t ^ (ONES * u64::from(b'-'))) + ONES * 0x7f);
     (letter | digit | dash) & !x & HIGH
 }
 
