@@ -7,8 +7,9 @@ small GETs (allocations: calls into the C allocator, counted the same way; nginx
 HAProxy allocate from their own pools, which this does not see). A proxy is measured twice, with FEW and with MANY requests; the
 difference of the two totals divided by (MANY - FEW) is its instructions per request,
 so start-up, config loading and shutdown cancel out. Counts do not depend on the
-machine's load, which makes this the figure to compare commits by on shared cores
-(about +-1% between runs of the same binary).
+machine's load, which makes this the figure to compare commits by on shared cores.
+Counting starts after start-up and 20 warm-up requests (callgrind_control -i on):
+start-up varied by up to ~600 instructions per request between runs of one binary.
 
 Usage: benches/load/instructions.sh [--only farmgate,nginx,haproxy] [--few N] [--many N]
                                     [--path /] [--port-base N] [--binary PATH]
@@ -95,7 +96,12 @@ def callgrind_allocations(out):
 
 def measure(name, cmd, port, path, count, work):
     out = f"{work}/callgrind.{name}.{count}"
-    vg = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", "--trace-children=no"]
+    # Counting starts after start-up and the warm-up requests: start-up
+    # varies by hundreds of instructions per request between runs of one
+    # binary (aws-lc seeds its RNG from CPU jitter), which the two runs'
+    # difference does not cancel.
+    vg = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", "--trace-children=no",
+          "--instr-atstart=no"]
     p = run.start(vg + cmd, [], f"{work}/{name}.{count}.out")
     deadline = time.time() + 120
     while run.port_free(port):
@@ -105,6 +111,14 @@ def measure(name, cmd, port, path, count, work):
             raise SystemExit(f"{name} did not listen on {port} under valgrind")
         time.sleep(0.1)
     drive(port, path, 20)  # warm: backend connections open, lazy state built
+    # The command is read when the proxy next runs: a connection opened and
+    # closed (no request) wakes it, at a cost of a few instructions per
+    # request if it takes more than one.
+    on = subprocess.Popen(["callgrind_control", "-i", "on", str(p.pid)], stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL)
+    while on.poll() is None:
+        socket.create_connection(("127.0.0.1", port), timeout=60).close()
+        time.sleep(0.2)
     drive(port, path, count)
     os.killpg(p.pid, 15)
     p.wait(timeout=120)
