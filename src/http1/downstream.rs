@@ -59,10 +59,11 @@ where
 {
     let mut conn = ConnectionNames::new();
     let (mut upgrade_value, mut has_date) = (None, false);
-    for (_, value, k) in head.classified() {
-        match k {
-            Kind::Connection => conn.add(value),
-            Kind::Upgrade => upgrade_value = upgrade_value.or(Some(value)),
+    let bytes = head.bytes();
+    for f in head.spans() {
+        match f.kind {
+            Kind::Connection => conn.add(f.value.get(bytes)),
+            Kind::Upgrade => upgrade_value = upgrade_value.or(Some(f.value.get(bytes))),
             Kind::Date => has_date = true,
             _ => {}
         }
@@ -79,7 +80,6 @@ where
     // Fields passed on as they came (`name: value` CRLF, the usual form)
     // are copied a run of lines at a time: one copy for the lot, where
     // writing each field's four pieces was four.
-    let bytes = head.bytes();
     let mut run = 0..0;
     for f in head.spans() {
         let (name, value) = (f.name.get(bytes), f.value.get(bytes));

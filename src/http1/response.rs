@@ -144,18 +144,6 @@ impl<'a> ResponseHead<'a> {
             .map(move |f| (f.name.get(bytes), f.value.get(bytes)))
     }
 
-    /// The fields with what each name is to the proxy (classified once,
-    /// when the head was read).
-    pub(super) fn classified(
-        &self,
-    ) -> impl Iterator<Item = (&'a [u8], &'a [u8], super::fields::Kind)> + 'a {
-        let bytes = self.bytes;
-        self.p
-            .fields
-            .iter()
-            .map(move |f| (f.name.get(bytes), f.value.get(bytes), f.kind))
-    }
-
     /// The fields as spans of [`bytes`](Self::bytes), with their kinds.
     pub(super) fn spans(&self) -> impl Iterator<Item = super::Field> + 'a {
         self.p.fields.iter().copied()
@@ -168,9 +156,18 @@ impl<'a> ResponseHead<'a> {
 
     /// The first `Keep-Alive` field's value (the server's idle timeout).
     pub fn keep_alive_value(&self) -> Option<&'a [u8]> {
-        self.classified()
-            .find(|&(_, _, k)| k == super::fields::Kind::KeepAlive)
-            .map(|(_, v, _)| v)
+        self.valued(super::fields::Kind::KeepAlive).next()
+    }
+
+    /// The values of the fields of kind `kind` (the others' bytes are not
+    /// touched: the kinds were told when the head was read).
+    fn valued(&self, kind: super::fields::Kind) -> impl Iterator<Item = &'a [u8]> + 'a {
+        let bytes = self.bytes;
+        self.p
+            .fields
+            .iter()
+            .filter(move |f| f.kind == kind)
+            .map(move |f| f.value.get(bytes))
     }
 
     pub fn field(&self, name: &[u8]) -> Option<&'a [u8]> {
@@ -187,17 +184,15 @@ impl<'a> ResponseHead<'a> {
             return false;
         }
         let (mut close, mut keep) = (false, false);
-        for (_, v, k) in self.classified() {
-            if k == super::fields::Kind::Connection {
-                // The usual value, without splitting it into tokens.
-                if v.eq_ignore_ascii_case(b"keep-alive") {
-                    keep = true;
-                    continue;
-                }
-                for t in super::tokens(v) {
-                    close |= t.eq_ignore_ascii_case(b"close");
-                    keep |= t.eq_ignore_ascii_case(b"keep-alive");
-                }
+        for v in self.valued(super::fields::Kind::Connection) {
+            // The usual value, without splitting it into tokens.
+            if v.eq_ignore_ascii_case(b"keep-alive") {
+                keep = true;
+                continue;
+            }
+            for t in super::tokens(v) {
+                close |= t.eq_ignore_ascii_case(b"close");
+                keep |= t.eq_ignore_ascii_case(b"keep-alive");
             }
         }
         !close && (self.p.minor == 1 || keep)
