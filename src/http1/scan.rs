@@ -8,7 +8,9 @@
 //!
 //! The scan is incremental: it resumes where the previous call stopped, so
 //! a head arriving a byte at a time is read once, not re-parsed per read.
-//! Lines are found with one `memchr2` per line.
+//! The request or status line is found with `memchr2`; a field line in one
+//! pass, eight bytes at a time (its name while letters, digits and `-`; its
+//! value to its CR or LF, bad bytes found on the way).
 //!
 //! Findings of the line scan end the head at once; what `httparse` would
 //! refuse (a malformed first line or value, too many fields) is held until
