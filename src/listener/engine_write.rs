@@ -372,6 +372,25 @@ impl<W: AsyncWrite + Unpin> AsyncWrite for Noted<'_, W> {
         polled
     }
 
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut *this.inner).poll_write_vectored(cx, bufs);
+        match &polled {
+            Poll::Pending => this.activity.write_waiting(),
+            Poll::Ready(Ok(n)) if *n > 0 => this.activity.write_progress(),
+            Poll::Ready(_) => {}
+        }
+        polled
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         let this = self.get_mut();
         let polled = Pin::new(&mut *this.inner).poll_flush(cx);
