@@ -12,6 +12,7 @@
 use super::activity::ConnActivity;
 use crate::http1::body::chunk_header;
 use crate::http1::date;
+use crate::http1::io::{write_both, COPY_MAX};
 use crate::http1::upstream::push_decimal;
 use crate::proxy::body::{BoxError, ProxyBody};
 use bytes::Buf;
@@ -107,15 +108,27 @@ pub(super) async fn write_response<W: AsyncWrite + Unpin>(
         };
         match frame.into_data() {
             Ok(mut data) => {
-                if data.has_remaining() {
-                    if matches!(encoder, Encoder::Chunked(_)) {
-                        out.extend_from_slice(chunk_header(data.remaining() as u64, &mut hdr));
+                if matches!(encoder, Encoder::Chunked(_)) && data.has_remaining() {
+                    out.extend_from_slice(chunk_header(data.remaining() as u64, &mut hdr));
+                    while data.has_remaining() {
+                        let n = data.chunk().len();
                         out.extend_from_slice(data.chunk());
-                        out.extend_from_slice(b"\r\n");
-                    } else {
-                        out.extend_from_slice(data.chunk());
+                        data.advance(n);
                     }
-                    data.advance(data.remaining());
+                    out.extend_from_slice(b"\r\n");
+                }
+                while data.has_remaining() {
+                    // A large piece (a cache hit's body) goes out from where
+                    // it is, with what is buffered, not copied behind it.
+                    let chunk = data.chunk();
+                    let n = chunk.len();
+                    if n > COPY_MAX {
+                        write_both(&mut to, out, chunk).await?;
+                        out.clear();
+                    } else {
+                        out.extend_from_slice(chunk);
+                    }
+                    data.advance(n);
                 }
             }
             Err(frame) => {
