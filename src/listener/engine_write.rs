@@ -369,6 +369,18 @@ impl<'a, W> Noted<'a, W> {
     }
 }
 
+impl<W> Noted<'_, W> {
+    /// Tells the watchdog how a write went.
+    fn note(&self, polled: Poll<std::io::Result<usize>>) -> Poll<std::io::Result<usize>> {
+        match &polled {
+            Poll::Pending => self.activity.write_waiting(),
+            Poll::Ready(Ok(n)) if *n > 0 => self.activity.write_progress(),
+            Poll::Ready(_) => {}
+        }
+        polled
+    }
+}
+
 impl<W: AsyncWrite + Unpin> AsyncWrite for Noted<'_, W> {
     fn poll_write(
         self: Pin<&mut Self>,
@@ -377,12 +389,7 @@ impl<W: AsyncWrite + Unpin> AsyncWrite for Noted<'_, W> {
     ) -> Poll<std::io::Result<usize>> {
         let this = self.get_mut();
         let polled = Pin::new(&mut *this.inner).poll_write(cx, buf);
-        match &polled {
-            Poll::Pending => this.activity.write_waiting(),
-            Poll::Ready(Ok(n)) if *n > 0 => this.activity.write_progress(),
-            Poll::Ready(_) => {}
-        }
-        polled
+        this.note(polled)
     }
 
     fn poll_write_vectored(
@@ -392,12 +399,7 @@ impl<W: AsyncWrite + Unpin> AsyncWrite for Noted<'_, W> {
     ) -> Poll<std::io::Result<usize>> {
         let this = self.get_mut();
         let polled = Pin::new(&mut *this.inner).poll_write_vectored(cx, bufs);
-        match &polled {
-            Poll::Pending => this.activity.write_waiting(),
-            Poll::Ready(Ok(n)) if *n > 0 => this.activity.write_progress(),
-            Poll::Ready(_) => {}
-        }
-        polled
+        this.note(polled)
     }
 
     fn is_write_vectored(&self) -> bool {
