@@ -6,7 +6,7 @@
 //! response relay, tokio under them). Two requests: the small GET the load
 //! benchmark sends, and a browser's page request (its `sec-*` fields are
 //! names `http` does not know, each a `HeaderName` of its own when made).
-//! One test
+//! And what a new connection costs. One test
 //! in this binary, so no other test's allocations are counted.
 #![allow(clippy::unwrap_used)]
 
@@ -110,6 +110,28 @@ fn per_request(fg: std::net::SocketAddr, req: &'static [u8], n: usize) -> f64 {
     (stats.allocations + stats.reallocations) as f64 / n as f64
 }
 
+/// Allocations per connection that sends one small request and closes,
+/// over `n` of them (after a few to warm the pools).
+fn per_connection(fg: std::net::SocketAddr, n: usize) -> f64 {
+    let mut buf = vec![0u8; 8192];
+    let mut one = || {
+        let mut s = TcpStream::connect(fg).unwrap();
+        s.set_nodelay(true).unwrap();
+        s.write_all(SMALL).unwrap();
+        read_message(&mut s, &mut buf, 13);
+        assert!(buf.starts_with(b"HTTP/1.1 200 OK\r\n"));
+    };
+    for _ in 0..20 {
+        one();
+    }
+    let region = Region::new(GLOBAL);
+    for _ in 0..n {
+        one();
+    }
+    let stats = region.change();
+    (stats.allocations + stats.reallocations) as f64 / n as f64
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
 async fn a_warm_keep_alive_request_allocates_next_to_nothing() {
     let backend = backend();
@@ -129,7 +151,12 @@ async fn a_warm_keep_alive_request_allocates_next_to_nothing() {
     })
     .await
     .unwrap();
-    eprintln!("allocations per request: small {small}, browser {browser}");
+    let connection = tokio::task::spawn_blocking(move || per_connection(addr, 300))
+        .await
+        .unwrap();
+    eprintln!(
+        "allocations per request: small {small}, browser {browser}; per new connection with one request: {connection}"
+    );
     // Issue 16's target: 0-2 per request in the common case. Both
     // allocate nothing: the head copy, field tables, HeaderMap, buffers
     // and timers are reused, and the browser's names that `http` does not
@@ -139,5 +166,12 @@ async fn a_warm_keep_alive_request_allocates_next_to_nothing() {
     assert!(
         browser < 0.1,
         "browser GET: {browser} allocations per request"
+    );
+    // A new connection: its socket's registration, task, serving future,
+    // watchdog, connection info (and the client's address as a header
+    // value), its head copy and name list: 11 when this was written.
+    assert!(
+        connection <= 12.0,
+        "a new connection with one request: {connection} allocations"
     );
 }

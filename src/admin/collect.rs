@@ -718,18 +718,16 @@ impl Collector for ConfigCollector {
             ],
         )?;
         let open = crate::listener::workers::open_per_thread();
-        if !open.is_empty() {
-            let threads: Vec<String> = (0..open.len()).map(|i| i.to_string()).collect();
-            gauges(
-                &mut enc,
-                SERVING_THREAD_CONNECTIONS,
-                "Client connections each serving thread serves now (runtime.worker_threads).",
-                threads
-                    .iter()
-                    .zip(&open)
-                    .map(|(t, &n)| ([("thread", t.as_str())], n as i64)),
-            )?;
-        }
+        let threads: Vec<String> = (0..open.len()).map(|i| i.to_string()).collect();
+        gauges(
+            &mut enc,
+            SERVING_THREAD_CONNECTIONS,
+            "Client connections each serving thread serves now (runtime.worker_threads).",
+            threads
+                .iter()
+                .zip(&open)
+                .map(|(t, &n)| ([("thread", t.as_str())], n as i64)),
+        )?;
         enc.encode_descriptor(BUILD, "farmgate's version.", None, MetricType::Info)?
             .encode_info(&[("version", env!("CARGO_PKG_VERSION"))])
     }

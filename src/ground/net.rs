@@ -18,6 +18,30 @@ pub fn canonical_ip(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// Writes an IPv4 address as text (`10.0.0.1`) into `out`, returning the
+/// length: for each new connection's X-Forwarded-For value, without the
+/// formatting machinery and its `String`.
+pub fn ipv4_text(ip: std::net::Ipv4Addr, out: &mut [u8; 15]) -> usize {
+    let mut n = 0;
+    for (i, octet) in ip.octets().into_iter().enumerate() {
+        if i > 0 {
+            out[n] = b'.';
+            n += 1;
+        }
+        if octet >= 100 {
+            out[n] = b'0' + octet / 100;
+            n += 1;
+        }
+        if octet >= 10 {
+            out[n] = b'0' + octet / 10 % 10;
+            n += 1;
+        }
+        out[n] = b'0' + octet % 10;
+        n += 1;
+    }
+    n
+}
+
 /// Addresses or CIDRs from a config list; each bad entry is a problem at
 /// `key[i]`.
 pub fn parse_nets(list: &[String], key: &str, p: &mut Problems) -> Vec<IpNet> {
@@ -73,6 +97,34 @@ pub fn parse_address(text: &str) -> Result<(Scheme, Authority), String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn ipv4_text_is_what_display_writes() {
+        for ip in [
+            "0.0.0.0",
+            "127.0.0.1",
+            "10.20.30.40",
+            "255.255.255.255",
+            "1.10.100.9",
+            "192.168.0.255",
+        ] {
+            let addr: std::net::Ipv4Addr = ip.parse().unwrap();
+            let mut out = [0u8; 15];
+            let n = super::ipv4_text(addr, &mut out);
+            assert_eq!(&out[..n], addr.to_string().as_bytes());
+        }
+        // Every octet value in every place.
+        for place in 0..4 {
+            for v in 0..=255u8 {
+                let mut octets = [9, 99, 199, 0];
+                octets[place] = v;
+                let addr = std::net::Ipv4Addr::from(octets);
+                let mut out = [0u8; 15];
+                let n = super::ipv4_text(addr, &mut out);
+                assert_eq!(&out[..n], addr.to_string().as_bytes());
+            }
+        }
+    }
+
     use super::*;
 
     #[test]

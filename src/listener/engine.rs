@@ -356,6 +356,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Sock<'_, S> {
             Sock::Write(w) => Pin::new(&mut **w).poll_write(cx, b),
         }
     }
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Sock::Whole(s) => Pin::new(&mut **s).poll_write_vectored(cx, bufs),
+            Sock::Write(w) => Pin::new(&mut **w).poll_write_vectored(cx, bufs),
+        }
+    }
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Sock::Whole(s) => s.is_write_vectored(),
+            Sock::Write(w) => w.is_write_vectored(),
+        }
+    }
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Sock::Whole(s) => Pin::new(&mut **s).poll_flush(cx),

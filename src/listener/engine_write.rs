@@ -12,6 +12,7 @@
 use super::activity::ConnActivity;
 use crate::http1::body::chunk_header;
 use crate::http1::date;
+use crate::http1::io::{write_both, COPY_MAX};
 use crate::http1::upstream::push_decimal;
 use crate::proxy::body::{BoxError, ProxyBody};
 use bytes::Buf;
@@ -107,15 +108,27 @@ pub(super) async fn write_response<W: AsyncWrite + Unpin>(
         };
         match frame.into_data() {
             Ok(mut data) => {
-                if data.has_remaining() {
-                    if matches!(encoder, Encoder::Chunked(_)) {
-                        out.extend_from_slice(chunk_header(data.remaining() as u64, &mut hdr));
+                if matches!(encoder, Encoder::Chunked(_)) && data.has_remaining() {
+                    out.extend_from_slice(chunk_header(data.remaining() as u64, &mut hdr));
+                    while data.has_remaining() {
+                        let n = data.chunk().len();
                         out.extend_from_slice(data.chunk());
-                        out.extend_from_slice(b"\r\n");
-                    } else {
-                        out.extend_from_slice(data.chunk());
+                        data.advance(n);
                     }
-                    data.advance(data.remaining());
+                    out.extend_from_slice(b"\r\n");
+                }
+                while data.has_remaining() {
+                    // A large piece (a cache hit's body) goes out from where
+                    // it is, with what is buffered, not copied behind it.
+                    let chunk = data.chunk();
+                    let n = chunk.len();
+                    if n > COPY_MAX {
+                        write_both(&mut to, out, chunk).await?;
+                        out.clear();
+                    } else {
+                        out.extend_from_slice(chunk);
+                    }
+                    data.advance(n);
                 }
             }
             Err(frame) => {
@@ -356,6 +369,18 @@ impl<'a, W> Noted<'a, W> {
     }
 }
 
+impl<W> Noted<'_, W> {
+    /// Tells the watchdog how a write went.
+    fn note(&self, polled: Poll<std::io::Result<usize>>) -> Poll<std::io::Result<usize>> {
+        match &polled {
+            Poll::Pending => self.activity.write_waiting(),
+            Poll::Ready(Ok(n)) if *n > 0 => self.activity.write_progress(),
+            Poll::Ready(_) => {}
+        }
+        polled
+    }
+}
+
 impl<W: AsyncWrite + Unpin> AsyncWrite for Noted<'_, W> {
     fn poll_write(
         self: Pin<&mut Self>,
@@ -364,12 +389,21 @@ impl<W: AsyncWrite + Unpin> AsyncWrite for Noted<'_, W> {
     ) -> Poll<std::io::Result<usize>> {
         let this = self.get_mut();
         let polled = Pin::new(&mut *this.inner).poll_write(cx, buf);
-        match &polled {
-            Poll::Pending => this.activity.write_waiting(),
-            Poll::Ready(Ok(n)) if *n > 0 => this.activity.write_progress(),
-            Poll::Ready(_) => {}
-        }
-        polled
+        this.note(polled)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut *this.inner).poll_write_vectored(cx, bufs);
+        this.note(polled)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {

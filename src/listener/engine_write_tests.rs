@@ -81,3 +81,65 @@ fn the_connection_field_follows_the_connection() {
     assert_eq!(t, "HTTP/1.0 200 OK|x-a: 1|");
     assert_eq!(e, Encoder::UntilClose);
 }
+
+/// Large pieces go out from where they are (vectored, after what is
+/// buffered), small ones are copied: the bytes arrive in order either way,
+/// with a known length and chunked.
+#[tokio::test]
+async fn small_and_large_pieces_arrive_in_order() {
+    use http_body_util::BodyExt;
+    let pieces: Vec<Vec<u8>> = [10, 5000, 3, 3000, 2048, 2049]
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| vec![b'a' + i as u8; n])
+        .collect();
+    let whole: Vec<u8> = pieces.concat();
+    for known in [true, false] {
+        let frames: Vec<Result<_, BoxError>> = pieces
+            .iter()
+            .map(|p| Ok(http_body::Frame::data(bytes::Bytes::from(p.clone()))))
+            .collect();
+        let stream = http_body_util::StreamBody::new(futures_util::stream::iter(frames));
+        let body = if known {
+            ProxyBody::full(bytes::Bytes::from(whole.clone()))
+        } else {
+            ProxyBody::boxed(BodyExt::boxed_unsync(stream))
+        };
+        let activity = ConnActivity::new(
+            std::time::Duration::from_secs(10),
+            std::time::Duration::from_secs(10),
+        );
+        let mut wire: Vec<u8> = Vec::new();
+        let mut out = Vec::new();
+        let resp = Response::new(body);
+        write_response(&mut wire, resp, client(), &mut out, &activity)
+            .await
+            .unwrap();
+        let at = wire.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        let mut got = wire[at..].to_vec();
+        if !known {
+            // De-chunk: size line, data, CRLF, until the last chunk.
+            let mut plain = Vec::new();
+            let mut rest = &got[..];
+            loop {
+                let line = rest.windows(2).position(|w| w == b"\r\n").unwrap();
+                let n =
+                    usize::from_str_radix(std::str::from_utf8(&rest[..line]).unwrap(), 16).unwrap();
+                rest = &rest[line + 2..];
+                if n == 0 {
+                    break;
+                }
+                plain.extend_from_slice(&rest[..n]);
+                assert_eq!(&rest[n..n + 2], b"\r\n");
+                rest = &rest[n + 2..];
+            }
+            got = plain;
+        }
+        assert!(
+            got == whole,
+            "known length {known}: {} bytes of {}",
+            got.len(),
+            whole.len()
+        );
+    }
+}

@@ -21,6 +21,9 @@ use tokio::runtime::Handle;
 /// The serving threads, index 0 the main thread's runtime.
 static THREADS: OnceLock<Vec<Serving>> = OnceLock::new();
 
+/// Open connections when there is one serving thread.
+static ALONE: OnceLock<Arc<AtomicUsize>> = OnceLock::new();
+
 struct Serving {
     handle: Handle,
     /// Connections placed on it and still open.
@@ -94,7 +97,10 @@ where
             .min_by_key(|(_, t)| t.open.load(Ordering::Relaxed))
     });
     let Some((i, to)) = least else {
-        return serve(stream, None);
+        // One serving thread (or a runtime this module did not start).
+        let open = ALONE.get_or_init(Arc::default);
+        open.fetch_add(1, Ordering::Relaxed);
+        return serve(stream, Some(Placed(open.clone())));
     };
     to.open.fetch_add(1, Ordering::Relaxed);
     let placed = Placed(to.open.clone());
@@ -116,7 +122,8 @@ where
 
 /// Open connections per serving thread (the status page and tests).
 pub fn open_per_thread() -> Vec<usize> {
-    THREADS.get().map_or_else(Vec::new, |t| {
-        t.iter().map(|s| s.open.load(Ordering::Relaxed)).collect()
-    })
+    match THREADS.get() {
+        Some(t) => t.iter().map(|s| s.open.load(Ordering::Relaxed)).collect(),
+        None => vec![ALONE.get().map_or(0, |n| n.load(Ordering::Relaxed))],
+    }
 }

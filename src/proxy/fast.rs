@@ -29,7 +29,7 @@ use super::interim;
 use super::pool::{keep_for_value, BackendPool, RawConn};
 use crate::farm::state::Attempt;
 use crate::farm::Server;
-use crate::http1::io::{forward_body, read_response_head, Encode, IoError};
+use crate::http1::io::{forward_body, read_response_head, write_both, Encode, IoError, COPY_MAX};
 use crate::http1::{date, downstream, BodyKind, ReadBuf, ResponseParser};
 use std::sync::Arc;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
@@ -322,14 +322,14 @@ async fn respond<W: AsyncWrite + Unpin>(
             .map_err(IoError::Write),
         BodyKind::Length(n) if conn.buf.data().len() as u64 >= n && encode == Encode::Raw => {
             let n = n as usize;
-            out.extend_from_slice(&conn.buf.data()[..n]);
+            let written = if n > COPY_MAX {
+                write_both(client.to, out, &conn.buf.data()[..n]).await
+            } else {
+                out.extend_from_slice(&conn.buf.data()[..n]);
+                client.to.write_all(out).await
+            };
             conn.buf.consume(n);
-            client
-                .to
-                .write_all(out)
-                .await
-                .map(|()| n as u64)
-                .map_err(IoError::Write)
+            written.map(|()| n as u64).map_err(IoError::Write)
         }
         // The head goes out with the body's first bytes.
         _ => {

@@ -130,9 +130,15 @@ pub struct ConnInfo {
 
 impl ConnInfo {
     pub fn new(peer: SocketAddr, local: SocketAddr, stats: Arc<ListenerStats>, tls: bool) -> Self {
-        let ip = crate::ground::net::canonical_ip(peer.ip());
-        let client_ip = HeaderValue::from_str(&ip.to_string())
-            .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
+        let client_ip = match crate::ground::net::canonical_ip(peer.ip()) {
+            std::net::IpAddr::V4(v4) => {
+                let mut text = [0u8; 15];
+                let n = crate::ground::net::ipv4_text(v4, &mut text);
+                HeaderValue::from_bytes(&text[..n])
+            }
+            v6 => HeaderValue::from_str(&v6.to_string()),
+        }
+        .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
         ConnInfo {
             peer,
             local,
