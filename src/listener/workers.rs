@@ -120,7 +120,7 @@ where
     });
 }
 
-/// Open connections per serving thread (the status page and tests).
+/// Open connections per serving thread (`farmgate_serving_thread_connections`).
 pub fn open_per_thread() -> Vec<usize> {
     match THREADS.get() {
         Some(t) => t.iter().map(|s| s.open.load(Ordering::Relaxed)).collect(),
