@@ -55,7 +55,7 @@ pub struct BackendPool {
     /// The HTTP/1 engine's fast path keeps its own connections (raw
     /// streams with their read buffer, `proxy::fast`), by the same rules,
     /// one list per serving thread (`ground::worker`): a socket is
-    /// registered with the thread that opened it, and used there only, a
+    /// registered with the thread that opened it and used there only, so a
     /// request's readiness never crosses threads. Made at first use, when
     /// the serving threads run (the pool itself is made with the config).
     raw: std::sync::OnceLock<Box<[Mutex<Vec<RawIdle>>]>>,
