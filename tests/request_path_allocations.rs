@@ -1,12 +1,13 @@
-//! The whole request path allocates (almost) nothing per request once a
-//! keep-alive connection is warm: farmgate in this process, a client and a
+//! The whole request path allocates once per request (the exchange's
+//! state) when a keep-alive connection is warm, and a connection waiting
+//! for its next request holds little memory: farmgate in this process, a client and a
 //! backend on their own threads over real sockets on 127.0.0.1, both
 //! working in fixed buffers (so every allocation counted is farmgate's:
 //! the engine, the request stage, selection, the fast forward, the
 //! response relay, tokio under them). Two requests: the small GET the load
 //! benchmark sends, and a browser's page request (its `sec-*` fields are
 //! names `http` does not know, each a `HeaderName` of its own when made).
-//! And what a new connection costs. One test
+//! And what a new connection costs, and holds while it waits. One test
 //! in this binary, so no other test's allocations are counted.
 #![allow(clippy::unwrap_used)]
 
@@ -132,8 +133,30 @@ fn per_connection(fg: std::net::SocketAddr, n: usize) -> f64 {
     (stats.allocations + stats.reallocations) as f64 / n as f64
 }
 
+/// Heap bytes each of `n` connections holds while it waits for its next
+/// request (before it parks): each sends one small request, reads the
+/// answer and stays open; the bytes still allocated once all have been
+/// answered, per connection.
+fn held_per_waiting_connection(fg: std::net::SocketAddr, n: usize) -> f64 {
+    let mut buf = vec![0u8; 8192];
+    let mut one = || {
+        let mut s = TcpStream::connect(fg).unwrap();
+        s.set_nodelay(true).unwrap();
+        s.write_all(SMALL).unwrap();
+        read_message(&mut s, &mut buf, 13);
+        assert!(buf.starts_with(b"HTTP/1.1 200 OK\r\n"));
+        s
+    };
+    drop((0..20).map(|_| one()).collect::<Vec<_>>());
+    let region = Region::new(GLOBAL);
+    let open: Vec<TcpStream> = (0..n).map(|_| one()).collect();
+    let stats = region.change();
+    drop(open);
+    (stats.bytes_allocated as f64 - stats.bytes_deallocated as f64) / n as f64
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
-async fn a_warm_keep_alive_request_allocates_next_to_nothing() {
+async fn a_warm_keep_alive_request_allocates_once() {
     let backend = backend();
     let yaml = format!(
         "listeners:\n  - name: public\n    bind: \"127.0.0.1:0\"\n\
@@ -154,24 +177,37 @@ async fn a_warm_keep_alive_request_allocates_next_to_nothing() {
     let connection = tokio::task::spawn_blocking(move || per_connection(addr, 300))
         .await
         .unwrap();
+    let held = tokio::task::spawn_blocking(move || held_per_waiting_connection(addr, 200))
+        .await
+        .unwrap();
     eprintln!(
-        "allocations per request: small {small}, browser {browser}; per new connection with one request: {connection}"
+        "allocations per request: small {small}, browser {browser}; per new connection with one request: {connection}; bytes held by a connection waiting for its next request: {held:.0}"
     );
     // Issue 16's target: 0-2 per request in the common case. Both
-    // allocate nothing: the head copy, field tables, HeaderMap, buffers
-    // and timers are reused, and the browser's names that `http` does not
-    // know (a `HeaderName` allocation each when made) are taken from the
+    // allocate once: the exchange's state (the pipeline's future), boxed
+    // so that a connection waiting between requests does not carry it;
+    // the head copy, field tables, HeaderMap, buffers and timers are
+    // reused, and the browser's names that `http` does not know (a
+    // `HeaderName` allocation each when made) are taken from the
     // connection's previous request.
-    assert!(small < 0.1, "small GET: {small} allocations per request");
+    assert!(small <= 1.05, "small GET: {small} allocations per request");
     assert!(
-        browser < 0.1,
+        browser <= 1.05,
         "browser GET: {browser} allocations per request"
     );
     // A new connection: its socket's registration, task, serving future,
     // watchdog, connection info (and the client's address as a header
-    // value), its head copy and name list: 11 when this was written.
+    // value), its head copy and name list, and its request's exchange:
+    // 12 when this was written.
     assert!(
         connection <= 12.0,
         "a new connection with one request: {connection} allocations"
     );
+    // What a connection waiting for its next request holds (it parks
+    // after a second and then holds less): its task, its serving state
+    // between requests (the exchange's is boxed and freed), its
+    // watchdog and connection info. A burst of 10,000 clients is this
+    // times 10,000 until they park; with the exchange's state inline it
+    // was over 7,000 bytes.
+    assert!(held < 4096.0, "a waiting connection holds {held:.0} bytes");
 }
