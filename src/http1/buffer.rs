@@ -91,21 +91,11 @@ pub fn recycle(v: &mut Vec<u8>) {
 /// Bytes read and not yet consumed are `data[start..end]`.
 #[derive(Debug, Default)]
 pub struct ReadBuf {
-    /// Its length is how far the buffer has been zero-filled (reads need
-    /// initialised bytes), which grows with use, a few pages at a time:
-    /// a fresh buffer that reads one small head touches one page, not
-    /// all 16 KiB (a burst of 10,000 clients and their backend reads
-    /// otherwise made every page of every buffer resident). Its capacity
-    /// is what is allocated.
+    /// Zero-filled once to its capacity (reads need initialised bytes).
     data: Vec<u8>,
     start: usize,
     end: usize,
 }
-
-/// How much of a fresh buffer is made ready for reads at a time.
-const INIT_STEP: usize = 4 << 10;
-/// Less ready room than this left, and more is made ready.
-const INIT_LOW: usize = 1 << 10;
 
 impl ReadBuf {
     /// An empty buffer; it allocates at its first read.
@@ -122,41 +112,30 @@ impl ReadBuf {
         self.start == self.end
     }
 
-    /// Room to read into, for reads of up to `want` bytes (at most `cap`
-    /// bytes held in all); empty when the unconsumed bytes already fill
-    /// `cap`. Moves the unconsumed bytes to the front when that makes the
-    /// room. A fresh buffer offers less than `want` at first (see `data`).
+    /// Room to read at least `want` bytes into (at most `cap` bytes held
+    /// in all); empty when the unconsumed bytes already fill `cap`. Moves
+    /// the unconsumed bytes to the front when that makes the room.
     pub fn spare(&mut self, want: usize, cap: usize) -> &mut [u8] {
         if self.start == self.end {
             self.start = 0;
             self.end = 0;
         }
-        if self.data.capacity() - self.end < want && self.start > 0 {
+        if self.data.len() - self.end < want && self.start > 0 {
             self.data.copy_within(self.start..self.end, 0);
             self.end -= self.start;
             self.start = 0;
         }
-        let allocated = self.data.capacity();
-        if allocated - self.end < want && allocated < cap {
-            let grow = (self.end + want).max(allocated * 2).min(cap);
-            let pooled = if allocated == 0 && grow == POOLED {
-                take_from(&READ)
-            } else {
-                None
-            };
-            match pooled {
-                Some(v) => self.data = v,
-                None => self.data.reserve_exact(grow - self.data.len()),
+        if self.data.len() - self.end < want && self.data.len() < cap {
+            let grow = (self.end + want).max(self.data.len() * 2).min(cap);
+            if self.data.is_empty() && grow == POOLED {
+                if let Some(v) = take_from(&READ) {
+                    self.data = v;
+                    return &mut self.data[..];
+                }
             }
+            self.data.resize(grow, 0);
         }
-        let ready = self.data.len();
-        let limit = self.data.capacity().min(cap);
-        if ready - self.end < INIT_LOW.min(want) && ready < limit {
-            let more = (self.end + INIT_STEP).max(ready * 2).min(limit);
-            self.data.resize(more, 0);
-        }
-        let top = self.data.len().min(cap).max(self.end);
-        &mut self.data[self.end..top]
+        &mut self.data[self.end..]
     }
 
     /// `n` bytes were read into [`spare`](Self::spare).
@@ -171,19 +150,14 @@ impl ReadBuf {
 
     /// Appends bytes (tests, and callers that read elsewhere).
     pub fn extend(&mut self, bytes: &[u8]) {
-        let mut rest = bytes;
-        while !rest.is_empty() {
-            let room = self.spare(rest.len(), usize::MAX);
-            let n = room.len().min(rest.len());
-            room[..n].copy_from_slice(&rest[..n]);
-            self.filled(n);
-            rest = &rest[n..];
-        }
+        let room = self.spare(bytes.len(), usize::MAX);
+        room[..bytes.len()].copy_from_slice(bytes);
+        self.filled(bytes.len());
     }
 
     /// Bytes allocated.
     pub fn capacity(&self) -> usize {
-        self.data.capacity()
+        self.data.len()
     }
 
     /// Frees the memory when nothing is buffered (an idle keep-alive
@@ -199,7 +173,7 @@ impl ReadBuf {
 
 impl Drop for ReadBuf {
     fn drop(&mut self) {
-        if self.data.capacity() == POOLED {
+        if self.data.len() == POOLED {
             give_to(&READ, std::mem::take(&mut self.data));
         }
     }
@@ -221,55 +195,6 @@ mod tests {
         // Dropped (a closed connection) goes back too.
         let mut c = ReadBuf::new();
         assert_eq!(c.spare(POOLED, usize::MAX).as_ptr(), first);
-    }
-
-    #[test]
-    fn a_fresh_buffer_is_made_ready_a_step_at_a_time() {
-        // Not pooled (a size the pool does not keep), so it starts fresh.
-        let mut a = ReadBuf::new();
-        let room = a.spare(POOLED * 2, usize::MAX).len();
-        assert_eq!(room, INIT_STEP, "one step ready, not the whole buffer");
-        assert_eq!(a.capacity(), POOLED * 2, "allocated for the whole read");
-        // A read that filled the ready room gets more next time, doubling.
-        a.filled(INIT_STEP);
-        assert_eq!(a.spare(POOLED * 2, usize::MAX).len(), INIT_STEP);
-        a.filled(INIT_STEP);
-        assert_eq!(a.spare(POOLED * 2, usize::MAX).len(), 2 * INIT_STEP);
-        // A small head leaves the rest of the step ready for the next read.
-        let mut b = ReadBuf::new();
-        b.extend(b"GET / HTTP/1.1\r\n\r\n");
-        assert_eq!(b.data(), b"GET / HTTP/1.1\r\n\r\n");
-        // Bytes beyond a step arrive whole, read in pieces.
-        let big: Vec<u8> = (0..40_000u32).map(|i| i as u8).collect();
-        b.extend(&big);
-        assert_eq!(&b.data()[18..], &big[..]);
-    }
-
-    #[test]
-    fn a_pooled_buffer_comes_back_ready() {
-        let mut a = ReadBuf::new();
-        let n = a.spare(POOLED, POOLED).len();
-        a.filled(n);
-        let n = a.spare(POOLED, POOLED).len();
-        a.filled(n);
-        a.consume(usize::MAX);
-        assert!(a.release());
-        // The next connection on this thread reads a whole step at once
-        // or more: what the last one made ready stays ready.
-        let mut b = ReadBuf::new();
-        assert!(b.spare(POOLED, usize::MAX).len() >= 2 * INIT_STEP);
-    }
-
-    #[test]
-    fn the_cap_bounds_what_is_offered() {
-        let mut a = ReadBuf::new();
-        a.extend(&[b'x'; 100]);
-        let room = a.spare(POOLED, 150).len();
-        assert_eq!(room, 50);
-        a.filled(50);
-        assert!(a.spare(POOLED, 150).is_empty(), "full at the cap");
-        a.consume(120);
-        assert_eq!(a.spare(POOLED, 150).len(), 120, "moved to the front");
     }
 
     #[test]
