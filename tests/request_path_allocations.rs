@@ -111,23 +111,26 @@ fn per_request(fg: std::net::SocketAddr, req: &'static [u8], n: usize) -> f64 {
     (stats.allocations + stats.reallocations) as f64 / n as f64
 }
 
+/// A new connection that has sent one small request and read its answer.
+fn one_request(fg: std::net::SocketAddr, buf: &mut [u8]) -> TcpStream {
+    let mut s = TcpStream::connect(fg).unwrap();
+    s.set_nodelay(true).unwrap();
+    s.write_all(SMALL).unwrap();
+    read_message(&mut s, buf, 13);
+    assert!(buf.starts_with(b"HTTP/1.1 200 OK\r\n"));
+    s
+}
+
 /// Allocations per connection that sends one small request and closes,
 /// over `n` of them (after a few to warm the pools).
 fn per_connection(fg: std::net::SocketAddr, n: usize) -> f64 {
     let mut buf = vec![0u8; 8192];
-    let mut one = || {
-        let mut s = TcpStream::connect(fg).unwrap();
-        s.set_nodelay(true).unwrap();
-        s.write_all(SMALL).unwrap();
-        read_message(&mut s, &mut buf, 13);
-        assert!(buf.starts_with(b"HTTP/1.1 200 OK\r\n"));
-    };
     for _ in 0..20 {
-        one();
+        one_request(fg, &mut buf);
     }
     let region = Region::new(GLOBAL);
     for _ in 0..n {
-        one();
+        one_request(fg, &mut buf);
     }
     let stats = region.change();
     (stats.allocations + stats.reallocations) as f64 / n as f64
@@ -139,17 +142,13 @@ fn per_connection(fg: std::net::SocketAddr, n: usize) -> f64 {
 /// answered, per connection.
 fn held_per_waiting_connection(fg: std::net::SocketAddr, n: usize) -> f64 {
     let mut buf = vec![0u8; 8192];
-    let mut one = || {
-        let mut s = TcpStream::connect(fg).unwrap();
-        s.set_nodelay(true).unwrap();
-        s.write_all(SMALL).unwrap();
-        read_message(&mut s, &mut buf, 13);
-        assert!(buf.starts_with(b"HTTP/1.1 200 OK\r\n"));
-        s
-    };
-    drop((0..20).map(|_| one()).collect::<Vec<_>>());
+    drop(
+        (0..20)
+            .map(|_| one_request(fg, &mut buf))
+            .collect::<Vec<_>>(),
+    );
     let region = Region::new(GLOBAL);
-    let open: Vec<TcpStream> = (0..n).map(|_| one()).collect();
+    let open: Vec<TcpStream> = (0..n).map(|_| one_request(fg, &mut buf)).collect();
     let stats = region.change();
     drop(open);
     (stats.bytes_allocated as f64 - stats.bytes_deallocated as f64) / n as f64
