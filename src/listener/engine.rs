@@ -290,7 +290,7 @@ where
         // The head buffers come from the thread's pool and go back after
         // the exchange: a connection between requests holds none.
         (out, up) = (buffer::scratch(), buffer::scratch());
-        // Boxed per request (one allocation): inline, its ~4.4 KiB
+        // Boxed per request (one allocation): inline, its ~4.9 KiB
         // sized every connection's serving future for all the time the
         // connection waits between requests, and a burst of 10,000
         // clients held 6 KiB each until they parked
