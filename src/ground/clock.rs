@@ -18,7 +18,7 @@ pub fn human(d: Duration) -> String {
     let ms = d.as_millis();
     if ms < 1000 {
         format!("{ms}ms")
-    } else if ms % 1000 != 0 && ms < 60_000 {
+    } else if !ms.is_multiple_of(1000) && ms < 60_000 {
         format!("{:.1}s", d.as_secs_f64())
     } else if ms < 60_000 {
         format!("{}s", ms / 1000)

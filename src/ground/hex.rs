@@ -16,7 +16,7 @@ pub fn hex(bytes: &[u8]) -> String {
 /// The bytes `text` spells in hex (either case); `None` for an odd length
 /// or a character that is not a hex digit.
 pub fn unhex(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return None;
     }
     (0..text.len())

@@ -20,9 +20,13 @@ const KEEP: usize = 64;
 const SCRATCH_MAX: usize = 64 << 10;
 
 /// Header maps a thread keeps at most, and the largest kept (a map that
-/// grew for an unusual head goes back to the allocator).
-const MAPS_KEPT: usize = 16;
-const MAP_MAX: usize = 128;
+/// grew for an unusual head goes back to the allocator). A request holds
+/// its map until it is answered, so the pool covers the requests a thread
+/// has waiting on backends at a busy moment (256 of ~2 KiB each for the
+/// usual heads, ~0.5 MiB; with 16, a thread with 200 requests waiting made
+/// two allocations for most of them).
+const MAPS_KEPT: usize = 256;
+const MAP_MAX: usize = 64;
 
 thread_local! {
     static READ: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
@@ -77,6 +81,17 @@ fn give_to(pool: &'static std::thread::LocalKey<RefCell<Vec<Vec<u8>>>>, v: Vec<u
 /// An empty write buffer, with the capacity a previous head left it.
 pub fn scratch() -> Vec<u8> {
     take_from(&SCRATCH).unwrap_or_default()
+}
+
+/// Makes `v` a pooled write buffer if it has no memory of its own: taken
+/// where a head is written, not before a wait, so that a thread's pool
+/// covers the exchanges in flight (hundreds of them waiting on their
+/// backends each held two, the pool ran dry and every other request
+/// allocated and grew new ones).
+pub fn ensure_scratch(v: &mut Vec<u8>) {
+    if v.capacity() == 0 {
+        *v = scratch();
+    }
 }
 
 /// Gives `v`'s memory back to the pool (leaving `v` empty).

@@ -122,7 +122,7 @@ where
     // made; a clone of the previous one is a reference count.
     let mut names: Vec<HeaderName> = Vec::new();
     let mut out: Vec<u8> = Vec::new();
-    let mut up: Vec<u8>;
+    let mut up: Vec<u8> = Vec::new();
     let mut draining = false;
     // The watchdog's timer and the response timer, reused by every
     // request on the connection (no timer armed per request).
@@ -287,25 +287,33 @@ where
             Held::Split(w, _, body) => (Sock::Write(w), body.take().unwrap_or(ClientBody::Empty)),
         };
         let req = req.map(|()| body);
-        // The head buffers come from the thread's pool and go back after
-        // the exchange: a connection between requests holds none.
-        (out, up) = (buffer::scratch(), buffer::scratch());
+        // The head buffers are taken from the thread's pool where a head
+        // is written and go back after it is sent or after the exchange:
+        // a connection between requests holds none.
         // Boxed per request (one allocation): inline, its ~4.9 KiB
         // sized every connection's serving future for all the time the
         // connection waits between requests, and a burst of 10,000
         // clients held 6 KiB each until they parked
         // (`tests/request_path_allocations.rs` measures what a waiting
         // connection holds).
-        let served = Box::pin(exchange(
-            sock,
-            req,
-            client,
-            conn,
-            gw,
-            (&mut out, &mut up),
-            (watch.as_mut(), respond.as_mut()),
-            drain.as_mut(),
-            &mut draining,
+        //
+        // Allocated first and the exchange written into it: built on the
+        // stack and moved, all 4.9 KiB were copied, where its starting
+        // state is a few hundred bytes.
+        let slot = Box::new_uninit();
+        let served = Box::into_pin(Box::write(
+            slot,
+            exchange(
+                sock,
+                req,
+                client,
+                conn,
+                gw,
+                (&mut out, &mut up),
+                (watch.as_mut(), respond.as_mut()),
+                drain.as_mut(),
+                &mut draining,
+            ),
         ))
         .await;
         buffer::recycle(&mut out);

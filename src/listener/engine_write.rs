@@ -68,6 +68,7 @@ pub(super) async fn write_response<W: AsyncWrite + Unpin>(
         activity,
     };
     let (parts, mut body) = resp.into_parts();
+    crate::http1::buffer::ensure_scratch(out);
     out.clear();
     let length = if body.is_end_stream() {
         None

@@ -30,7 +30,7 @@ use super::pool::{keep_for_value, BackendPool, RawConn};
 use crate::farm::state::Attempt;
 use crate::farm::Server;
 use crate::http1::io::{forward_body, read_response_head, write_both, Encode, IoError, COPY_MAX};
-use crate::http1::{date, downstream, BodyKind, ReadBuf, ResponseParser};
+use crate::http1::{buffer, date, downstream, BodyKind, ReadBuf, ResponseParser};
 use std::sync::Arc;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
@@ -96,6 +96,7 @@ pub async fn forward<W: AsyncWrite + Unpin>(
         if let Some(r) = ex.record() {
             r.server = Some(server.name.clone());
         }
+        buffer::ensure_scratch(client.up);
         match unprepared {
             Some(side) => fast_head::write_unprepared(
                 client.up,
@@ -128,7 +129,7 @@ pub async fn forward<W: AsyncWrite + Unpin>(
             .reset(deadline(sent_at, proxy.response_timeout));
         let sent = tokio::select! {
             biased;
-            r = send(to, server, pool, client.up, hints, head_request, max_head) => Ok(r),
+            r = send(to, server, pool, &mut *client.up, hints, head_request, max_head) => Ok(r),
             () = client.timer.as_mut() => Err(()),
         };
         match sent {
@@ -188,7 +189,7 @@ async fn send<W: AsyncWrite + Unpin>(
     to: &Forwarder<'_>,
     server: &Server,
     pool: &Arc<BackendPool>,
-    up: &[u8],
+    up: &mut Vec<u8>,
     mut hints: Option<(&mut W, &mut Vec<u8>)>,
     head_request: bool,
     max_head: usize,
@@ -217,7 +218,22 @@ async fn send<W: AsyncWrite + Unpin>(
                 connect: false,
             });
         }
+        // Sent: the head's buffer serves the thread's next request while
+        // this one waits (a retry writes its head again).
+        buffer::recycle(up);
         loop {
+            // Waited for with no read buffer taken: a thread with hundreds
+            // of exchanges waiting on their backends holds one buffer for
+            // each response arriving, not one for each wait (with one each,
+            // the pool ran dry at 256 connections and three requests in
+            // four zero-filled a new 16 KiB buffer).
+            if conn.buf.is_empty() {
+                if let BackendStream::Plain(tcp) = &conn.io {
+                    tcp.readable()
+                        .await
+                        .map_err(|e| SendFail::Sent(IoError::Read(e)))?;
+                }
+            }
             let read = read_response_head(
                 &mut conn.io,
                 &mut conn.buf,
@@ -298,6 +314,7 @@ async fn respond<W: AsyncWrite + Unpin>(
         date: &date,
     };
     let out = client.out;
+    buffer::ensure_scratch(out);
     out.clear();
     let trace_id = to.trace.as_ref().and_then(super::headers::trace_response);
     let fields = super::headers::answer_fields(cookie, trace_id.as_ref());
