@@ -152,15 +152,21 @@ fn per_request_all_waiting(fg: std::net::SocketAddr, conns: usize, rounds: usize
         }
     };
     // Warm: the backend connections, the pools at their size.
-    for _ in 0..3 {
-        round(&mut open);
+    allocations_per(3, rounds, conns, || round(&mut open))
+}
+
+/// Allocations per request over `n` steps of `requests` requests each,
+/// after `warm` steps uncounted.
+fn allocations_per(warm: usize, n: usize, requests: usize, mut step: impl FnMut()) -> f64 {
+    for _ in 0..warm {
+        step();
     }
     let region = Region::new(GLOBAL);
-    for _ in 0..rounds {
-        round(&mut open);
+    for _ in 0..n {
+        step();
     }
     let stats = region.change();
-    (stats.allocations + stats.reallocations) as f64 / (conns * rounds) as f64
+    (stats.allocations + stats.reallocations) as f64 / (n * requests) as f64
 }
 
 /// Allocations per request over `n` requests of `req` on one warm
@@ -175,15 +181,7 @@ fn per_request(fg: std::net::SocketAddr, req: &'static [u8], n: usize) -> f64 {
         assert!(buf.starts_with(b"HTTP/1.1 200 OK\r\n"));
     };
     // Warm: the connection's buffers, the pools, the backend connection.
-    for _ in 0..50 {
-        exchange(&mut s);
-    }
-    let region = Region::new(GLOBAL);
-    for _ in 0..n {
-        exchange(&mut s);
-    }
-    let stats = region.change();
-    (stats.allocations + stats.reallocations) as f64 / n as f64
+    allocations_per(50, n, 1, || exchange(&mut s))
 }
 
 /// A new connection that has sent one small request and read its answer.
