@@ -293,6 +293,7 @@ where
         // The head buffers are taken from the thread's pool where a head
         // is written and go back after it is sent or after the exchange:
         // a connection between requests holds none.
+        //
         // Boxed per request (one allocation): inline, its ~4.9 KiB
         // sized every connection's serving future for all the time the
         // connection waits between requests, and a burst of 10,000
