@@ -193,7 +193,7 @@ async fn send<W: AsyncWrite + Unpin>(
     mut hints: Option<(&mut W, &mut Vec<u8>)>,
     head_request: bool,
     max_head: usize,
-) -> Result<(RawConn, usize), SendFail> {
+) -> Result<(Box<RawConn>, usize), SendFail> {
     loop {
         let (mut conn, reused) = match pool.checkout_raw() {
             Some(c) if is_closed(&c.io) => continue,
@@ -280,12 +280,12 @@ fn is_closed(io: &BackendStream) -> bool {
     }
 }
 
-fn new_conn(io: BackendStream, max_head: usize) -> RawConn {
-    RawConn {
+fn new_conn(io: BackendStream, max_head: usize) -> Box<RawConn> {
+    Box::new(RawConn {
         io,
         buf: ReadBuf::new(),
         parser: ResponseParser::new(max_head),
-    }
+    })
 }
 
 /// Writes the response head and relays the body; the connection goes back
@@ -294,7 +294,7 @@ fn new_conn(io: BackendStream, max_head: usize) -> RawConn {
 async fn respond<W: AsyncWrite + Unpin>(
     to: &Forwarder<'_>,
     idx: usize,
-    mut conn: RawConn,
+    mut conn: Box<RawConn>,
     head_len: usize,
     latency: std::time::Duration,
     client: FastClient<'_, W>,
