@@ -24,7 +24,6 @@ import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -83,16 +82,9 @@ def main():
         raise SystemExit("--syscalls needs perf (Debian package linux-perf)")
     run.ensure_tools()
     ports = run.port_map(args.port_base)
-    work = tempfile.mkdtemp(prefix="farmgate-ab-")
-    bk = {f"B{i + 1}": p for i, p in enumerate(ports["backends"])}
-    os.makedirs(f"{work}/www", exist_ok=True)
-    with open(f"{work}/www/16k", "wb") as f:
-        f.write(b"x" * 16384)
     hz = os.sysconf("SC_CLK_TCK")
     try:
-        run.start([run.tool("nginx"), "-c", run.render("nginx-backend.conf", f"{work}/backend.conf", DIR=work, **bk),
-                   "-p", work], ports["backends"], f"{work}/backend.out")
-        tls = run.bench_cert(work)
+        work, bk, tls = run.backends_in(ports, "farmgate-ab-")
         targets = {}
         for i, binary in enumerate(args.binaries):
             port = args.port_base + 500 + i

@@ -22,7 +22,6 @@ import argparse
 import os
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -58,16 +57,9 @@ def main():
         raise SystemExit("valgrind is missing: apt-get install valgrind")
     run.ensure_tools()
     ports = run.port_map(args.port_base)
-    work = tempfile.mkdtemp(prefix="farmgate-cachesim-")
-    out = args.out or f"{work}/callgrind.{args.proxy}.{args.conns}"
-    bk = {f"B{i + 1}": p for i, p in enumerate(ports["backends"])}
-    os.makedirs(f"{work}/www", exist_ok=True)
-    with open(f"{work}/www/16k", "wb") as f:
-        f.write(b"x" * 16384)
     try:
-        run.start([run.tool("nginx"), "-c", run.render("nginx-backend.conf", f"{work}/backend.conf", DIR=work, **bk),
-                   "-p", work], ports["backends"], f"{work}/backend.out")
-        tls = run.bench_cert(work)
+        work, bk, tls = run.backends_in(ports, "farmgate-cachesim-")
+        out = args.out or f"{work}/callgrind.{args.proxy}.{args.conns}"
         port = ports[(args.proxy, "plain")]
         if args.proxy == "nginx":
             cfg = run.render("nginx-proxy.conf", f"{work}/proxy.conf", DIR=work, PORT=port,

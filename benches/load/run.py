@@ -227,6 +227,21 @@ def bench_cert(work):
     return dict(CERT=cert, KEY=key, PEM=pem)
 
 
+def backends_in(ports, prefix):
+    """A work directory (a 16 KiB body file in it), the backends started there (one
+    nginx worker on three ports) and a throwaway certificate: (work, bk, tls), bk the
+    templates' B1..B3, tls their CERT, KEY and PEM. Call inside the try whose finally
+    runs stop_all()."""
+    work = tempfile.mkdtemp(prefix=prefix)
+    bk = {f"B{i + 1}": p for i, p in enumerate(ports["backends"])}
+    os.makedirs(f"{work}/www", exist_ok=True)
+    with open(f"{work}/www/16k", "wb") as f:
+        f.write(b"x" * 16384)
+    start([tool("nginx"), "-c", render("nginx-backend.conf", f"{work}/backend.conf", DIR=work, **bk), "-p", work],
+          ports["backends"], f"{work}/backend.out")
+    return work, bk, bench_cert(work)
+
+
 def to_ms(text):
     m = re.match(r"([\d.]+)(us|ms|s)", text)
     v, unit = float(m.group(1)), m.group(2)
