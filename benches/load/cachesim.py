@@ -22,9 +22,9 @@ import argparse
 import os
 import subprocess
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import instructions  # noqa: E402  (start_under_valgrind)
 import run  # noqa: E402  (the load benchmark's helpers)
 
 
@@ -72,14 +72,7 @@ def main():
             cmd = [args.binary, "run", "--config", cfg]
         vg = ["valgrind", "--tool=callgrind", "--cache-sim=yes", "--D1=49152,12,64", f"--LL={args.ll},16,64",
               f"--callgrind-out-file={out}", "--instr-atstart=no"]
-        p = run.start(vg + cmd, [], f"{work}/{args.proxy}.out")
-        deadline = time.time() + 120
-        while run.port_free(port):
-            if p.poll() is not None:
-                raise SystemExit(f"{args.proxy} exited under valgrind; see {work}/{args.proxy}.out")
-            if time.time() > deadline:
-                raise SystemExit(f"{args.proxy} did not listen on {port} under valgrind")
-            time.sleep(0.2)
+        p = instructions.start_under_valgrind(vg + cmd, port, f"{work}/{args.proxy}.out", args.proxy)
         url = f"http://127.0.0.1:{port}{args.path}"
         run.wrk(url, args.conns, False, args.warm)
         subprocess.run(["callgrind_control", "-i", "on", str(p.pid)], capture_output=True, timeout=60, check=True)

@@ -93,6 +93,20 @@ def callgrind_allocations(out):
     return total
 
 
+def start_under_valgrind(cmd, port, log, name):
+    """Starts `cmd` (a valgrind command line) and waits, up to two minutes, until it
+    listens on `port`."""
+    p = run.start(cmd, [], log)
+    deadline = time.time() + 120
+    while run.port_free(port):
+        if p.poll() is not None:
+            raise SystemExit(f"{name} exited under valgrind; see {log}")
+        if time.time() > deadline:
+            raise SystemExit(f"{name} did not listen on {port} under valgrind")
+        time.sleep(0.1)
+    return p
+
+
 def measure(name, cmd, port, path, count, work):
     out = f"{work}/callgrind.{name}.{count}"
     # Counting starts after start-up and the warm-up requests: start-up
@@ -101,14 +115,7 @@ def measure(name, cmd, port, path, count, work):
     # difference does not cancel.
     vg = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", "--trace-children=no",
           "--instr-atstart=no"]
-    p = run.start(vg + cmd, [], f"{work}/{name}.{count}.out")
-    deadline = time.time() + 120
-    while run.port_free(port):
-        if p.poll() is not None:
-            raise SystemExit(f"{name} exited under valgrind; see {work}/{name}.{count}.out")
-        if time.time() > deadline:
-            raise SystemExit(f"{name} did not listen on {port} under valgrind")
-        time.sleep(0.1)
+    p = start_under_valgrind(vg + cmd, port, f"{work}/{name}.{count}.out", name)
     drive(port, path, 20)  # warm: backend connections open, lazy state built
     # The command is read when the proxy next runs: a connection opened and
     # closed (no request) wakes it, at a cost of a few instructions per
