@@ -24,7 +24,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import instructions  # noqa: E402  (start_under_valgrind)
+import instructions  # noqa: E402  (need_valgrind, start_under_valgrind)
 import run  # noqa: E402  (the load benchmark's helpers)
 
 
@@ -53,9 +53,7 @@ def main():
     ap.add_argument("--port-base", type=int, default=24000)
     ap.add_argument("--out", help="the callgrind profile (default: in a temporary directory)")
     args = ap.parse_args()
-    if not os.path.exists("/usr/bin/valgrind"):
-        raise SystemExit("valgrind is missing: apt-get install valgrind")
-    run.ensure_tools()
+    instructions.need_valgrind()
     ports = run.port_map(args.port_base)
     try:
         work, bk, tls = run.backends_in(ports, "farmgate-cachesim-")

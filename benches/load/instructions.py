@@ -93,6 +93,13 @@ def callgrind_allocations(out):
     return total
 
 
+def need_valgrind():
+    """Exits naming the package when valgrind is missing; checks the load tools too."""
+    if not os.path.exists("/usr/bin/valgrind"):
+        raise SystemExit("valgrind is missing: apt-get install valgrind")
+    run.ensure_tools()
+
+
 def start_under_valgrind(cmd, port, log, name):
     """Starts `cmd` (a valgrind command line) and waits, up to two minutes, until it
     listens on `port`."""
@@ -140,9 +147,7 @@ def main():
     ap.add_argument("--port-base", type=int, default=21000)
     ap.add_argument("--binary", default=os.path.join(run.ROOT, "target/release/farmgate"))
     args = ap.parse_args()
-    if not os.path.exists("/usr/bin/valgrind"):
-        raise SystemExit("valgrind is missing: apt-get install valgrind")
-    run.ensure_tools()
+    need_valgrind()
     ports = run.port_map(args.port_base)
     try:
         work, bk, tls = run.backends_in(ports, "farmgate-instr-")
