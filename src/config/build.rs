@@ -406,6 +406,18 @@ fn build_farms(
                         }
                         protocol.into()
                     },
+                    grpc_retry_on: {
+                        let on = crate::proxy::grpc::RetryOn::new(&f.grpc_retry_on);
+                        if !on.is_empty() && f.protocol.unwrap_or_default()
+                            == crate::proxy::protocol::RawProtocol::Http1
+                        {
+                            p.add(
+                                format!("{at}.grpc_retry_on"),
+                                "gRPC needs HTTP/2 to the servers: set `protocol: http2` (or `auto`)",
+                            );
+                        }
+                        on
+                    },
                     limits: limits.resolve(&f.limits, &format!("{at}.limits"), p),
                     send_proxy: f.proxy_protocol.map(|v| match v {
                         RawSendProxy::V1 => crate::proxy::send_proxy::Version::V1,

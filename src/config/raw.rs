@@ -172,6 +172,13 @@ pub struct RawFarm {
     /// https://, HTTP/1.1 on http://).
     #[serde(default)]
     pub protocol: Option<crate::proxy::protocol::RawProtocol>,
+    /// gRPC statuses (`unavailable`, `resource_exhausted`,
+    /// `deadline_exceeded`, `internal`) that send a call answered with that
+    /// status alone (trailers-only) to another server, up to
+    /// `proxy.retries` times. Only for services whose calls are safe to
+    /// run twice when the server says so. Needs `protocol: http2` or `auto`.
+    #[serde(default)]
+    pub grpc_retry_on: Vec<crate::proxy::grpc::RawRetryOn>,
     /// Limits every request routed to this farm passes (names in `limits:`).
     #[serde(default)]
     pub limits: Vec<String>,

@@ -92,6 +92,8 @@ pub struct FarmRuntime {
     pub backend_idle_timeout: Duration,
     /// `protocol`: HTTP/1.1 or HTTP/2 to the farm's servers.
     pub protocol: crate::proxy::protocol::Protocol,
+    /// `grpc_retry_on`: trailers-only gRPC statuses retried elsewhere.
+    pub grpc_retry_on: crate::proxy::grpc::RetryOn,
     /// Limits every request routed here passes (indexes in `limits`).
     pub limits: Box<[usize]>,
     /// The PROXY protocol header sent on each new server connection.

@@ -111,6 +111,8 @@ pub struct Forwarder<'a> {
     pub backend_idle_timeout: std::time::Duration,
     /// The farm's `protocol`: HTTP/1.1 or HTTP/2 to its servers.
     pub protocol: Protocol,
+    /// The farm's `grpc_retry_on`.
+    pub grpc_retry_on: super::grpc::RetryOn,
     pub pick: PickRequest,
     /// The PROXY protocol header each new server connection starts with,
     /// when the farm sends one.
@@ -172,13 +174,22 @@ pub async fn forward(
     // for replay) may go out again.
     let mut refused = false;
     let mut cancelled_retried = false;
+    // `grpc_retry_on`: a call answered with one of these statuses alone
+    // goes elsewhere, `retries` times at most; the answer is kept for the
+    // client in case no other server can take the call.
+    let mut grpc_retries_left = if to.grpc_retry_on.is_empty() {
+        0
+    } else {
+        proxy.retries
+    };
+    let mut held: Option<Held> = None;
     let mut tried = [usize::MAX; MAX_ATTEMPTS];
     let mut last_err = ProxyError::NoServer;
     let mut client_upgrade = client_upgrade;
 
     for attempt in 0..MAX_ATTEMPTS {
         let Some(idx) = farm.pick(&to.pick, &tried[..attempt]) else {
-            return Err(last_err);
+            return held.map_or(Err(last_err), |h| Ok(h.answer(ex, &mut client_upgrade)));
         };
         tried[attempt] = idx;
         let server = &farm.servers[idx];
@@ -197,7 +208,9 @@ pub async fn forward(
             match taken {
                 Some(b) => UpstreamBody::new(b, proxy.max_request_body, slot.clone()),
                 // The body went out with the failed attempt: cannot retry.
-                None => return Err(last_err),
+                None => {
+                    return held.map_or(Err(last_err), |h| Ok(h.answer(ex, &mut client_upgrade)))
+                }
             }
         };
         let alpn = to.protocol.h2_alpn(&server.scheme);
@@ -256,6 +269,30 @@ pub async fn forward(
                             refused = true;
                             last_err = ProxyError::Connect;
                             drop((resp, checkin));
+                            continue;
+                        }
+                        if grpc_retries_left > 0
+                            && to.grpc_retry_on.contains(code)
+                            && resp.body().is_end_stream()
+                        {
+                            // The operator said this status is safe to
+                            // retry: another server, the answer kept.
+                            tracing::debug!(farm = %farm.name, server = %server.name, code, "gRPC status retried (grpc_retry_on)");
+                            grpc_retries_left -= 1;
+                            to.health.record(idx, Attempt::Response { status, latency });
+                            // Counted now: the exchange no longer holds it.
+                            server.state.stats.record_grpc(code);
+                            ex.release();
+                            refused = true;
+                            last_err = ProxyError::Backend;
+                            held = Some(Held {
+                                resp,
+                                checkin,
+                                code,
+                                latency,
+                                idx,
+                                name: server.name.clone(),
+                            });
                             continue;
                         }
                         // Trailers-only: the call's status is in the head.
@@ -329,7 +366,31 @@ pub async fn forward(
             }
         }
     }
-    Err(last_err)
+    held.map_or(Err(last_err), |h| Ok(h.answer(ex, &mut client_upgrade)))
+}
+
+/// A server's trailers-only gRPC answer, kept while the call is retried
+/// (`grpc_retry_on`): the client's answer if no other server takes it.
+struct Held {
+    resp: Response<Incoming>,
+    checkin: Checkin,
+    code: u8,
+    latency: std::time::Duration,
+    idx: usize,
+    name: std::sync::Arc<str>,
+}
+
+impl Held {
+    fn answer(self, ex: &mut Exchange, upgrade: &mut Option<OnUpgrade>) -> Response<ProxyBody> {
+        // Counted into the server's statuses when it was kept.
+        ex.set_grpc_status(self.code, false);
+        if let Some(r) = ex.record() {
+            r.server = Some(self.name);
+        }
+        ex.set_upstream_time(self.latency);
+        ex.set_picked(self.idx);
+        respond(self.resp, self.checkin, upgrade)
+    }
 }
 
 /// Why a connection could not be made, for the server's health record.

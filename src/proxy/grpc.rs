@@ -31,6 +31,51 @@ pub mod code {
 /// Status codes 0-16 are defined; others are counted as this one.
 pub const CODES: usize = 17;
 
+/// `farms[].grpc_retry_on` as written: the statuses of a trailers-only
+/// answer (the status and nothing else) that send the call to another
+/// server. Names as Envoy's `retry-grpc-on`.
+#[derive(Debug, serde::Deserialize, schemars::JsonSchema, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RawRetryOn {
+    /// 14: the server could not take the call. grpc-core servers answer
+    /// this way calls that were queued, never run, when their shutdown's
+    /// grace ends ("Cancelling all calls").
+    Unavailable,
+    /// 8: the server is out of a resource (often a concurrency limit).
+    ResourceExhausted,
+    /// 4: the server's own deadline ran out.
+    DeadlineExceeded,
+    /// 13: an internal error of the server.
+    Internal,
+}
+
+/// The statuses that send a call to another server, as a set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RetryOn(u32);
+
+impl RetryOn {
+    pub fn new(raw: &[RawRetryOn]) -> Self {
+        RetryOn(raw.iter().fold(0, |set, r| {
+            set | 1
+                << match r {
+                    RawRetryOn::Unavailable => code::UNAVAILABLE,
+                    RawRetryOn::ResourceExhausted => code::RESOURCE_EXHAUSTED,
+                    RawRetryOn::DeadlineExceeded => code::DEADLINE_EXCEEDED,
+                    RawRetryOn::Internal => code::INTERNAL,
+                }
+        }))
+    }
+
+    #[inline]
+    pub fn contains(self, code: u8) -> bool {
+        code < 32 && self.0 & (1 << code) != 0
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+}
+
 /// Is this request (or response) gRPC?
 #[inline]
 pub fn is_grpc(headers: &HeaderMap) -> bool {

@@ -152,6 +152,7 @@ pub async fn handle_h1<W: AsyncWrite + Unpin + Send>(
                     pools: &farm.pools,
                     backend_idle_timeout: farm.backend_idle_timeout,
                     protocol: farm.protocol,
+                    grpc_retry_on: farm.grpc_retry_on,
                     pick,
                     send_proxy: farm
                         .send_proxy
@@ -322,6 +323,7 @@ impl Fetch for Detached {
             pools: &farm.pools,
             backend_idle_timeout: farm.backend_idle_timeout,
             protocol: farm.protocol,
+            grpc_retry_on: farm.grpc_retry_on,
             pick: self.pick,
             send_proxy: self.send_proxy,
             trace: self.trace.map(|ctx| Trace {

@@ -1,10 +1,11 @@
 """A real gRPC server (Python grpcio) for farmgate's end-to-end tests.
 
-    python3 grpc_backend.py NAME [--port N] [--tls CERT KEY]
+    python3 grpc_backend.py NAME [--port N] [--tls CERT KEY] [--fail-unary CODE]
 
 Serves raw-bytes methods (no generated code, so no protoc is needed):
 
-  /test.Echo/Unary         answers b"NAME:" + the request
+  /test.Echo/Unary         answers b"NAME:" + the request (with --fail-unary
+                           CODE: aborts with that status, "NAME is failing")
   /test.Echo/Big           answers the request as it came (large messages)
   /test.Echo/ServerStream  request b"N": N messages b"NAME:i"
   /test.Echo/ClientStream  answers b"NAME:<messages>:<bytes>"
@@ -39,10 +40,14 @@ def main():
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"))
     ap.add_argument("--state-dir")
+    ap.add_argument("--fail-unary", type=int)
     args = ap.parse_args()
     name = args.name.encode()
 
     def unary(req, ctx):
+        if args.fail_unary is not None:
+            status = next(s for s in grpc.StatusCode if s.value[0] == args.fail_unary)
+            ctx.abort(status, args.name + " is failing")
         return name + b":" + req
 
     def big(req, ctx):
