@@ -188,8 +188,8 @@ async fn a_server_restart_during_unary_calls_fails_none() {
     let b = GrpcServer::start("b", &[]).await;
     // grpc-core has a race in its shutdown: a call that arrives as the
     // shutdown begins can be queued and never run, then answered
-    // UNAVAILABLE ("Cancelling all calls") when the 5 s grace ends (about
-    // one restart in 40 here). farmgate cannot tell that answer from the
+    // UNAVAILABLE ("Cancelling all calls") when the 5 s grace ends (3 of
+    // ~500 looped runs here). farmgate cannot tell that answer from the
     // application's own; `grpc_retry_on` is the operator saying it may.
     let fg = start(&grpc_config(
         &[plain(&a), plain(&b)],
