@@ -13,12 +13,16 @@ start-up varied by up to ~600 instructions per request between runs of one binar
 
 Usage: benches/load/instructions.sh [--only farmgate,nginx,haproxy] [--few N] [--many N]
                                     [--path /] [--port-base N] [--binary PATH]
+                                    [--new-connections] [--keep DIR]
+With --new-connections every request comes on a connection of its own (Connection: close),
+so the figure includes accepting and closing; --keep leaves the callgrind profiles in DIR.
 Needs valgrind (Debian package valgrind), nginx, haproxy; farmgate from
 target/release/farmgate (cargo build --release) unless --binary names another.
 """
 import argparse
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -27,6 +31,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import run  # noqa: E402  (the load benchmark's helpers: render, start, ports, tools)
 
+NEW_CONNECTIONS = False  # --new-connections
 REQUEST = b"GET %s HTTP/1.1\r\nHost: bench\r\nUser-Agent: instructions\r\nAccept: */*\r\n\r\n"
 
 
@@ -52,7 +57,23 @@ def read_response(sock, buf):
     return rest[need:]
 
 
+CLOSE = b"GET %s HTTP/1.1\r\nHost: bench\r\nUser-Agent: instructions\r\nConnection: close\r\n\r\n"
+
+
+def drive_new(port, path, count):
+    """COUNT requests, each on a connection of its own (`Connection: close`)."""
+    req = CLOSE % path.encode()
+    for _ in range(count):
+        with socket.create_connection(("127.0.0.1", port), timeout=60) as s:
+            s.sendall(req)
+            read_response(s, b"")
+            while s.recv(65536):  # until the proxy closes
+                pass
+
+
 def drive(port, path, count):
+    if NEW_CONNECTIONS:
+        return drive_new(port, path, count)
     with socket.create_connection(("127.0.0.1", port), timeout=60) as s:
         req = REQUEST % path.encode()
         buf = b""
@@ -146,7 +167,12 @@ def main():
     ap.add_argument("--path", default="/")
     ap.add_argument("--port-base", type=int, default=21000)
     ap.add_argument("--binary", default=os.path.join(run.ROOT, "target/release/farmgate"))
+    ap.add_argument("--new-connections", action="store_true",
+                    help="each request on a new connection (Connection: close), as the load benchmark's 'new' row")
+    ap.add_argument("--keep", help="copy the callgrind profiles here (for callgrind_annotate)")
     args = ap.parse_args()
+    global NEW_CONNECTIONS
+    NEW_CONNECTIONS = args.new_connections
     need_valgrind()
     ports = run.port_map(args.port_base)
     try:
@@ -172,11 +198,17 @@ def main():
                 raise SystemExit(f"unknown proxy {name}")
             few, few_allocs = measure(name, cmd, port, args.path, args.few, work)
             many, many_allocs = measure(name, cmd, port, args.path, args.many, work)
+            if args.keep:
+                os.makedirs(args.keep, exist_ok=True)
+                for n in (args.few, args.many):
+                    shutil.copy(f"{work}/callgrind.{name}.{n}", args.keep)
             results[name] = (many - few) / (args.many - args.few)
             allocs = (many_allocs - few_allocs) / (args.many - args.few)
             print(f"{name:9} {results[name]:9,.0f} instructions per request, {allocs:5.1f} allocations "
                   f"(C allocator calls) per request "
-                  f"({args.few} vs {args.many} requests on one connection, path {args.path})", flush=True)
+                  f"({args.few} vs {args.many} requests "
+                  f"{'each on a new connection' if NEW_CONNECTIONS else 'on one connection'}, path {args.path})",
+                  flush=True)
         if "farmgate" in results:
             for peer in ("nginx", "haproxy"):
                 if peer in results:

@@ -56,8 +56,17 @@ pub fn decay(t_ns: f64) -> f64 {
 /// Nanoseconds since a process-wide epoch, never 0 (0 means "never").
 #[inline]
 pub fn now_ns() -> u64 {
+    ns_at(Instant::now())
+}
+
+/// [`now_ns`] of an instant already read (one clock read serves a request's
+/// accounting).
+#[inline]
+pub fn ns_at(t: Instant) -> u64 {
     static EPOCH: OnceLock<Instant> = OnceLock::new();
-    EPOCH.get_or_init(Instant::now).elapsed().as_nanos() as u64 + 1
+    t.saturating_duration_since(*EPOCH.get_or_init(Instant::now))
+        .as_nanos() as u64
+        + 1
 }
 
 /// The decaying latency estimate of one server.
@@ -75,7 +84,7 @@ impl PeakEwma {
         self.observe_at(latency, now_ns());
     }
 
-    pub(crate) fn observe_at(&self, latency: Duration, now: u64) {
+    pub fn observe_at(&self, latency: Duration, now: u64) {
         let rtt = (latency.as_nanos() as f64).max(1.0);
         let prev = self.stamp.swap(now, Ordering::AcqRel);
         let elapsed = now.saturating_sub(prev) as f64;

@@ -214,6 +214,13 @@ impl ServerState {
     /// (`health::FarmHealth::record` calls this, then feeds live traffic).
     #[inline]
     pub fn record_attempt(&self, attempt: Attempt) {
+        self.record_attempt_at(attempt, Instant::now());
+    }
+
+    /// [`record_attempt`](Self::record_attempt) at `now`, a clock read the
+    /// caller made already.
+    #[inline]
+    pub fn record_attempt_at(&self, attempt: Attempt, now: Instant) {
         match attempt {
             Attempt::Response { latency, status } => {
                 self.latency_us_total
@@ -221,14 +228,15 @@ impl ServerState {
                 if self.stats.record_response(status, latency) {
                     self.failures.fetch_add(1, Ordering::Relaxed);
                 }
-                self.latency.observe(latency);
+                self.latency.observe_at(latency, super::ewma::ns_at(now));
             }
             Attempt::Failed { reason } => {
                 self.failures.fetch_add(1, Ordering::Relaxed);
                 self.stats.record_failure(FailureReason::from_label(reason));
                 // A failed attempt counts as a very slow answer, so
                 // least_response_time steers away until it decays.
-                self.latency.observe(FAILURE_LATENCY);
+                self.latency
+                    .observe_at(FAILURE_LATENCY, super::ewma::ns_at(now));
             }
         }
     }

@@ -89,8 +89,14 @@ impl FarmHealth {
     /// live-traffic checks.
     #[inline]
     pub fn record(&self, index: usize, attempt: Attempt) {
+        self.record_at(index, attempt, std::time::Instant::now());
+    }
+
+    /// [`record`](Self::record) at `now`, a clock read the caller made
+    /// already.
+    pub fn record_at(&self, index: usize, attempt: Attempt, now: std::time::Instant) {
         let member = &self.members[index];
-        member.state.record_attempt(attempt);
+        member.state.record_attempt_at(attempt, now);
         let failed = match attempt {
             Attempt::Response { status, .. } => self
                 .live

@@ -3,13 +3,40 @@
 
 use std::cell::Cell;
 use std::io::Write;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// An IMF-fixdate is always 29 bytes: `Sun, 06 Nov 1994 08:49:37 GMT`.
 pub const DATE_LEN: usize = 29;
 
 thread_local! {
     static CACHED: Cell<(u64, [u8; DATE_LEN])> = const { Cell::new((u64::MAX, [0; DATE_LEN])) };
+    /// Until when (on the monotonic clock) [`at_instant`]'s last value
+    /// holds: the wall clock's next second.
+    static UNTIL: Cell<Option<(Instant, [u8; DATE_LEN])>> = const { Cell::new(None) };
+}
+
+/// The HTTP date at `t`, an instant the caller read already: no clock read
+/// while `t` falls in the second of the last value (nginx reads the wall
+/// clock once per event loop turn for the same reason). The wall clock is
+/// read once a second, so a step of it shows within a second.
+pub fn at_instant(t: Instant) -> [u8; DATE_LEN] {
+    UNTIL.with(|c| {
+        if let Some((until, value)) = c.get() {
+            if t < until {
+                return value;
+            }
+        }
+        let wall = SystemTime::now();
+        let value = at(wall);
+        let into = wall
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        // `t` was read before `wall`: the value is retired a little early,
+        // never late.
+        let until = t + Duration::from_nanos(u64::from(1_000_000_000 - into.min(999_999_999)));
+        c.set(Some((until, value)));
+        value
+    })
 }
 
 /// Now, as an HTTP date.
@@ -61,5 +88,32 @@ mod tests {
         );
         let parsed = httpdate::parse_http_date(std::str::from_utf8(&now()).unwrap_or(""));
         assert!(parsed.is_ok(), "{:?}", String::from_utf8_lossy(&now()));
+    }
+
+    #[test]
+    fn an_instants_date_is_the_wall_clocks_and_moves_on_with_it() {
+        let secs = |v: [u8; DATE_LEN]| {
+            let text = String::from_utf8_lossy(&v).into_owned();
+            httpdate::parse_http_date(&text)
+                .map(|t| t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()))
+                .unwrap_or(0)
+        };
+        let wall = |d: Duration| {
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or(d)
+                .as_secs()
+        };
+        let before = wall(Duration::ZERO);
+        let t = Instant::now();
+        let first = secs(at_instant(t));
+        assert!((before..=wall(Duration::ZERO)).contains(&first));
+        // The same instant again: the cached value.
+        assert_eq!(at_instant(t), at_instant(t));
+        // Two seconds on: a later second, read from the wall clock again.
+        let later = secs(at_instant(t + Duration::from_secs(2)));
+        assert!(later >= first, "{later} after {first}");
+        let until = UNTIL.with(|c| c.get()).map(|(u, _)| u);
+        assert!(until.is_some_and(|u| u > t + Duration::from_secs(2)));
     }
 }

@@ -115,7 +115,15 @@ pub async fn forward<W: AsyncWrite + Unpin>(
             ),
         }
         ex.hold(server.state.clone(), to.health, idx);
-        let sent_at = tokio::time::Instant::now();
+        // A request reads the clock twice: as it arrived (the exchange's
+        // start, a microsecond or two before this on a first attempt) and
+        // when the response head arrives. The pool, the timer, the latency
+        // average and the Date field use those two.
+        let sent_at = if attempt == 0 {
+            ex.started()
+        } else {
+            std::time::Instant::now()
+        };
         let pool = &to.pools[idx];
         // Interim responses go to HTTP/1.1 clients only (RFC 9110 §15.2).
         let hints =
@@ -126,16 +134,17 @@ pub async fn forward<W: AsyncWrite + Unpin>(
         client
             .timer
             .as_mut()
-            .reset(deadline(sent_at, proxy.response_timeout));
+            .reset(deadline(sent_at.into(), proxy.response_timeout));
         let sent = tokio::select! {
             biased;
-            r = send(to, server, pool, &mut *client.up, hints, head_request, max_head) => Ok(r),
+            r = send(to, server, pool, &mut *client.up, hints, head_request, max_head, sent_at) => Ok(r),
             () = client.timer.as_mut() => Err(()),
         };
         match sent {
             Ok(Ok((conn, head_len))) => {
-                let latency = sent_at.elapsed();
-                return respond(to, idx, conn, head_len, latency, client, pool, ex).await;
+                let now = std::time::Instant::now();
+                let latency = now.saturating_duration_since(sent_at);
+                return respond(to, idx, conn, head_len, (latency, now), client, pool, ex).await;
             }
             Ok(Err(SendFail::Unsent { cause, connect })) => {
                 tracing::debug!(farm = %farm.name, server = %server.name, "not sent: {cause}");
@@ -185,6 +194,7 @@ fn deadline(now: tokio::time::Instant, after: std::time::Duration) -> tokio::tim
 /// response head; returns the connection and the head's length. Interim
 /// heads before it are written to `hints` (the client and a scratch
 /// buffer), when given.
+#[allow(clippy::too_many_arguments)]
 async fn send<W: AsyncWrite + Unpin>(
     to: &Forwarder<'_>,
     server: &Server,
@@ -193,9 +203,10 @@ async fn send<W: AsyncWrite + Unpin>(
     mut hints: Option<(&mut W, &mut Vec<u8>)>,
     head_request: bool,
     max_head: usize,
+    now: std::time::Instant,
 ) -> Result<(Box<RawConn>, usize), SendFail> {
     loop {
-        let (mut conn, reused) = match pool.checkout_raw() {
+        let (mut conn, reused) = match pool.checkout_raw(now) {
             Some(c) if is_closed(&c.io) => continue,
             Some(c) => (c, true),
             None => match Box::pin(to.upstream.connect_raw(server)).await {
@@ -296,18 +307,19 @@ async fn respond<W: AsyncWrite + Unpin>(
     idx: usize,
     mut conn: Box<RawConn>,
     head_len: usize,
-    latency: std::time::Duration,
+    (latency, now): (std::time::Duration, std::time::Instant),
     client: FastClient<'_, W>,
     pool: &Arc<BackendPool>,
     ex: &mut Exchange,
 ) -> Fast {
     let head = conn.parser.head(conn.buf.data());
     let status = head.status();
-    to.health.record(idx, Attempt::Response { status, latency });
+    to.health
+        .record_at(idx, Attempt::Response { status, latency }, now);
     ex.set_upstream_time(latency);
     ex.set_picked(idx);
     let cookie = to.farm.affinity_cookie(&to.pick, idx);
-    let date = date::now();
+    let date = date::at_instant(now);
     let down = downstream::Client {
         minor: client.minor,
         keep_alive: client.keep_alive,
@@ -366,7 +378,7 @@ async fn respond<W: AsyncWrite + Unpin>(
         Ok(n) => {
             ex.add_response_bytes(n);
             if reusable && conn.buf.is_empty() {
-                pool.checkin_raw(conn, keep);
+                pool.checkin_raw(conn, keep, now);
             }
             Fast::Written { status, keep_alive }
         }

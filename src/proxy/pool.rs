@@ -98,12 +98,9 @@ impl BackendPool {
     /// The most recently returned idle fast-path connection not retired
     /// (a retired one met on the way is closed). Whether the backend
     /// closed it meanwhile shows when it is used.
-    pub fn checkout_raw(&self) -> Option<Box<RawConn>> {
+    /// `now`: the request's send time, read by the caller.
+    pub fn checkout_raw(&self, now: Instant) -> Option<Box<RawConn>> {
         let mut idle = self.raw_here().lock().unwrap_or_else(|p| p.into_inner());
-        if idle.is_empty() {
-            return None;
-        }
-        let now = Instant::now();
         while let Some(c) = idle.pop() {
             if c.until > now {
                 return Some(c.conn);
@@ -112,8 +109,10 @@ impl BackendPool {
         None
     }
 
-    /// Keeps a fast-path connection for up to `keep`.
-    pub fn checkin_raw(&self, mut conn: Box<RawConn>, keep: Duration) {
+    /// Keeps a fast-path connection for up to `keep` from `now` (when its
+    /// response head arrived: for a long body, earlier than its end, so
+    /// the connection is retired early, never late).
+    pub fn checkin_raw(&self, mut conn: Box<RawConn>, keep: Duration, now: Instant) {
         if keep.is_zero() {
             return;
         }
@@ -121,7 +120,7 @@ impl BackendPool {
         // to the thread's pool (taken again by the next response).
         conn.buf.release();
         conn.parser.release();
-        let until = Instant::now() + keep;
+        let until = now + keep;
         let mut idle = self.raw_here().lock().unwrap_or_else(|p| p.into_inner());
         if idle.len() < MAX_IDLE_PER_ADDRESS {
             idle.push(RawIdle { conn, until });
