@@ -415,10 +415,16 @@ impl ConnActivity {
             let woken = Woken(&self.wake);
             match self.deadline() {
                 Some((_, Expiry::Idle | Expiry::Park)) if !idle => woken.await,
-                Some((when, why)) if when <= Instant::now() => return why,
-                Some((when, _)) => {
+                // Due now, whatever the clock says.
+                Some((_, why @ (Expiry::Abusive | Expiry::Evicted))) => return why,
+                Some((when, why)) => {
+                    // No clock read: a deadline already past fires the
+                    // timer at its first poll, and the timer having fired
+                    // at the deadline still in force is the expiry.
                     if timer.deadline() != when {
                         timer.as_mut().reset(when);
+                    } else if timer.is_elapsed() {
+                        return why;
                     }
                     tokio::select! {
                         _ = timer.as_mut() => {}
@@ -523,6 +529,30 @@ mod tests {
         let t0 = Instant::now();
         assert_eq!(a.expired(true).await, Expiry::Idle);
         assert_eq!(Instant::now() - t0, Duration::from_secs(90));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_deadline_passed_before_the_wait_expires_at_once() {
+        let a = ConnActivity::new(Duration::from_secs(10), Duration::from_secs(90));
+        tokio::time::advance(Duration::from_secs(30)).await;
+        let mut timer = std::pin::pin!(tokio::time::sleep(Duration::ZERO));
+        let t0 = Instant::now();
+        assert_eq!(a.expired_on(true, timer.as_mut()).await, Expiry::Header);
+        assert!(Instant::now() - t0 <= Duration::from_millis(1));
+        // The same timer, fired: the deadline it fired for is still the
+        // expiry, at once.
+        assert_eq!(a.expired_on(true, timer.as_mut()).await, Expiry::Header);
+        assert!(Instant::now() - t0 <= Duration::from_millis(1));
+    }
+
+    /// On the real clock: the deadline of an evicted (or abusive)
+    /// connection is "now" on every look, never one the timer fired for.
+    #[tokio::test]
+    async fn an_evicted_connection_expires_at_once() {
+        let a = ConnActivity::new(Duration::from_secs(10), Duration::from_secs(90));
+        a.evict();
+        let wait = tokio::time::timeout(Duration::from_secs(5), a.expired(true));
+        assert_eq!(wait.await, Ok(Expiry::Evicted));
     }
 
     #[tokio::test(start_paused = true)]
