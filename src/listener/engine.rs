@@ -289,7 +289,9 @@ where
             Held::Whole(s) => (Sock::Whole(s), ClientBody::Empty),
             Held::Split(w, _, body) => (Sock::Write(w), body.take().unwrap_or(ClientBody::Empty)),
         };
-        let req = req.map(|()| body);
+        // Kept here, in the serving future, for the exchange to work on
+        // in place (see `request::handle_h1`).
+        let mut req = Some((req.into_parts().0, body));
         // The head buffers are taken from the thread's pool where a head
         // is written and go back after it is sent or after the exchange:
         // a connection between requests holds none.
@@ -309,7 +311,7 @@ where
             slot,
             exchange(
                 sock,
-                req,
+                &mut req,
                 client,
                 conn,
                 gw,
@@ -320,6 +322,9 @@ where
             ),
         ))
         .await;
+        // What the exchange left of the request (a body it did not take
+        // ends here, before the read side is looked for).
+        drop(req);
         buffer::recycle(&mut out);
         buffer::recycle(&mut up);
         let back = match held {
@@ -434,7 +439,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Sock<'_, S> {
 #[allow(clippy::too_many_arguments)]
 async fn exchange<S: AsyncRead + AsyncWrite + Unpin + Send>(
     mut sock: Sock<'_, S>,
-    req: Request<ClientBody>,
+    req: &mut Option<(http::request::Parts, ClientBody)>,
     client: Client,
     conn: &Conn,
     gw: &Arc<Serving>,

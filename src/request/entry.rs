@@ -43,7 +43,8 @@ pub async fn handle(
     conn: Arc<ConnInfo>,
     req: Request<ClientBody>,
 ) -> Result<Response<ProxyBody>, route::Aborted> {
-    match handle_h1::<tokio::io::Sink>(shared, conn, req, None).await? {
+    let mut req = Some(req.into_parts());
+    match handle_h1::<tokio::io::Sink>(shared, conn, &mut req, None).await? {
         Handled::Response(resp) => Ok(resp),
         // Only with a fast client, and there is none.
         Handled::Written { .. } => Err(route::Aborted),
@@ -54,18 +55,26 @@ pub async fn handle(
 /// bodiless GET or HEAD routed to a farm whose answer needs neither cache
 /// nor compression is forwarded by `proxy::fast` and written to the client
 /// there.
+///
+/// The request stays where the caller keeps it (`req`, taken only when it
+/// is handed on whole): moved into this future, it was copied twice more
+/// and its 264 bytes kept three times over in the engine's per-request
+/// state, which every exchange in flight holds.
 pub async fn handle_h1<W: AsyncWrite + Unpin + Send>(
     shared: Arc<Shared>,
     conn: Arc<ConnInfo>,
-    mut req: Request<ClientBody>,
+    req: &mut Option<(http::request::Parts, ClientBody)>,
     mut fast: Option<FastClient<'_, W>>,
 ) -> Result<Handled, route::Aborted> {
     let started = Instant::now();
+    let Some((parts, body)) = req.as_mut() else {
+        return Err(route::Aborted);
+    };
     let snap = shared.snapshot();
     let mut ex = Exchange::new(started);
     // Nothing runs for tracing without a `trace:` section.
     let trace = snap.trace.as_ref().map(|t| Trace {
-        ctx: t.begin(conn.client_addr(), req.headers_mut()),
+        ctx: t.begin(conn.client_addr(), &mut parts.headers),
         response_header: t.response_header.as_ref(),
     });
     let log = shared.access_log();
@@ -75,7 +84,7 @@ pub async fn handle_h1<W: AsyncWrite + Unpin + Send>(
     if log.is_some() || spans.is_some() {
         // Only the combined and W3C formats log these: no copy otherwise.
         let wants = log.as_ref().is_some_and(|l| l.wants_client_headers());
-        let header = |name| wants.then(|| req.headers().get(name).cloned()).flatten();
+        let header = |name| wants.then(|| parts.headers.get(name).cloned()).flatten();
         let (referer, user_agent) = (
             header(http::header::REFERER),
             header(http::header::USER_AGENT),
@@ -86,9 +95,9 @@ pub async fn handle_h1<W: AsyncWrite + Unpin + Send>(
                 client: conn.client_addr(),
                 local: conn.local,
                 listener: conn.listener.clone(),
-                method: req.method().clone(),
-                uri: req.uri().clone(),
-                version: req.version(),
+                method: parts.method.clone(),
+                uri: parts.uri.clone(),
+                version: parts.version,
                 status: 0,
                 farm: None,
                 server: None,
@@ -106,12 +115,11 @@ pub async fn handle_h1<W: AsyncWrite + Unpin + Send>(
         );
     }
 
-    let (mut parts, body) = req.into_parts();
     // A gRPC client reads farmgate's own errors as gRPC statuses (gRPC
     // clients speak HTTP/2: HTTP/1.1 requests skip the header lookup).
     let grpc =
         parts.version == http::Version::HTTP_2 && crate::proxy::grpc::is_grpc(&parts.headers);
-    let result = match route::route(&snap, &conn, &mut parts) {
+    let result = match route::route(&snap, &conn, parts) {
         Route::Local(resp) => Ok(*resp),
         Route::Fail(e) => Err(e),
         Route::Abort => {
@@ -132,14 +140,14 @@ pub async fn handle_h1<W: AsyncWrite + Unpin + Send>(
             };
             // Before `prepare` rewrites the head: hash key and affinity
             // cookie as the client sent them.
-            let pick = farm.pick_request(&parts, conn.peer.ip(), client_side.trusted, conn.tls);
+            let pick = farm.pick_request(parts, conn.peer.ip(), client_side.trusted, conn.tls);
             // A head the fast forward may take is left as it is: if it
             // does, it writes the prepared head without rewriting the map.
-            let unprepared = fast.is_some() && set_headers.is_empty() && fast_head::handles(&parts);
+            let unprepared = fast.is_some() && set_headers.is_empty() && fast_head::handles(parts);
             let upgrade = if unprepared {
                 None
             } else {
-                let upgrade = forward::prepare(&mut parts, &snap.proxy, &client_side);
+                let upgrade = forward::prepare(parts, &snap.proxy, &client_side);
                 set_headers.apply(&mut parts.headers);
                 upgrade.map(|(on, _)| on)
             };
@@ -165,7 +173,7 @@ pub async fn handle_h1<W: AsyncWrite + Unpin + Send>(
                 snap: &snap,
             };
             // Negotiated now: the request head moves on to the cache.
-            let compress = compress::plan(&farm.compression, rule_compression, &parts);
+            let compress = compress::plan(&farm.compression, rule_compression, parts);
             if let Some(client) = fast.take_if(|_| {
                 compress.is_none()
                     && farm.cache.is_none()
@@ -178,14 +186,14 @@ pub async fn handle_h1<W: AsyncWrite + Unpin + Send>(
                     && matches!(parts.method, http::Method::GET | http::Method::HEAD)
             }) {
                 let side = unprepared.then_some(&client_side);
-                match fast::forward(&to.to, &parts, side, client, &mut ex).await {
+                match fast::forward(&to.to, parts, side, client, &mut ex).await {
                     Fast::Written { status, keep_alive } => {
                         conn.stats.codes.inc(status);
                         if let Some(r) = ex.record() {
                             r.status = status;
                         }
                         // The head's map serves the thread's next request.
-                        crate::http1::buffer::recycle_map(parts.headers);
+                        crate::http1::buffer::recycle_map(std::mem::take(&mut parts.headers));
                         return Ok(Handled::Written { keep_alive });
                     }
                     Fast::Failed(e) => {
@@ -196,7 +204,7 @@ pub async fn handle_h1<W: AsyncWrite + Unpin + Send>(
             }
             if unprepared {
                 // Not taken by the fast forward after all.
-                forward::prepare(&mut parts, &snap.proxy, &client_side);
+                forward::prepare(parts, &snap.proxy, &client_side);
             }
             // Not fast: an HTTP/1.1 client still gets the backend's
             // interim responses, written while the fetch waits.
@@ -205,6 +213,10 @@ pub async fn handle_h1<W: AsyncWrite + Unpin + Send>(
                 .map(|c| interim::ClientWriter::new(c.to));
             to.to.interim = hints.as_ref().map(|w| w as &dyn InterimTo);
             let may_encode = compress.as_ref().is_some_and(compress::Plan::may_encode);
+            // Handed on whole: the cache and the forwarder own it from here.
+            let Some((parts, body)) = req.take() else {
+                return Err(route::Aborted);
+            };
             let out = Outgoing { parts, body };
             let cache = farm.cache.as_ref();
             // Boxed: the cache and hyper's client make the largest future
