@@ -135,51 +135,56 @@ pub async fn forward<W: AsyncWrite + Unpin>(
             .timer
             .as_mut()
             .reset(deadline(sent_at.into(), proxy.response_timeout));
-        let sent = tokio::select! {
-            biased;
-            r = send(to, server, pool, &mut *client.up, hints, head_request, max_head, sent_at) => Ok(r),
-            () = client.timer.as_mut() => Err(()),
+        // In a block of its own: the select's output (~240 bytes) is not
+        // kept in this future while the response is relayed.
+        let (conn, head_len) = {
+            let sent = tokio::select! {
+                biased;
+                r = send(to, server, pool, &mut *client.up, hints, head_request, max_head, sent_at) => Ok(r),
+                () = client.timer.as_mut() => Err(()),
+            };
+            match sent {
+                Ok(Ok(got)) => got,
+                Ok(Err(SendFail::Unsent { cause, connect })) => {
+                    tracing::debug!(farm = %farm.name, server = %server.name, "not sent: {cause}");
+                    if connect {
+                        to.health
+                            .server(idx)
+                            .eject_unreachable(unreachable_reason(&*cause), to.health);
+                    }
+                    let reason = ProxyError::Connect.reason();
+                    to.health.record(idx, Attempt::Failed { reason });
+                    ex.release();
+                    last_err = ProxyError::Connect;
+                    continue;
+                }
+                Ok(Err(SendFail::Sent(e))) => {
+                    tracing::debug!(farm = %farm.name, server = %server.name, "backend error: {e}");
+                    let err = ProxyError::Backend;
+                    to.health.record(
+                        idx,
+                        Attempt::Failed {
+                            reason: err.reason(),
+                        },
+                    );
+                    ex.release();
+                    if retries_left == 0 {
+                        return Fast::Failed(err);
+                    }
+                    retries_left -= 1;
+                    last_err = err;
+                    continue;
+                }
+                Err(_) => {
+                    let timeout = Attempt::Failed { reason: "timeout" };
+                    to.health.record(idx, timeout);
+                    return Fast::Failed(ProxyError::Timeout);
+                }
+            }
         };
-        match sent {
-            Ok(Ok((conn, head_len))) => {
-                let now = std::time::Instant::now();
-                let latency = now.saturating_duration_since(sent_at);
-                return respond(to, idx, conn, head_len, (latency, now), client, pool, ex).await;
-            }
-            Ok(Err(SendFail::Unsent { cause, connect })) => {
-                tracing::debug!(farm = %farm.name, server = %server.name, "not sent: {cause}");
-                if connect {
-                    to.health
-                        .server(idx)
-                        .eject_unreachable(unreachable_reason(&*cause), to.health);
-                }
-                let reason = ProxyError::Connect.reason();
-                to.health.record(idx, Attempt::Failed { reason });
-                ex.release();
-                last_err = ProxyError::Connect;
-            }
-            Ok(Err(SendFail::Sent(e))) => {
-                tracing::debug!(farm = %farm.name, server = %server.name, "backend error: {e}");
-                let err = ProxyError::Backend;
-                to.health.record(
-                    idx,
-                    Attempt::Failed {
-                        reason: err.reason(),
-                    },
-                );
-                ex.release();
-                if retries_left == 0 {
-                    return Fast::Failed(err);
-                }
-                retries_left -= 1;
-                last_err = err;
-            }
-            Err(_) => {
-                let timeout = Attempt::Failed { reason: "timeout" };
-                to.health.record(idx, timeout);
-                return Fast::Failed(ProxyError::Timeout);
-            }
-        }
+        let now = std::time::Instant::now();
+        let latency = now.saturating_duration_since(sent_at);
+        return respond(to, idx, conn, head_len, (latency, now), client, pool, ex).await;
     }
     Fast::Failed(last_err)
 }
