@@ -119,124 +119,134 @@ pub async fn handle_h1<W: AsyncWrite + Unpin + Send>(
     // clients speak HTTP/2: HTTP/1.1 requests skip the header lookup).
     let grpc =
         parts.version == http::Version::HTTP_2 && crate::proxy::grpc::is_grpc(&parts.headers);
-    let result = match route::route(&snap, &conn, parts) {
-        Route::Local(resp) => Ok(*resp),
-        Route::Fail(e) => Err(e),
+    // The route's parts taken out in a statement of their own: matched
+    // around the forwarding, the whole `Route` was kept across its waits.
+    let (farm, set_headers, rule_compression, held) = match route::route(&snap, &conn, parts) {
+        Route::Forward(farm, set_headers, rule_compression, held) => {
+            (farm, set_headers, rule_compression, held)
+        }
+        Route::Local(resp) => {
+            let resp = finish(&conn, ex, Ok(*resp), grpc, trace.as_ref());
+            return Ok(Handled::Response(resp));
+        }
+        Route::Fail(e) => {
+            let resp = finish(&conn, ex, Err(e), grpc, trace.as_ref());
+            return Ok(Handled::Response(resp));
+        }
         Route::Abort => {
             ex.mark_aborted();
             return Err(route::Aborted);
         }
-        Route::Forward(farm, set_headers, rule_compression, held) => {
-            ex.hold_limits(held);
-            if let Some(r) = ex.record() {
-                r.farm = Some(farm.name.clone());
-            }
-            let client_side = ClientSide {
-                ip: &conn.client_ip,
-                trusted: !snap.proxy.trusted_proxies.is_empty()
-                    && snap.proxy.is_trusted(conn.peer.ip()),
-                proto: if conn.tls { "https" } else { "http" },
-                cert: conn.client_cert.as_ref().map(|c| &c.header),
-            };
-            // Before `prepare` rewrites the head: hash key and affinity
-            // cookie as the client sent them.
-            let pick = farm.pick_request(parts, conn.peer.ip(), client_side.trusted, conn.tls);
-            // A head the fast forward may take is left as it is: if it
-            // does, it writes the prepared head without rewriting the map.
-            let unprepared = fast.is_some() && set_headers.is_empty() && fast_head::handles(parts);
-            let upgrade = if unprepared {
-                None
-            } else {
-                let upgrade = forward::prepare(parts, &snap.proxy, &client_side);
-                set_headers.apply(&mut parts.headers);
-                upgrade.map(|(on, _)| on)
-            };
-            let mut to = Fetcher {
-                to: Forwarder {
-                    upstream: &shared.upstream,
-                    spec: &snap.proxy,
-                    farm,
-                    health: &farm.health,
-                    pools: &farm.pools,
-                    backend_idle_timeout: farm.backend_idle_timeout,
-                    protocol: farm.protocol,
-                    grpc_retry_on: farm.grpc_retry_on,
-                    pick,
-                    send_proxy: farm
-                        .send_proxy
-                        .map(|v| crate::proxy::send_proxy::Header::new(v, conn.peer, conn.local)),
-                    trace,
-                    relay_interim: farm.relay_interim,
-                    interim: None,
-                },
-                shared: &shared,
-                snap: &snap,
-            };
-            // Negotiated now: the request head moves on to the cache.
-            let compress = compress::plan(&farm.compression, rule_compression, parts);
-            if let Some(client) = fast.take_if(|_| {
-                compress.is_none()
-                    && farm.cache.is_none()
-                    // A PROXY header to the backend: hyper's pool keys it.
-                    && to.to.send_proxy.is_none()
-                    // HTTP/2 to the servers goes through hyper's client.
-                    && farm.protocol == crate::proxy::protocol::Protocol::Http1
-                    && upgrade.is_none()
-                    && body.is_end_stream()
-                    && matches!(parts.method, http::Method::GET | http::Method::HEAD)
-            }) {
-                let side = unprepared.then_some(&client_side);
-                match fast::forward(&to.to, parts, side, client, &mut ex).await {
-                    Fast::Written { status, keep_alive } => {
-                        conn.stats.codes.inc(status);
-                        if let Some(r) = ex.record() {
-                            r.status = status;
-                        }
-                        // The head's map serves the thread's next request.
-                        crate::http1::buffer::recycle_map(std::mem::take(&mut parts.headers));
-                        return Ok(Handled::Written { keep_alive });
-                    }
-                    Fast::Failed(e) => {
-                        let resp = finish(&conn, ex, Err(e), grpc, trace.as_ref());
-                        return Ok(Handled::Response(resp));
-                    }
-                }
-            }
-            if unprepared {
-                // Not taken by the fast forward after all.
-                forward::prepare(parts, &snap.proxy, &client_side);
-            }
-            // Not fast: an HTTP/1.1 client still gets the backend's
-            // interim responses, written while the fetch waits.
-            let hints = fast
-                .filter(|c| c.minor == 1 && farm.relay_interim)
-                .map(|c| interim::ClientWriter::new(c.to));
-            to.to.interim = hints.as_ref().map(|w| w as &dyn InterimTo);
-            let may_encode = compress.as_ref().is_some_and(compress::Plan::may_encode);
-            // Handed on whole: the cache and the forwarder own it from here.
-            let Some((parts, body)) = req.take() else {
-                return Err(route::Aborted);
-            };
-            let out = Outgoing { parts, body };
-            let cache = farm.cache.as_ref();
-            // Boxed: the cache and hyper's client make the largest future
-            // on the path (~5.5 KiB), which every connection's serving
-            // future would otherwise reserve, fast forward or not.
-            let answer =
-                Box::pin(cache::serve(&to, cache, may_encode, out, upgrade, &mut ex)).await;
-            let answer = match (answer, compress) {
-                (Ok(resp), Some(plan)) => Ok(compress::apply(plan, resp).await),
-                (answer, _) => answer,
-            };
-            answer.map(|mut resp| {
-                if let Some(cookie) = ex.picked().and_then(|i| farm.affinity_cookie(&pick, i)) {
-                    // Beside the backend's own cookies, never replacing them.
-                    resp.headers_mut()
-                        .append(http::header::SET_COOKIE, cookie.clone());
-                }
-                resp
-            })
+    };
+    let result = {
+        ex.hold_limits(held);
+        if let Some(r) = ex.record() {
+            r.farm = Some(farm.name.clone());
         }
+        let client_side = ClientSide {
+            ip: &conn.client_ip,
+            trusted: !snap.proxy.trusted_proxies.is_empty()
+                && snap.proxy.is_trusted(conn.peer.ip()),
+            proto: if conn.tls { "https" } else { "http" },
+            cert: conn.client_cert.as_ref().map(|c| &c.header),
+        };
+        // Before `prepare` rewrites the head: hash key and affinity
+        // cookie as the client sent them.
+        let pick = farm.pick_request(parts, conn.peer.ip(), client_side.trusted, conn.tls);
+        // A head the fast forward may take is left as it is: if it
+        // does, it writes the prepared head without rewriting the map.
+        let unprepared = fast.is_some() && set_headers.is_empty() && fast_head::handles(parts);
+        let upgrade = if unprepared {
+            None
+        } else {
+            let upgrade = forward::prepare(parts, &snap.proxy, &client_side);
+            set_headers.apply(&mut parts.headers);
+            upgrade.map(|(on, _)| on)
+        };
+        let mut to = Fetcher {
+            to: Forwarder {
+                upstream: &shared.upstream,
+                spec: &snap.proxy,
+                farm,
+                health: &farm.health,
+                pools: &farm.pools,
+                backend_idle_timeout: farm.backend_idle_timeout,
+                protocol: farm.protocol,
+                grpc_retry_on: farm.grpc_retry_on,
+                pick,
+                send_proxy: farm
+                    .send_proxy
+                    .map(|v| crate::proxy::send_proxy::Header::new(v, conn.peer, conn.local)),
+                trace,
+                relay_interim: farm.relay_interim,
+                interim: None,
+            },
+            shared: &shared,
+            snap: &snap,
+        };
+        // Negotiated now: the request head moves on to the cache.
+        let compress = compress::plan(&farm.compression, rule_compression, parts);
+        if let Some(client) = fast.take_if(|_| {
+            compress.is_none()
+                && farm.cache.is_none()
+                // A PROXY header to the backend: hyper's pool keys it.
+                && to.to.send_proxy.is_none()
+                // HTTP/2 to the servers goes through hyper's client.
+                && farm.protocol == crate::proxy::protocol::Protocol::Http1
+                && upgrade.is_none()
+                && body.is_end_stream()
+                && matches!(parts.method, http::Method::GET | http::Method::HEAD)
+        }) {
+            let side = unprepared.then_some(&client_side);
+            match fast::forward(&to.to, parts, side, client, &mut ex).await {
+                Fast::Written { status, keep_alive } => {
+                    conn.stats.codes.inc(status);
+                    if let Some(r) = ex.record() {
+                        r.status = status;
+                    }
+                    // The head's map serves the thread's next request.
+                    crate::http1::buffer::recycle_map(std::mem::take(&mut parts.headers));
+                    return Ok(Handled::Written { keep_alive });
+                }
+                Fast::Failed(e) => {
+                    let resp = finish(&conn, ex, Err(e), grpc, trace.as_ref());
+                    return Ok(Handled::Response(resp));
+                }
+            }
+        }
+        if unprepared {
+            // Not taken by the fast forward after all.
+            forward::prepare(parts, &snap.proxy, &client_side);
+        }
+        // Not fast: an HTTP/1.1 client still gets the backend's
+        // interim responses, written while the fetch waits.
+        let hints = fast
+            .filter(|c| c.minor == 1 && farm.relay_interim)
+            .map(|c| interim::ClientWriter::new(c.to));
+        to.to.interim = hints.as_ref().map(|w| w as &dyn InterimTo);
+        let may_encode = compress.as_ref().is_some_and(compress::Plan::may_encode);
+        // Handed on whole: the cache and the forwarder own it from here.
+        let Some((parts, body)) = req.take() else {
+            return Err(route::Aborted);
+        };
+        let out = Outgoing { parts, body };
+        let cache = farm.cache.as_ref();
+        // Boxed: the cache and hyper's client make the largest future
+        // on the path (~5.5 KiB), which every connection's serving
+        // future would otherwise reserve, fast forward or not.
+        let answer = Box::pin(cache::serve(&to, cache, may_encode, out, upgrade, &mut ex)).await;
+        let answer = match (answer, compress) {
+            (Ok(resp), Some(plan)) => Ok(compress::apply(plan, resp).await),
+            (answer, _) => answer,
+        };
+        answer.map(|mut resp| {
+            if let Some(cookie) = ex.picked().and_then(|i| farm.affinity_cookie(&pick, i)) {
+                // Beside the backend's own cookies, never replacing them.
+                resp.headers_mut()
+                    .append(http::header::SET_COOKIE, cookie.clone());
+            }
+            resp
+        })
     };
     Ok(Handled::Response(finish(
         &conn,
