@@ -28,7 +28,16 @@ const SCRATCH_MAX: usize = 64 << 10;
 const MAPS_KEPT: usize = 256;
 const MAP_MAX: usize = 64;
 
+/// A new field table's room, and the largest kept. Grown from nothing, a
+/// table was one to three allocations on every new connection; pooled, a
+/// table grown once for a browser's 10-20 fields serves the next
+/// connections as it is. Small to start: a connection waiting for its
+/// next request holds its table.
+const FIELD_TABLE: usize = 8;
+const FIELD_TABLE_MAX: usize = 128;
+
 thread_local! {
+    static FIELDS: RefCell<Vec<Vec<super::Field>>> = const { RefCell::new(Vec::new()) };
     static READ: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
     static SCRATCH: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
     static MAPS: RefCell<Vec<http::HeaderMap>> = const { RefCell::new(Vec::new()) };
@@ -57,6 +66,33 @@ pub fn recycle_map(mut m: http::HeaderMap) {
         if let Ok(mut p) = p.try_borrow_mut() {
             if p.len() < MAPS_KEPT {
                 p.push(m);
+            }
+        }
+    });
+}
+
+/// An empty field table for a connection's request heads: one a closed or
+/// parked connection gave back when the thread has one.
+pub(super) fn field_table() -> Vec<super::Field> {
+    FIELDS
+        .try_with(|p| p.try_borrow_mut().ok()?.pop())
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| Vec::with_capacity(FIELD_TABLE))
+}
+
+/// Gives `v`'s memory back for the thread's next connection (leaving `v`
+/// empty).
+pub(super) fn recycle_fields(v: &mut Vec<super::Field>) {
+    let mut v = std::mem::take(v);
+    if v.capacity() == 0 || v.capacity() > FIELD_TABLE_MAX {
+        return;
+    }
+    v.clear();
+    let _ = FIELDS.try_with(|p| {
+        if let Ok(mut p) = p.try_borrow_mut() {
+            if p.len() < KEEP {
+                p.push(v);
             }
         }
     });

@@ -61,6 +61,9 @@ impl RequestParser {
             self.scan = HeadScan::default();
             self.done = false;
         }
+        if self.fields.capacity() == 0 {
+            self.fields = super::buffer::field_table();
+        }
         let end = match self.scan.scan(
             bytes,
             self.max_head,
@@ -103,7 +106,13 @@ impl RequestParser {
 
     /// Gives back the field table's memory (an idle connection holds none).
     pub fn release(&mut self) {
-        self.fields = Vec::new();
+        super::buffer::recycle_fields(&mut self.fields);
+    }
+}
+
+impl Drop for RequestParser {
+    fn drop(&mut self) {
+        super::buffer::recycle_fields(&mut self.fields);
     }
 }
 

@@ -43,6 +43,47 @@ const READ_SIZE: usize = 16 << 10;
 /// Field names a connection remembers from its previous request.
 const NAMES_KEPT: usize = 32;
 
+thread_local! {
+    /// The name tables of connections that ended, for the thread's next.
+    static NAME_TABLES: std::cell::RefCell<Vec<Vec<HeaderName>>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A connection's field names from its previous request, in a table taken
+/// from the thread's pool and given back when the connection's serving
+/// ends: grown from nothing, it was one to three allocations on every new
+/// connection.
+struct NameTable(Vec<HeaderName>);
+
+impl NameTable {
+    fn new() -> Self {
+        let pooled = NAME_TABLES
+            .try_with(|p| p.try_borrow_mut().ok()?.pop())
+            .ok()
+            .flatten();
+        // Small to start (a waiting connection holds it); grown tables
+        // come back to the pool as they are.
+        NameTable(pooled.unwrap_or_else(|| Vec::with_capacity(8)))
+    }
+}
+
+impl Drop for NameTable {
+    fn drop(&mut self) {
+        let mut names = std::mem::take(&mut self.0);
+        if names.capacity() == 0 {
+            return;
+        }
+        names.clear();
+        let _ = NAME_TABLES.try_with(|p| {
+            if let Ok(mut p) = p.try_borrow_mut() {
+                if p.len() < 64 {
+                    p.push(names);
+                }
+            }
+        });
+    }
+}
+
 /// How a connection's turn ended.
 enum Next<S> {
     /// Closed (or to be dropped).
@@ -123,7 +164,7 @@ where
     // in the same order request after request, and a name `http` does not
     // know (a browser's `sec-*` fields) is an allocation each time it is
     // made; a clone of the previous one is a reference count.
-    let mut names: Vec<HeaderName> = Vec::new();
+    let mut names = NameTable::new();
     let mut out: Vec<u8> = Vec::new();
     let mut up: Vec<u8> = Vec::new();
     let mut draining = false;
@@ -241,8 +282,12 @@ where
         if for_hyper(&head) {
             return Next::Hyper(stream, buf);
         }
-        let Some(req) = to_request(&head, &buf.data()[..head_len], &mut head_copies, &mut names)
-        else {
+        let Some(req) = to_request(
+            &head,
+            &buf.data()[..head_len],
+            &mut head_copies,
+            &mut names.0,
+        ) else {
             refuse(&mut stream, Violation::Malformed, info, activity, &mut out).await;
             return Next::Close;
         };
