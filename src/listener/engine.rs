@@ -63,7 +63,7 @@ impl NameTable {
             .flatten();
         // Small to start (a waiting connection holds it); grown tables
         // come back to the pool as they are.
-        NameTable(pooled.unwrap_or_else(|| Vec::with_capacity(8)))
+        NameTable(pooled.unwrap_or_else(|| Vec::with_capacity(4)))
     }
 }
 
