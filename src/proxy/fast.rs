@@ -24,7 +24,7 @@ use super::connector::BackendStream;
 use super::error::ProxyError;
 use super::exchange::Exchange;
 use super::fast_head;
-use super::forward::{unreachable_reason, Forwarder, MAX_ATTEMPTS};
+use super::forward::{not_sent, Forwarder, MAX_ATTEMPTS};
 use super::interim;
 use super::pool::{keep_for_value, BackendPool, RawConn};
 use crate::farm::state::Attempt;
@@ -146,15 +146,7 @@ pub async fn forward<W: AsyncWrite + Unpin>(
             match sent {
                 Ok(Ok(got)) => got,
                 Ok(Err(SendFail::Unsent { cause, connect })) => {
-                    tracing::debug!(farm = %farm.name, server = %server.name, "not sent: {cause}");
-                    if connect {
-                        to.health
-                            .server(idx)
-                            .eject_unreachable(unreachable_reason(&*cause), to.health);
-                    }
-                    let reason = ProxyError::Connect.reason();
-                    to.health.record(idx, Attempt::Failed { reason });
-                    ex.release();
+                    not_sent(to, idx, &*cause, connect, ex);
                     last_err = ProxyError::Connect;
                     continue;
                 }

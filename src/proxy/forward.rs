@@ -311,17 +311,7 @@ pub async fn forward(
                 connect,
                 req,
             })) => {
-                tracing::debug!(farm = %farm.name, server = %server.name, "not sent: {cause}");
-                if connect {
-                    // Down or unreachable: out of new picks now, not at the
-                    // next probe.
-                    to.health
-                        .server(idx)
-                        .eject_unreachable(unreachable_reason(&*cause), to.health);
-                }
-                let reason = ProxyError::Connect.reason();
-                to.health.record(idx, Attempt::Failed { reason });
-                ex.release();
+                not_sent(to, idx, &*cause, connect, ex);
                 // The head and body come back untouched for the next server.
                 let (head, unsent) = req.into_parts();
                 parts.headers = head.headers;
@@ -391,6 +381,29 @@ impl Held {
         ex.set_picked(self.idx);
         respond(self.resp, self.checkin, upgrade)
     }
+}
+
+/// A request that never reached server `idx`: logged, the server out of
+/// new picks when it could not be connected to (down or unreachable: now,
+/// not at the next probe), the failure recorded and the in-flight slot
+/// given back.
+pub(super) fn not_sent(
+    to: &Forwarder<'_>,
+    idx: usize,
+    cause: &(dyn std::error::Error + 'static),
+    connect: bool,
+    ex: &mut Exchange,
+) {
+    let (farm, server) = (to.farm, &to.farm.servers[idx]);
+    tracing::debug!(farm = %farm.name, server = %server.name, "not sent: {cause}");
+    if connect {
+        to.health
+            .server(idx)
+            .eject_unreachable(unreachable_reason(cause), to.health);
+    }
+    let reason = ProxyError::Connect.reason();
+    to.health.record(idx, Attempt::Failed { reason });
+    ex.release();
 }
 
 /// Why a connection could not be made, for the server's health record.

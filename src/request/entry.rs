@@ -163,24 +163,11 @@ pub async fn handle_h1<W: AsyncWrite + Unpin + Send>(
             set_headers.apply(&mut parts.headers);
             upgrade.map(|(on, _)| on)
         };
+        let send_proxy = farm
+            .send_proxy
+            .map(|v| crate::proxy::send_proxy::Header::new(v, conn.peer, conn.local));
         let mut to = Fetcher {
-            to: Forwarder {
-                upstream: &shared.upstream,
-                spec: &snap.proxy,
-                farm,
-                health: &farm.health,
-                pools: &farm.pools,
-                backend_idle_timeout: farm.backend_idle_timeout,
-                protocol: farm.protocol,
-                grpc_retry_on: farm.grpc_retry_on,
-                pick,
-                send_proxy: farm
-                    .send_proxy
-                    .map(|v| crate::proxy::send_proxy::Header::new(v, conn.peer, conn.local)),
-                trace,
-                relay_interim: farm.relay_interim,
-                interim: None,
-            },
+            to: forwarder(&shared, &snap, farm, pick, send_proxy, trace),
             shared: &shared,
             snap: &snap,
         };
@@ -285,6 +272,33 @@ fn finish(
 }
 
 /// The cache fetches what it does not have through the forwarder.
+/// How a request to `farm` is forwarded (interim responses as the farm
+/// says, none listened for yet).
+fn forwarder<'a>(
+    shared: &'a Shared,
+    snap: &'a Snapshot,
+    farm: &'a crate::config::FarmRuntime,
+    pick: crate::farm::PickRequest,
+    send_proxy: Option<crate::proxy::send_proxy::Header>,
+    trace: Option<Trace<'a>>,
+) -> Forwarder<'a> {
+    Forwarder {
+        upstream: &shared.upstream,
+        spec: &snap.proxy,
+        farm,
+        health: &farm.health,
+        pools: &farm.pools,
+        backend_idle_timeout: farm.backend_idle_timeout,
+        protocol: farm.protocol,
+        grpc_retry_on: farm.grpc_retry_on,
+        pick,
+        send_proxy,
+        trace,
+        relay_interim: farm.relay_interim,
+        interim: None,
+    }
+}
+
 struct Fetcher<'a> {
     to: Forwarder<'a>,
     shared: &'a Arc<Shared>,
@@ -337,25 +351,20 @@ impl Fetch for Detached {
 
     async fn fetch(&self, out: Outgoing, upgrade: Option<OnUpgrade>, ex: &mut Exchange) -> Answer {
         let farm = &self.snap.farms[self.farm];
-        let to = Forwarder {
-            upstream: &self.shared.upstream,
-            spec: &self.snap.proxy,
+        let trace = self.trace.map(|ctx| Trace {
+            ctx,
+            response_header: None,
+        });
+        let mut to = forwarder(
+            &self.shared,
+            &self.snap,
             farm,
-            health: &farm.health,
-            pools: &farm.pools,
-            backend_idle_timeout: farm.backend_idle_timeout,
-            protocol: farm.protocol,
-            grpc_retry_on: farm.grpc_retry_on,
-            pick: self.pick,
-            send_proxy: self.send_proxy,
-            trace: self.trace.map(|ctx| Trace {
-                ctx,
-                response_header: None,
-            }),
-            // A background revalidation has no client waiting.
-            relay_interim: false,
-            interim: None,
-        };
+            self.pick,
+            self.send_proxy,
+            trace,
+        );
+        // A background revalidation has no client waiting.
+        to.relay_interim = false;
         forward::forward(&to, out, upgrade, ex).await
     }
 
