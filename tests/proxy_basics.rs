@@ -105,6 +105,37 @@ async fn slow_backend_gives_504_at_response_timeout() {
 }
 
 #[tokio::test]
+async fn each_request_on_a_connection_gets_its_whole_response_timeout() {
+    // Each answer takes 1.2 s against a 2 s response_timeout. The second
+    // request on the connection starts 1.2 s into the first one's timeout,
+    // so the connection's timer, if left at the first request's deadline,
+    // fires while the second waits; the second must still get its answer.
+    let slowish = Backend::with_handler(
+        "slowish",
+        Arc::new(|_req| {
+            Box::pin(async {
+                tokio::time::sleep(Duration::from_millis(1200)).await;
+                text_response(200, "ok")
+            })
+        }),
+    )
+    .await;
+    let cfg = farm_config(
+        "round_robin",
+        &[&slowish],
+        "",
+        "proxy:\n  response_timeout: 2s\n",
+    );
+    let fg = start(&cfg).await;
+    let http = client();
+    let url = format!("http://{}/", fg.first_addr());
+    for _ in 0..2 {
+        let (status, _, body) = get(&http, &url).await;
+        assert_eq!((status, body.as_str()), (StatusCode::OK, "ok"));
+    }
+}
+
+#[tokio::test]
 async fn hop_by_hop_headers_are_stripped_both_ways() {
     let echo = Backend::with_handler(
         "echo",

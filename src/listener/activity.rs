@@ -420,11 +420,19 @@ impl ConnActivity {
                 Some((when, why)) => {
                     // No clock read: a deadline already past fires the
                     // timer at its first poll, and the timer having fired
-                    // at the deadline still in force is the expiry.
-                    if timer.deadline() != when {
+                    // at or after the deadline in force is the expiry.
+                    // A deadline that moved later (each request moves the
+                    // idle one on) leaves the timer where it is: it fires
+                    // early, once, and is set again then; set per request,
+                    // it was a timer update each time.
+                    let armed = timer.deadline();
+                    if timer.is_elapsed() {
+                        if armed >= when {
+                            return why;
+                        }
                         timer.as_mut().reset(when);
-                    } else if timer.is_elapsed() {
-                        return why;
+                    } else if armed > when {
+                        timer.as_mut().reset(when);
                     }
                     tokio::select! {
                         _ = timer.as_mut() => {}
@@ -543,6 +551,25 @@ mod tests {
         // expiry, at once.
         assert_eq!(a.expired_on(true, timer.as_mut()).await, Expiry::Header);
         assert!(Instant::now() - t0 <= Duration::from_millis(1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_deadline_moved_later_expires_at_the_later_time() {
+        let a = ConnActivity::new(Duration::from_secs(10), Duration::from_secs(90));
+        a.head_progress(false, 1);
+        a.request_started(false);
+        a.request_ended();
+        let mut timer = std::pin::pin!(tokio::time::sleep(Duration::ZERO));
+        let wait =
+            tokio::time::timeout(Duration::from_secs(30), a.expired_on(true, timer.as_mut()));
+        assert!(wait.await.is_err(), "idle for 30 s of 90");
+        // Another request: the idle deadline moves 30 s later; the timer
+        // still set for the old one fires first and must not end it.
+        a.request_started(false);
+        a.request_ended();
+        let t1 = Instant::now();
+        assert_eq!(a.expired_on(true, timer.as_mut()).await, Expiry::Idle);
+        assert_eq!(Instant::now() - t1, Duration::from_secs(90));
     }
 
     /// On the real clock: the deadline of an evicted (or abusive)

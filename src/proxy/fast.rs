@@ -128,20 +128,40 @@ pub async fn forward<W: AsyncWrite + Unpin>(
         // Interim responses go to HTTP/1.1 clients only (RFC 9110 §15.2).
         let hints =
             (client.minor == 1 && to.relay_interim).then_some((&mut *client.to, &mut *client.out));
-        // The connection's timer, moved: a store, not a new timer. The
+        // The connection's timer, not a new one. Set again only when the
+        // deadline comes earlier than where it stands (or it has fired):
+        // each request's deadline is a little later than the last one's,
+        // and a timer left earlier fires early, once, and is set then. The
         // exchange is awaited here rather than passed to a helper: its
         // future is large, and each hand-over is a copy of it.
-        client
-            .timer
-            .as_mut()
-            .reset(deadline(sent_at.into(), proxy.response_timeout));
+        let due = deadline(sent_at.into(), proxy.response_timeout);
+        if client.timer.is_elapsed() || client.timer.deadline() > due {
+            client.timer.as_mut().reset(due);
+        }
         // In a block of its own: the select's output (~240 bytes) is not
         // kept in this future while the response is relayed.
         let (conn, head_len) = {
-            let sent = tokio::select! {
-                biased;
-                r = send(to, server, pool, &mut *client.up, hints, head_request, max_head, sent_at) => Ok(r),
-                () = client.timer.as_mut() => Err(()),
+            let mut sending = std::pin::pin!(send(
+                to,
+                server,
+                pool,
+                &mut *client.up,
+                hints,
+                head_request,
+                max_head,
+                sent_at
+            ));
+            let sent = loop {
+                tokio::select! {
+                    biased;
+                    r = sending.as_mut() => break Ok(r),
+                    () = client.timer.as_mut() => {
+                        if client.timer.deadline() >= due {
+                            break Err(());
+                        }
+                        client.timer.as_mut().reset(due);
+                    }
+                }
             };
             match sent {
                 Ok(Ok(got)) => got,
