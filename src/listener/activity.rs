@@ -398,7 +398,7 @@ impl ConnActivity {
     /// [`Expiry::Idle`] pass `idle: false`, so that only the other reasons
     /// are watched while the connection winds down.
     pub async fn expired(&self, idle: bool) -> Expiry {
-        let timer = std::pin::pin!(tokio::time::sleep(Duration::ZERO));
+        let timer = std::pin::pin!(unset_timer());
         self.expired_on(idle, timer).await
     }
 
@@ -443,6 +443,15 @@ impl ConnActivity {
             }
         }
     }
+}
+
+/// A timer for [`ConnActivity::expired_on`] (or a connection's response
+/// timer) before its first deadline: far off, so that the first deadline
+/// is earlier and sets it. (One set at "now" would fire at once and be set
+/// again, a wasted wake per connection, since a timer is only moved
+/// earlier.)
+pub fn unset_timer() -> tokio::time::Sleep {
+    tokio::time::sleep(Duration::from_secs(86_400 * 365))
 }
 
 /// Wakes a connection's one waiter, its watchdog (every wait on a

@@ -170,8 +170,8 @@ where
     let mut draining = false;
     // The watchdog's timer and the response timer, reused by every
     // request on the connection (no timer armed per request).
-    let mut watch = pin!(tokio::time::sleep(std::time::Duration::ZERO));
-    let mut respond = pin!(tokio::time::sleep(std::time::Duration::ZERO));
+    let mut watch = pin!(super::activity::unset_timer());
+    let mut respond = pin!(super::activity::unset_timer());
     loop {
         // === A request head ===
         let head_len = loop {
