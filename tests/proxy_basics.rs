@@ -81,24 +81,27 @@ async fn only_dead_backends_give_502() {
     );
 }
 
-#[tokio::test]
-async fn slow_backend_gives_504_at_response_timeout() {
+/// A backend that answers `body` after `delay`, and the config of a farm
+/// of it with `response_timeout` set to `timeout`.
+async fn slow_farm(delay: Duration, body: &'static str, timeout: &str) -> (Backend, String) {
     let slow = Backend::with_handler(
         "slow",
-        Arc::new(|_req| {
-            Box::pin(async {
-                tokio::time::sleep(Duration::from_secs(5)).await;
-                text_response(200, "late")
+        Arc::new(move |_req| {
+            Box::pin(async move {
+                tokio::time::sleep(delay).await;
+                text_response(200, body)
             })
         }),
     )
     .await;
-    let cfg = farm_config(
-        "round_robin",
-        &[&slow],
-        "",
-        "proxy:\n  response_timeout: 300ms\n",
-    );
+    let proxy = format!("proxy:\n  response_timeout: {timeout}\n");
+    let cfg = farm_config("round_robin", &[&slow], "", &proxy);
+    (slow, cfg)
+}
+
+#[tokio::test]
+async fn slow_backend_gives_504_at_response_timeout() {
+    let (_slow, cfg) = slow_farm(Duration::from_secs(5), "late", "300ms").await;
     let fg = start(&cfg).await;
     let (status, _, _) = get(&client(), &format!("http://{}/", fg.first_addr())).await;
     assert_eq!(status, StatusCode::GATEWAY_TIMEOUT);
@@ -110,22 +113,7 @@ async fn each_request_on_a_connection_gets_its_whole_response_timeout() {
     // request on the connection starts 1.2 s into the first one's timeout,
     // so the connection's timer, if left at the first request's deadline,
     // fires while the second waits; the second must still get its answer.
-    let slowish = Backend::with_handler(
-        "slowish",
-        Arc::new(|_req| {
-            Box::pin(async {
-                tokio::time::sleep(Duration::from_millis(1200)).await;
-                text_response(200, "ok")
-            })
-        }),
-    )
-    .await;
-    let cfg = farm_config(
-        "round_robin",
-        &[&slowish],
-        "",
-        "proxy:\n  response_timeout: 2s\n",
-    );
+    let (_slow, cfg) = slow_farm(Duration::from_millis(1200), "ok", "2s").await;
     let fg = start(&cfg).await;
     let http = client();
     let url = format!("http://{}/", fg.first_addr());

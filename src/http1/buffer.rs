@@ -47,11 +47,7 @@ thread_local! {
 /// An empty `HeaderMap` with room for `n` fields: a pooled one when the
 /// thread has one (its two tables kept from an earlier request), else new.
 pub fn header_map(n: usize) -> http::HeaderMap {
-    let pooled = MAPS
-        .try_with(|p| p.try_borrow_mut().ok()?.pop())
-        .ok()
-        .flatten();
-    match pooled {
+    match take_from(&MAPS) {
         Some(m) if m.capacity() >= n => m,
         _ => http::HeaderMap::with_capacity(n),
     }
@@ -63,23 +59,13 @@ pub fn recycle_map(mut m: http::HeaderMap) {
         return;
     }
     m.clear();
-    let _ = MAPS.try_with(|p| {
-        if let Ok(mut p) = p.try_borrow_mut() {
-            if p.len() < MAPS_KEPT {
-                p.push(m);
-            }
-        }
-    });
+    keep_in(&MAPS, m, MAPS_KEPT);
 }
 
 /// An empty field table for a connection's request heads: one a closed or
 /// parked connection gave back when the thread has one.
 pub(super) fn field_table() -> Vec<super::Field> {
-    FIELDS
-        .try_with(|p| p.try_borrow_mut().ok()?.pop())
-        .ok()
-        .flatten()
-        .unwrap_or_else(|| Vec::with_capacity(FIELD_TABLE))
+    take_from(&FIELDS).unwrap_or_else(|| Vec::with_capacity(FIELD_TABLE))
 }
 
 /// Gives `v`'s memory back for the thread's next connection (leaving `v`
@@ -90,29 +76,31 @@ pub(super) fn recycle_fields(v: &mut Vec<super::Field>) {
         return;
     }
     v.clear();
-    let _ = FIELDS.try_with(|p| {
-        if let Ok(mut p) = p.try_borrow_mut() {
-            if p.len() < KEEP {
-                p.push(v);
-            }
-        }
-    });
+    keep_in(&FIELDS, v, KEEP);
 }
 
-fn take_from(pool: &'static std::thread::LocalKey<RefCell<Vec<Vec<u8>>>>) -> Option<Vec<u8>> {
+/// A pool's last item, if the thread has one (none while the thread's
+/// locals are torn down).
+fn take_from<T>(pool: &'static std::thread::LocalKey<RefCell<Vec<T>>>) -> Option<T> {
     pool.try_with(|p| p.try_borrow_mut().ok()?.pop())
         .ok()
         .flatten()
 }
 
-fn give_to(pool: &'static std::thread::LocalKey<RefCell<Vec<Vec<u8>>>>, v: Vec<u8>) {
+/// Keeps `item` in `pool` while it holds fewer than `max` (else it is
+/// dropped).
+fn keep_in<T>(pool: &'static std::thread::LocalKey<RefCell<Vec<T>>>, item: T, max: usize) {
     let _ = pool.try_with(|p| {
         if let Ok(mut p) = p.try_borrow_mut() {
-            if p.len() < KEEP {
-                p.push(v);
+            if p.len() < max {
+                p.push(item);
             }
         }
     });
+}
+
+fn give_to(pool: &'static std::thread::LocalKey<RefCell<Vec<Vec<u8>>>>, v: Vec<u8>) {
+    keep_in(pool, v, KEEP);
 }
 
 /// An empty write buffer, with the capacity a previous head left it.
