@@ -81,7 +81,7 @@ pub(super) fn recycle_fields(v: &mut Vec<super::Field>) {
 
 /// A pool's last item, if the thread has one (none while the thread's
 /// locals are torn down).
-fn take_from<T>(pool: &'static std::thread::LocalKey<RefCell<Vec<T>>>) -> Option<T> {
+pub fn take_from<T>(pool: &'static std::thread::LocalKey<RefCell<Vec<T>>>) -> Option<T> {
     pool.try_with(|p| p.try_borrow_mut().ok()?.pop())
         .ok()
         .flatten()
@@ -89,7 +89,7 @@ fn take_from<T>(pool: &'static std::thread::LocalKey<RefCell<Vec<T>>>) -> Option
 
 /// Keeps `item` in `pool` while it holds fewer than `max` (else it is
 /// dropped).
-fn keep_in<T>(pool: &'static std::thread::LocalKey<RefCell<Vec<T>>>, item: T, max: usize) {
+pub fn keep_in<T>(pool: &'static std::thread::LocalKey<RefCell<Vec<T>>>, item: T, max: usize) {
     let _ = pool.try_with(|p| {
         if let Ok(mut p) = p.try_borrow_mut() {
             if p.len() < max {

@@ -57,10 +57,7 @@ struct NameTable(Vec<HeaderName>);
 
 impl NameTable {
     fn new() -> Self {
-        let pooled = NAME_TABLES
-            .try_with(|p| p.try_borrow_mut().ok()?.pop())
-            .ok()
-            .flatten();
+        let pooled = buffer::take_from(&NAME_TABLES);
         // Small to start (a waiting connection holds it); grown tables
         // come back to the pool as they are.
         NameTable(pooled.unwrap_or_else(|| Vec::with_capacity(4)))
@@ -74,13 +71,7 @@ impl Drop for NameTable {
             return;
         }
         names.clear();
-        let _ = NAME_TABLES.try_with(|p| {
-            if let Ok(mut p) = p.try_borrow_mut() {
-                if p.len() < 64 {
-                    p.push(names);
-                }
-            }
-        });
+        buffer::keep_in(&NAME_TABLES, names, 64);
     }
 }
 
