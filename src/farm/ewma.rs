@@ -84,7 +84,7 @@ impl PeakEwma {
         self.observe_at(latency, now_ns());
     }
 
-    pub fn observe_at(&self, latency: Duration, now: u64) {
+    pub(crate) fn observe_at(&self, latency: Duration, now: u64) {
         let rtt = (latency.as_nanos() as f64).max(1.0);
         let prev = self.stamp.swap(now, Ordering::AcqRel);
         let elapsed = now.saturating_sub(prev) as f64;

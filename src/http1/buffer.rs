@@ -99,10 +99,6 @@ pub fn keep_in<T>(pool: &'static std::thread::LocalKey<RefCell<Vec<T>>>, item: T
     });
 }
 
-fn give_to(pool: &'static std::thread::LocalKey<RefCell<Vec<Vec<u8>>>>, v: Vec<u8>) {
-    keep_in(pool, v, KEEP);
-}
-
 /// An empty write buffer, with the capacity a previous head left it.
 pub fn scratch() -> Vec<u8> {
     take_from(&SCRATCH).unwrap_or_default()
@@ -124,7 +120,7 @@ pub fn recycle(v: &mut Vec<u8>) {
     let mut v = std::mem::take(v);
     if v.capacity() != 0 && v.capacity() <= SCRATCH_MAX {
         v.clear();
-        give_to(&SCRATCH, v);
+        keep_in(&SCRATCH, v, KEEP);
     }
 }
 
@@ -214,7 +210,7 @@ impl ReadBuf {
 impl Drop for ReadBuf {
     fn drop(&mut self) {
         if self.data.len() == POOLED {
-            give_to(&READ, std::mem::take(&mut self.data));
+            keep_in(&READ, std::mem::take(&mut self.data), KEEP);
         }
     }
 }

@@ -358,8 +358,8 @@ where
             ),
         ))
         .await;
-        // What the exchange left of the request (a body it did not take
-        // ends here, before the read side is looked for).
+        // What the exchange left of the request ends here (a body it did
+        // not take holds the client's read half until then).
         drop(req);
         buffer::recycle(&mut out);
         buffer::recycle(&mut up);
