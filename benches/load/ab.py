@@ -2,7 +2,7 @@
 """A/B of farmgate binaries: CPU per request split into user and kernel time.
 
 Runs two or more farmgate binaries (and nginx with --nginx) side by side in front of the
-load benchmark's backends, one worker each, and interleaves wrk runs over them round
+load benchmark's backends, one worker each (--workers N: N each), and interleaves wrk runs over them round
 after round, so that the machine's drift hits every binary alike. Prints, per scenario
 and binary, the median CPU microseconds per request (utime+stime from /proc), its user
 and kernel parts, requests per second, and every round's total. With --syscalls, each
@@ -13,7 +13,7 @@ This is the tool for "did this commit make a request cheaper": the full benchmar
 (run.py) is for the figures against the peers.
 
 Usage: benches/load/ab.py [--rounds 4] [--dur 4] [--scen s64,s256,k64,k256,new]
-                          [--nginx] [--syscalls] BINARY BINARY [...]
+                          [--nginx] [--syscalls] [--workers N] BINARY BINARY [...]
 Scenarios: s64/s256 small body at 64/256 keep-alive connections, k64/k256 16 KiB
 body, new: small body with a new connection per request (64 at once).
 Needs nginx and wrk (Debian packages nginx, wrk); perf for --syscalls.
@@ -71,6 +71,8 @@ def main():
     ap.add_argument("--scen", default="s64,s256,k64,k256")
     ap.add_argument("--nginx", action="store_true", help="nginx (one worker) in the same rounds")
     ap.add_argument("--syscalls", action="store_true", help="count syscalls per request by name")
+    ap.add_argument("--workers", type=int, default=1,
+                    help="farmgate's runtime.worker_threads and nginx's worker_processes")
     ap.add_argument("--port-base", type=int, default=23000)
     ap.add_argument("binaries", nargs="+")
     args = ap.parse_args()
@@ -89,13 +91,13 @@ def main():
         for i, binary in enumerate(args.binaries):
             port = args.port_base + 500 + i
             cfg = run.render("farmgate.yaml", f"{work}/farmgate{i}.yaml", DIR=work, ACCESS="off", PORT=port,
-                             TLS_PORT=args.port_base + 600 + i, WORKERS=1, **bk, **tls)
+                             TLS_PORT=args.port_base + 600 + i, WORKERS=args.workers, **bk, **tls)
             name = f"{i}:{os.path.basename(binary)}"
             targets[name] = (run.start([binary, "run", "--config", cfg], [port], f"{work}/farmgate{i}.out"), port)
         if args.nginx:
             port = args.port_base + 590
             cfg = run.render("nginx-proxy.conf", f"{work}/proxy.conf", DIR=work, PORT=port,
-                             TLS_PORT=args.port_base + 591, WORKERS=1, **bk, **tls)
+                             TLS_PORT=args.port_base + 591, WORKERS=args.workers, **bk, **tls)
             targets["nginx"] = (run.start([run.tool("nginx"), "-c", cfg, "-p", work], [port], f"{work}/nginx.out"),
                                 port)
         results = {}

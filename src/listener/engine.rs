@@ -389,8 +389,10 @@ where
         };
         stream = s;
         if !served || draining {
-            let _ =
-                tokio::time::timeout(std::time::Duration::from_secs(1), stream.shutdown()).await;
+            if !stream.ends_on_drop() {
+                let wait = std::time::Duration::from_secs(1);
+                let _ = tokio::time::timeout(wait, stream.shutdown()).await;
+            }
             return Next::Close;
         }
     }

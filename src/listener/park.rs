@@ -35,6 +35,13 @@ pub trait Parkable {
     fn waits_unbuffered(&self) -> bool {
         false
     }
+
+    /// Does dropping the stream end it cleanly for the client? (A plain
+    /// socket: its close sends the FIN, so a shutdown first is only a
+    /// syscall more. TLS must say close_notify first.)
+    fn ends_on_drop(&self) -> bool {
+        false
+    }
 }
 
 impl Parkable for TcpStream {
@@ -43,6 +50,10 @@ impl Parkable for TcpStream {
     }
 
     fn waits_unbuffered(&self) -> bool {
+        true
+    }
+
+    fn ends_on_drop(&self) -> bool {
         true
     }
 }
