@@ -15,6 +15,7 @@ With one connection (instructions.py) a working set that does not fit the caches
 three requests in four at 256 connections (docs/performance.md, sixth round).
 
 Usage: benches/load/cachesim.py [--proxy farmgate|nginx] [--binary PATH] [--conns 256]
+                                [--new-connections]
                                 [--secs 10] [--warm 5] [--ll BYTES] [--out FILE]
 Needs valgrind (Debian package valgrind), nginx, wrk.
 """
@@ -46,6 +47,8 @@ def main():
     ap.add_argument("--proxy", default="farmgate", choices=["farmgate", "nginx"])
     ap.add_argument("--binary", default=os.path.join(run.ROOT, "target/release/farmgate"))
     ap.add_argument("--conns", type=int, default=256)
+    ap.add_argument("--new-connections", action="store_true",
+                    help="a new connection per request (Connection: close), --conns at once")
     ap.add_argument("--secs", type=int, default=10)
     ap.add_argument("--warm", type=int, default=5)
     ap.add_argument("--ll", type=int, default=2 << 20, help="last-level cache bytes (16-way)")
@@ -72,9 +75,9 @@ def main():
               f"--callgrind-out-file={out}", "--instr-atstart=no"]
         p = instructions.start_under_valgrind(vg + cmd, port, f"{work}/{args.proxy}.out", args.proxy)
         url = f"http://127.0.0.1:{port}{args.path}"
-        run.wrk(url, args.conns, False, args.warm)
+        run.wrk(url, args.conns, args.new_connections, args.warm)
         subprocess.run(["callgrind_control", "-i", "on", str(p.pid)], capture_output=True, timeout=60, check=True)
-        w = run.wrk(url, args.conns, False, args.secs)
+        w = run.wrk(url, args.conns, args.new_connections, args.secs)
         os.killpg(p.pid, 15)
         p.wait(timeout=120)
         s = summary(out)
