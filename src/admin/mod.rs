@@ -57,5 +57,5 @@ pub fn spawn(listener: TcpListener, gw: Arc<Gateway>) -> std::io::Result<Listene
             });
         }
     });
-    ListenerHandle::new("admin".into(), &*socket, socket.local_addr()?, stop, task)
+    ListenerHandle::new("admin".into(), &socket, stop, task)
 }

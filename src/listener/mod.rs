@@ -10,7 +10,6 @@
 //! the refusal of what it flags (`service.rs`), and hyper's own HTTP/1 and
 //! HTTP/2 limits (`http_builder`).
 
-mod accept;
 pub mod activity;
 mod engine;
 mod engine_body;
@@ -108,18 +107,17 @@ pub struct ListenerHandle {
 }
 
 impl ListenerHandle {
-    /// `listener` is the socket, bound to `local_addr`, that the accept
-    /// loop `task` serves.
+    /// `listener` is the socket the accept loop `task` serves.
     pub fn new(
         name: Arc<str>,
-        listener: &impl std::os::fd::AsFd,
-        local_addr: SocketAddr,
+        listener: &TcpListener,
         stop: watch::Sender<bool>,
         task: JoinHandle<()>,
     ) -> std::io::Result<ListenerHandle> {
+        use std::os::fd::AsFd;
         Ok(ListenerHandle {
             name,
-            local_addr,
+            local_addr: listener.local_addr()?,
             stop,
             task,
             socket: Mutex::new(Some(listener.as_fd().try_clone_to_owned()?)),
@@ -324,9 +322,10 @@ pub fn spawn(
     let task_tls = tls;
     let conns = gw.connections.listener(&name);
     let nodelay_each = !nodelay_inherited(&listener);
-    let listener = accept::Acceptor::new(listener)?;
-    let handle_fd = listener.dup()?;
+    let socket = std::sync::Arc::new(listener);
+    let accepting = socket.clone();
     let task = tokio::spawn(async move {
+        let listener = accepting;
         let mut generation = gw.generation();
         let mut builder = Arc::new(http_builder(&gw));
         // One wait for the stop for the whole loop: made and registered
@@ -425,9 +424,8 @@ pub fn spawn(
             }
         }
     });
-    ListenerHandle::new(name, &handle_fd, local_addr, stop, task)
+    ListenerHandle::new(name, &socket, stop, task)
 }
-
 
 /// The settings a new connection of a listener gets from the current
 /// snapshot.
@@ -780,6 +778,9 @@ mod tests {
             .await
             .unwrap();
         let (accepted, _) = plain.accept().await.unwrap();
-        assert!(!accepted.nodelay().unwrap(), "off unless the listener has it");
+        assert!(
+            !accepted.nodelay().unwrap(),
+            "off unless the listener has it"
+        );
     }
 }

@@ -11,7 +11,7 @@
 //! The accept loops, health checks, the admin API and the other tasks of
 //! the process run on the main thread's runtime, which is serving thread
 //! 0; each accepted connection goes to the serving thread with the fewest
-//! open connections, and is registered with that thread's reactor only.
+//! open connections (its socket moves to that thread's reactor).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -84,10 +84,9 @@ pub fn start(n: usize) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Hands the accepted `stream` (registered with no reactor yet) to
-/// `serve` on the serving thread with the fewest open connections (on this
-/// thread when there is only one), registered with that thread's reactor.
-pub(super) fn place<F>(stream: std::net::TcpStream, serve: F)
+/// Hands the accepted `stream` to `serve` on the serving thread with the
+/// fewest open connections (on this thread when there is only one).
+pub(super) fn place<F>(stream: TcpStream, serve: F)
 where
     F: FnOnce(TcpStream, Option<Placed>) + Send + 'static,
 {
@@ -101,24 +100,24 @@ where
         // One serving thread (or a runtime this module did not start).
         let open = ALONE.get_or_init(Arc::default);
         open.fetch_add(1, Ordering::Relaxed);
-        let placed = Placed(open.clone());
-        return register(stream, move |s| serve(s, Some(placed)));
+        return serve(stream, Some(Placed(open.clone())));
     };
     to.open.fetch_add(1, Ordering::Relaxed);
     let placed = Placed(to.open.clone());
     if i == crate::ground::worker::index() {
-        return register(stream, move |s| serve(s, Some(placed)));
+        return serve(stream, Some(placed));
     }
-    to.handle
-        .spawn(async move { register(stream, move |s| serve(s, Some(placed))) });
-}
-
-/// `stream` registered with the current thread's reactor, to `serve`.
-fn register(stream: std::net::TcpStream, serve: impl FnOnce(TcpStream)) {
-    match TcpStream::from_std(stream) {
-        Ok(s) => serve(s),
-        Err(e) => tracing::warn!("closed: cannot serve the connection: {e}"),
-    }
+    // Out of this thread's reactor and into the other's.
+    let stream = match stream.into_std() {
+        Ok(s) => s,
+        Err(e) => return tracing::debug!("closed: cannot move the connection: {e}"),
+    };
+    to.handle.spawn(async move {
+        match TcpStream::from_std(stream) {
+            Ok(s) => serve(s, Some(placed)),
+            Err(e) => tracing::warn!("closed: cannot serve the connection on its thread: {e}"),
+        }
+    });
 }
 
 /// Open connections per serving thread (`farmgate_serving_thread_connections`).
