@@ -2,8 +2,8 @@
 """A/B of farmgate binaries: CPU per request split into user and kernel time.
 
 Runs two or more farmgate binaries (and nginx with --nginx) side by side in front of the
-load benchmark's backends, one worker each (--workers N: N each), and interleaves wrk runs over them round
-after round, so that the machine's drift hits every binary alike. Prints, per scenario
+load benchmark's backends, one worker each (--workers N: N each), and interleaves wrk
+runs over them round after round, so that the machine's drift hits every binary alike. Prints, per scenario
 and binary, the median CPU microseconds per request (utime+stime from /proc), its user
 and kernel parts, requests per second, and every round's total. With --syscalls, each
 run also counts the syscalls per request by name (perf's syscalls:sys_enter_*
@@ -69,7 +69,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--dur", type=int, default=4, help="seconds per wrk run")
     ap.add_argument("--scen", default="s64,s256,k64,k256")
-    ap.add_argument("--nginx", action="store_true", help="nginx (one worker) in the same rounds")
+    ap.add_argument("--nginx", action="store_true", help="nginx (as many workers as --workers) in the same rounds")
     ap.add_argument("--syscalls", action="store_true", help="count syscalls per request by name")
     ap.add_argument("--workers", type=int, default=1,
                     help="farmgate's runtime.worker_threads and nginx's worker_processes")
