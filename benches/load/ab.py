@@ -3,11 +3,12 @@
 
 Runs two or more farmgate binaries (and nginx with --nginx) side by side in front of the
 load benchmark's backends, one worker each (--workers N: N each), and interleaves wrk
-runs over them round after round, so that the machine's drift hits every binary alike. Prints, per scenario
-and binary, the median CPU microseconds per request (utime+stime from /proc), its user
-and kernel parts, requests per second, and every round's total. With --syscalls, each
-run also counts the syscalls per request by name (perf's syscalls:sys_enter_*
-tracepoints; tracing inflates CPU, so read those rounds' CPU with care).
+runs over them round after round, so that the machine's drift hits every binary alike.
+Prints, per scenario and binary, the median CPU microseconds per request (utime+stime
+from /proc), its user and kernel parts, requests per second, and every round's total.
+With --syscalls, each run also counts the syscalls per request by name (perf's
+syscalls:sys_enter_* tracepoints; tracing inflates CPU, so read those rounds' CPU with
+care).
 
 This is the tool for "did this commit make a request cheaper": the full benchmark
 (run.py) is for the figures against the peers.
